@@ -1,0 +1,200 @@
+//! Who is making the request (auth token, session, remember-me cookie), and signing a user into
+//! or out of the session.
+
+use std::sync::Arc;
+
+use axum::http::HeaderMap;
+use serde::{Deserialize, Serialize};
+
+use crate::config::SecurityConfig;
+use crate::context::{AuthContext, AuthMethod, AuthUser};
+use crate::model::User;
+use crate::security::Security;
+use crate::session_store::USER_ID_KEY;
+
+const UNIQUIFIER_KEY: &str = "_fs_uid";
+const AUTH_AT_KEY: &str = "_auth_at";
+const REMEMBER_SALT: &str = "remember-salt";
+
+#[derive(Serialize, Deserialize)]
+struct RememberPayload {
+    uid: String,
+}
+
+/// Loads an active user and their roles by `fs_uniquifier`.
+pub(crate) async fn load_user(
+    security: &Security,
+    uniquifier: &str,
+    method: AuthMethod,
+) -> crate::Result<Option<Arc<AuthUser>>> {
+    let found = security
+        .datastore()
+        .user_with_roles_by_uniquifier(uniquifier)
+        .await?;
+    Ok(found
+        .filter(|(user, _)| user.active)
+        .map(|(user, roles)| Arc::new(AuthUser { user, roles, method })))
+}
+
+/// Resolves the requester: auth token first, then the session, then the remember-me cookie.
+pub(crate) async fn authenticate(
+    ctx: &AuthContext,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> crate::Result<Option<Arc<AuthUser>>> {
+    let security = &ctx.security;
+    let config = security.config();
+    let token = headers
+        .get(config.token_header.as_str())
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| {
+            query.and_then(|q| {
+                url::form_urlencoded::parse(q.as_bytes())
+                    .find(|(k, _)| *k == config.token_query_key.as_str())
+                    .map(|(_, v)| v.into_owned())
+            })
+        });
+    if let Some(token) = token {
+        if let Some(uid) = crate::auth_token::verify(security, &token) {
+            if let Some(user) = load_user(security, &uid, AuthMethod::Token).await? {
+                return Ok(Some(user));
+            }
+        }
+    }
+    if ctx.session.id().is_some() {
+        if let Some(uid) = ctx.session.get::<String>(UNIQUIFIER_KEY).await? {
+            match load_user(security, &uid, AuthMethod::Session).await? {
+                Some(user) => return Ok(Some(user)),
+                None => {
+                    // The user was deleted, deactivated or signed out everywhere.
+                    forget_user(ctx).await?;
+                }
+            }
+        }
+    }
+    if let Some(cookie) = crate::layer::read_cookie(headers, &config.remember_cookie_name) {
+        let payload = security.signer().verify::<RememberPayload>(
+            REMEMBER_SALT,
+            cookie,
+            Some(config.remember_cookie_duration),
+            security.clock().now(),
+        );
+        let user = match payload {
+            Ok(payload) => load_user(security, &payload.uid, AuthMethod::Session).await?,
+            Err(_) => None,
+        };
+        match user {
+            Some(user) => {
+                attach_to_session(ctx, &user.user).await?;
+                return Ok(Some(user));
+            }
+            None => ctx.set_cookie(expired_cookie(config, &config.remember_cookie_name, true)),
+        }
+    }
+    Ok(None)
+}
+
+async fn forget_user(ctx: &AuthContext) -> crate::Result<()> {
+    for key in [UNIQUIFIER_KEY, USER_ID_KEY, AUTH_AT_KEY] {
+        ctx.session.remove_value(key).await?;
+    }
+    Ok(())
+}
+
+/// Puts `user` into a fresh session id (fixation defence) with a new CSRF secret.
+async fn attach_to_session(ctx: &AuthContext, user: &User) -> crate::Result<String> {
+    if ctx.session.id().is_some() {
+        ctx.session.cycle_id().await?;
+    }
+    ctx.session.insert(USER_ID_KEY, user.id).await?;
+    ctx.session.insert(UNIQUIFIER_KEY, &user.fs_uniquifier).await?;
+    ctx.session
+        .insert(AUTH_AT_KEY, ctx.security.clock().now().unix_timestamp())
+        .await?;
+    let csrf = crate::csrf::rotate(ctx).await?;
+    ctx.set_cookie(xsrf_cookie(ctx.security.config(), csrf.clone()));
+    Ok(csrf)
+}
+
+/// Signs `user` in: new session id, CSRF secret rotated, `XSRF-TOKEN` cookie, remember-me cookie
+/// when asked, trackable fields updated. Returns the new CSRF token.
+pub async fn login_user(ctx: &AuthContext, user: &User, remember: bool) -> crate::Result<String> {
+    let security = &ctx.security;
+    let config = security.config();
+    let csrf = attach_to_session(ctx, user).await?;
+    if remember {
+        let token = security.signer().sign(
+            REMEMBER_SALT,
+            &RememberPayload {
+                uid: user.fs_uniquifier.clone(),
+            },
+            security.clock().now(),
+        )?;
+        let max_age = time::Duration::seconds(
+            i64::try_from(config.remember_cookie_duration.as_secs()).unwrap_or(i64::MAX),
+        );
+        ctx.set_cookie(
+            cookie::Cookie::build((config.remember_cookie_name.clone(), token))
+                .path("/")
+                .http_only(true)
+                .secure(config.cookie_secure)
+                .same_site(cookie::SameSite::Lax)
+                .max_age(max_age)
+                .build(),
+        );
+    }
+    if config.trackable {
+        let ip = ctx.client_ip.map(|ip| ip.to_string());
+        security
+            .datastore()
+            .record_login(user.id, ip.as_deref(), security.now_naive())
+            .await?;
+    }
+    Ok(csrf)
+}
+
+/// Re-binds the current session to `user` after their uniquifier changed (password change), so
+/// this session stays signed in while every other one dies.
+pub async fn refresh_session_user(ctx: &AuthContext, user: &User) -> crate::Result<String> {
+    attach_to_session(ctx, user).await
+}
+
+/// Signs out: the session is destroyed and the session, `XSRF-TOKEN` and remember cookies are
+/// deleted.
+pub async fn logout_user(ctx: &AuthContext) -> crate::Result<()> {
+    let config = ctx.security.config();
+    if ctx.session.id().is_some() {
+        ctx.session.flush().await?;
+    }
+    ctx.set_cookie(expired_cookie(config, &config.session_cookie_name, true));
+    ctx.set_cookie(expired_xsrf_cookie(config));
+    ctx.set_cookie(expired_cookie(config, &config.remember_cookie_name, true));
+    Ok(())
+}
+
+/// The `XSRF-TOKEN` cookie (readable by scripts, `SameSite=Strict`).
+pub(crate) fn xsrf_cookie(config: &SecurityConfig, token: String) -> cookie::Cookie<'static> {
+    cookie::Cookie::build((config.csrf_cookie_name.clone(), token))
+        .path("/")
+        .secure(config.cookie_secure)
+        .same_site(cookie::SameSite::Strict)
+        .build()
+}
+
+fn expired_xsrf_cookie(config: &SecurityConfig) -> cookie::Cookie<'static> {
+    let mut c = xsrf_cookie(config, String::new());
+    c.make_removal();
+    c
+}
+
+/// A cookie that deletes `name`.
+pub(crate) fn expired_cookie(config: &SecurityConfig, name: &str, http_only: bool) -> cookie::Cookie<'static> {
+    let mut c = cookie::Cookie::build((name.to_owned(), String::new()))
+        .path("/")
+        .http_only(http_only)
+        .secure(config.cookie_secure)
+        .build();
+    c.make_removal();
+    c
+}

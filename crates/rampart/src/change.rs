@@ -1,0 +1,110 @@
+//! Change password (`GET|POST SECURITY_CHANGE_URL`, default `/change`), Flask-Security's
+//! `change_password` view. Signed-in users only (session with CSRF, or auth token).
+//!
+//! A change rotates `fs_uniquifier`: every other session and every auth token issued before dies,
+//! while the calling session is moved to a fresh id and stays signed in. The user is mailed a
+//! `change_notice`.
+//!
+//! Template: `security/change_password.html`. Mail: `change_notice`.
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use minijinja::context;
+use serde_json::{Value, json};
+
+use crate::config::SecurityConfig;
+use crate::context::{AuthContext, AuthMethod};
+use crate::extract::CurrentUser;
+use crate::forms::{FieldErrors, FormInput};
+use crate::model::User;
+use crate::security::Security;
+
+pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
+    Router::new().route(&config.url(&config.change_url), get(get_change).post(post_change))
+}
+
+/// Validates a change of password for `user`, checking the current one on the hashing pool.
+pub async fn validate(security: &Security, user: &User, input: &mut FormInput) -> crate::Result<Result<String, FieldErrors>> {
+    let current = input.text("password");
+    let new_password = input.text("new_password");
+    let confirm = input.text("new_password_confirm");
+    let mut errors = input.take_errors();
+    if current.as_deref().is_none_or(str::is_empty) && !errors.has("password") {
+        errors.add("password", security.msg("PASSWORD_NOT_PROVIDED", &[]));
+    }
+    crate::register::new_password_errors(
+        security,
+        &mut errors,
+        new_password.as_deref(),
+        confirm.as_deref(),
+        "new_password",
+        "new_password_confirm",
+    );
+    if let (Some(current), Some(hash)) = (current.as_deref().filter(|c| !c.is_empty()), user.password.as_deref()) {
+        if !security.hasher().verify(current, hash).await?.valid {
+            errors.add("password", security.msg("INVALID_PASSWORD", &[]));
+        } else if new_password.as_deref() == Some(current) {
+            errors.add("password", security.msg("PASSWORD_IS_THE_SAME", &[]));
+        }
+    } else if user.password.is_none() && current.is_some() {
+        errors.add("password", security.msg("INVALID_PASSWORD", &[]));
+    }
+    Ok(errors.into_result().map(|()| new_password.unwrap_or_default()))
+}
+
+async fn get_change(ctx: AuthContext, user: CurrentUser) -> crate::Result<Response> {
+    if ctx.is_json() {
+        let mut response = ctx.json_base().await?;
+        response.insert("active_password".into(), Value::Bool(user.user.password.is_some()));
+        response.insert("user".into(), ctx.user_payload(&user, false)?);
+        return Ok(crate::reply::json_ok(response));
+    }
+    crate::templates::form_page(&ctx, "security/change_password.html", Value::Null, &FieldErrors::new(), context! {}).await
+}
+
+async fn post_change(ctx: AuthContext, user: CurrentUser, mut input: FormInput) -> crate::Result<Response> {
+    let security = ctx.security().clone();
+    let config = security.config();
+    let new_password = match validate(&security, &user.user, &mut input).await? {
+        Ok(password) => password,
+        Err(errors) => {
+            if ctx.is_json() {
+                return Ok(crate::reply::json_errors(StatusCode::BAD_REQUEST, &[], Some(&errors)));
+            }
+            return crate::templates::form_page(&ctx, "security/change_password.html", json!({}), &errors, context! {}).await;
+        }
+    };
+    let uniquifier = crate::recover::set_new_password(&security, &user.user, &new_password).await?;
+    let mut updated = user.user.clone();
+    updated.fs_uniquifier = uniquifier;
+    let csrf = if user.method == AuthMethod::Session {
+        crate::auth::refresh_session_user(&ctx, &updated).await?
+    } else {
+        ctx.csrf_token().await?
+    };
+    if config.send_password_change_email {
+        let recovery_link = config
+            .recoverable
+            .then(|| ctx.external_url(&config.url(&config.reset_url)));
+        crate::notify::send(
+            &security,
+            "change_notice",
+            &updated.email,
+            context! { user => crate::register::user_context(&updated), recovery_link => recovery_link, app_name => config.app_name },
+        )?;
+    }
+    if ctx.is_json() {
+        let auth_user = crate::context::AuthUser {
+            user: updated,
+            roles: user.roles.clone(),
+            method: user.method,
+        };
+        let response = json!({"csrf_token": csrf, "user": ctx.user_payload(&auth_user, false)?});
+        return Ok(crate::reply::json(StatusCode::OK, response));
+    }
+    ctx.flash("success", &security.msg("PASSWORD_CHANGE", &[])).await?;
+    let target = config.post_change_view.clone().unwrap_or_else(|| config.url(&config.change_url));
+    Ok(crate::reply::redirect(&target))
+}

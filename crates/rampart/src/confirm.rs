@@ -1,0 +1,184 @@
+//! Email confirmation: the link from the `welcome` mail (`GET /confirm/<token>`) and resending it
+//! (`GET|POST /confirm`), Flask-Security's `confirm_email` and `send_confirmation` views.
+//!
+//! The token is signed and expires after `SECURITY_CONFIRM_EMAIL_WITHIN`; it carries the user's
+//! uniquifier and a keyed digest of the email, and is refused once the address is confirmed, so
+//! each link works once. An expired link mails a fresh one.
+//!
+//! Templates: `security/send_confirmation.html`. Mails: `confirmation_instructions`.
+
+use axum::Router;
+use axum::extract::Path;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use minijinja::context;
+use serde_json::{Value, json};
+
+use crate::config::SecurityConfig;
+use crate::context::AuthContext;
+use crate::forms::{FieldErrors, FormInput};
+use crate::model::User;
+use crate::security::Security;
+use crate::token::TokenError;
+
+const SALT: &str = "confirm-salt";
+
+pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
+    let base = config.url(&config.confirm_url);
+    Router::new()
+        .route(&base, get(get_send_confirmation).post(post_send_confirmation))
+        .route(&format!("{base}/{{token}}"), get(get_confirm))
+}
+
+/// The path of a fresh confirmation link for `user` (`/confirm/<token>`).
+pub fn confirmation_path(security: &Security, user: &User) -> crate::Result<String> {
+    let payload = (user.fs_uniquifier.clone(), security.signer().hash_data(&user.email));
+    let token = security.signer().sign(SALT, &payload, security.clock().now())?;
+    let config = security.config();
+    Ok(format!("{}/{token}", config.url(&config.confirm_url)))
+}
+
+/// What a confirmation link turned out to be.
+#[derive(Debug)]
+pub enum ConfirmOutcome {
+    /// The email is now confirmed.
+    Confirmed(User),
+    /// Genuine but too old: a new link was mailed to the user.
+    Expired(User),
+    /// Forged, used, or for an address that changed.
+    Invalid,
+}
+
+/// Checks a confirmation token and confirms the user's email.
+pub async fn confirm_email(
+    security: &Security,
+    token: &str,
+    link: &(dyn Fn(&str) -> String + Sync),
+) -> crate::Result<ConfirmOutcome> {
+    let signer = security.signer();
+    let now = security.clock().now();
+    let within = security.config().confirm_email_within;
+    let (payload, expired) = match signer.verify::<(String, String)>(SALT, token, Some(within), now) {
+        Ok(payload) => (payload, false),
+        Err(TokenError::Expired) => match signer.verify::<(String, String)>(SALT, token, None, now) {
+            Ok(payload) => (payload, true),
+            Err(_) => return Ok(ConfirmOutcome::Invalid),
+        },
+        Err(_) => return Ok(ConfirmOutcome::Invalid),
+    };
+    let (uniquifier, email_digest) = payload;
+    let Some(user) = security.datastore().user_by_uniquifier(&uniquifier).await? else {
+        return Ok(ConfirmOutcome::Invalid);
+    };
+    if user.confirmed_at.is_some() || !signer.verify_hash_data(&user.email, &email_digest) {
+        return Ok(ConfirmOutcome::Invalid);
+    }
+    if expired {
+        send_instructions(security, &user, link)?;
+        return Ok(ConfirmOutcome::Expired(user));
+    }
+    security.datastore().confirm_user(user.id, security.now_naive()).await?;
+    Ok(ConfirmOutcome::Confirmed(user))
+}
+
+/// Mails `confirmation_instructions` with a fresh link.
+pub fn send_instructions(security: &Security, user: &User, link: &(dyn Fn(&str) -> String + Sync)) -> crate::Result<()> {
+    let confirmation_link = link(&confirmation_path(security, user)?);
+    crate::notify::send(
+        security,
+        "confirmation_instructions",
+        &user.email,
+        context! {
+            user => crate::register::user_context(user),
+            confirmation_link => confirmation_link,
+            app_name => security.config().app_name,
+        },
+    )
+}
+
+/// Resends confirmation instructions for `email`. `Err` holds the detailed error (unknown user,
+/// already confirmed), which callers hide when generic responses are on.
+pub async fn resend_confirmation(
+    security: &Security,
+    email: &str,
+    link: &(dyn Fn(&str) -> String + Sync),
+) -> crate::Result<Result<(), FieldErrors>> {
+    let Some(user) = security.datastore().user_by_email(email).await? else {
+        return Ok(Err(FieldErrors::single("email", security.msg("USER_DOES_NOT_EXIST", &[]))));
+    };
+    if user.confirmed_at.is_some() {
+        return Ok(Err(FieldErrors::single("email", security.msg("ALREADY_CONFIRMED", &[]))));
+    }
+    send_instructions(security, &user, link)?;
+    Ok(Ok(()))
+}
+
+async fn get_confirm(ctx: AuthContext, Path(token): Path<String>) -> crate::Result<Response> {
+    let security = ctx.security().clone();
+    let config = security.config();
+    let confirm_url = config.url(&config.confirm_url);
+    match confirm_email(&security, &token, &|path| ctx.external_url(path)).await? {
+        ConfirmOutcome::Confirmed(_) => {
+            ctx.flash("success", &security.msg("EMAIL_CONFIRMED", &[])).await?;
+            let target = config
+                .post_confirm_view
+                .clone()
+                .unwrap_or_else(|| config.url(&config.login_url));
+            Ok(crate::reply::redirect(&target))
+        }
+        ConfirmOutcome::Expired(user) => {
+            let within = crate::recover::describe_duration(config.confirm_email_within);
+            let message = security.msg("CONFIRMATION_EXPIRED", &[("within", &within), ("email", &user.email)]);
+            ctx.flash("error", &message).await?;
+            Ok(crate::reply::redirect(&confirm_url))
+        }
+        ConfirmOutcome::Invalid => {
+            ctx.flash("error", &security.msg("INVALID_CONFIRMATION_TOKEN", &[])).await?;
+            Ok(crate::reply::redirect(&confirm_url))
+        }
+    }
+}
+
+async fn get_send_confirmation(ctx: AuthContext) -> crate::Result<Response> {
+    if ctx.is_json() {
+        return Ok(crate::reply::json_ok(ctx.json_base().await?));
+    }
+    crate::templates::form_page(&ctx, "security/send_confirmation.html", Value::Null, &FieldErrors::new(), context! {}).await
+}
+
+async fn post_send_confirmation(ctx: AuthContext, mut input: FormInput) -> crate::Result<Response> {
+    let security = ctx.security().clone();
+    let email = input.text("email").map(|e| e.trim().to_owned()).unwrap_or_default();
+    let mut errors = input.take_errors();
+    if !errors.has("email") {
+        if let Some(message) = crate::register::email_error(&security, &email) {
+            errors.add("email", message);
+        }
+    }
+    if errors.is_empty() {
+        if let Err(detailed) = resend_confirmation(&security, &email, &|path| ctx.external_url(path)).await? {
+            if !security.config().return_generic_responses {
+                errors = detailed;
+            }
+        }
+    }
+    if !errors.is_empty() {
+        if ctx.is_json() {
+            return Ok(crate::reply::json_errors(StatusCode::BAD_REQUEST, &[], Some(&errors)));
+        }
+        let values = json!({ "email": email });
+        return crate::templates::form_page(&ctx, "security/send_confirmation.html", values, &errors, context! {}).await;
+    }
+    if ctx.is_json() {
+        return Ok(crate::reply::json_ok(ctx.json_base().await?));
+    }
+    let message = if security.config().return_generic_responses {
+        security.msg("CONFIRMATION_LINK_SENT_GENERIC", &[])
+    } else {
+        security.msg("CONFIRMATION_REQUEST", &[("email", &email)])
+    };
+    ctx.flash("info", &message).await?;
+    let config = security.config();
+    Ok(crate::reply::redirect(&config.url(&config.login_url)))
+}

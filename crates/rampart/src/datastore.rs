@@ -1,0 +1,337 @@
+//! The datastore: users, roles, sessions and rate limits in SQLite or PostgreSQL, through sqlx.
+//!
+//! Tables follow Flask-Security's `fsqla_v3` models (`user`, `role`, `roles_users`, `webauthn`, same
+//! names and columns, naive UTC datetimes, comma separated `permissions`), so a database created by
+//! Flask-Security opens unchanged; Rampart adds `rampart_session` and `rampart_rate_limit` beside
+//! them. The schema lives in `migrations/sqlite` and `migrations/postgres` (same content, one
+//! flavour per backend) and is applied by [`Datastore::migrate`].
+//!
+//! Every query is written once: sqlx's SQLite driver understands PostgreSQL's `$1` placeholders, so
+//! each method body is stamped out for both pool types by a small macro. Every operation that writes
+//! more than one statement runs in one transaction.
+//!
+//! Email and username lookups are case-insensitive (`lower()` on both sides, backed by unique
+//! expression indexes, so two accounts cannot differ only by case). SQLite's `lower()` folds ASCII
+//! only; PostgreSQL folds according to the database's locale.
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::pin::Pin;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::{Migration, MigrationSource, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, SqlitePool};
+
+pub use error::DatastoreError;
+pub use rate_limit::RateLimitDecision;
+pub use sessions::SessionInfo;
+
+/// Runs `$body` with `$pool` bound to the concrete pool of `$store`.
+///
+/// The body is expanded once per backend, so the same sqlx calls type-check against
+/// `SqlitePool` and `PgPool`; SQL text must therefore be portable (`$n` placeholders, quoted
+/// identifiers, `ON CONFLICT`, `RETURNING`).
+macro_rules! with_pool {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match &$store.pool {
+            $crate::datastore::DbPool::Sqlite($pool) => $body,
+            $crate::datastore::DbPool::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// The columns of `user`, decoded into [`crate::model::User`], with an optional table prefix.
+///
+/// Integer columns are cast to `BIGINT` so that tables created by Flask-Security (32-bit `INTEGER`
+/// on PostgreSQL) decode as `i64` too.
+#[rustfmt::skip]
+macro_rules! user_columns {
+    ($p:literal) => {
+        concat!(
+            "CAST(", $p, "\"id\" AS BIGINT) AS \"id\", ",
+            $p, "\"email\" AS \"email\", ",
+            $p, "\"username\" AS \"username\", ",
+            $p, "\"password\" AS \"password\", ",
+            $p, "\"active\" AS \"active\", ",
+            $p, "\"fs_uniquifier\" AS \"fs_uniquifier\", ",
+            $p, "\"confirmed_at\" AS \"confirmed_at\", ",
+            $p, "\"last_login_at\" AS \"last_login_at\", ",
+            $p, "\"current_login_at\" AS \"current_login_at\", ",
+            $p, "\"last_login_ip\" AS \"last_login_ip\", ",
+            $p, "\"current_login_ip\" AS \"current_login_ip\", ",
+            "CAST(", $p, "\"login_count\" AS BIGINT) AS \"login_count\", ",
+            $p, "\"tf_primary_method\" AS \"tf_primary_method\", ",
+            $p, "\"tf_totp_secret\" AS \"tf_totp_secret\", ",
+            $p, "\"tf_phone_number\" AS \"tf_phone_number\", ",
+            $p, "\"us_totp_secrets\" AS \"us_totp_secrets\", ",
+            $p, "\"us_phone_number\" AS \"us_phone_number\", ",
+            $p, "\"fs_webauthn_user_handle\" AS \"fs_webauthn_user_handle\", ",
+            $p, "\"mf_recovery_codes\" AS \"mf_recovery_codes\", ",
+            $p, "\"create_datetime\" AS \"create_datetime\", ",
+            $p, "\"update_datetime\" AS \"update_datetime\""
+        )
+    };
+}
+
+/// The columns of `role`, decoded into `roles::RoleRow`, with an optional table prefix.
+#[rustfmt::skip]
+macro_rules! role_columns {
+    ($p:literal) => {
+        concat!(
+            "CAST(", $p, "\"id\" AS BIGINT) AS \"id\", ",
+            $p, "\"name\" AS \"name\", ",
+            $p, "\"description\" AS \"description\", ",
+            $p, "\"permissions\" AS \"permissions\""
+        )
+    };
+}
+
+// Declared after the macros above, which they use.
+mod error;
+mod rate_limit;
+mod roles;
+mod sessions;
+#[cfg(test)]
+pub(crate) mod test_support;
+#[cfg(test)]
+mod tests;
+mod users;
+
+/// How long a request waits for a pooled connection before the database counts as unavailable.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long SQLite waits on a lock held by another connection.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections in a SQLite file pool (WAL: many readers, one writer at a time).
+const SQLITE_MAX_CONNECTIONS: u32 = 8;
+/// Connections in a PostgreSQL pool.
+const POSTGRES_MAX_CONNECTIONS: u32 = 16;
+
+/// A connection pool for one of the supported backends.
+#[derive(Clone, Debug)]
+pub enum DbPool {
+    /// An SQLite database (a file, or memory).
+    Sqlite(SqlitePool),
+    /// A PostgreSQL database.
+    Postgres(PgPool),
+}
+
+/// Rampart's storage: every query the framework runs, for SQLite and PostgreSQL alike.
+///
+/// Cheap to clone (the pool is reference counted).
+#[derive(Clone, Debug)]
+pub struct Datastore {
+    pool: DbPool,
+}
+
+impl Datastore {
+    /// Connects to `url` and returns a datastore over a new pool.
+    ///
+    /// - `sqlite:path`, `sqlite://path?mode=rwc`: the file is created when missing and opened in WAL
+    ///   mode with foreign keys on, a 5 s busy timeout and `synchronous = NORMAL`; the pool holds up
+    ///   to 8 connections. `sqlite::memory:` gets a single connection kept for the pool's life.
+    /// - `postgres://…` or `postgresql://…`: a pool of up to 16 connections.
+    ///
+    /// Waiting more than 5 s for a pooled connection fails with [`DatastoreError::Unavailable`].
+    /// Prepared statements are cached per connection by sqlx.
+    ///
+    /// # Errors
+    ///
+    /// [`DatastoreError::Config`] for an unsupported or malformed URL,
+    /// [`DatastoreError::Unavailable`] when the database cannot be reached.
+    pub async fn connect(url: &str) -> Result<Self, DatastoreError> {
+        if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)
+                .map_err(|e| DatastoreError::Config(format!("invalid SQLite URL: {e}")))?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .foreign_keys(true)
+                .busy_timeout(SQLITE_BUSY_TIMEOUT)
+                .synchronous(SqliteSynchronous::Normal);
+            let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+            let pool_options = if in_memory {
+                // Each connection to a private in-memory database sees its own database: keep
+                // exactly one, forever.
+                SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .min_connections(1)
+                    .idle_timeout(None)
+                    .max_lifetime(None)
+            } else {
+                SqlitePoolOptions::new().max_connections(SQLITE_MAX_CONNECTIONS)
+            };
+            let pool = pool_options
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect_with(options)
+                .await?;
+            Ok(Self::from_pool(DbPool::Sqlite(pool)))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let options = PgConnectOptions::from_str(url)
+                .map_err(|e| DatastoreError::Config(format!("invalid PostgreSQL URL: {e}")))?;
+            let pool = PgPoolOptions::new()
+                .max_connections(POSTGRES_MAX_CONNECTIONS)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect_with(options)
+                .await?;
+            Ok(Self::from_pool(DbPool::Postgres(pool)))
+        } else {
+            Err(DatastoreError::Config(
+                "unsupported database URL: expected sqlite:… or postgres://…".to_owned(),
+            ))
+        }
+    }
+
+    /// Wraps a pool the application built itself (to choose its own pool options).
+    ///
+    /// SQLite pools should enable foreign keys (they are on by default in sqlx), or deletes will
+    /// not cascade to application tables.
+    pub fn from_pool(pool: DbPool) -> Self {
+        Self { pool }
+    }
+
+    /// The underlying pool, for the application's own queries.
+    pub fn pool(&self) -> &DbPool {
+        &self.pool
+    }
+
+    /// `"sqlite"` or `"postgres"`.
+    pub fn backend_name(&self) -> &'static str {
+        match self.pool {
+            DbPool::Sqlite(_) => "sqlite",
+            DbPool::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Applies the framework's pending migrations (idempotent).
+    ///
+    /// Migrations the framework does not know (the application's) are ignored, so both sets
+    /// share sqlx's `_sqlx_migrations` table. Framework migrations use versions 1 to 999.
+    ///
+    /// # Errors
+    ///
+    /// [`DatastoreError::Migration`] when a migration fails or an applied one was changed,
+    /// [`DatastoreError::Unavailable`] when the database cannot be reached.
+    pub async fn migrate(&self) -> Result<(), DatastoreError> {
+        match &self.pool {
+            DbPool::Sqlite(pool) => {
+                let mut migrator = sqlx::migrate!("./migrations/sqlite");
+                migrator.set_ignore_missing(true);
+                migrator.run(pool).await?;
+            }
+            DbPool::Postgres(pool) => {
+                let mut migrator = sqlx::migrate!("./migrations/postgres");
+                migrator.set_ignore_missing(true);
+                migrator.run(pool).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies an application's own migrations, given one set per backend (the one matching this
+    /// datastore runs).
+    ///
+    /// Applied migrations missing from the set (the framework's) are ignored. Application and
+    /// framework migrations share one version space: **applications must number theirs from 1000**
+    /// (the framework keeps 1 to 999). Run [`Datastore::migrate`] first, since application tables
+    /// usually reference `user`.
+    ///
+    /// ```ignore
+    /// static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+    /// static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+    /// store.migrate().await?;
+    /// store.migrate_app(&SQLITE, &POSTGRES).await?;
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As for [`Datastore::migrate`].
+    pub async fn migrate_app(
+        &self,
+        sqlite: &Migrator,
+        postgres: &Migrator,
+    ) -> Result<(), DatastoreError> {
+        match &self.pool {
+            DbPool::Sqlite(pool) => ignoring_missing(sqlite).await?.run(pool).await?,
+            DbPool::Postgres(pool) => ignoring_missing(postgres).await?.run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// Checks that the database answers.
+    ///
+    /// # Errors
+    ///
+    /// [`DatastoreError::Unavailable`] when it does not.
+    pub async fn ping(&self) -> Result<(), DatastoreError> {
+        with_pool!(self, |pool| sqlx::query("SELECT 1")
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        Ok(())
+    }
+}
+
+/// A copy of `migrator` that ignores applied migrations it does not contain.
+async fn ignoring_missing(migrator: &Migrator) -> Result<Migrator, DatastoreError> {
+    let mut copy = Migrator::new(ResolvedMigrations(migrator.iter().cloned().collect())).await?;
+    copy.set_ignore_missing(true);
+    Ok(copy)
+}
+
+/// Migrations already in memory, as a [`MigrationSource`].
+#[derive(Debug)]
+struct ResolvedMigrations(Vec<Migration>);
+
+type BoxDynError = Box<dyn std::error::Error + Send + Sync>;
+
+impl MigrationSource<'static> for ResolvedMigrations {
+    fn resolve(
+        self,
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<Migration>, BoxDynError>> + Send + 'static>> {
+        Box::pin(async move { Ok(self.0) })
+    }
+}
+
+/// Splits a comma separated list (Flask-Security's `AsaList`), trimming items and dropping empty ones.
+pub(crate) fn split_csv(value: Option<&str>) -> Vec<String> {
+    value
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Joins items into a comma separated list, `None` when there are none.
+///
+/// Items are trimmed and any comma inside an item splits it, so the list reads back as written.
+pub(crate) fn join_csv(items: &[String]) -> Option<String> {
+    let items: Vec<String> = items
+        .iter()
+        .flat_map(|item| split_csv(Some(item)))
+        .collect();
+    if items.is_empty() {
+        None
+    } else {
+        Some(items.join(","))
+    }
+}
+
+/// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.
+fn escape_like(value: &str) -> Cow<'_, str> {
+    if value.contains(['%', '_', '\\']) {
+        let mut escaped = String::with_capacity(value.len() + 8);
+        for c in value.chars() {
+            if matches!(c, '%' | '_' | '\\') {
+                escaped.push('\\');
+            }
+            escaped.push(c);
+        }
+        Cow::Owned(escaped)
+    } else {
+        Cow::Borrowed(value)
+    }
+}

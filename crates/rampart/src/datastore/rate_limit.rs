@@ -1,0 +1,100 @@
+//! Fixed-window rate limits (`rampart_rate_limit`), shared by every server on the database.
+
+use std::time::Duration;
+
+use time::PrimitiveDateTime;
+
+use super::{Datastore, DatastoreError};
+
+// One atomic statement: a new key, or a key whose window has elapsed (`window_start <= $3`),
+// starts a window at `$2` with one hit; otherwise the hit is counted (saturating once past the
+// limit `$4`, so a flood cannot overflow the counter).
+const HIT: &str = "INSERT INTO \"rampart_rate_limit\" (\"key\", \"window_start\", \"hits\") \
+     VALUES ($1, $2, 1) \
+     ON CONFLICT (\"key\") DO UPDATE SET \
+     \"hits\" = CASE \
+         WHEN \"rampart_rate_limit\".\"window_start\" <= $3 THEN 1 \
+         WHEN \"rampart_rate_limit\".\"hits\" > $4 THEN \"rampart_rate_limit\".\"hits\" \
+         ELSE \"rampart_rate_limit\".\"hits\" + 1 END, \
+     \"window_start\" = CASE \
+         WHEN \"rampart_rate_limit\".\"window_start\" <= $3 THEN $2 \
+         ELSE \"rampart_rate_limit\".\"window_start\" END \
+     RETURNING \"window_start\", CAST(\"hits\" AS BIGINT) AS \"hits\"";
+
+/// The outcome of one hit on a rate limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimitDecision {
+    /// Whether the request may proceed.
+    pub allowed: bool,
+    /// Hits left in the current window.
+    pub remaining: u32,
+    /// When refused, how long until the window ends (for `Retry-After`, round up); zero when
+    /// allowed.
+    pub retry_after: Duration,
+}
+
+impl Datastore {
+    /// Counts a hit on `key` and decides: at most `limit` hits are allowed per fixed `window`,
+    /// which starts at the first hit and is replaced by a new one once it has elapsed.
+    ///
+    /// Atomic (one upsert), so concurrent requests on any number of servers are counted exactly.
+    ///
+    /// # Errors
+    ///
+    /// [`DatastoreError::Config`] when `window` is out of range; as for
+    /// [`Datastore::session_load`] otherwise.
+    pub async fn rate_limit_hit(
+        &self,
+        key: &str,
+        limit: u32,
+        window: Duration,
+        now: PrimitiveDateTime,
+    ) -> Result<RateLimitDecision, DatastoreError> {
+        let window_len = time::Duration::try_from(window)
+            .map_err(|_| DatastoreError::Config("rate limit window out of range".to_owned()))?;
+        let elapsed_before = now
+            .checked_sub(window_len)
+            .ok_or_else(|| DatastoreError::Config("rate limit window out of range".to_owned()))?;
+        let (window_start, hits): (PrimitiveDateTime, i64) = with_pool!(self, |pool| {
+            sqlx::query_as(HIT)
+                .bind(key)
+                .bind(now)
+                .bind(elapsed_before)
+                .bind(i64::from(limit))
+                .fetch_one(pool)
+                .await?
+        });
+        let hits = u32::try_from(hits.max(0)).unwrap_or(u32::MAX);
+        let allowed = hits <= limit;
+        let retry_after = if allowed {
+            Duration::ZERO
+        } else {
+            window_start
+                .checked_add(window_len)
+                .map(|end| end - now)
+                .and_then(|left| Duration::try_from(left).ok())
+                .unwrap_or(Duration::ZERO)
+        };
+        Ok(RateLimitDecision {
+            allowed,
+            remaining: limit.saturating_sub(hits),
+            retry_after,
+        })
+    }
+
+    /// Forgets the hits on `key` (e.g. after a successful login).
+    ///
+    /// # Errors
+    ///
+    /// As for [`Datastore::session_load`].
+    pub async fn rate_limit_reset(&self, key: &str) -> Result<(), DatastoreError> {
+        with_pool!(self, |pool| sqlx::query(
+            "DELETE FROM \"rampart_rate_limit\" WHERE \"key\" = $1"
+        )
+        .bind(key)
+        .execute(pool)
+        .await
+        .map(|_| ()))?;
+        Ok(())
+    }
+}

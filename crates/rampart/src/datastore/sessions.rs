@@ -1,0 +1,196 @@
+//! Server-side sessions (`rampart_session`), keyed by a hash of the session id.
+//!
+//! These are the primitives of the framework's `tower-sessions` store. Session ids are never
+//! stored, only their hashes, so a leaked table does not hand out live sessions.
+
+use time::{OffsetDateTime, PrimitiveDateTime};
+
+use super::{Datastore, DatastoreError};
+
+const LOAD_SESSION: &str = "SELECT \"data\" FROM \"rampart_session\" \
+     WHERE \"id\" = $1 AND \"expiry_date\" > $2";
+const SAVE_SESSION: &str = "INSERT INTO \"rampart_session\" \
+     (\"id\", \"user_id\", \"data\", \"expiry_date\", \"created_at\", \"last_seen_at\") \
+     VALUES ($1, $2, $3, $4, $5, $5) \
+     ON CONFLICT (\"id\") DO UPDATE SET \"user_id\" = excluded.\"user_id\", \
+     \"data\" = excluded.\"data\", \"expiry_date\" = excluded.\"expiry_date\", \
+     \"last_seen_at\" = excluded.\"last_seen_at\"";
+const CREATE_SESSION: &str = "INSERT INTO \"rampart_session\" \
+     (\"id\", \"user_id\", \"data\", \"expiry_date\", \"created_at\", \"last_seen_at\") \
+     VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (\"id\") DO NOTHING";
+const SESSIONS_OF_USER: &str = "SELECT \"id\" AS \"id_hash\", \"expiry_date\", \"created_at\", \
+     \"last_seen_at\" FROM \"rampart_session\" WHERE \"user_id\" = $1 AND \"expiry_date\" > $2 \
+     ORDER BY \"created_at\", \"id\"";
+
+/// One live session of a user, for an "active sessions" page.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct SessionInfo {
+    /// The stored hash of the session id (not the id itself).
+    pub id_hash: String,
+    /// When the session expires (naive UTC).
+    pub expiry_date: PrimitiveDateTime,
+    /// When the session was first stored (naive UTC, wall clock).
+    pub created_at: PrimitiveDateTime,
+    /// When the session was last saved (naive UTC, wall clock).
+    pub last_seen_at: Option<PrimitiveDateTime>,
+}
+
+impl Datastore {
+    /// The data (JSON) of the session whose id hashes to `id_hash`, unless it expired by `now`.
+    ///
+    /// # Errors
+    ///
+    /// [`DatastoreError::Unavailable`] or [`DatastoreError::Query`] when the query fails.
+    pub async fn session_load(
+        &self,
+        id_hash: &str,
+        now: PrimitiveDateTime,
+    ) -> Result<Option<String>, DatastoreError> {
+        Ok(with_pool!(self, |pool| sqlx::query_scalar::<_, String>(
+            LOAD_SESSION
+        )
+        .bind(id_hash)
+        .bind(now)
+        .fetch_optional(pool)
+        .await?))
+    }
+
+    /// Inserts or replaces a session (its creation time is kept; `last_seen_at` is set to the
+    /// wall clock).
+    ///
+    /// # Errors
+    ///
+    /// [`DatastoreError::NotFound`] when `user_id` names no user; as for
+    /// [`Datastore::session_load`] otherwise.
+    pub async fn session_save(
+        &self,
+        id_hash: &str,
+        user_id: Option<i64>,
+        data: &str,
+        expiry: PrimitiveDateTime,
+    ) -> Result<(), DatastoreError> {
+        let now = wall_clock();
+        with_pool!(self, |pool| sqlx::query(SAVE_SESSION)
+            .bind(id_hash)
+            .bind(user_id)
+            .bind(data)
+            .bind(expiry)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Inserts a new session; `false` (and nothing written) when the id is taken.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Datastore::session_save`].
+    pub async fn session_create(
+        &self,
+        id_hash: &str,
+        user_id: Option<i64>,
+        data: &str,
+        expiry: PrimitiveDateTime,
+    ) -> Result<bool, DatastoreError> {
+        let now = wall_clock();
+        let inserted = with_pool!(self, |pool| sqlx::query(CREATE_SESSION)
+            .bind(id_hash)
+            .bind(user_id)
+            .bind(data)
+            .bind(expiry)
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        Ok(inserted > 0)
+    }
+
+    /// Deletes a session (no error when it does not exist).
+    ///
+    /// # Errors
+    ///
+    /// As for [`Datastore::session_load`].
+    pub async fn session_delete(&self, id_hash: &str) -> Result<(), DatastoreError> {
+        with_pool!(self, |pool| sqlx::query(
+            "DELETE FROM \"rampart_session\" WHERE \"id\" = $1"
+        )
+        .bind(id_hash)
+        .execute(pool)
+        .await
+        .map(|_| ()))?;
+        Ok(())
+    }
+
+    /// The live sessions of a user, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Datastore::session_load`].
+    pub async fn sessions_of_user(
+        &self,
+        user_id: i64,
+        now: PrimitiveDateTime,
+    ) -> Result<Vec<SessionInfo>, DatastoreError> {
+        Ok(with_pool!(self, |pool| sqlx::query_as::<_, SessionInfo>(
+            SESSIONS_OF_USER
+        )
+        .bind(user_id)
+        .bind(now)
+        .fetch_all(pool)
+        .await?))
+    }
+
+    /// Deletes every session of a user, except `except_id_hash` (the current one) when given;
+    /// returns how many went.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Datastore::session_load`].
+    pub async fn delete_sessions_of_user(
+        &self,
+        user_id: i64,
+        except_id_hash: Option<&str>,
+    ) -> Result<u64, DatastoreError> {
+        Ok(with_pool!(self, |pool| match except_id_hash {
+            Some(keep) => sqlx::query(
+                "DELETE FROM \"rampart_session\" WHERE \"user_id\" = $1 AND \"id\" <> $2"
+            )
+            .bind(user_id)
+            .bind(keep)
+            .execute(pool)
+            .await?
+            .rows_affected(),
+            None => sqlx::query("DELETE FROM \"rampart_session\" WHERE \"user_id\" = $1")
+                .bind(user_id)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+        }))
+    }
+
+    /// Deletes the sessions expired by `now`; returns how many went.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Datastore::session_load`].
+    pub async fn delete_expired_sessions(
+        &self,
+        now: PrimitiveDateTime,
+    ) -> Result<u64, DatastoreError> {
+        Ok(with_pool!(self, |pool| sqlx::query(
+            "DELETE FROM \"rampart_session\" WHERE \"expiry_date\" <= $1"
+        )
+        .bind(now)
+        .execute(pool)
+        .await?
+        .rows_affected()))
+    }
+}
+
+/// The current naive UTC time, for bookkeeping columns only (expiry uses the caller's clock).
+fn wall_clock() -> PrimitiveDateTime {
+    let now = OffsetDateTime::now_utc();
+    PrimitiveDateTime::new(now.date(), now.time())
+}

@@ -1,0 +1,463 @@
+//! Users: lookups, creation (with roles and the application's own rows), updates, deletion.
+
+use sqlx::{FromRow, Row};
+use time::PrimitiveDateTime;
+
+use super::roles::role_from_parts;
+use super::{Datastore, DatastoreError, escape_like};
+use crate::model::{NewUser, Role, User};
+
+const USER_BY_ID: &str = concat!(
+    "SELECT ",
+    user_columns!(""),
+    " FROM \"user\" WHERE \"id\" = $1"
+);
+const USER_BY_EMAIL: &str = concat!(
+    "SELECT ",
+    user_columns!(""),
+    " FROM \"user\" WHERE lower(\"email\") = lower($1)"
+);
+const USER_BY_USERNAME: &str = concat!(
+    "SELECT ",
+    user_columns!(""),
+    " FROM \"user\" WHERE lower(\"username\") = lower($1)"
+);
+// An email match wins over a username match (they could belong to two accounts).
+const USER_BY_IDENTITY: &str = concat!(
+    "SELECT ",
+    user_columns!(""),
+    " FROM \"user\" WHERE lower(\"email\") = lower($1) OR lower(\"username\") = lower($1)",
+    " ORDER BY CASE WHEN lower(\"email\") = lower($1) THEN 0 ELSE 1 END LIMIT 1"
+);
+const USER_BY_UNIQUIFIER: &str = concat!(
+    "SELECT ",
+    user_columns!(""),
+    " FROM \"user\" WHERE \"fs_uniquifier\" = $1"
+);
+const USER_WITH_ROLES_BY_UNIQUIFIER: &str = concat!(
+    "SELECT ",
+    user_columns!("u."),
+    ", CAST(r.\"id\" AS BIGINT) AS \"role_id\", r.\"name\" AS \"role_name\",",
+    " r.\"description\" AS \"role_description\", r.\"permissions\" AS \"role_permissions\"",
+    " FROM \"user\" u",
+    " LEFT JOIN \"roles_users\" ru ON ru.\"user_id\" = u.\"id\"",
+    " LEFT JOIN \"role\" r ON r.\"id\" = ru.\"role_id\"",
+    " WHERE u.\"fs_uniquifier\" = $1",
+    " ORDER BY r.\"name\""
+);
+const INSERT_USER: &str = concat!(
+    "INSERT INTO \"user\" (\"email\", \"username\", \"password\", \"active\", \"fs_uniquifier\",",
+    " \"confirmed_at\", \"login_count\", \"create_datetime\", \"update_datetime\")",
+    " VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $7) RETURNING ",
+    user_columns!("")
+);
+const LINK_ROLE_BY_NAME: &str = "INSERT INTO \"roles_users\" (\"user_id\", \"role_id\") \
+     SELECT $1, \"id\" FROM \"role\" WHERE \"name\" = $2";
+const SET_PASSWORD: &str = "UPDATE \"user\" SET \"password\" = $2, \
+     \"fs_uniquifier\" = COALESCE($3, \"fs_uniquifier\"), \"update_datetime\" = $4 WHERE \"id\" = $1";
+const SET_UNIQUIFIER: &str =
+    "UPDATE \"user\" SET \"fs_uniquifier\" = $2, \"update_datetime\" = $3 WHERE \"id\" = $1";
+const CONFIRM_USER: &str =
+    "UPDATE \"user\" SET \"confirmed_at\" = $2, \"update_datetime\" = $2 WHERE \"id\" = $1";
+const SET_EMAIL: &str =
+    "UPDATE \"user\" SET \"email\" = $2, \"update_datetime\" = $3 WHERE \"id\" = $1";
+const SET_ACTIVE: &str =
+    "UPDATE \"user\" SET \"active\" = $2, \"update_datetime\" = $3 WHERE \"id\" = $1";
+// Flask-Security's trackable: every right-hand side reads the row as it was before the update.
+const RECORD_LOGIN: &str = "UPDATE \"user\" SET \
+     \"last_login_at\" = COALESCE(\"current_login_at\", $2), \
+     \"current_login_at\" = $2, \
+     \"last_login_ip\" = \"current_login_ip\", \
+     \"current_login_ip\" = $3, \
+     \"login_count\" = COALESCE(\"login_count\", 0) + 1, \
+     \"update_datetime\" = $2 \
+     WHERE \"id\" = $1";
+const COUNT_USERS: &str = "SELECT COUNT(*) FROM \"user\"";
+const COUNT_MATCHING_USERS: &str = concat!(
+    "SELECT COUNT(*) FROM \"user\" WHERE lower(\"email\") LIKE $1 ESCAPE '\\'",
+    " OR lower(COALESCE(\"username\", '')) LIKE $1 ESCAPE '\\'"
+);
+const LIST_MATCHING_USERS: &str = concat!(
+    "SELECT ",
+    user_columns!(""),
+    " FROM \"user\" WHERE lower(\"email\") LIKE $1 ESCAPE '\\'",
+    " OR lower(COALESCE(\"username\", '')) LIKE $1 ESCAPE '\\'",
+    " ORDER BY \"id\" LIMIT $2 OFFSET $3"
+);
+
+impl Datastore {
+    /// The user with primary key `id`.
+    ///
+    /// # Errors
+    ///
+    /// [`DatastoreError::Unavailable`] or [`DatastoreError::Query`] when the query fails.
+    pub async fn user_by_id(&self, id: i64) -> Result<Option<User>, DatastoreError> {
+        Ok(with_pool!(self, |pool| sqlx::query_as::<_, User>(
+            USER_BY_ID
+        )
+        .bind(id)
+        .fetch_optional(pool)
+        .await?))
+    }
+
+    /// The user with this email address, compared case-insensitively.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Datastore::user_by_id`].
+    pub async fn user_by_email(&self, email: &str) -> Result<Option<User>, DatastoreError> {
+        self.user_where(USER_BY_EMAIL, email).await
+    }
+
+    /// The user with this username, compared case-insensitively.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Datastore::user_by_id`].
+    pub async fn user_by_username(&self, username: &str) -> Result<Option<User>, DatastoreError> {
+        self.user_where(USER_BY_USERNAME, username).await
+    }
+
+    /// The user whose email or username is `identity` (case-insensitive); an email match wins.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Datastore::user_by_id`].
+    pub async fn user_by_identity(&self, identity: &str) -> Result<Option<User>, DatastoreError> {
+        self.user_where(USER_BY_IDENTITY, identity).await
+    }
+
+    /// The user with this `fs_uniquifier`.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Datastore::user_by_id`].
+    pub async fn user_by_uniquifier(
+        &self,
+        uniquifier: &str,
+    ) -> Result<Option<User>, DatastoreError> {
+        self.user_where(USER_BY_UNIQUIFIER, uniquifier).await
+    }
+
+    /// The user with this `fs_uniquifier` and their roles (sorted by name), in one query.
+    ///
+    /// This is the lookup behind every authenticated request.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Datastore::user_by_id`].
+    pub async fn user_with_roles_by_uniquifier(
+        &self,
+        uniquifier: &str,
+    ) -> Result<Option<(User, Vec<Role>)>, DatastoreError> {
+        with_pool!(self, |pool| {
+            let rows = sqlx::query(USER_WITH_ROLES_BY_UNIQUIFIER)
+                .bind(uniquifier)
+                .fetch_all(pool)
+                .await?;
+            let Some(first) = rows.first() else {
+                return Ok(None);
+            };
+            let user = User::from_row(first)?;
+            let mut roles = Vec::new();
+            for row in &rows {
+                if let Some(id) = row.try_get::<Option<i64>, _>("role_id")? {
+                    roles.push(role_from_parts(
+                        id,
+                        row.try_get("role_name")?,
+                        row.try_get("role_description")?,
+                        row.try_get("role_permissions")?,
+                    ));
+                }
+            }
+            Ok(Some((user, roles)))
+        })
+    }
+
+    /// Creates a user, in one transaction: inserts the row (`login_count` 0, created and updated
+    /// `now`), links the roles named in `new.roles`, then runs each statement of `extra_sql` with
+    /// `$1` bound to the new user's id, so the application can create its own rows (a profile…).
+    ///
+    /// A statement of `extra_sql` that does not mention `$1` runs without parameters. If anything
+    /// fails, nothing is written.
+    ///
+    /// # Errors
+    ///
+    /// [`DatastoreError::Conflict`] with `"email"` or `"username"` when another account has it
+    /// (case-insensitively), [`DatastoreError::NotFound`] (`"role X"`) for an unknown role, or the
+    /// error of a failing `extra_sql` statement.
+    pub async fn create_user(
+        &self,
+        new: &NewUser,
+        uniquifier: &str,
+        now: PrimitiveDateTime,
+        extra_sql: &[String],
+    ) -> Result<User, DatastoreError> {
+        let mut role_names: Vec<&str> = Vec::with_capacity(new.roles.len());
+        for name in &new.roles {
+            if !role_names.contains(&name.as_str()) {
+                role_names.push(name);
+            }
+        }
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let user = sqlx::query_as::<_, User>(INSERT_USER)
+                .bind(&new.email)
+                .bind(new.username.as_deref())
+                .bind(new.password_hash.as_deref())
+                .bind(new.active)
+                .bind(uniquifier)
+                .bind(new.confirmed_at)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+            for name in &role_names {
+                let linked = sqlx::query(LINK_ROLE_BY_NAME)
+                    .bind(user.id)
+                    .bind(*name)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if linked == 0 {
+                    return Err(DatastoreError::NotFound(format!("role {name}")));
+                }
+            }
+            for sql in extra_sql {
+                let query = sqlx::query(sql);
+                let query = if sql.contains("$1") {
+                    query.bind(user.id)
+                } else {
+                    query
+                };
+                query.execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(user)
+        })
+    }
+
+    /// Sets the password hash, and rotates `fs_uniquifier` when `new_uniquifier` is given (which
+    /// signs the user out of every session and invalidates their tokens).
+    ///
+    /// # Errors
+    ///
+    /// [`DatastoreError::NotFound`] when there is no such user; [`DatastoreError::Conflict`] if
+    /// the uniquifier is taken.
+    pub async fn set_password(
+        &self,
+        user_id: i64,
+        hash: &str,
+        new_uniquifier: Option<&str>,
+        now: PrimitiveDateTime,
+    ) -> Result<(), DatastoreError> {
+        let updated = with_pool!(self, |pool| sqlx::query(SET_PASSWORD)
+            .bind(user_id)
+            .bind(hash)
+            .bind(new_uniquifier)
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        expect_user(updated, user_id)
+    }
+
+    /// Replaces `fs_uniquifier` (signs the user out everywhere).
+    ///
+    /// # Errors
+    ///
+    /// As for [`Datastore::set_password`].
+    pub async fn set_uniquifier(
+        &self,
+        user_id: i64,
+        uniquifier: &str,
+        now: PrimitiveDateTime,
+    ) -> Result<(), DatastoreError> {
+        let updated = with_pool!(self, |pool| sqlx::query(SET_UNIQUIFIER)
+            .bind(user_id)
+            .bind(uniquifier)
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        expect_user(updated, user_id)
+    }
+
+    /// Marks the email address confirmed at `at`.
+    ///
+    /// # Errors
+    ///
+    /// [`DatastoreError::NotFound`] when there is no such user.
+    pub async fn confirm_user(
+        &self,
+        user_id: i64,
+        at: PrimitiveDateTime,
+    ) -> Result<(), DatastoreError> {
+        let updated = with_pool!(self, |pool| sqlx::query(CONFIRM_USER)
+            .bind(user_id)
+            .bind(at)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        expect_user(updated, user_id)
+    }
+
+    /// Changes the email address.
+    ///
+    /// # Errors
+    ///
+    /// [`DatastoreError::Conflict`] (`"email"`) when another account has it (case-insensitively),
+    /// [`DatastoreError::NotFound`] when there is no such user.
+    pub async fn set_email(
+        &self,
+        user_id: i64,
+        email: &str,
+        now: PrimitiveDateTime,
+    ) -> Result<(), DatastoreError> {
+        let updated = with_pool!(self, |pool| sqlx::query(SET_EMAIL)
+            .bind(user_id)
+            .bind(email)
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        expect_user(updated, user_id)
+    }
+
+    /// Activates or deactivates the account.
+    ///
+    /// # Errors
+    ///
+    /// [`DatastoreError::NotFound`] when there is no such user.
+    pub async fn set_active(
+        &self,
+        user_id: i64,
+        active: bool,
+        now: PrimitiveDateTime,
+    ) -> Result<(), DatastoreError> {
+        let updated = with_pool!(self, |pool| sqlx::query(SET_ACTIVE)
+            .bind(user_id)
+            .bind(active)
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        expect_user(updated, user_id)
+    }
+
+    /// Records a successful login like Flask-Security's trackable, in one `UPDATE`:
+    /// `last_login_at` ← `current_login_at` (or `now` on the first login), `current_login_at` ←
+    /// `now`, `last_login_ip` ← `current_login_ip`, `current_login_ip` ← `ip`, `login_count` + 1.
+    ///
+    /// # Errors
+    ///
+    /// [`DatastoreError::NotFound`] when there is no such user.
+    pub async fn record_login(
+        &self,
+        user_id: i64,
+        ip: Option<&str>,
+        now: PrimitiveDateTime,
+    ) -> Result<(), DatastoreError> {
+        let updated = with_pool!(self, |pool| sqlx::query(RECORD_LOGIN)
+            .bind(user_id)
+            .bind(now)
+            .bind(ip)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        expect_user(updated, user_id)
+    }
+
+    /// Deletes a user, in one transaction: role links, sessions, WebAuthn credentials, then the
+    /// user row (the application's rows go by their `ON DELETE CASCADE`). Returns whether the user
+    /// existed.
+    ///
+    /// # Errors
+    ///
+    /// [`DatastoreError::Unavailable`] or [`DatastoreError::Query`] when a statement fails.
+    pub async fn delete_user(&self, user_id: i64) -> Result<bool, DatastoreError> {
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            for sql in [
+                "DELETE FROM \"roles_users\" WHERE \"user_id\" = $1",
+                "DELETE FROM \"rampart_session\" WHERE \"user_id\" = $1",
+                "DELETE FROM \"webauthn\" WHERE \"user_id\" = $1",
+            ] {
+                sqlx::query(sql).bind(user_id).execute(&mut *tx).await?;
+            }
+            let deleted = sqlx::query("DELETE FROM \"user\" WHERE \"id\" = $1")
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            tx.commit().await?;
+            Ok(deleted > 0)
+        })
+    }
+
+    /// The number of users.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Datastore::user_by_id`].
+    pub async fn count_users(&self) -> Result<i64, DatastoreError> {
+        Ok(with_pool!(self, |pool| sqlx::query_scalar::<_, i64>(
+            COUNT_USERS
+        )
+        .fetch_one(pool)
+        .await?))
+    }
+
+    /// A page of users ordered by id, and the total number matching.
+    ///
+    /// `search` matches a substring of the email or username, case-insensitively. Negative
+    /// `offset` or `limit` count as 0.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Datastore::user_by_id`].
+    pub async fn list_users(
+        &self,
+        search: Option<&str>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<User>, i64), DatastoreError> {
+        let pattern = format!(
+            "%{}%",
+            escape_like(&search.unwrap_or_default().to_lowercase())
+        );
+        with_pool!(self, |pool| {
+            let total = sqlx::query_scalar::<_, i64>(COUNT_MATCHING_USERS)
+                .bind(&pattern)
+                .fetch_one(pool)
+                .await?;
+            let users = sqlx::query_as::<_, User>(LIST_MATCHING_USERS)
+                .bind(&pattern)
+                .bind(limit.max(0))
+                .bind(offset.max(0))
+                .fetch_all(pool)
+                .await?;
+            Ok((users, total))
+        })
+    }
+
+    /// Runs a one-parameter user lookup.
+    async fn user_where(
+        &self,
+        sql: &'static str,
+        value: &str,
+    ) -> Result<Option<User>, DatastoreError> {
+        Ok(with_pool!(self, |pool| sqlx::query_as::<_, User>(sql)
+            .bind(value)
+            .fetch_optional(pool)
+            .await?))
+    }
+}
+
+/// `Ok` when an update touched the user, else [`DatastoreError::NotFound`].
+fn expect_user(rows_affected: u64, user_id: i64) -> Result<(), DatastoreError> {
+    if rows_affected == 0 {
+        Err(DatastoreError::NotFound(format!("user {user_id}")))
+    } else {
+        Ok(())
+    }
+}

@@ -1,0 +1,339 @@
+//! The security layer (`security.layer()`): per request it loads the session or auth token,
+//! resolves the user, checks CSRF, persists the session, renders errors in the request's format
+//! and adds security headers.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tower::{Layer, Service};
+use tower_sessions::Session;
+use tower_sessions::session::{Expiry, Id};
+
+use crate::context::{AuthContext, ResponseCookies};
+use crate::reply::{self, Rendered};
+use crate::security::Security;
+
+/// The tower layer returned by [`Security::layer`].
+#[derive(Clone)]
+pub struct SecurityLayer {
+    security: Security,
+}
+
+impl SecurityLayer {
+    pub(crate) fn new(security: Security) -> Self {
+        Self { security }
+    }
+}
+
+impl<S> Layer<S> for SecurityLayer {
+    type Service = SecurityService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        SecurityService {
+            security: self.security.clone(),
+            inner,
+        }
+    }
+}
+
+/// The service of [`SecurityLayer`].
+#[derive(Clone)]
+pub struct SecurityService<S> {
+    security: Security,
+    inner: S,
+}
+
+impl<S> Service<Request<Body>> for SecurityService<S>
+where
+    S: Service<Request<Body>, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let security = self.security.clone();
+        Box::pin(async move { Ok(handle(security, inner, req).await) })
+    }
+}
+
+/// Whether the client speaks JSON: a JSON body, or `Accept: application/json`.
+pub(crate) fn wants_json(headers: &HeaderMap) -> bool {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(crate::forms::is_json_content_type);
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',').any(|part| {
+                let mime = part.split(';').next().unwrap_or("").trim();
+                mime.eq_ignore_ascii_case("application/json")
+            }) && !v.contains("text/html")
+        });
+    content_type || accept
+}
+
+fn client_ip(req: &Request<Body>, trusted_proxies: usize) -> Option<IpAddr> {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip());
+    if trusted_proxies == 0 {
+        return peer;
+    }
+    let forwarded: Vec<IpAddr> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    // The last `trusted_proxies` entries were added by our proxies; the one before is the client.
+    forwarded
+        .len()
+        .checked_sub(trusted_proxies)
+        .and_then(|i| forwarded.get(i).copied())
+        .or(peer)
+}
+
+pub(crate) fn read_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim_matches('"'))
+}
+
+async fn handle<S>(security: Security, mut inner: S, mut req: Request<Body>) -> Response
+where
+    S: Service<Request<Body>, Response = Response, Error = Infallible> + Send + 'static,
+    S::Future: Send + 'static,
+{
+    let config = security.config();
+    let is_json = wants_json(req.headers());
+    if let Some(len) = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        if len > config.max_content_length {
+            return finish(&security, is_json, StatusCode::PAYLOAD_TOO_LARGE.into_response());
+        }
+    }
+    let session_id = read_cookie(req.headers(), &config.session_cookie_name)
+        .and_then(|v| v.parse::<Id>().ok());
+    let had_session_cookie = session_id.is_some();
+    let expiry = Expiry::OnInactivity(time::Duration::seconds(
+        i64::try_from(config.session_lifetime.as_secs()).unwrap_or(i64::MAX),
+    ));
+    let store: Arc<crate::session_store::DbSessionStore> = security.session_store().clone();
+    let session = Session::new(session_id, store, Some(expiry));
+    let path_and_query = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| req.uri().path().to_owned(), |pq| pq.as_str().to_owned());
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .filter(|h| valid_host(h))
+        .map(str::to_owned);
+    let mut ctx = AuthContext {
+        security: security.clone(),
+        session: session.clone(),
+        user: None,
+        is_json,
+        client_ip: client_ip(&req, config.trusted_proxies),
+        host,
+        path_and_query,
+        cookies: ResponseCookies::default(),
+    };
+
+    match crate::auth::authenticate(&ctx, req.headers(), req.uri().query()).await {
+        Ok(user) => ctx.user = user,
+        Err(error) => return finish(&security, is_json, error.into_response()),
+    }
+
+    if let Err(response) = crate::csrf::protect(&ctx, &mut req).await {
+        return finish(&security, is_json, response);
+    }
+
+    req.extensions_mut().insert(session.clone());
+    req.extensions_mut().insert(ctx.clone());
+    let mut response = match inner.call(req).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    };
+
+    if let Err(error) = persist_session(&security, &session, had_session_cookie, &ctx).await {
+        response = error.into_response();
+    }
+    for cookie in ctx.cookies.take() {
+        if let Ok(value) = HeaderValue::from_str(&cookie.encoded().to_string()) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+    }
+    finish(&security, is_json, response)
+}
+
+fn valid_host(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 255
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+}
+
+async fn persist_session(
+    security: &Security,
+    session: &Session,
+    had_cookie: bool,
+    ctx: &AuthContext,
+) -> crate::Result<()> {
+    let config = security.config();
+    if !session.is_modified() {
+        return Ok(());
+    }
+    if session.is_empty().await {
+        if session.id().is_some() {
+            session.delete().await?;
+        }
+        if had_cookie {
+            ctx.set_cookie(crate::auth::expired_cookie(config, &config.session_cookie_name, true));
+        }
+        return Ok(());
+    }
+    session.save().await?;
+    if let Some(id) = session.id() {
+        let max_age = time::Duration::seconds(i64::try_from(config.session_lifetime.as_secs()).unwrap_or(i64::MAX));
+        let cookie = cookie::Cookie::build((config.session_cookie_name.clone(), id.to_string()))
+            .path("/")
+            .http_only(true)
+            .secure(config.cookie_secure)
+            .same_site(cookie::SameSite::Lax)
+            .max_age(max_age)
+            .build();
+        ctx.set_cookie(cookie);
+    }
+    Ok(())
+}
+
+/// Renders unrendered error responses (404, 405, 413, 500, …) in the request's format and adds
+/// security headers.
+fn finish(security: &Security, is_json: bool, mut response: Response) -> Response {
+    let status = response.status();
+    if (status.is_client_error() || status.is_server_error()) && response.extensions().get::<Rendered>().is_none() {
+        let mut rendered = render_error(security, is_json, status, reply::status_message(status));
+        for name in [header::RETRY_AFTER, header::ALLOW, header::WWW_AUTHENTICATE] {
+            if let Some(value) = response.headers().get(&name) {
+                rendered.headers_mut().insert(name, value.clone());
+            }
+        }
+        for cookie in response.headers().get_all(header::SET_COOKIE) {
+            rendered.headers_mut().append(header::SET_COOKIE, cookie.clone());
+        }
+        response = rendered;
+    }
+    let headers = response.headers_mut();
+    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    headers.insert("referrer-policy", HeaderValue::from_static("strict-origin-when-cross-origin"));
+    if !headers.contains_key("content-security-policy") {
+        headers.insert(
+            "content-security-policy",
+            HeaderValue::from_static(
+                "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
+                 frame-ancestors 'none'; form-action 'self'; base-uri 'self'",
+            ),
+        );
+    }
+    if security.config().cookie_secure {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        );
+    }
+    response
+}
+
+/// An error page or envelope for `status` with `message`.
+pub(crate) fn render_error(security: &Security, is_json: bool, status: StatusCode, message: &str) -> Response {
+    if is_json {
+        return reply::json_errors(status, &[message.to_owned()], None);
+    }
+    let ctx = minijinja::context! {
+        status => status.as_u16(),
+        title => status.canonical_reason().unwrap_or("Error"),
+        message => message,
+        config => crate::templates::page_config(security),
+    };
+    match security.templates().render("security/error.html", ctx) {
+        Ok(body) => reply::html(status, body),
+        Err(error) => {
+            tracing::error!(%error, "cannot render the error page");
+            let mut response = (status, message.to_owned()).into_response();
+            response.extensions_mut().insert(Rendered);
+            response
+        }
+    }
+}
+
+/// Whether a method changes state (needs CSRF protection).
+pub(crate) fn is_mutating(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_is_detected_from_content_type_or_accept() {
+        let mut h = HeaderMap::new();
+        assert!(!wants_json(&h));
+        h.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        assert!(wants_json(&h));
+        h.insert(header::ACCEPT, HeaderValue::from_static("text/html,application/json;q=0.9"));
+        assert!(!wants_json(&h));
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+        assert!(wants_json(&h));
+    }
+
+    #[test]
+    fn cookies_are_read_by_exact_name() {
+        let mut h = HeaderMap::new();
+        h.insert(header::COOKIE, HeaderValue::from_static("xsession=1; session=abc; other=2"));
+        assert_eq!(read_cookie(&h, "session"), Some("abc"));
+        assert_eq!(read_cookie(&h, "missing"), None);
+    }
+
+    #[test]
+    fn hosts_with_odd_characters_are_not_trusted_for_links() {
+        assert!(valid_host("127.0.0.1:5000"));
+        assert!(valid_host("example.com"));
+        assert!(!valid_host("evil.com/path"));
+        assert!(!valid_host("a b"));
+    }
+}

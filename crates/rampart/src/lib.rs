@@ -1,0 +1,108 @@
+//! # Rampart
+//!
+//! Flask-Security(-Too) for axum: sign-up, email confirmation, login with remember-me, logout,
+//! password reset and change, roles and permissions, auth tokens, CSRF and rate-limited login —
+//! as HTML forms and as the JSON API Flask-Security's single-page-app clients speak, on SQLite or
+//! PostgreSQL, with Flask-Security's tables, password hashes and settings.
+//!
+//! ## Quick start
+//!
+//! ```no_run
+//! use axum::{Router, routing::get};
+//! use rampart::{CurrentUser, Datastore, Security, SecurityConfig, Settings, roles_required};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let settings = Settings::from_pairs([
+//!     ("SECRET_KEY", "change-me-to-a-long-random-string"),
+//!     ("SECURITY_PASSWORD_SALT", "change-me-too"),
+//!     ("SECURITY_REGISTERABLE", "true"),
+//! ]);
+//! let config = SecurityConfig::from_settings(&settings)?;
+//! let datastore = Datastore::connect("sqlite://app.db?mode=rwc").await?;
+//! let security = Security::builder(config).datastore(datastore).build().await?;
+//!
+//! async fn home(user: CurrentUser) -> String {
+//!     format!("Hello {}", user.user.email)
+//! }
+//!
+//! let app: Router = Router::new()
+//!     .route("/", get(home))
+//!     .route("/admin", get(|| async { "admin" }).route_layer(roles_required(["Admin"])))
+//!     .merge(security.router())
+//!     .layer(security.layer());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:5000").await?;
+//! axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Features
+//!
+//! | Flask-Security feature | Module | Routes |
+//! |---|---|---|
+//! | Login, remember-me, trackable | [`login`] | `GET/POST /login` |
+//! | Logout | [`logout`] | `POST /logout` |
+//! | Registration (`SECURITY_REGISTERABLE`) | [`register`] | `GET/POST /register` |
+//! | Confirmation (`SECURITY_CONFIRMABLE`) | [`confirm`] | `GET/POST /confirm`, `GET /confirm/<token>` |
+//! | Recovery (`SECURITY_RECOVERABLE`) | [`recover`] | `GET/POST /reset`, `GET/POST /reset/<token>` |
+//! | Change password (`SECURITY_CHANGEABLE`) | [`change`] | `GET/POST SECURITY_CHANGE_URL` |
+//! | Auth tokens, sessions, CSRF | [`auth_token`], [`csrf`], [`layer`] | |
+//! | Guards | [`extract`], [`guard`] | |
+
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod auth_token;
+pub mod change;
+pub mod clock;
+pub mod config;
+pub mod confirm;
+pub mod context;
+pub mod csrf;
+pub mod datastore;
+pub mod error;
+pub mod extract;
+pub mod forms;
+pub mod guard;
+pub mod layer;
+pub mod login;
+pub mod logout;
+pub mod mail;
+pub mod messages;
+pub mod model;
+pub mod notify;
+pub mod password;
+pub mod rate_limit;
+pub mod recover;
+pub mod redirect;
+pub mod register;
+pub mod reply;
+pub mod security;
+pub mod session_store;
+pub mod templates;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+pub mod token;
+
+pub use auth::{login_user, logout_user};
+pub use clock::{Clock, SystemClock, TestClock};
+pub use config::{ConfigError, RateLimit, SecurityConfig, Settings};
+pub use context::{AuthContext, AuthMethod, AuthUser};
+pub use datastore::{Datastore, DatastoreError, DbPool};
+pub use error::{Error, ErrorKind, Result};
+pub use extract::{AuthRejection, CurrentUser, PermissionName, RequirePermission, RequireRole, RoleName};
+pub use forms::{FieldErrors, FormInput};
+pub use guard::{
+    anonymous_required, auth_required, auth_required_with, permissions_accepted, permissions_required, roles_accepted,
+    roles_required,
+};
+pub use mail::{
+    ConsoleMailer, Mail, MailError, Mailer, MemoryMailer, SharedMailer, SmtpConfig, SmtpMailer, SmtpSecurity, find_code, find_link,
+};
+pub use messages::Messages;
+pub use model::{NewUser, Role, User};
+pub use password::{PasswordConfig, PasswordHasher};
+pub use redirect::safe_next;
+pub use security::{Security, SecurityBuilder};
+pub use templates::Templates;
+pub use token::TokenSigner;

@@ -1,0 +1,292 @@
+//! Login (`GET|POST /login`), Flask-Security's `login` view.
+//!
+//! Flow: rate limit per client address → validate the form → look up the user by email or
+//! username (case-insensitive) → verify the password on the hashing pool (a dummy verification of
+//! equal cost for unknown users) → refuse inactive or unconfirmed accounts (only after a correct
+//! password) → sign in (new session id, CSRF rotated, remember-me cookie, trackable fields).
+//!
+//! Config: `SECURITY_LOGIN_URL`, `SECURITY_POST_LOGIN_VIEW`, `SECURITY_DEFAULT_REMEMBER_ME`,
+//! `SECURITY_RETURN_GENERIC_RESPONSES`, `SECURITY_LOGIN_RATE_LIMIT`, `SECURITY_USERNAME_ENABLE`.
+//! Template: `security/login_user.html`. JSON: see CONTRACT.md `POST /login`.
+
+use axum::Router;
+use axum::extract::Query;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use minijinja::context;
+use serde_json::{Value, json};
+
+use crate::config::SecurityConfig;
+use crate::context::AuthContext;
+use crate::forms::{FieldErrors, FormInput};
+use crate::model::User;
+use crate::security::Security;
+
+pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
+    Router::new().route(&config.url(&config.login_url), get(get_login).post(post_login))
+}
+
+/// The result of checking an identity and a password.
+#[derive(Debug)]
+pub enum PasswordCheck {
+    /// The password is right (the hash was upgraded if needed).
+    Valid(User),
+    /// No such user (a dummy hash was verified to spend the same time).
+    UnknownIdentity,
+    /// The user exists but the password is wrong (or they have none).
+    InvalidPassword,
+}
+
+/// Looks up `identity` (email or username) and verifies `password`, upgrading an outdated hash
+/// (bcrypt, pbkdf2, older argon2 parameters) to the current scheme.
+pub async fn check_password(security: &Security, identity: &str, password: &str) -> crate::Result<PasswordCheck> {
+    let hasher = security.hasher();
+    let Some(user) = security.datastore().user_by_identity(identity.trim()).await? else {
+        hasher.verify_dummy(password).await?;
+        return Ok(PasswordCheck::UnknownIdentity);
+    };
+    let Some(hash) = user.password.as_deref() else {
+        hasher.verify_dummy(password).await?;
+        return Ok(PasswordCheck::InvalidPassword);
+    };
+    let verification = hasher.verify(password, hash).await?;
+    if !verification.valid {
+        return Ok(PasswordCheck::InvalidPassword);
+    }
+    if verification.needs_rehash {
+        let new_hash = hasher.hash(password).await?;
+        security
+            .datastore()
+            .set_password(user.id, &new_hash, None, security.now_naive())
+            .await?;
+    }
+    Ok(PasswordCheck::Valid(user))
+}
+
+/// A validated login form.
+#[derive(Debug)]
+pub struct LoginForm {
+    /// `email` or `username`: the field the identity came in.
+    pub identity_field: &'static str,
+    /// The email or username.
+    pub identity: String,
+    /// The password.
+    pub password: String,
+    /// Remember me (defaults to `SECURITY_DEFAULT_REMEMBER_ME`).
+    pub remember: bool,
+    /// A safe local `next`, if one was given.
+    pub next: Option<String>,
+}
+
+/// Validates login input; `next` comes from the body or the query string.
+pub(crate) fn validate(
+    security: &Security,
+    host: Option<&str>,
+    input: &mut FormInput,
+    query_next: Option<String>,
+) -> Result<LoginForm, FieldErrors> {
+    let config = security.config();
+    let email = input.text("email").map(|e| e.trim().to_owned()).filter(|e| !e.is_empty());
+    let username = if config.username_enable {
+        input.text("username").map(|u| u.trim().to_owned()).filter(|u| !u.is_empty())
+    } else {
+        None
+    };
+    let password = input.text("password").filter(|p| !p.is_empty());
+    let remember = input.flag("remember");
+    let next = input.text("next").or(query_next).filter(|n| !n.is_empty());
+    let mut errors = input.take_errors();
+    let (identity_field, identity) = match (email, username) {
+        (Some(email), _) => {
+            if !config.username_enable && !email_address::EmailAddress::is_valid(&email) {
+                errors.add("email", security.msg("INVALID_EMAIL_ADDRESS", &[]));
+            }
+            ("email", email)
+        }
+        (None, Some(username)) => ("username", username),
+        (None, None) => {
+            if !errors.has("email") {
+                errors.add("email", security.msg("EMAIL_NOT_PROVIDED", &[]));
+            }
+            ("email", String::new())
+        }
+    };
+    if password.is_none() && !errors.has("password") {
+        errors.add("password", security.msg("PASSWORD_NOT_PROVIDED", &[]));
+    }
+    let next = match next {
+        Some(next) => match crate::redirect::safe_next(config, host, &next) {
+            Ok(safe) => Some(safe),
+            Err(_) => {
+                errors.add("next", security.msg("INVALID_REDIRECT", &[]));
+                None
+            }
+        },
+        None => None,
+    };
+    errors.into_result()?;
+    Ok(LoginForm {
+        identity_field,
+        identity,
+        password: password.unwrap_or_default(),
+        remember: remember.unwrap_or(config.default_remember_me),
+        next,
+    })
+}
+
+/// Authenticates a validated form: the user to sign in, or the errors to show.
+pub async fn authenticate(security: &Security, form: &LoginForm) -> crate::Result<Result<User, FieldErrors>> {
+    let config = security.config();
+    let generic = |errors: FieldErrors| {
+        if config.return_generic_responses {
+            FieldErrors::single("", security.msg("GENERIC_AUTHN_FAILED", &[]))
+        } else {
+            errors
+        }
+    };
+    let user = match check_password(security, &form.identity, &form.password).await? {
+        PasswordCheck::Valid(user) => user,
+        PasswordCheck::UnknownIdentity => {
+            let errors = FieldErrors::single(form.identity_field, security.msg("USER_DOES_NOT_EXIST", &[]));
+            return Ok(Err(generic(errors)));
+        }
+        PasswordCheck::InvalidPassword => {
+            let errors = FieldErrors::single("password", security.msg("INVALID_PASSWORD", &[]));
+            return Ok(Err(generic(errors)));
+        }
+    };
+    // The password was right: detailed messages no longer reveal anything.
+    if !user.active {
+        return Ok(Err(FieldErrors::single(form.identity_field, security.msg("DISABLED_ACCOUNT", &[]))));
+    }
+    if requires_confirmation(config, &user) {
+        return Ok(Err(FieldErrors::single(
+            form.identity_field,
+            security.msg("CONFIRMATION_REQUIRED", &[]),
+        )));
+    }
+    Ok(Ok(user))
+}
+
+/// Whether `user` must confirm their email before signing in.
+pub(crate) fn requires_confirmation(config: &SecurityConfig, user: &User) -> bool {
+    config.confirmable && !config.login_without_confirmation && user.confirmed_at.is_none()
+}
+
+#[derive(serde::Deserialize)]
+struct LoginQuery {
+    next: Option<String>,
+    include_auth_token: Option<String>,
+}
+
+fn include_auth_token(ctx: &AuthContext) -> bool {
+    ctx.path_and_query()
+        .split_once('?')
+        .is_some_and(|(_, q)| url::form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == "include_auth_token"))
+}
+
+/// The JSON answer of a completed authentication: `csrf_token`, `tf_required: false`, `user`.
+pub(crate) async fn json_login_success(ctx: &AuthContext, user: &User, csrf: String) -> crate::Result<Response> {
+    let auth_user = crate::auth::load_user(ctx.security(), &user.fs_uniquifier, crate::AuthMethod::Session)
+        .await?
+        .ok_or_else(|| crate::Error::Internal("signed-in user vanished".into()))?;
+    let payload = ctx.user_payload(&auth_user, include_auth_token(ctx))?;
+    let response = json!({"csrf_token": csrf, "tf_required": false, "user": payload});
+    Ok(crate::reply::json(StatusCode::OK, response))
+}
+
+async fn get_login(ctx: AuthContext, Query(query): Query<LoginQuery>) -> crate::Result<Response> {
+    let security = ctx.security();
+    let config = security.config();
+    if ctx.is_json() {
+        let mut response = ctx.json_base().await?;
+        let mut attributes = vec!["email"];
+        if config.username_enable {
+            attributes.push("username");
+        }
+        response.insert("identity_attributes".into(), json!(attributes));
+        if let Some(user) = ctx.user() {
+            response.insert("user".into(), ctx.user_payload(user, false)?);
+        }
+        if let Some(Value::String(token)) = response.get("csrf_token") {
+            ctx.set_cookie(crate::auth::xsrf_cookie(config, token.clone()));
+        }
+        return Ok(crate::reply::json_ok(response));
+    }
+    if ctx.user().is_some() {
+        let target = query
+            .next
+            .as_deref()
+            .and_then(|n| crate::redirect::safe_next(config, ctx.host.as_deref(), n).ok())
+            .unwrap_or_else(|| config.post_login_view.clone());
+        return Ok(crate::reply::redirect(&target));
+    }
+    let token = ctx.csrf_token().await?;
+    ctx.set_cookie(crate::auth::xsrf_cookie(config, token));
+    render_form(&ctx, StatusCode::OK, None, &FieldErrors::new(), query.next.as_deref(), config.default_remember_me).await
+}
+
+async fn render_form(
+    ctx: &AuthContext,
+    status: StatusCode,
+    values: Option<Value>,
+    errors: &FieldErrors,
+    next: Option<&str>,
+    remember: bool,
+) -> crate::Result<Response> {
+    let form_errors = errors.get("").to_vec();
+    let form = context! { values => values, errors => errors.to_json(), form_errors => form_errors };
+    crate::templates::page(
+        ctx,
+        "security/login_user.html",
+        status,
+        context! { form => form, next => next, remember => remember },
+    )
+    .await
+}
+
+async fn post_login(ctx: AuthContext, Query(query): Query<LoginQuery>, mut input: FormInput) -> crate::Result<Response> {
+    let _ = &query.include_auth_token;
+    if let Some(limited) = crate::rate_limit::check_login(&ctx).await? {
+        return Ok(limited);
+    }
+    let security = ctx.security().clone();
+    let host = ctx.host.clone();
+    let outcome = match validate(&security, host.as_deref(), &mut input, query.next.clone()) {
+        Ok(form) => authenticate(&security, &form).await?.map(|user| (user, form)),
+        Err(errors) => Err(errors),
+    };
+    match outcome {
+        Ok((user, form)) => {
+            let csrf = crate::auth::login_user(&ctx, &user, form.remember).await?;
+            if ctx.is_json() {
+                json_login_success(&ctx, &user, csrf).await
+            } else {
+                let target = form.next.unwrap_or_else(|| security.config().post_login_view.clone());
+                Ok(crate::reply::redirect(&target))
+            }
+        }
+        Err(errors) => {
+            if ctx.is_json() {
+                return Ok(crate::reply::json_errors(StatusCode::BAD_REQUEST, &[], Some(&errors)));
+            }
+            let mut errors = errors;
+            if errors.has("next") {
+                // Shown as a flash, like Flask-Security, and the unsafe value is dropped.
+                let message = security.msg("INVALID_REDIRECT", &[]);
+                errors = FieldErrors::single("", message);
+            }
+            let values = json!({
+                "email": input.values().get("email").cloned().unwrap_or(Value::Null),
+                "username": input.values().get("username").cloned().unwrap_or(Value::Null),
+            });
+            let remember = input.flag("remember").unwrap_or(false);
+            let next = query
+                .next
+                .as_deref()
+                .filter(|n| crate::redirect::safe_next(security.config(), host.as_deref(), n).is_ok());
+            render_form(&ctx, StatusCode::OK, Some(values), &errors, next, remember).await
+        }
+    }
+}

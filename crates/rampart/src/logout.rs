@@ -1,0 +1,26 @@
+//! Logout (`POST /logout`): destroys the session and deletes the session, `XSRF-TOKEN` and
+//! remember-me cookies. Answers 200 `{}` to JSON clients (also when not signed in) and redirects
+//! browsers to `SECURITY_POST_LOGOUT_VIEW`. `GET /logout` is 405, as in Flask-Security 5.
+//! No CSRF token is needed (Flask-Security's `LOGOUT_CSRF` is off).
+
+use axum::Router;
+use axum::response::Response;
+use axum::routing::post;
+use serde_json::Map;
+
+use crate::config::SecurityConfig;
+use crate::context::AuthContext;
+use crate::security::Security;
+
+pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
+    Router::new().route(&config.url(&config.logout_url), post(post_logout))
+}
+
+async fn post_logout(ctx: AuthContext) -> crate::Result<Response> {
+    crate::auth::logout_user(&ctx).await?;
+    if ctx.is_json() {
+        Ok(crate::reply::json_ok(Map::new()))
+    } else {
+        Ok(crate::reply::redirect(&ctx.security().config().post_logout_view))
+    }
+}

@@ -1,0 +1,102 @@
+//! The framework's data model: users and roles, as Flask-Security's `fsqla_v3` stores them.
+//!
+//! Apps extend users with tables of their own keyed by [`User::id`]; nothing here is generic over a
+//! user type.
+
+use serde::Serialize;
+use time::PrimitiveDateTime;
+
+/// A user account (a row of the `user` table).
+///
+/// Datetimes are naive UTC, as Flask-Security stores them.
+#[derive(Clone, PartialEq, Eq, sqlx::FromRow, Serialize)]
+pub struct User {
+    /// Primary key.
+    pub id: i64,
+    /// Email address as registered (unique, compared case-insensitively).
+    pub email: String,
+    /// Optional username (unique, compared case-insensitively).
+    pub username: Option<String>,
+    /// The password hash (`None` for accounts without a password).
+    #[serde(skip)]
+    pub password: Option<String>,
+    /// Whether the account may sign in.
+    pub active: bool,
+    /// Identity used in sessions and tokens; rotating it signs the user out everywhere.
+    pub fs_uniquifier: String,
+    /// When the email address was confirmed.
+    pub confirmed_at: Option<PrimitiveDateTime>,
+    /// Previous login time (trackable).
+    pub last_login_at: Option<PrimitiveDateTime>,
+    /// Current login time (trackable).
+    pub current_login_at: Option<PrimitiveDateTime>,
+    /// Previous login address (trackable).
+    pub last_login_ip: Option<String>,
+    /// Current login address (trackable).
+    pub current_login_ip: Option<String>,
+    /// Number of successful logins (trackable).
+    pub login_count: Option<i64>,
+    /// Primary two-factor method (`authenticator`, `email`, …), if two-factor is set up.
+    pub tf_primary_method: Option<String>,
+    /// Encrypted/encoded TOTP secret for two-factor.
+    #[serde(skip)]
+    pub tf_totp_secret: Option<String>,
+    /// Phone number for SMS two-factor.
+    pub tf_phone_number: Option<String>,
+    /// Unified sign-in TOTP secrets (JSON).
+    #[serde(skip)]
+    pub us_totp_secrets: Option<String>,
+    /// Unified sign-in phone number.
+    pub us_phone_number: Option<String>,
+    /// WebAuthn user handle.
+    pub fs_webauthn_user_handle: Option<String>,
+    /// Multi-factor recovery codes (CSV of hashes).
+    #[serde(skip)]
+    pub mf_recovery_codes: Option<String>,
+    /// When the account was created.
+    pub create_datetime: PrimitiveDateTime,
+    /// When the account last changed.
+    pub update_datetime: PrimitiveDateTime,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("email", &self.email)
+            .field("username", &self.username)
+            .field("active", &self.active)
+            .field("confirmed_at", &self.confirmed_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A role (a row of the `role` table) with its permissions.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Role {
+    /// Primary key.
+    pub id: i64,
+    /// Unique name, e.g. `Admin`.
+    pub name: String,
+    /// Free text.
+    pub description: Option<String>,
+    /// Permissions granted by this role (stored as CSV, like Flask-Security's `AsaList`).
+    pub permissions: Vec<String>,
+}
+
+/// The fields needed to create a user.
+#[derive(Clone, Debug, Default)]
+pub struct NewUser {
+    /// Email address (stored as given).
+    pub email: String,
+    /// Optional username.
+    pub username: Option<String>,
+    /// Password hash, already computed.
+    pub password_hash: Option<String>,
+    /// Whether the account is active.
+    pub active: bool,
+    /// Pre-confirmed (e.g. created from the CLI or when confirmation is off).
+    pub confirmed_at: Option<PrimitiveDateTime>,
+    /// Names of roles to link; unknown names are an error.
+    pub roles: Vec<String>,
+}

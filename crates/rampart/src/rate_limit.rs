@@ -1,0 +1,59 @@
+//! Rate limits (fixed window, state in the app database so limits hold across instances).
+
+use std::time::Duration;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use serde_json::json;
+
+use crate::config::RateLimit;
+use crate::context::AuthContext;
+use crate::security::Security;
+
+/// Counts a hit on `key`; `Err(retry_after)` once the limit is reached.
+pub async fn hit(security: &Security, key: &str, limit: &RateLimit) -> crate::Result<Result<(), Duration>> {
+    let decision = security
+        .datastore()
+        .rate_limit_hit(key, limit.limit, limit.window, security.now_naive())
+        .await?;
+    Ok(if decision.allowed {
+        Ok(())
+    } else {
+        Err(decision.retry_after)
+    })
+}
+
+/// Applies the login rate limit for the client's address; `Some(response)` when refused.
+pub(crate) async fn check_login(ctx: &AuthContext) -> crate::Result<Option<Response>> {
+    let Some(limit) = ctx.security.config().login_rate_limit.as_ref() else {
+        return Ok(None);
+    };
+    let address = ctx.client_ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+    match hit(&ctx.security, &format!("login:{address}"), limit).await? {
+        Ok(()) => Ok(None),
+        Err(retry_after) => Ok(Some(too_many(ctx, limit, retry_after))),
+    }
+}
+
+/// A 429 answer with `Retry-After`, in the request's format.
+pub(crate) fn too_many(ctx: &AuthContext, limit: &RateLimit, retry_after: Duration) -> Response {
+    let secs = retry_after.as_secs().max(1);
+    let mut response = if ctx.is_json {
+        crate::reply::json(
+            StatusCode::TOO_MANY_REQUESTS,
+            json!({"errors": [limit.description], "retry_after": secs}),
+        )
+    } else {
+        let minutes = secs.div_ceil(60);
+        crate::layer::render_error(
+            &ctx.security,
+            false,
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!("Too many attempts ({}). Please try again in {minutes} minute(s).", limit.description),
+        )
+    };
+    if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}

@@ -1,0 +1,261 @@
+//! Password recovery: ask for a link (`GET|POST /reset`), open it (`GET /reset/<token>`) and set
+//! a new password (`POST /reset/<token>`), Flask-Security's `forgot_password` and
+//! `reset_password` views.
+//!
+//! The token is signed, expires after `SECURITY_RESET_PASSWORD_WITHIN` (1 day) and carries a
+//! keyed digest of the current password hash, so it dies as soon as the password changes: each
+//! link works once, and older links die with a newer reset. A reset rotates `fs_uniquifier`
+//! (every session and auth token of the user dies) and does not sign the user in.
+//!
+//! Templates: `security/forgot_password.html`, `security/reset_password.html`. Mails:
+//! `reset_instructions`, `reset_notice`.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Path;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use minijinja::context;
+use serde_json::{Map, Value, json};
+
+use crate::config::SecurityConfig;
+use crate::context::AuthContext;
+use crate::forms::{FieldErrors, FormInput};
+use crate::model::User;
+use crate::security::Security;
+use crate::token::TokenError;
+
+const SALT: &str = "reset-salt";
+
+pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
+    let base = config.url(&config.reset_url);
+    Router::new()
+        .route(&base, get(get_forgot).post(post_forgot))
+        .route(&format!("{base}/{{token}}"), get(get_reset).post(post_reset))
+}
+
+/// "1 day", "2 hours", "30 minutes": how Flask-Security words a duration in messages.
+pub(crate) fn describe_duration(duration: Duration) -> String {
+    let secs = duration.as_secs();
+    let (n, unit) = if secs % 86_400 == 0 {
+        (secs / 86_400, "day")
+    } else if secs % 3600 == 0 {
+        (secs / 3600, "hour")
+    } else if secs % 60 == 0 {
+        (secs / 60, "minute")
+    } else {
+        (secs, "second")
+    };
+    if n == 1 { format!("1 {unit}") } else { format!("{n} {unit}s") }
+}
+
+fn password_digest(security: &Security, user: &User) -> String {
+    security.signer().hash_data(user.password.as_deref().unwrap_or(""))
+}
+
+/// Mails reset instructions with a fresh link to `user`.
+pub fn send_reset_instructions(security: &Security, user: &User, link: &(dyn Fn(&str) -> String + Sync)) -> crate::Result<()> {
+    let config = security.config();
+    let payload = (user.fs_uniquifier.clone(), password_digest(security, user));
+    let token = security.signer().sign(SALT, &payload, security.clock().now())?;
+    let reset_link = link(&format!("{}/{token}", config.url(&config.reset_url)));
+    crate::notify::send(
+        security,
+        "reset_instructions",
+        &user.email,
+        context! {
+            user => crate::register::user_context(user),
+            reset_link => reset_link,
+            expire_text => describe_duration(config.reset_password_within),
+            app_name => config.app_name,
+        },
+    )
+}
+
+/// Starts a reset for `email`. `Err` holds the detailed error (unknown user), which callers hide
+/// when generic responses are on.
+pub async fn forgot_password(
+    security: &Security,
+    email: &str,
+    link: &(dyn Fn(&str) -> String + Sync),
+) -> crate::Result<Result<(), FieldErrors>> {
+    match security.datastore().user_by_email(email).await? {
+        Some(user) if user.active => {
+            send_reset_instructions(security, &user, link)?;
+            Ok(Ok(()))
+        }
+        _ => Ok(Err(FieldErrors::single("email", security.msg("USER_DOES_NOT_EXIST", &[])))),
+    }
+}
+
+/// What a reset token turned out to be.
+#[derive(Debug)]
+pub enum ResetToken {
+    /// Valid: the user it is for.
+    Valid(User),
+    /// Genuine but too old.
+    Expired(User),
+    /// Forged, used or outdated.
+    Invalid,
+}
+
+/// Checks a reset token.
+pub async fn check_reset_token(security: &Security, token: &str) -> crate::Result<ResetToken> {
+    let signer = security.signer();
+    let now = security.clock().now();
+    let within = security.config().reset_password_within;
+    let (payload, expired) = match signer.verify::<(String, String)>(SALT, token, Some(within), now) {
+        Ok(payload) => (payload, false),
+        Err(TokenError::Expired) => match signer.verify::<(String, String)>(SALT, token, None, now) {
+            Ok(payload) => (payload, true),
+            Err(_) => return Ok(ResetToken::Invalid),
+        },
+        Err(_) => return Ok(ResetToken::Invalid),
+    };
+    let (uniquifier, digest) = payload;
+    let Some(user) = security.datastore().user_by_uniquifier(&uniquifier).await? else {
+        return Ok(ResetToken::Invalid);
+    };
+    if !user.active || !signer.verify_hash_data(user.password.as_deref().unwrap_or(""), &digest) {
+        return Ok(ResetToken::Invalid);
+    }
+    Ok(if expired { ResetToken::Expired(user) } else { ResetToken::Valid(user) })
+}
+
+/// Sets `user`'s new password, rotating `fs_uniquifier` and ending every session of theirs.
+pub async fn set_new_password(security: &Security, user: &User, password: &str) -> crate::Result<String> {
+    let hash = security.hasher().hash(password).await?;
+    let uniquifier = crate::register::new_uniquifier();
+    let datastore = security.datastore();
+    datastore
+        .set_password(user.id, &hash, Some(&uniquifier), security.now_naive())
+        .await?;
+    datastore.delete_sessions_of_user(user.id, None).await?;
+    Ok(uniquifier)
+}
+
+async fn get_forgot(ctx: AuthContext) -> crate::Result<Response> {
+    if ctx.is_json() {
+        return Ok(crate::reply::json_ok(ctx.json_base().await?));
+    }
+    crate::templates::form_page(&ctx, "security/forgot_password.html", Value::Null, &FieldErrors::new(), context! {}).await
+}
+
+async fn post_forgot(ctx: AuthContext, mut input: FormInput) -> crate::Result<Response> {
+    let security = ctx.security().clone();
+    let email = input.text("email").map(|e| e.trim().to_owned()).unwrap_or_default();
+    let mut errors = input.take_errors();
+    if !errors.has("email") {
+        if let Some(message) = crate::register::email_error(&security, &email) {
+            errors.add("email", message);
+        }
+    }
+    if errors.is_empty() {
+        if let Err(detailed) = forgot_password(&security, &email, &|path| ctx.external_url(path)).await? {
+            if !security.config().return_generic_responses {
+                errors = detailed;
+            }
+        }
+    }
+    if !errors.is_empty() {
+        if ctx.is_json() {
+            return Ok(crate::reply::json_errors(StatusCode::BAD_REQUEST, &[], Some(&errors)));
+        }
+        return crate::templates::form_page(&ctx, "security/forgot_password.html", json!({"email": email}), &errors, context! {}).await;
+    }
+    if ctx.is_json() {
+        return Ok(crate::reply::json_ok(ctx.json_base().await?));
+    }
+    let message = if security.config().return_generic_responses {
+        security.msg("GENERIC_RECOVERY", &[])
+    } else {
+        security.msg("PASSWORD_RESET_REQUEST", &[("email", &email)])
+    };
+    crate::templates::message_page(&ctx, "Check your email", &message, None).await
+}
+
+async fn invalid_token_redirect(ctx: &AuthContext, outcome: &ResetToken) -> crate::Result<Response> {
+    let security = ctx.security();
+    let config = security.config();
+    let message = match outcome {
+        ResetToken::Expired(user) => {
+            send_reset_instructions(security, user, &|path| ctx.external_url(path))?;
+            let within = describe_duration(config.reset_password_within);
+            security.msg("PASSWORD_RESET_EXPIRED", &[("within", &within), ("email", &user.email)])
+        }
+        _ => security.msg("INVALID_RESET_PASSWORD_TOKEN", &[]),
+    };
+    ctx.flash("error", &message).await?;
+    Ok(crate::reply::redirect(&config.url(&config.reset_url)))
+}
+
+async fn get_reset(ctx: AuthContext, Path(token): Path<String>) -> crate::Result<Response> {
+    let security = ctx.security().clone();
+    let outcome = check_reset_token(&security, &token).await?;
+    if !matches!(outcome, ResetToken::Valid(_)) {
+        return invalid_token_redirect(&ctx, &outcome).await;
+    }
+    let config = security.config();
+    let action = format!("{}/{token}", config.url(&config.reset_url));
+    crate::templates::form_page(&ctx, "security/reset_password.html", Value::Null, &FieldErrors::new(), context! { action => action }).await
+}
+
+async fn post_reset(ctx: AuthContext, Path(token): Path<String>, mut input: FormInput) -> crate::Result<Response> {
+    let security = ctx.security().clone();
+    let config = security.config();
+    let action = format!("{}/{token}", config.url(&config.reset_url));
+    let password = input.text("password");
+    let confirm = input.text("password_confirm");
+    let mut errors = input.take_errors();
+    crate::register::new_password_errors(
+        &security,
+        &mut errors,
+        password.as_deref(),
+        confirm.as_deref(),
+        "password",
+        "password_confirm",
+    );
+    let outcome = check_reset_token(&security, &token).await?;
+    let user = match (&outcome, errors.is_empty()) {
+        (ResetToken::Valid(user), true) => user.clone(),
+        (ResetToken::Valid(_), false) => {
+            if ctx.is_json() {
+                return Ok(crate::reply::json_errors(StatusCode::BAD_REQUEST, &[], Some(&errors)));
+            }
+            return crate::templates::form_page(&ctx, "security/reset_password.html", Value::Null, &errors, context! { action => action }).await;
+        }
+        _ => {
+            if ctx.is_json() {
+                let key = if matches!(outcome, ResetToken::Expired(_)) { "PASSWORD_RESET_EXPIRED" } else { "INVALID_RESET_PASSWORD_TOKEN" };
+                let message = match &outcome {
+                    ResetToken::Expired(user) => {
+                        send_reset_instructions(&security, user, &|path| ctx.external_url(path))?;
+                        let within = describe_duration(config.reset_password_within);
+                        security.msg(key, &[("within", &within), ("email", &user.email)])
+                    }
+                    _ => security.msg(key, &[]),
+                };
+                let errors = FieldErrors::single("", message);
+                return Ok(crate::reply::json_errors(StatusCode::BAD_REQUEST, &[], Some(&errors)));
+            }
+            return invalid_token_redirect(&ctx, &outcome).await;
+        }
+    };
+    set_new_password(&security, &user, password.as_deref().unwrap_or_default()).await?;
+    if config.send_password_reset_notice_email {
+        crate::notify::send(
+            &security,
+            "reset_notice",
+            &user.email,
+            context! { user => crate::register::user_context(&user), app_name => config.app_name },
+        )?;
+    }
+    if ctx.is_json() {
+        return Ok(crate::reply::json_ok(Map::new()));
+    }
+    ctx.flash("success", &security.msg("PASSWORD_RESET_NO_LOGIN", &[])).await?;
+    let target = config.post_reset_view.clone().unwrap_or_else(|| config.url(&config.login_url));
+    Ok(crate::reply::redirect(&target))
+}

@@ -1,0 +1,322 @@
+//! Registration (`GET|POST /register`), Flask-Security's `register` view.
+//!
+//! Flow: validate (email, optional username, password policy, confirmation) → duplicate checks
+//! (case-insensitive) → hash on the pool → create the user with `SECURITY_DEFAULT_ROLES` and the
+//! app's extra rows in one transaction → `welcome` mail (with the confirmation link when
+//! `SECURITY_CONFIRMABLE`) → without confirmation, the user is signed in at once.
+//!
+//! With `SECURITY_RETURN_GENERIC_RESPONSES` (default) an already registered email gets the same
+//! answer as a new one, and the owner of that address is mailed instead (`welcome_existing`).
+//!
+//! Config: `SECURITY_REGISTERABLE`, `SECURITY_REGISTER_URL`, `SECURITY_SEND_REGISTER_EMAIL`,
+//! `SECURITY_POST_REGISTER_VIEW`, `SECURITY_USERNAME_*`, `SECURITY_PASSWORD_LENGTH_MIN`.
+//! Template: `security/register_user.html`. Mails: `welcome`, `welcome_existing`,
+//! `welcome_existing_username`.
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use minijinja::context;
+use serde_json::{Value, json};
+
+use crate::config::SecurityConfig;
+use crate::context::AuthContext;
+use crate::datastore::DatastoreError;
+use crate::forms::{FieldErrors, FormInput};
+use crate::model::{NewUser, User};
+use crate::security::Security;
+
+pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
+    Router::new().route(&config.url(&config.register_url), get(get_register).post(post_register))
+}
+
+/// A validated registration.
+#[derive(Debug)]
+pub struct ValidRegister {
+    /// The email, trimmed, as typed.
+    pub email: String,
+    /// The username, if given.
+    pub username: Option<String>,
+    /// The password (NFKD-normalised by the hasher).
+    pub password: String,
+}
+
+/// What registering did.
+#[derive(Debug)]
+pub enum RegisterOutcome {
+    /// A new account.
+    Created(User),
+    /// The email or username already belongs to an account (only with generic responses; the
+    /// owner was mailed).
+    Existing,
+}
+
+/// Checks a username against the configured length and character rules.
+pub(crate) fn username_errors(security: &Security, username: &str) -> Option<String> {
+    let config = security.config();
+    let length = username.chars().count();
+    if length < config.username_min_length || length > config.username_max_length {
+        let (min, max) = (config.username_min_length.to_string(), config.username_max_length.to_string());
+        return Some(security.msg("USERNAME_INVALID_LENGTH", &[("min", &min), ("max", &max)]));
+    }
+    if !username.chars().all(char::is_alphanumeric) {
+        return Some(security.msg("USERNAME_DISALLOWED_CHARACTERS", &[]));
+    }
+    None
+}
+
+/// Checks an email address's form (no DNS look-up).
+pub(crate) fn email_error(security: &Security, email: &str) -> Option<String> {
+    if email.is_empty() {
+        Some(security.msg("EMAIL_NOT_PROVIDED", &[]))
+    } else if email_address::EmailAddress::is_valid(email) && !email.contains(char::is_whitespace) {
+        None
+    } else {
+        Some(security.msg("INVALID_EMAIL_ADDRESS", &[]))
+    }
+}
+
+/// Checks a new password and its confirmation; errors go to `field` / `confirm_field`.
+pub(crate) fn new_password_errors(
+    security: &Security,
+    errors: &mut FieldErrors,
+    password: Option<&str>,
+    confirm: Option<&str>,
+    field: &str,
+    confirm_field: &str,
+) {
+    match password {
+        None | Some("") => {
+            if !errors.has(field) {
+                errors.add(field, security.msg("PASSWORD_NOT_PROVIDED", &[]));
+            }
+        }
+        Some(password) => {
+            if let Err(violation) = security.hasher().policy().check(password) {
+                errors.add(field, violation.to_string());
+            }
+        }
+    }
+    match confirm {
+        None | Some("") => {
+            if !errors.has(confirm_field) {
+                errors.add(confirm_field, security.msg("PASSWORD_NOT_PROVIDED", &[]));
+            }
+        }
+        Some(confirm) => {
+            if password.is_some_and(|p| !p.is_empty() && p != confirm) {
+                errors.add(confirm_field, security.msg("RETYPE_PASSWORD_MISMATCH", &[]));
+            }
+        }
+    }
+}
+
+/// Validates registration input, including duplicate checks. With generic responses, duplicates
+/// are not errors: they are reported by [`register_user`] as [`RegisterOutcome::Existing`].
+pub async fn validate(security: &Security, input: &mut FormInput) -> crate::Result<Result<ValidRegister, FieldErrors>> {
+    let config = security.config();
+    let email = input.text("email").map(|e| e.trim().to_owned()).unwrap_or_default();
+    let username = if config.username_enable {
+        input.text("username").map(|u| u.trim().to_owned()).filter(|u| !u.is_empty())
+    } else {
+        None
+    };
+    let password = input.text("password");
+    let confirm = input.text("password_confirm");
+    let mut errors = input.take_errors();
+    if !errors.has("email") {
+        if let Some(message) = email_error(security, &email) {
+            errors.add("email", message);
+        } else if !config.return_generic_responses && security.datastore().user_by_email(&email).await?.is_some() {
+            errors.add("email", security.msg("EMAIL_ALREADY_ASSOCIATED", &[("email", &email)]));
+        }
+    }
+    match &username {
+        Some(name) => {
+            if let Some(message) = username_errors(security, name) {
+                errors.add("username", message);
+            } else if !config.return_generic_responses
+                && security.datastore().user_by_username(name).await?.is_some()
+            {
+                errors.add("username", security.msg("USERNAME_ALREADY_ASSOCIATED", &[("username", name)]));
+            }
+        }
+        None if config.username_enable && config.username_required && !errors.has("username") => {
+            errors.add("username", security.msg("USERNAME_NOT_PROVIDED", &[]));
+        }
+        None => {}
+    }
+    new_password_errors(
+        security,
+        &mut errors,
+        password.as_deref(),
+        confirm.as_deref(),
+        "password",
+        "password_confirm",
+    );
+    if let Err(errors) = errors.into_result() {
+        return Ok(Err(errors));
+    }
+    Ok(Ok(ValidRegister {
+        email,
+        username,
+        password: password.unwrap_or_default(),
+    }))
+}
+
+/// A new random `fs_uniquifier`.
+pub(crate) fn new_uniquifier() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// Creates the account and sends the welcome mail (with the confirmation link if confirmable).
+/// `link` turns a path into an absolute URL.
+pub async fn register_user(
+    security: &Security,
+    form: ValidRegister,
+    link: &(dyn Fn(&str) -> String + Sync),
+) -> crate::Result<RegisterOutcome> {
+    let config = security.config();
+    let datastore = security.datastore();
+    // Duplicates (checked again at insert time by unique indexes).
+    let existing_email = datastore.user_by_email(&form.email).await?;
+    let existing_username = match &form.username {
+        Some(name) => datastore.user_by_username(name).await?,
+        None => None,
+    };
+    if existing_email.is_some() || existing_username.is_some() {
+        // Spend the hashing time anyway so timing does not tell.
+        let _ = security.hasher().hash(&form.password).await?;
+        notify_existing(security, &form, existing_email.as_ref(), existing_username.as_ref(), link)?;
+        return Ok(RegisterOutcome::Existing);
+    }
+    let hash = security.hasher().hash(&form.password).await?;
+    let now = security.now_naive();
+    let new_user = NewUser {
+        email: form.email.clone(),
+        username: form.username.clone(),
+        password_hash: Some(hash),
+        active: true,
+        confirmed_at: None,
+        roles: config.default_roles.clone(),
+    };
+    let user = match datastore
+        .create_user(&new_user, &new_uniquifier(), now, security.user_created_sql())
+        .await
+    {
+        Ok(user) => user,
+        Err(DatastoreError::Conflict(_)) => return Ok(RegisterOutcome::Existing),
+        Err(other) => return Err(other.into()),
+    };
+    if config.send_register_email {
+        let confirmation_link = if config.confirmable {
+            Some(link(&crate::confirm::confirmation_path(security, &user)?))
+        } else {
+            None
+        };
+        crate::notify::send(
+            security,
+            "welcome",
+            &user.email,
+            context! { user => user_context(&user), confirmation_link => confirmation_link, app_name => config.app_name },
+        )?;
+    }
+    Ok(RegisterOutcome::Created(user))
+}
+
+/// The user fields mail templates may use.
+pub(crate) fn user_context(user: &User) -> minijinja::Value {
+    context! { email => user.email, username => user.username }
+}
+
+fn notify_existing(
+    security: &Security,
+    form: &ValidRegister,
+    by_email: Option<&User>,
+    by_username: Option<&User>,
+    link: &(dyn Fn(&str) -> String + Sync),
+) -> crate::Result<()> {
+    let config = security.config();
+    let recovery_link = config.recoverable.then(|| link(&config.url(&config.reset_url)));
+    let login_link = link(&config.url(&config.login_url));
+    if let Some(user) = by_email {
+        crate::notify::send(
+            security,
+            "welcome_existing",
+            &user.email,
+            context! { user => user_context(user), recovery_link => recovery_link, login_link => login_link, app_name => config.app_name },
+        )?;
+    } else if let Some(user) = by_username {
+        // The address typed is new, but the username is taken: tell the person who typed it.
+        crate::notify::send(
+            security,
+            "welcome_existing_username",
+            &form.email,
+            context! { user => user_context(user), email => form.email, username => form.username, login_link => login_link, app_name => config.app_name },
+        )?;
+    }
+    Ok(())
+}
+
+async fn get_register(ctx: AuthContext) -> crate::Result<Response> {
+    if ctx.is_json() {
+        return Ok(crate::reply::json_ok(ctx.json_base().await?));
+    }
+    if ctx.user().is_some() {
+        return Ok(crate::reply::redirect(&ctx.security().config().post_login_view));
+    }
+    crate::templates::form_page(&ctx, "security/register_user.html", Value::Null, &FieldErrors::new(), context! {}).await
+}
+
+async fn post_register(ctx: AuthContext, mut input: FormInput) -> crate::Result<Response> {
+    let security = ctx.security().clone();
+    let config = security.config();
+    let form = match validate(&security, &mut input).await? {
+        Ok(form) => form,
+        Err(errors) => {
+            if ctx.is_json() {
+                return Ok(crate::reply::json_errors(StatusCode::BAD_REQUEST, &[], Some(&errors)));
+            }
+            let values = json!({
+                "email": input.values().get("email"),
+                "username": input.values().get("username"),
+            });
+            return crate::templates::form_page(&ctx, "security/register_user.html", values, &errors, context! {}).await;
+        }
+    };
+    let email = form.email.clone();
+    let outcome = register_user(&security, form, &|path| ctx.external_url(path)).await?;
+    let signed_in = match &outcome {
+        RegisterOutcome::Created(user) if !config.confirmable || config.login_without_confirmation => {
+            Some(crate::auth::login_user(&ctx, user, false).await?)
+        }
+        _ => None,
+    };
+    if ctx.is_json() {
+        let mut response = ctx.json_base().await?;
+        if let Some(csrf) = signed_in {
+            response.insert("csrf_token".into(), Value::String(csrf));
+        }
+        if let RegisterOutcome::Created(user) = &outcome {
+            if !config.return_generic_responses {
+                let auth_user = crate::context::AuthUser {
+                    roles: security.datastore().user_roles(user.id).await?,
+                    user: user.clone(),
+                    method: crate::AuthMethod::Session,
+                };
+                response.insert("user".into(), ctx.user_payload(&auth_user, false)?);
+            }
+        }
+        return Ok(crate::reply::json_ok(response));
+    }
+    if let Some(view) = &config.post_register_view {
+        return Ok(crate::reply::redirect(view));
+    }
+    if config.confirmable {
+        let message = security.msg("CONFIRM_REGISTRATION", &[("email", &email)]);
+        let login = config.url(&config.login_url);
+        return crate::templates::message_page(&ctx, "Check your email", &message, Some((&login, "Go to sign in"))).await;
+    }
+    Ok(crate::reply::redirect(&config.post_login_view))
+}

@@ -1,0 +1,235 @@
+//! [`Security`]: the framework's handle (cheap to clone), its builder, its router and its layer.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::SecurityConfig;
+use crate::datastore::Datastore;
+use crate::error::{Error, Result};
+use crate::layer::SecurityLayer;
+use crate::mail::{ConsoleMailer, Mailer, SharedMailer};
+use crate::messages::Messages;
+use crate::password::PasswordHasher;
+use crate::session_store::DbSessionStore;
+use crate::templates::Templates;
+use crate::token::TokenSigner;
+
+/// The framework: configuration, datastore, hasher, signer, mailer and templates.
+///
+/// Clone it freely (it is an `Arc`). Apps add [`Security::router`] to their router and wrap the
+/// whole app in [`Security::layer`].
+#[derive(Clone)]
+pub struct Security {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: SecurityConfig,
+    datastore: Datastore,
+    hasher: PasswordHasher,
+    signer: TokenSigner,
+    mailer: SharedMailer,
+    templates: Templates,
+    clock: Arc<dyn Clock>,
+    messages: Messages,
+    session_store: Arc<DbSessionStore>,
+    user_created_sql: Vec<String>,
+}
+
+impl std::fmt::Debug for Security {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Security")
+            .field("backend", &self.inner.datastore.backend_name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Security {
+    /// Starts building a [`Security`] from a configuration.
+    pub fn builder(config: SecurityConfig) -> SecurityBuilder {
+        SecurityBuilder {
+            config,
+            datastore: None,
+            mailer: None,
+            clock: None,
+            user_created_sql: Vec::new(),
+            migrate: true,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SecurityConfig {
+        &self.inner.config
+    }
+
+    /// The datastore.
+    pub fn datastore(&self) -> &Datastore {
+        &self.inner.datastore
+    }
+
+    /// The password hasher (bounded blocking pool).
+    pub fn hasher(&self) -> &PasswordHasher {
+        &self.inner.hasher
+    }
+
+    /// The token signer (`SECRET_KEY` key ring).
+    pub fn signer(&self) -> &TokenSigner {
+        &self.inner.signer
+    }
+
+    /// The mailer.
+    pub fn mailer(&self) -> &SharedMailer {
+        &self.inner.mailer
+    }
+
+    /// The templates (built-in, overridable from `SECURITY_TEMPLATE_DIR`).
+    pub fn templates(&self) -> &Templates {
+        &self.inner.templates
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &dyn Clock {
+        self.inner.clock.as_ref()
+    }
+
+    /// User-facing messages with the configured overrides.
+    pub fn messages(&self) -> &Messages {
+        &self.inner.messages
+    }
+
+    /// The message `key`, with placeholders filled.
+    pub fn msg(&self, key: &str, args: &[(&str, &str)]) -> String {
+        self.inner.messages.get(key, args)
+    }
+
+    pub(crate) fn session_store(&self) -> &Arc<DbSessionStore> {
+        &self.inner.session_store
+    }
+
+    pub(crate) fn user_created_sql(&self) -> &[String] {
+        &self.inner.user_created_sql
+    }
+
+    /// Naive UTC now, as stored in the database.
+    pub(crate) fn now_naive(&self) -> time::PrimitiveDateTime {
+        crate::clock::naive(self.clock().now())
+    }
+
+    /// The framework's routes (login, logout, register, confirm, reset, change), per the
+    /// configuration. Merge it into the app's router.
+    pub fn router<S>(&self) -> Router<S>
+    where
+        S: Clone + Send + Sync + 'static,
+    {
+        let config = self.config();
+        let mut router = Router::new()
+            .merge(crate::login::router(config))
+            .merge(crate::logout::router(config));
+        if config.registerable {
+            router = router.merge(crate::register::router(config));
+        }
+        if config.confirmable {
+            router = router.merge(crate::confirm::router(config));
+        }
+        if config.recoverable {
+            router = router.merge(crate::recover::router(config));
+        }
+        if config.changeable {
+            router = router.merge(crate::change::router(config));
+        }
+        router
+            .layer(DefaultBodyLimit::max(config.max_content_length))
+            .with_state(self.clone())
+    }
+
+    /// The layer that loads the session or auth token, resolves the user, checks CSRF, renders
+    /// errors in the request's format and sets security headers. Wrap the whole app in it.
+    pub fn layer(&self) -> SecurityLayer {
+        SecurityLayer::new(self.clone())
+    }
+}
+
+/// Builds a [`Security`]; see [`Security::builder`].
+pub struct SecurityBuilder {
+    config: SecurityConfig,
+    datastore: Option<Datastore>,
+    mailer: Option<SharedMailer>,
+    clock: Option<Arc<dyn Clock>>,
+    user_created_sql: Vec<String>,
+    migrate: bool,
+}
+
+impl SecurityBuilder {
+    /// The datastore (required).
+    pub fn datastore(mut self, datastore: Datastore) -> Self {
+        self.datastore = Some(datastore);
+        self
+    }
+
+    /// The mailer; the console mailer by default.
+    pub fn mailer(mut self, mailer: impl Mailer) -> Self {
+        self.mailer = Some(Arc::new(mailer));
+        self
+    }
+
+    /// A shared mailer (e.g. a memory mailer the test keeps a handle to).
+    pub fn shared_mailer(mut self, mailer: SharedMailer) -> Self {
+        self.mailer = Some(mailer);
+        self
+    }
+
+    /// The clock; the system clock by default.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// An SQL statement run in the same transaction as every user creation, with `$1` bound to
+    /// the new user's id (e.g. `INSERT INTO profile (user_id) VALUES ($1)`).
+    pub fn on_user_created_sql(mut self, sql: impl Into<String>) -> Self {
+        self.user_created_sql.push(sql.into());
+        self
+    }
+
+    /// Whether `build` applies the framework's migrations (default: yes).
+    pub fn migrate(mut self, migrate: bool) -> Self {
+        self.migrate = migrate;
+        self
+    }
+
+    /// Validates the configuration, applies migrations and builds the [`Security`].
+    pub async fn build(self) -> Result<Security> {
+        self.config.validate()?;
+        let datastore = self
+            .datastore
+            .ok_or_else(|| Error::Internal("SecurityBuilder: no datastore given".into()))?;
+        if self.migrate {
+            datastore.migrate().await?;
+        }
+        let hasher = PasswordHasher::new(&self.config.password)?;
+        let signer = TokenSigner::new(
+            self.config.secret_key.clone(),
+            self.config.secret_key_fallbacks.clone(),
+        );
+        let templates = Templates::new(self.config.template_dir.as_deref())?;
+        let messages = Messages::new(self.config.messages.clone());
+        let session_store = Arc::new(DbSessionStore::new(datastore.clone()));
+        Ok(Security {
+            inner: Arc::new(Inner {
+                mailer: self.mailer.unwrap_or_else(|| Arc::new(ConsoleMailer::default())),
+                clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+                config: self.config,
+                datastore,
+                hasher,
+                signer,
+                templates,
+                messages,
+                session_store,
+                user_created_sql: self.user_created_sql,
+            }),
+        })
+    }
+}

@@ -1,0 +1,106 @@
+//! A tower-sessions [`SessionStore`] over the app database (`rampart_session` table).
+//!
+//! Session ids are stored only as SHA-256 hashes, and each row records the signed-in user's id so
+//! a user's sessions can be listed and revoked.
+
+use async_trait::async_trait;
+use sha2::{Digest, Sha256};
+use tower_sessions::session::{Id, Record};
+use tower_sessions::session_store::{Error as StoreError, Result as StoreResult, SessionStore};
+
+use crate::datastore::Datastore;
+
+/// Session key holding the signed-in user's id (recorded in its own column).
+pub(crate) const USER_ID_KEY: &str = "_user_id";
+
+/// Stores sessions in the `rampart_session` table.
+#[derive(Clone)]
+pub struct DbSessionStore {
+    datastore: Datastore,
+}
+
+impl std::fmt::Debug for DbSessionStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DbSessionStore").finish_non_exhaustive()
+    }
+}
+
+impl DbSessionStore {
+    /// A store over `datastore`.
+    pub fn new(datastore: Datastore) -> Self {
+        Self { datastore }
+    }
+}
+
+/// The stored form of a session id: hex SHA-256 of its text.
+pub fn hash_session_id(id: &Id) -> String {
+    let digest = Sha256::digest(id.to_string().as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn parts(record: &Record) -> StoreResult<(String, Option<i64>, String, time::PrimitiveDateTime)> {
+    let data = serde_json::to_string(&record.data).map_err(|e| StoreError::Encode(e.to_string()))?;
+    let user_id = record.data.get(USER_ID_KEY).and_then(serde_json::Value::as_i64);
+    Ok((
+        hash_session_id(&record.id),
+        user_id,
+        data,
+        crate::clock::naive(record.expiry_date),
+    ))
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+#[async_trait]
+impl SessionStore for DbSessionStore {
+    async fn create(&self, record: &mut Record) -> StoreResult<()> {
+        loop {
+            let (hash, user_id, data, expiry) = parts(record)?;
+            if self
+                .datastore
+                .session_create(&hash, user_id, &data, expiry)
+                .await
+                .map_err(backend)?
+            {
+                return Ok(());
+            }
+            record.id = Id::default();
+        }
+    }
+
+    async fn save(&self, record: &Record) -> StoreResult<()> {
+        let (hash, user_id, data, expiry) = parts(record)?;
+        self.datastore
+            .session_save(&hash, user_id, &data, expiry)
+            .await
+            .map_err(backend)
+    }
+
+    async fn load(&self, id: &Id) -> StoreResult<Option<Record>> {
+        let now = crate::clock::naive(time::OffsetDateTime::now_utc());
+        let Some(data) = self
+            .datastore
+            .session_load(&hash_session_id(id), now)
+            .await
+            .map_err(backend)?
+        else {
+            return Ok(None);
+        };
+        let data = serde_json::from_str(&data).map_err(|e| StoreError::Decode(e.to_string()))?;
+        Ok(Some(Record {
+            id: *id,
+            data,
+            // Recomputed from the session's idle expiry whenever the session is saved.
+            expiry_date: now.assume_utc(),
+        }))
+    }
+
+    async fn delete(&self, id: &Id) -> StoreResult<()> {
+        self.datastore
+            .session_delete(&hash_session_id(id))
+            .await
+            .map_err(backend)
+    }
+}

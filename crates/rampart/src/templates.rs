@@ -1,0 +1,192 @@
+//! minijinja templates: built-in defaults with Flask-Security's names (`security/login_user.html`,
+//! `security/email/reset_instructions/…`), each overridable by a file of the same name in the
+//! app's template folder (`SECURITY_TEMPLATE_DIR`).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use axum::response::Response;
+use minijinja::{Environment, Value, context};
+
+use crate::context::AuthContext;
+use crate::security::Security;
+
+macro_rules! embedded {
+    ($($name:literal),* $(,)?) => {
+        &[$(($name, include_str!(concat!("../templates/", $name)))),*]
+    };
+}
+
+/// The built-in templates.
+const BUILTIN: &[(&str, &str)] = embedded![
+    "security/base.html",
+    "security/_macros.html",
+    "security/_messages.html",
+    "security/error.html",
+    "security/message.html",
+    "security/login_user.html",
+    "security/register_user.html",
+    "security/send_confirmation.html",
+    "security/forgot_password.html",
+    "security/reset_password.html",
+    "security/change_password.html",
+    "security/email/welcome/subject.txt.j2",
+    "security/email/welcome/body.txt.j2",
+    "security/email/welcome/body.html.j2",
+    "security/email/welcome_existing/subject.txt.j2",
+    "security/email/welcome_existing/body.txt.j2",
+    "security/email/welcome_existing/body.html.j2",
+    "security/email/welcome_existing_username/subject.txt.j2",
+    "security/email/welcome_existing_username/body.txt.j2",
+    "security/email/welcome_existing_username/body.html.j2",
+    "security/email/confirmation_instructions/subject.txt.j2",
+    "security/email/confirmation_instructions/body.txt.j2",
+    "security/email/confirmation_instructions/body.html.j2",
+    "security/email/reset_instructions/subject.txt.j2",
+    "security/email/reset_instructions/body.txt.j2",
+    "security/email/reset_instructions/body.html.j2",
+    "security/email/reset_notice/subject.txt.j2",
+    "security/email/reset_notice/body.txt.j2",
+    "security/email/reset_notice/body.html.j2",
+    "security/email/change_notice/subject.txt.j2",
+    "security/email/change_notice/body.txt.j2",
+    "security/email/change_notice/body.html.j2",
+];
+
+/// The template environment (cheap to clone).
+#[derive(Clone)]
+pub struct Templates {
+    env: Arc<Environment<'static>>,
+}
+
+impl std::fmt::Debug for Templates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Templates").finish_non_exhaustive()
+    }
+}
+
+fn auto_escape(name: &str) -> minijinja::AutoEscape {
+    let base = name.trim_end_matches(".j2");
+    if base.ends_with(".html") || base.ends_with(".htm") {
+        minijinja::AutoEscape::Html
+    } else {
+        minijinja::AutoEscape::None
+    }
+}
+
+impl Templates {
+    /// Templates from `override_dir` (if given) falling back to the built-in ones.
+    pub fn new(override_dir: Option<&Path>) -> Result<Self, minijinja::Error> {
+        Self::with_dirs(override_dir.into_iter().map(Path::to_path_buf).collect())
+    }
+
+    /// Templates from several folders, searched in order, then the built-in ones.
+    pub fn with_dirs(dirs: Vec<PathBuf>) -> Result<Self, minijinja::Error> {
+        let mut env = Environment::new();
+        env.set_auto_escape_callback(auto_escape);
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Lenient);
+        env.set_loader(move |name| {
+            if name.contains("..") {
+                return Ok(None);
+            }
+            for dir in &dirs {
+                let path = dir.join(name);
+                if path.is_file() {
+                    return std::fs::read_to_string(&path).map(Some).map_err(|e| {
+                        minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, "cannot read template")
+                            .with_source(e)
+                    });
+                }
+            }
+            Ok(BUILTIN
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, source)| (*source).to_owned()))
+        });
+        Ok(Self { env: Arc::new(env) })
+    }
+
+    /// Renders template `name` with `ctx`.
+    pub fn render(&self, name: &str, ctx: impl serde::Serialize) -> Result<String, minijinja::Error> {
+        self.env.get_template(name)?.render(ctx)
+    }
+
+    /// Whether a template exists (built-in or overridden).
+    pub fn exists(&self, name: &str) -> bool {
+        self.env.get_template(name).is_ok()
+    }
+}
+
+/// The settings pages need: app name, enabled features and their URLs.
+pub(crate) fn page_config(security: &Security) -> Value {
+    let c = security.config();
+    context! {
+        app_name => c.app_name,
+        registerable => c.registerable,
+        recoverable => c.recoverable,
+        confirmable => c.confirmable,
+        changeable => c.changeable,
+        username_enable => c.username_enable,
+        default_remember_me => c.default_remember_me,
+        login_url => c.url(&c.login_url),
+        logout_url => c.url(&c.logout_url),
+        register_url => c.url(&c.register_url),
+        reset_url => c.url(&c.reset_url),
+        confirm_url => c.url(&c.confirm_url),
+        change_url => c.url(&c.change_url),
+        post_login_view => c.post_login_view,
+    }
+}
+
+/// Renders an HTML page with the common context: `csrf_token`, `flashes`, `current_user`,
+/// `config`, merged with `extra`.
+pub async fn page(ctx: &AuthContext, name: &str, status: StatusCode, extra: Value) -> crate::Result<Response> {
+    let security = ctx.security();
+    let csrf_token = ctx.csrf_token().await?;
+    let flashes = ctx.take_flashes().await?;
+    let current_user = ctx.user().map(|u| {
+        context! {
+            email => u.user.email,
+            username => u.user.username,
+            roles => u.role_names(),
+        }
+    });
+    let base = context! {
+        csrf_token => csrf_token,
+        flashes => flashes,
+        current_user => current_user,
+        config => page_config(security),
+    };
+    let body = security.templates().render(name, context! { ..extra, ..base })?;
+    Ok(crate::reply::html(status, body))
+}
+
+/// Renders a form page: `form.values` (what the user typed, never passwords), `form.errors`
+/// (per field) and `form.form_errors` (the `""` key), merged with `extra`.
+pub async fn form_page(
+    ctx: &AuthContext,
+    name: &str,
+    values: serde_json::Value,
+    errors: &crate::forms::FieldErrors,
+    extra: Value,
+) -> crate::Result<Response> {
+    let form = context! {
+        values => values,
+        errors => errors.to_json(),
+        form_errors => errors.get("").to_vec(),
+    };
+    page(ctx, name, StatusCode::OK, context! { form => form, ..extra }).await
+}
+
+/// Renders the generic message page (`security/message.html`).
+pub async fn message_page(ctx: &AuthContext, title: &str, message: &str, link: Option<(&str, &str)>) -> crate::Result<Response> {
+    let link = link.map(|(href, text)| context! { href => href, text => text });
+    page(
+        ctx,
+        "security/message.html",
+        StatusCode::OK,
+        context! { title => title, message => message, link => link },
+    )
+    .await
+}

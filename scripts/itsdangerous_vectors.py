@@ -1,0 +1,155 @@
+#!/usr/bin/env python3
+"""Golden vectors for Rampart's signed tokens (crates/rampart/src/token.rs).
+
+Produces crates/rampart/tests/data/itsdangerous_vectors.json with tokens made by the real
+`itsdangerous` (as used by Flask-Security and Flask-WTF) at a fixed timestamp, and checks that
+tokens made by Rampart (pasted below) are accepted by `itsdangerous`.
+
+    python3 -m venv /tmp/itsd-venv
+    /tmp/itsd-venv/bin/pip install itsdangerous passlib
+    /tmp/itsd-venv/bin/python scripts/itsdangerous_vectors.py
+
+The Rust unit tests read the JSON file, so running them needs no Python.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import pathlib
+import zlib
+
+from itsdangerous import TimestampSigner, URLSafeTimedSerializer
+from passlib.hash import sha256_crypt
+
+TIMESTAMP = 1_700_000_000
+SECRET = "rampart-golden-secret-key"
+OLD_SECRET = "rampart-previous-secret-key"
+
+OUT = (
+    pathlib.Path(__file__).resolve().parent.parent
+    / "crates/rampart/tests/data/itsdangerous_vectors.json"
+)
+
+
+class FixedTimestampSigner(TimestampSigner):
+    """A TimestampSigner whose clock is stopped at TIMESTAMP."""
+
+    def get_timestamp(self) -> int:
+        return TIMESTAMP
+
+
+def serializer(secret_keys, salt: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(secret_keys, salt=salt, signer=FixedTimestampSigner)
+
+
+# Payloads use only sorted object keys so that serde_json (which sorts keys) produces the same JSON.
+LONG_PAYLOAD = {
+    "events": [
+        {"ip": "192.0.2.10", "kind": "login", "n": i, "ok": True} for i in range(30)
+    ],
+    "fs_uniquifier": "8f14e45fceea167a5a36dedd4bea2543",
+}
+
+CASES = [
+    # name, salt, payload, secret keys as given to URLSafeTimedSerializer
+    ("short string", "remember-salt", "hello", [SECRET]),
+    (
+        "uniquifier and hash list",
+        "reset-salt",
+        ["8f14e45fceea167a5a36dedd4bea2543", "$5$rounds=535000$abc$def"],
+        [SECRET],
+    ),
+    (
+        "nested object",
+        "tf-setup-salt",
+        {"fs_uniquifier": "8f14e45fceea167a5a36dedd4bea2543", "nested": [1, [2, None], {"a": False}], "tf_method": "authenticator"},
+        [SECRET],
+    ),
+    ("long compressed object", "confirm-salt", LONG_PAYLOAD, [SECRET]),
+    ("non-ascii text", "change-email-salt", ["héllo wörld ✓ 日本", "quote\" backslash\\ tab\t"], [SECRET]),
+    (
+        "flask-wtf csrf token",
+        "wtf-csrf-token",
+        "5baa61e4c9b93f3f0682250b6cf8331b7ee68fd8",
+        [SECRET],
+    ),
+    # Flask-Security passes [SECRET_KEY, *SECRET_KEY_FALLBACKS]; itsdangerous signs with the LAST key.
+    (
+        "flask-security with fallback signs with last key",
+        "login-salt",
+        ["8f14e45fceea167a5a36dedd4bea2543"],
+        [SECRET, OLD_SECRET],
+    ),
+]
+
+# sha256_crypt digests as made by Flask-Security's hash_data() (HASHING_SCHEMES default).
+LEGACY_HASHES = [
+    ("user@example.com", sha256_crypt.using(rounds=5000, salt="FixedSaltFixedSa").hash("user@example.com")),
+    ("$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA", sha256_crypt.using(rounds=10000, salt="anotherSalt").hash("$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA")),
+]
+
+# Tokens made by Rampart's TokenSigner (secret SECRET, at TIMESTAMP); printed by the Rust test
+# `rust_tokens_for_the_python_script` (cargo test -- --nocapture). itsdangerous must accept them.
+RUST_TOKENS = [
+    # (salt, token, expected payload)
+    (
+        "reset-salt",
+        "WyI4ZjE0ZTQ1ZmNlZWExNjdhNWEzNmRlZGQ0YmVhMjU0MyIsImRpZ2VzdCJd.ZVPxAA.09kl52S296IXOtzfKhSjcHL7Bl4",
+        ["8f14e45fceea167a5a36dedd4bea2543", "digest"],
+    ),
+    (
+        "confirm-salt",
+        ".eJzty7sJADAIBcBdrBPIb5uQwgECIu6PnbwRLOyuuUvKX1itD2rhCV7gDT7gulnvc94vl30.ZVPxAA.KLTsxg20wFqbCzDKw5JciI_JJ-k",
+        [f"rampart-{i % 5}" for i in range(40)],
+    ),
+    (
+        "wtf-csrf-token",
+        "IjViYWE2MWU0YzliOTNmM2YwNjgyMjUwYjZjZjgzMzFiN2VlNjhmZDgi.ZVPxAA.x3NfYe90HCRVl9IpPFP6yX1hTik",
+        "5baa61e4c9b93f3f0682250b6cf8331b7ee68fd8",
+    ),
+]
+
+
+def main() -> None:
+    vectors = []
+    for name, salt, payload, keys in CASES:
+        s = serializer(keys, salt)
+        token = s.dumps(payload)
+        assert s.loads(token, max_age=60) == payload
+        body = token.rsplit(".", 2)[0]
+        vectors.append(
+            {
+                "name": name,
+                "secret_keys": keys,
+                "salt": salt,
+                "payload": payload,
+                "payload_json": json.dumps(payload, ensure_ascii=False, separators=(",", ":")),
+                "timestamp": TIMESTAMP,
+                "compressed": body.startswith("."),
+                "token": token,
+            }
+        )
+    assert any(v["compressed"] for v in vectors), "a vector must exercise compression"
+
+    for salt, token, expected in RUST_TOKENS:
+        got = serializer([SECRET], salt).loads(token, max_age=60)
+        assert got == expected, (token, got, expected)
+
+    data = {
+        "comment": "Generated by scripts/itsdangerous_vectors.py; do not edit.",
+        "itsdangerous_version": importlib.metadata.version("itsdangerous"),
+        "zlib_version": zlib.ZLIB_RUNTIME_VERSION,
+        "secret": SECRET,
+        "old_secret": OLD_SECRET,
+        "timestamp": TIMESTAMP,
+        "vectors": vectors,
+        "legacy_hashes": [{"data": d, "digest": h} for d, h in LEGACY_HASHES],
+    }
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"wrote {len(vectors)} vectors to {OUT}; checked {len(RUST_TOKENS)} Rust tokens")
+
+
+if __name__ == "__main__":
+    main()
