@@ -1,1 +1,5 @@
-fn main() { println!("cargo:rerun-if-changed=migrations"); }
+//! Rebuilds when migrations change (they are embedded by `sqlx::migrate!`).
+
+fn main() {
+    println!("cargo:rerun-if-changed=migrations");
+}

@@ -31,9 +31,13 @@ pub(crate) async fn load_user(
         .datastore()
         .user_with_roles_by_uniquifier(uniquifier)
         .await?;
-    Ok(found
-        .filter(|(user, _)| user.active)
-        .map(|(user, roles)| Arc::new(AuthUser { user, roles, method })))
+    Ok(found.filter(|(user, _)| user.active).map(|(user, roles)| {
+        Arc::new(AuthUser {
+            user,
+            roles,
+            method,
+        })
+    }))
 }
 
 /// Resolves the requester: auth token first, then the session, then the remember-me cookie.
@@ -55,15 +59,13 @@ pub(crate) async fn authenticate(
                     .map(|(_, v)| v.into_owned())
             })
         });
-    if let Some(token) = token {
-        if let Some(uid) = crate::auth_token::verify(security, &token) {
-            if let Some(user) = load_user(security, &uid, AuthMethod::Token).await? {
+    if let Some(token) = token
+        && let Some(uid) = crate::auth_token::verify(security, &token)
+            && let Some(user) = load_user(security, &uid, AuthMethod::Token).await? {
                 return Ok(Some(user));
             }
-        }
-    }
-    if ctx.session.id().is_some() {
-        if let Some(uid) = ctx.session.get::<String>(UNIQUIFIER_KEY).await? {
+    if ctx.session.id().is_some()
+        && let Some(uid) = ctx.session.get::<String>(UNIQUIFIER_KEY).await? {
             match load_user(security, &uid, AuthMethod::Session).await? {
                 Some(user) => return Ok(Some(user)),
                 None => {
@@ -72,7 +74,6 @@ pub(crate) async fn authenticate(
                 }
             }
         }
-    }
     if let Some(cookie) = crate::layer::read_cookie(headers, &config.remember_cookie_name) {
         let payload = security.signer().verify::<RememberPayload>(
             REMEMBER_SALT,
@@ -108,7 +109,9 @@ async fn attach_to_session(ctx: &AuthContext, user: &User) -> crate::Result<Stri
         ctx.session.cycle_id().await?;
     }
     ctx.session.insert(USER_ID_KEY, user.id).await?;
-    ctx.session.insert(UNIQUIFIER_KEY, &user.fs_uniquifier).await?;
+    ctx.session
+        .insert(UNIQUIFIER_KEY, &user.fs_uniquifier)
+        .await?;
     ctx.session
         .insert(AUTH_AT_KEY, ctx.security.clock().now().unix_timestamp())
         .await?;
@@ -189,7 +192,11 @@ fn expired_xsrf_cookie(config: &SecurityConfig) -> cookie::Cookie<'static> {
 }
 
 /// A cookie that deletes `name`.
-pub(crate) fn expired_cookie(config: &SecurityConfig, name: &str, http_only: bool) -> cookie::Cookie<'static> {
+pub(crate) fn expired_cookie(
+    config: &SecurityConfig,
+    name: &str,
+    http_only: bool,
+) -> cookie::Cookie<'static> {
     let mut c = cookie::Cookie::build((name.to_owned(), String::new()))
         .path("/")
         .http_only(http_only)

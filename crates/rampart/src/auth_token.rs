@@ -20,7 +20,9 @@ pub fn issue(security: &Security, user: &User) -> crate::Result<String> {
         ver: "5".into(),
         uid: user.fs_uniquifier.clone(),
     };
-    Ok(security.signer().sign(SALT, &payload, security.clock().now())?)
+    Ok(security
+        .signer()
+        .sign(SALT, &payload, security.clock().now())?)
 }
 
 /// The `fs_uniquifier` in a valid, unexpired token.

@@ -22,11 +22,18 @@ use crate::model::User;
 use crate::security::Security;
 
 pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
-    Router::new().route(&config.url(&config.change_url), get(get_change).post(post_change))
+    Router::new().route(
+        &config.url(&config.change_url),
+        get(get_change).post(post_change),
+    )
 }
 
 /// Validates a change of password for `user`, checking the current one on the hashing pool.
-pub async fn validate(security: &Security, user: &User, input: &mut FormInput) -> crate::Result<Result<String, FieldErrors>> {
+pub async fn validate(
+    security: &Security,
+    user: &User,
+    input: &mut FormInput,
+) -> crate::Result<Result<String, FieldErrors>> {
     let current = input.text("password");
     let new_password = input.text("new_password");
     let confirm = input.text("new_password_confirm");
@@ -42,7 +49,10 @@ pub async fn validate(security: &Security, user: &User, input: &mut FormInput) -
         "new_password",
         "new_password_confirm",
     );
-    if let (Some(current), Some(hash)) = (current.as_deref().filter(|c| !c.is_empty()), user.password.as_deref()) {
+    if let (Some(current), Some(hash)) = (
+        current.as_deref().filter(|c| !c.is_empty()),
+        user.password.as_deref(),
+    ) {
         if !security.hasher().verify(current, hash).await?.valid {
             errors.add("password", security.msg("INVALID_PASSWORD", &[]));
         } else if new_password.as_deref() == Some(current) {
@@ -51,29 +61,56 @@ pub async fn validate(security: &Security, user: &User, input: &mut FormInput) -
     } else if user.password.is_none() && current.is_some() {
         errors.add("password", security.msg("INVALID_PASSWORD", &[]));
     }
-    Ok(errors.into_result().map(|()| new_password.unwrap_or_default()))
+    Ok(errors
+        .into_result()
+        .map(|()| new_password.unwrap_or_default()))
 }
 
 async fn get_change(ctx: AuthContext, user: CurrentUser) -> crate::Result<Response> {
     if ctx.is_json() {
         let mut response = ctx.json_base().await?;
-        response.insert("active_password".into(), Value::Bool(user.user.password.is_some()));
+        response.insert(
+            "active_password".into(),
+            Value::Bool(user.user.password.is_some()),
+        );
         response.insert("user".into(), ctx.user_payload(&user, false)?);
         return Ok(crate::reply::json_ok(response));
     }
-    crate::templates::form_page(&ctx, "security/change_password.html", Value::Null, &FieldErrors::new(), context! {}).await
+    crate::templates::form_page(
+        &ctx,
+        "security/change_password.html",
+        Value::Null,
+        &FieldErrors::new(),
+        context! {},
+    )
+    .await
 }
 
-async fn post_change(ctx: AuthContext, user: CurrentUser, mut input: FormInput) -> crate::Result<Response> {
+async fn post_change(
+    ctx: AuthContext,
+    user: CurrentUser,
+    mut input: FormInput,
+) -> crate::Result<Response> {
     let security = ctx.security().clone();
     let config = security.config();
     let new_password = match validate(&security, &user.user, &mut input).await? {
         Ok(password) => password,
         Err(errors) => {
             if ctx.is_json() {
-                return Ok(crate::reply::json_errors(StatusCode::BAD_REQUEST, &[], Some(&errors)));
+                return Ok(crate::reply::json_errors(
+                    StatusCode::BAD_REQUEST,
+                    &[],
+                    Some(&errors),
+                ));
             }
-            return crate::templates::form_page(&ctx, "security/change_password.html", json!({}), &errors, context! {}).await;
+            return crate::templates::form_page(
+                &ctx,
+                "security/change_password.html",
+                json!({}),
+                &errors,
+                context! {},
+            )
+            .await;
         }
     };
     let uniquifier = crate::recover::set_new_password(&security, &user.user, &new_password).await?;
@@ -104,7 +141,11 @@ async fn post_change(ctx: AuthContext, user: CurrentUser, mut input: FormInput) 
         let response = json!({"csrf_token": csrf, "user": ctx.user_payload(&auth_user, false)?});
         return Ok(crate::reply::json(StatusCode::OK, response));
     }
-    ctx.flash("success", &security.msg("PASSWORD_CHANGE", &[])).await?;
-    let target = config.post_change_view.clone().unwrap_or_else(|| config.url(&config.change_url));
+    ctx.flash("success", &security.msg("PASSWORD_CHANGE", &[]))
+        .await?;
+    let target = config
+        .post_change_view
+        .clone()
+        .unwrap_or_else(|| config.url(&config.change_url));
     Ok(crate::reply::redirect(&target))
 }

@@ -68,7 +68,9 @@ pub struct Settings {
 
 impl Settings {
     /// Settings from explicit pairs (tests, embedding).
-    pub fn from_pairs<K: AsRef<str>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
+    pub fn from_pairs<K: AsRef<str>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
         let mut settings = Self::default();
         for (k, v) in pairs {
             settings.set(k.as_ref(), v);
@@ -108,7 +110,9 @@ impl Settings {
             message,
         };
         let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
-        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| file_error(e.to_string()))?;
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| file_error(e.to_string()))?;
         for (key, value) in table {
             let text = match value {
                 toml::Value::String(s) => s,
@@ -121,7 +125,9 @@ impl Settings {
                     .collect::<Vec<_>>()
                     .join(","),
                 toml::Value::Table(_) => {
-                    return Err(file_error(format!("{key}: nested tables are not supported")));
+                    return Err(file_error(format!(
+                        "{key}: nested tables are not supported"
+                    )));
                 }
                 other => other.to_string(),
             };
@@ -144,7 +150,10 @@ impl Settings {
     }
 
     /// All keys starting with `prefix`, with the prefix removed.
-    pub fn with_prefix<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+    pub fn with_prefix<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
         self.values
             .iter()
             .filter_map(move |(k, v)| k.strip_prefix(prefix).map(|rest| (rest, v.as_str())))
@@ -156,7 +165,10 @@ impl Settings {
             .map(|v| match v.trim().to_ascii_lowercase().as_str() {
                 "1" | "true" | "yes" | "on" | "y" => Ok(true),
                 "0" | "false" | "no" | "off" | "n" | "none" => Ok(false),
-                _ => Err(ConfigError::invalid(key, format!("expected true or false, got {v:?}"))),
+                _ => Err(ConfigError::invalid(
+                    key,
+                    format!("expected true or false, got {v:?}"),
+                )),
             })
             .transpose()
     }
@@ -165,9 +177,9 @@ impl Settings {
     pub fn int<T: std::str::FromStr>(&self, key: &str) -> Result<Option<T>, ConfigError> {
         self.get(key)
             .map(|v| {
-                v.trim()
-                    .parse::<T>()
-                    .map_err(|_| ConfigError::invalid(key, format!("expected a whole number, got {v:?}")))
+                v.trim().parse::<T>().map_err(|_| {
+                    ConfigError::invalid(key, format!("expected a whole number, got {v:?}"))
+                })
             })
             .transpose()
     }
@@ -207,7 +219,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     }
     let mut parts = text.split_whitespace();
     let (Some(number), Some(unit), None) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(format!("expected e.g. \"5 days\" or a number of seconds, got {text:?}"));
+        return Err(format!(
+            "expected e.g. \"5 days\" or a number of seconds, got {text:?}"
+        ));
     };
     let number: u64 = number
         .parse()
@@ -255,7 +269,9 @@ impl RateLimit {
         let period = period.trim();
         let (amount, unit) = match period.split_once(' ') {
             Some((n, unit)) => (
-                n.trim().parse::<u64>().map_err(|_| format!("bad period {period:?}"))?,
+                n.trim()
+                    .parse::<u64>()
+                    .map_err(|_| format!("bad period {period:?}"))?,
                 unit.trim(),
             ),
             None => (1, period),
@@ -506,41 +522,87 @@ impl SecurityConfig {
         if let Some(salt) = s.string("SECURITY_PASSWORD_SALT") {
             c.password.salt = SecretString::from(salt);
         }
-        set!(c.password.min_length, s.int("SECURITY_PASSWORD_LENGTH_MIN")?);
-        set!(c.password.max_length, s.int("SECURITY_PASSWORD_LENGTH_MAX")?);
-        set!(c.password.argon2_memory_kib, s.int("SECURITY_ARGON2_MEMORY_KIB")?);
-        set!(c.password.argon2_iterations, s.int("SECURITY_ARGON2_ITERATIONS")?);
-        set!(c.password.argon2_parallelism, s.int("SECURITY_ARGON2_PARALLELISM")?);
-        set!(c.password.max_concurrent, s.int("SECURITY_HASHING_MAX_CONCURRENT")?);
+        set!(
+            c.password.min_length,
+            s.int("SECURITY_PASSWORD_LENGTH_MIN")?
+        );
+        set!(
+            c.password.max_length,
+            s.int("SECURITY_PASSWORD_LENGTH_MAX")?
+        );
+        set!(
+            c.password.argon2_memory_kib,
+            s.int("SECURITY_ARGON2_MEMORY_KIB")?
+        );
+        set!(
+            c.password.argon2_iterations,
+            s.int("SECURITY_ARGON2_ITERATIONS")?
+        );
+        set!(
+            c.password.argon2_parallelism,
+            s.int("SECURITY_ARGON2_PARALLELISM")?
+        );
+        set!(
+            c.password.max_concurrent,
+            s.int("SECURITY_HASHING_MAX_CONCURRENT")?
+        );
         set!(c.password.max_queued, s.int("SECURITY_HASHING_MAX_QUEUED")?);
-        if let Some(scheme) = s.get("SECURITY_PASSWORD_HASH") {
-            if scheme != "argon2" {
+        if let Some(scheme) = s.get("SECURITY_PASSWORD_HASH")
+            && scheme != "argon2" {
                 return Err(ConfigError::invalid(
                     "SECURITY_PASSWORD_HASH",
-                    format!("only argon2 is supported for new hashes (others are verified), got {scheme:?}"),
+                    format!(
+                        "only argon2 is supported for new hashes (others are verified), got {scheme:?}"
+                    ),
                 ));
             }
-        }
         set!(c.registerable, s.bool("SECURITY_REGISTERABLE")?);
-        set!(c.send_register_email, s.bool("SECURITY_SEND_REGISTER_EMAIL")?);
+        set!(
+            c.send_register_email,
+            s.bool("SECURITY_SEND_REGISTER_EMAIL")?
+        );
         set!(c.confirmable, s.bool("SECURITY_CONFIRMABLE")?);
-        set!(c.confirm_email_within, s.duration("SECURITY_CONFIRM_EMAIL_WITHIN")?);
-        set!(c.login_without_confirmation, s.bool("SECURITY_LOGIN_WITHOUT_CONFIRMATION")?);
+        set!(
+            c.confirm_email_within,
+            s.duration("SECURITY_CONFIRM_EMAIL_WITHIN")?
+        );
+        set!(
+            c.login_without_confirmation,
+            s.bool("SECURITY_LOGIN_WITHOUT_CONFIRMATION")?
+        );
         set!(c.recoverable, s.bool("SECURITY_RECOVERABLE")?);
-        set!(c.reset_password_within, s.duration("SECURITY_RESET_PASSWORD_WITHIN")?);
+        set!(
+            c.reset_password_within,
+            s.duration("SECURITY_RESET_PASSWORD_WITHIN")?
+        );
         set!(
             c.send_password_reset_notice_email,
             s.bool("SECURITY_SEND_PASSWORD_RESET_NOTICE_EMAIL")?
         );
         set!(c.changeable, s.bool("SECURITY_CHANGEABLE")?);
-        set!(c.send_password_change_email, s.bool("SECURITY_SEND_PASSWORD_CHANGE_EMAIL")?);
+        set!(
+            c.send_password_change_email,
+            s.bool("SECURITY_SEND_PASSWORD_CHANGE_EMAIL")?
+        );
         set!(c.trackable, s.bool("SECURITY_TRACKABLE")?);
         set!(c.username_enable, s.bool("SECURITY_USERNAME_ENABLE")?);
         set!(c.username_required, s.bool("SECURITY_USERNAME_REQUIRED")?);
-        set!(c.username_min_length, s.int("SECURITY_USERNAME_MIN_LENGTH")?);
-        set!(c.username_max_length, s.int("SECURITY_USERNAME_MAX_LENGTH")?);
-        set!(c.return_generic_responses, s.bool("SECURITY_RETURN_GENERIC_RESPONSES")?);
-        set!(c.default_remember_me, s.bool("SECURITY_DEFAULT_REMEMBER_ME")?);
+        set!(
+            c.username_min_length,
+            s.int("SECURITY_USERNAME_MIN_LENGTH")?
+        );
+        set!(
+            c.username_max_length,
+            s.int("SECURITY_USERNAME_MAX_LENGTH")?
+        );
+        set!(
+            c.return_generic_responses,
+            s.bool("SECURITY_RETURN_GENERIC_RESPONSES")?
+        );
+        set!(
+            c.default_remember_me,
+            s.bool("SECURITY_DEFAULT_REMEMBER_ME")?
+        );
         set!(c.default_roles, s.list("SECURITY_DEFAULT_ROLES"));
         set!(c.url_prefix, s.string("SECURITY_URL_PREFIX"));
         for (field, key) in [
@@ -567,25 +629,41 @@ impl SecurityConfig {
                 *field = Some(checked_path(key, v)?);
             }
         }
-        set!(c.redirect_allowed_hosts, s.list("SECURITY_REDIRECT_ALLOWED_HOSTS"));
+        set!(
+            c.redirect_allowed_hosts,
+            s.list("SECURITY_REDIRECT_ALLOWED_HOSTS")
+        );
         set!(c.email_sender, s.string("SECURITY_EMAIL_SENDER"));
         if let Some(args) = s.get("SECURITY_EMAIL_VALIDATOR_ARGS") {
             c.email_validator_args = parse_validator_args(args)?;
         }
-        set!(c.session_lifetime, s.duration("PERMANENT_SESSION_LIFETIME")?);
+        set!(
+            c.session_lifetime,
+            s.duration("PERMANENT_SESSION_LIFETIME")?
+        );
         set!(c.session_cookie_name, s.string("SESSION_COOKIE_NAME"));
         set!(c.cookie_secure, s.bool("SESSION_COOKIE_SECURE")?);
-        set!(c.remember_cookie_duration, s.duration("REMEMBER_COOKIE_DURATION")?);
+        set!(
+            c.remember_cookie_duration,
+            s.duration("REMEMBER_COOKIE_DURATION")?
+        );
         set!(c.remember_cookie_name, s.string("REMEMBER_COOKIE_NAME"));
-        set!(c.token_header, s.string("SECURITY_TOKEN_AUTHENTICATION_HEADER"));
-        set!(c.token_query_key, s.string("SECURITY_TOKEN_AUTHENTICATION_KEY"));
+        set!(
+            c.token_header,
+            s.string("SECURITY_TOKEN_AUTHENTICATION_HEADER")
+        );
+        set!(
+            c.token_query_key,
+            s.string("SECURITY_TOKEN_AUTHENTICATION_KEY")
+        );
         set!(c.token_max_age, s.duration("SECURITY_TOKEN_MAX_AGE")?);
         set!(c.csrf_cookie_name, s.string("SECURITY_CSRF_COOKIE_NAME"));
         if let Some(v) = s.get("SECURITY_LOGIN_RATE_LIMIT") {
             c.login_rate_limit = match v.trim().to_ascii_lowercase().as_str() {
                 "off" | "none" | "false" | "0" => None,
                 _ => Some(
-                    RateLimit::parse(v).map_err(|m| ConfigError::invalid("SECURITY_LOGIN_RATE_LIMIT", m))?,
+                    RateLimit::parse(v)
+                        .map_err(|m| ConfigError::invalid("SECURITY_LOGIN_RATE_LIMIT", m))?,
                 ),
             };
         }
@@ -652,14 +730,20 @@ fn checked_path(key: &str, value: String) -> Result<String, ConfigError> {
     if value.starts_with('/') && !value.starts_with("//") {
         Ok(value)
     } else {
-        Err(ConfigError::invalid(key, format!("expected a path starting with '/', got {value:?}")))
+        Err(ConfigError::invalid(
+            key,
+            format!("expected a path starting with '/', got {value:?}"),
+        ))
     }
 }
 
 /// Parses `{"check_deliverability": false}` (JSON or Python literal) or `check_deliverability=false`.
 fn parse_validator_args(text: &str) -> Result<EmailValidatorArgs, ConfigError> {
     const KEY: &str = "SECURITY_EMAIL_VALIDATOR_ARGS";
-    let normalized = text.replace("True", "true").replace("False", "false").replace('\'', "\"");
+    let normalized = text
+        .replace("True", "true")
+        .replace("False", "false")
+        .replace('\'', "\"");
     let map: HashMap<String, serde_json::Value> = if normalized.trim_start().starts_with('{') {
         serde_json::from_str(&normalized).map_err(|e| ConfigError::invalid(KEY, e.to_string()))?
     } else {
@@ -667,9 +751,9 @@ fn parse_validator_args(text: &str) -> Result<EmailValidatorArgs, ConfigError> {
             .split(',')
             .filter(|p| !p.trim().is_empty())
             .map(|pair| {
-                let (k, v) = pair
-                    .split_once('=')
-                    .ok_or_else(|| ConfigError::invalid(KEY, format!("expected key=value, got {pair:?}")))?;
+                let (k, v) = pair.split_once('=').ok_or_else(|| {
+                    ConfigError::invalid(KEY, format!("expected key=value, got {pair:?}"))
+                })?;
                 let v = match v.trim() {
                     "true" | "1" => serde_json::Value::Bool(true),
                     "false" | "0" => serde_json::Value::Bool(false),
@@ -684,7 +768,12 @@ fn parse_validator_args(text: &str) -> Result<EmailValidatorArgs, ConfigError> {
         match (k.as_str(), v) {
             ("check_deliverability", serde_json::Value::Bool(b)) => args.check_deliverability = b,
             ("allow_smtputf8" | "allow_empty_local" | "globally_deliverable", _) => {}
-            (other, _) => return Err(ConfigError::invalid(KEY, format!("unsupported option {other:?}"))),
+            (other, _) => {
+                return Err(ConfigError::invalid(
+                    KEY,
+                    format!("unsupported option {other:?}"),
+                ));
+            }
         }
     }
     Ok(args)
@@ -695,14 +784,26 @@ mod tests {
     use super::*;
 
     fn base() -> Vec<(&'static str, &'static str)> {
-        vec![("SECRET_KEY", "0123456789abcdef0123"), ("SECURITY_PASSWORD_SALT", "salt")]
+        vec![
+            ("SECRET_KEY", "0123456789abcdef0123"),
+            ("SECURITY_PASSWORD_SALT", "salt"),
+        ]
     }
 
     #[test]
     fn durations_in_flask_security_form_are_parsed() {
-        assert_eq!(parse_duration("5 days").unwrap(), Duration::from_secs(5 * 86_400));
-        assert_eq!(parse_duration("1 days").unwrap(), Duration::from_secs(86_400));
-        assert_eq!(parse_duration("2 hours").unwrap(), Duration::from_secs(7200));
+        assert_eq!(
+            parse_duration("5 days").unwrap(),
+            Duration::from_secs(5 * 86_400)
+        );
+        assert_eq!(
+            parse_duration("1 days").unwrap(),
+            Duration::from_secs(86_400)
+        );
+        assert_eq!(
+            parse_duration("2 hours").unwrap(),
+            Duration::from_secs(7200)
+        );
         assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
         assert!(parse_duration("soon").is_err());
     }
@@ -727,8 +828,9 @@ mod tests {
 
     #[test]
     fn missing_secret_key_is_an_error() {
-        let err = SecurityConfig::from_settings(&Settings::from_pairs([("SECURITY_PASSWORD_SALT", "x")]))
-            .unwrap_err();
+        let err =
+            SecurityConfig::from_settings(&Settings::from_pairs([("SECURITY_PASSWORD_SALT", "x")]))
+                .unwrap_err();
         assert!(err.to_string().contains("SECRET_KEY"));
     }
 
@@ -737,7 +839,10 @@ mod tests {
         let args = parse_validator_args("{\"check_deliverability\": False}").unwrap();
         assert!(!args.check_deliverability);
         let mut pairs = base();
-        pairs.push(("SECURITY_EMAIL_VALIDATOR_ARGS", "{'check_deliverability': True}"));
+        pairs.push((
+            "SECURITY_EMAIL_VALIDATOR_ARGS",
+            "{'check_deliverability': True}",
+        ));
         assert!(SecurityConfig::from_settings(&Settings::from_pairs(pairs)).is_err());
     }
 
@@ -757,7 +862,10 @@ mod tests {
         let mut pairs = base();
         pairs.push(("SECURITY_MSG_INVALID_PASSWORD", "Wrong"));
         let c = SecurityConfig::from_settings(&Settings::from_pairs(pairs.clone())).unwrap();
-        assert_eq!(c.messages.get("INVALID_PASSWORD").map(String::as_str), Some("Wrong"));
+        assert_eq!(
+            c.messages.get("INVALID_PASSWORD").map(String::as_str),
+            Some("Wrong")
+        );
         pairs.push(("SECURITY_MSG_NO_SUCH", "x"));
         assert!(SecurityConfig::from_settings(&Settings::from_pairs(pairs)).is_err());
     }

@@ -27,14 +27,22 @@ const SALT: &str = "confirm-salt";
 pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
     let base = config.url(&config.confirm_url);
     Router::new()
-        .route(&base, get(get_send_confirmation).post(post_send_confirmation))
+        .route(
+            &base,
+            get(get_send_confirmation).post(post_send_confirmation),
+        )
         .route(&format!("{base}/{{token}}"), get(get_confirm))
 }
 
 /// The path of a fresh confirmation link for `user` (`/confirm/<token>`).
 pub fn confirmation_path(security: &Security, user: &User) -> crate::Result<String> {
-    let payload = (user.fs_uniquifier.clone(), security.signer().hash_data(&user.email));
-    let token = security.signer().sign(SALT, &payload, security.clock().now())?;
+    let payload = (
+        user.fs_uniquifier.clone(),
+        security.signer().hash_data(&user.email),
+    );
+    let token = security
+        .signer()
+        .sign(SALT, &payload, security.clock().now())?;
     let config = security.config();
     Ok(format!("{}/{token}", config.url(&config.confirm_url)))
 }
@@ -59,9 +67,11 @@ pub async fn confirm_email(
     let signer = security.signer();
     let now = security.clock().now();
     let within = security.config().confirm_email_within;
-    let (payload, expired) = match signer.verify::<(String, String)>(SALT, token, Some(within), now) {
+    let (payload, expired) = match signer.verify::<(String, String)>(SALT, token, Some(within), now)
+    {
         Ok(payload) => (payload, false),
-        Err(TokenError::Expired) => match signer.verify::<(String, String)>(SALT, token, None, now) {
+        Err(TokenError::Expired) => match signer.verify::<(String, String)>(SALT, token, None, now)
+        {
             Ok(payload) => (payload, true),
             Err(_) => return Ok(ConfirmOutcome::Invalid),
         },
@@ -78,12 +88,19 @@ pub async fn confirm_email(
         send_instructions(security, &user, link)?;
         return Ok(ConfirmOutcome::Expired(user));
     }
-    security.datastore().confirm_user(user.id, security.now_naive()).await?;
+    security
+        .datastore()
+        .confirm_user(user.id, security.now_naive())
+        .await?;
     Ok(ConfirmOutcome::Confirmed(user))
 }
 
 /// Mails `confirmation_instructions` with a fresh link.
-pub fn send_instructions(security: &Security, user: &User, link: &(dyn Fn(&str) -> String + Sync)) -> crate::Result<()> {
+pub fn send_instructions(
+    security: &Security,
+    user: &User,
+    link: &(dyn Fn(&str) -> String + Sync),
+) -> crate::Result<()> {
     let confirmation_link = link(&confirmation_path(security, user)?);
     crate::notify::send(
         security,
@@ -105,10 +122,16 @@ pub async fn resend_confirmation(
     link: &(dyn Fn(&str) -> String + Sync),
 ) -> crate::Result<Result<(), FieldErrors>> {
     let Some(user) = security.datastore().user_by_email(email).await? else {
-        return Ok(Err(FieldErrors::single("email", security.msg("USER_DOES_NOT_EXIST", &[]))));
+        return Ok(Err(FieldErrors::single(
+            "email",
+            security.msg("USER_DOES_NOT_EXIST", &[]),
+        )));
     };
     if user.confirmed_at.is_some() {
-        return Ok(Err(FieldErrors::single("email", security.msg("ALREADY_CONFIRMED", &[]))));
+        return Ok(Err(FieldErrors::single(
+            "email",
+            security.msg("ALREADY_CONFIRMED", &[]),
+        )));
     }
     send_instructions(security, &user, link)?;
     Ok(Ok(()))
@@ -120,7 +143,8 @@ async fn get_confirm(ctx: AuthContext, Path(token): Path<String>) -> crate::Resu
     let confirm_url = config.url(&config.confirm_url);
     match confirm_email(&security, &token, &|path| ctx.external_url(path)).await? {
         ConfirmOutcome::Confirmed(_) => {
-            ctx.flash("success", &security.msg("EMAIL_CONFIRMED", &[])).await?;
+            ctx.flash("success", &security.msg("EMAIL_CONFIRMED", &[]))
+                .await?;
             let target = config
                 .post_confirm_view
                 .clone()
@@ -129,12 +153,16 @@ async fn get_confirm(ctx: AuthContext, Path(token): Path<String>) -> crate::Resu
         }
         ConfirmOutcome::Expired(user) => {
             let within = crate::recover::describe_duration(config.confirm_email_within);
-            let message = security.msg("CONFIRMATION_EXPIRED", &[("within", &within), ("email", &user.email)]);
+            let message = security.msg(
+                "CONFIRMATION_EXPIRED",
+                &[("within", &within), ("email", &user.email)],
+            );
             ctx.flash("error", &message).await?;
             Ok(crate::reply::redirect(&confirm_url))
         }
         ConfirmOutcome::Invalid => {
-            ctx.flash("error", &security.msg("INVALID_CONFIRMATION_TOKEN", &[])).await?;
+            ctx.flash("error", &security.msg("INVALID_CONFIRMATION_TOKEN", &[]))
+                .await?;
             Ok(crate::reply::redirect(&confirm_url))
         }
     }
@@ -144,31 +172,50 @@ async fn get_send_confirmation(ctx: AuthContext) -> crate::Result<Response> {
     if ctx.is_json() {
         return Ok(crate::reply::json_ok(ctx.json_base().await?));
     }
-    crate::templates::form_page(&ctx, "security/send_confirmation.html", Value::Null, &FieldErrors::new(), context! {}).await
+    crate::templates::form_page(
+        &ctx,
+        "security/send_confirmation.html",
+        Value::Null,
+        &FieldErrors::new(),
+        context! {},
+    )
+    .await
 }
 
 async fn post_send_confirmation(ctx: AuthContext, mut input: FormInput) -> crate::Result<Response> {
     let security = ctx.security().clone();
-    let email = input.text("email").map(|e| e.trim().to_owned()).unwrap_or_default();
+    let email = input
+        .text("email")
+        .map(|e| e.trim().to_owned())
+        .unwrap_or_default();
     let mut errors = input.take_errors();
-    if !errors.has("email") {
-        if let Some(message) = crate::register::email_error(&security, &email) {
+    if !errors.has("email")
+        && let Some(message) = crate::register::email_error(&security, &email) {
             errors.add("email", message);
         }
-    }
-    if errors.is_empty() {
-        if let Err(detailed) = resend_confirmation(&security, &email, &|path| ctx.external_url(path)).await? {
-            if !security.config().return_generic_responses {
+    if errors.is_empty()
+        && let Err(detailed) =
+            resend_confirmation(&security, &email, &|path| ctx.external_url(path)).await?
+            && !security.config().return_generic_responses {
                 errors = detailed;
             }
-        }
-    }
     if !errors.is_empty() {
         if ctx.is_json() {
-            return Ok(crate::reply::json_errors(StatusCode::BAD_REQUEST, &[], Some(&errors)));
+            return Ok(crate::reply::json_errors(
+                StatusCode::BAD_REQUEST,
+                &[],
+                Some(&errors),
+            ));
         }
         let values = json!({ "email": email });
-        return crate::templates::form_page(&ctx, "security/send_confirmation.html", values, &errors, context! {}).await;
+        return crate::templates::form_page(
+            &ctx,
+            "security/send_confirmation.html",
+            values,
+            &errors,
+            context! {},
+        )
+        .await;
     }
     if ctx.is_json() {
         return Ok(crate::reply::json_ok(ctx.json_base().await?));

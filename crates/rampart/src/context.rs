@@ -93,7 +93,10 @@ impl ResponseCookies {
     }
 
     pub(crate) fn take(&self) -> Vec<cookie::Cookie<'static>> {
-        self.0.lock().map(|mut c| std::mem::take(&mut *c)).unwrap_or_default()
+        self.0
+            .lock()
+            .map(|mut c| std::mem::take(&mut *c))
+            .unwrap_or_default()
     }
 }
 
@@ -174,7 +177,8 @@ impl AuthContext {
 
     /// Queues a flash message, shown on the next rendered page.
     pub async fn flash(&self, category: &str, message: &str) -> crate::Result<()> {
-        let mut flashes: Vec<(String, String)> = self.session.get(FLASHES_KEY).await?.unwrap_or_default();
+        let mut flashes: Vec<(String, String)> =
+            self.session.get(FLASHES_KEY).await?.unwrap_or_default();
         flashes.push((category.to_owned(), message.to_owned()));
         self.session.insert(FLASHES_KEY, flashes).await?;
         Ok(())

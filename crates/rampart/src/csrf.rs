@@ -31,7 +31,10 @@ pub(crate) async fn token(ctx: &AuthContext) -> crate::Result<String> {
 }
 
 fn sign(ctx: &AuthContext, raw: &str) -> crate::Result<String> {
-    Ok(ctx.security.signer().sign(SALT, &raw, ctx.security.clock().now())?)
+    Ok(ctx
+        .security
+        .signer()
+        .sign(SALT, &raw, ctx.security.clock().now())?)
 }
 
 /// Replaces the session secret (on login), returning the new token.
@@ -46,10 +49,10 @@ pub(crate) async fn verify(ctx: &AuthContext, presented: Option<&str>) -> Result
     let Some(presented) = presented.filter(|t| !t.is_empty()) else {
         return Err("CSRF_MISSING");
     };
-    let Ok(raw) = ctx
-        .security
-        .signer()
-        .verify::<String>(SALT, presented, None, ctx.security.clock().now())
+    let Ok(raw) =
+        ctx.security
+            .signer()
+            .verify::<String>(SALT, presented, None, ctx.security.clock().now())
     else {
         return Err("CSRF_INVALID");
     };
@@ -96,7 +99,14 @@ pub(crate) async fn protect(ctx: &AuthContext, req: &mut Request<Body>) -> Resul
         let body = std::mem::take(req.body_mut());
         let bytes = axum::body::to_bytes(body, config.max_content_length)
             .await
-            .map_err(|_| render_error(&ctx.security, ctx.is_json, StatusCode::PAYLOAD_TOO_LARGE, crate::reply::status_message(StatusCode::PAYLOAD_TOO_LARGE)))?;
+            .map_err(|_| {
+                render_error(
+                    &ctx.security,
+                    ctx.is_json,
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    crate::reply::status_message(StatusCode::PAYLOAD_TOO_LARGE),
+                )
+            })?;
         presented = url::form_urlencoded::parse(&bytes)
             .find(|(k, _)| k == FORM_FIELD)
             .map(|(_, v)| v.into_owned());
@@ -104,6 +114,11 @@ pub(crate) async fn protect(ctx: &AuthContext, req: &mut Request<Body>) -> Resul
     }
     verify(ctx, presented.as_deref()).await.map_err(|key| {
         let message = ctx.security.msg(key, &[]);
-        render_error(&ctx.security, ctx.is_json, StatusCode::BAD_REQUEST, &message)
+        render_error(
+            &ctx.security,
+            ctx.is_json,
+            StatusCode::BAD_REQUEST,
+            &message,
+        )
     })
 }

@@ -56,9 +56,8 @@ impl Error {
     /// The broad kind of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Self::Datastore(DatastoreError::Unavailable(_)) | Self::Password(PasswordError::Busy) => {
-                ErrorKind::Unavailable
-            }
+            Self::Datastore(DatastoreError::Unavailable(_))
+            | Self::Password(PasswordError::Busy) => ErrorKind::Unavailable,
             Self::Config(_) => ErrorKind::Config,
             _ => ErrorKind::Internal,
         }

@@ -32,7 +32,12 @@ impl IntoResponse for AuthRejection {
             Self::Unauthenticated(ctx) => unauthenticated(&ctx),
             Self::Forbidden(ctx) => {
                 let message = ctx.security.msg("UNAUTHORIZED", &[]);
-                crate::layer::render_error(&ctx.security, ctx.is_json, StatusCode::FORBIDDEN, &message)
+                crate::layer::render_error(
+                    &ctx.security,
+                    ctx.is_json,
+                    StatusCode::FORBIDDEN,
+                    &message,
+                )
             }
             Self::AnonymousRequired(ctx) => {
                 if ctx.is_json {
@@ -57,7 +62,8 @@ fn unauthenticated(ctx: &AuthContext) -> Response {
         return crate::reply::json_errors(StatusCode::UNAUTHORIZED, &[message], None);
     }
     let config = security.config();
-    let next: String = url::form_urlencoded::byte_serialize(ctx.path_and_query.as_bytes()).collect();
+    let next: String =
+        url::form_urlencoded::byte_serialize(ctx.path_and_query.as_bytes()).collect();
     crate::reply::redirect(&format!("{}?next={next}", config.url(&config.login_url)))
 }
 
@@ -103,7 +109,10 @@ impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {
 impl<S: Send + Sync> OptionalFromRequestParts<S> for CurrentUser {
     type Rejection = AuthRejection;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Option<Self>, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
         Ok(context(parts)?.user.map(Self))
     }
 }

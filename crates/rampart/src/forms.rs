@@ -58,7 +58,10 @@ impl FieldErrors {
 
     /// Every message, flat, in order (duplicates kept).
     pub fn all_messages(&self) -> Vec<String> {
-        self.entries.iter().flat_map(|(_, m)| m.iter().cloned()).collect()
+        self.entries
+            .iter()
+            .flat_map(|(_, m)| m.iter().cloned())
+            .collect()
     }
 
     /// `{"field": ["message", …]}`.
@@ -129,7 +132,10 @@ impl FormInput {
         match self.values.get(field) {
             None | Some(Value::Null) => None,
             Some(Value::Bool(b)) => Some(*b),
-            Some(Value::String(s)) => Some(matches!(s.to_ascii_lowercase().as_str(), "y" | "on" | "true" | "1" | "yes")),
+            Some(Value::String(s)) => Some(matches!(
+                s.to_ascii_lowercase().as_str(),
+                "y" | "on" | "true" | "1" | "yes"
+            )),
             Some(Value::Number(n)) => Some(n.as_i64().is_some_and(|n| n != 0)),
             Some(_) => {
                 self.errors
@@ -157,11 +163,17 @@ impl FormInput {
 
 /// Whether the content type is JSON (`application/json`, `application/*+json`).
 pub(crate) fn is_json_content_type(value: &str) -> bool {
-    let mime = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let mime = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
 }
 
 /// Parses a JSON body that must be an object, answering Flask-Security's messages otherwise.
+#[expect(clippy::result_large_err, reason = "the rejection is a ready response, built once per bad request")]
 pub fn parse_json_object(bytes: &[u8]) -> Result<Map<String, Value>, Response> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
@@ -197,7 +209,8 @@ impl<S: Send + Sync> FromRequest<S> for FormInput {
         if is_json_content_type(&content_type) {
             return parse_json_object(&bytes).map(Self::from_json);
         }
-        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(&bytes).into_owned().collect();
+        let pairs: Vec<(String, String)> =
+            url::form_urlencoded::parse(&bytes).into_owned().collect();
         Ok(Self {
             is_json: false,
             values: pairs
@@ -221,7 +234,11 @@ mod tests {
         e.add("password_confirm", "Password not provided");
         assert_eq!(
             e.all_messages(),
-            ["Email not provided", "Password not provided", "Password not provided"]
+            [
+                "Email not provided",
+                "Password not provided",
+                "Password not provided"
+            ]
         );
         assert_eq!(e.get("password"), ["Password not provided"]);
     }
@@ -234,7 +251,10 @@ mod tests {
         assert_eq!(input.text("email"), None);
         assert_eq!(input.flag("remember"), Some(true));
         let errors = input.take_errors();
-        assert_eq!(errors.get("email"), ["Input not appropriate for requested API"]);
+        assert_eq!(
+            errors.get("email"),
+            ["Input not appropriate for requested API"]
+        );
     }
 
     #[test]

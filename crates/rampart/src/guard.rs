@@ -93,14 +93,18 @@ pub fn roles_accepted<T: Into<String>>(roles: impl IntoIterator<Item = T>) -> Gu
 }
 
 /// Requires every one of `permissions`.
-pub fn permissions_required<T: Into<String>>(permissions: impl IntoIterator<Item = T>) -> GuardLayer {
+pub fn permissions_required<T: Into<String>>(
+    permissions: impl IntoIterator<Item = T>,
+) -> GuardLayer {
     GuardLayer {
         requirement: Arc::new(Requirement::AllPermissions(names(permissions))),
     }
 }
 
 /// Requires at least one of `permissions`.
-pub fn permissions_accepted<T: Into<String>>(permissions: impl IntoIterator<Item = T>) -> GuardLayer {
+pub fn permissions_accepted<T: Into<String>>(
+    permissions: impl IntoIterator<Item = T>,
+) -> GuardLayer {
     GuardLayer {
         requirement: Arc::new(Requirement::AnyPermission(names(permissions))),
     }
@@ -170,7 +174,8 @@ where
                         req.extensions_mut().insert(ctx.clone());
                     }
                     Ok(None) => {
-                        let mut response = AuthRejection::Unauthenticated(Box::new(ctx)).into_response();
+                        let mut response =
+                            AuthRejection::Unauthenticated(Box::new(ctx)).into_response();
                         response.headers_mut().insert(
                             header::WWW_AUTHENTICATE,
                             HeaderValue::from_static("Basic realm=\"Login Required\""),
@@ -197,7 +202,10 @@ where
 }
 
 /// Checks HTTP Basic credentials (email or username, and password).
-async fn basic_user(ctx: &AuthContext, authorization: Option<&str>) -> crate::Result<Option<Arc<AuthUser>>> {
+async fn basic_user(
+    ctx: &AuthContext,
+    authorization: Option<&str>,
+) -> crate::Result<Option<Arc<AuthUser>>> {
     let Some(encoded) = authorization.and_then(|v| v.strip_prefix("Basic ")) else {
         return Ok(None);
     };
@@ -205,14 +213,22 @@ async fn basic_user(ctx: &AuthContext, authorization: Option<&str>) -> crate::Re
         .decode(encoded.trim())
         .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok())
-        .and_then(|text| text.split_once(':').map(|(a, b)| (a.to_owned(), b.to_owned())))
+        .and_then(|text| {
+            text.split_once(':')
+                .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        })
     else {
         return Ok(None);
     };
     let security = &ctx.security;
     if let Some(limit) = security.config().login_rate_limit.as_ref() {
-        let address = ctx.client_ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
-        if crate::rate_limit::hit(security, &format!("login:{address}"), limit).await?.is_err() {
+        let address = ctx
+            .client_ip
+            .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+        if crate::rate_limit::hit(security, &format!("login:{address}"), limit)
+            .await?
+            .is_err()
+        {
             return Ok(None);
         }
     }

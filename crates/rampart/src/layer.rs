@@ -137,13 +137,15 @@ where
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok())
-    {
-        if len > config.max_content_length {
-            return finish(&security, is_json, StatusCode::PAYLOAD_TOO_LARGE.into_response());
+        && len > config.max_content_length {
+            return finish(
+                &security,
+                is_json,
+                StatusCode::PAYLOAD_TOO_LARGE.into_response(),
+            );
         }
-    }
-    let session_id = read_cookie(req.headers(), &config.session_cookie_name)
-        .and_then(|v| v.parse::<Id>().ok());
+    let session_id =
+        read_cookie(req.headers(), &config.session_cookie_name).and_then(|v| v.parse::<Id>().ok());
     let had_session_cookie = session_id.is_some();
     let expiry = Expiry::OnInactivity(time::Duration::seconds(
         i64::try_from(config.session_lifetime.as_secs()).unwrap_or(i64::MAX),
@@ -221,13 +223,19 @@ async fn persist_session(
             session.delete().await?;
         }
         if had_cookie {
-            ctx.set_cookie(crate::auth::expired_cookie(config, &config.session_cookie_name, true));
+            ctx.set_cookie(crate::auth::expired_cookie(
+                config,
+                &config.session_cookie_name,
+                true,
+            ));
         }
         return Ok(());
     }
     session.save().await?;
     if let Some(id) = session.id() {
-        let max_age = time::Duration::seconds(i64::try_from(config.session_lifetime.as_secs()).unwrap_or(i64::MAX));
+        let max_age = time::Duration::seconds(
+            i64::try_from(config.session_lifetime.as_secs()).unwrap_or(i64::MAX),
+        );
         let cookie = cookie::Cookie::build((config.session_cookie_name.clone(), id.to_string()))
             .path("/")
             .http_only(true)
@@ -244,7 +252,9 @@ async fn persist_session(
 /// security headers.
 fn finish(security: &Security, is_json: bool, mut response: Response) -> Response {
     let status = response.status();
-    if (status.is_client_error() || status.is_server_error()) && response.extensions().get::<Rendered>().is_none() {
+    if (status.is_client_error() || status.is_server_error())
+        && response.extensions().get::<Rendered>().is_none()
+    {
         let mut rendered = render_error(security, is_json, status, reply::status_message(status));
         for name in [header::RETRY_AFTER, header::ALLOW, header::WWW_AUTHENTICATE] {
             if let Some(value) = response.headers().get(&name) {
@@ -252,14 +262,22 @@ fn finish(security: &Security, is_json: bool, mut response: Response) -> Respons
             }
         }
         for cookie in response.headers().get_all(header::SET_COOKIE) {
-            rendered.headers_mut().append(header::SET_COOKIE, cookie.clone());
+            rendered
+                .headers_mut()
+                .append(header::SET_COOKIE, cookie.clone());
         }
         response = rendered;
     }
     let headers = response.headers_mut();
-    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
-    headers.insert("referrer-policy", HeaderValue::from_static("strict-origin-when-cross-origin"));
+    headers.insert(
+        "referrer-policy",
+        HeaderValue::from_static("strict-origin-when-cross-origin"),
+    );
     if !headers.contains_key("content-security-policy") {
         headers.insert(
             "content-security-policy",
@@ -279,7 +297,12 @@ fn finish(security: &Security, is_json: bool, mut response: Response) -> Respons
 }
 
 /// An error page or envelope for `status` with `message`.
-pub(crate) fn render_error(security: &Security, is_json: bool, status: StatusCode, message: &str) -> Response {
+pub(crate) fn render_error(
+    security: &Security,
+    is_json: bool,
+    status: StatusCode,
+    message: &str,
+) -> Response {
     if is_json {
         return reply::json_errors(status, &[message.to_owned()], None);
     }
@@ -302,7 +325,10 @@ pub(crate) fn render_error(security: &Security, is_json: bool, status: StatusCod
 
 /// Whether a method changes state (needs CSRF protection).
 pub(crate) fn is_mutating(method: &Method) -> bool {
-    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE)
+    !matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+    )
 }
 
 #[cfg(test)]
@@ -315,16 +341,25 @@ mod tests {
         assert!(!wants_json(&h));
         h.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
         assert!(wants_json(&h));
-        h.insert(header::ACCEPT, HeaderValue::from_static("text/html,application/json;q=0.9"));
+        h.insert(
+            header::ACCEPT,
+            HeaderValue::from_static("text/html,application/json;q=0.9"),
+        );
         assert!(!wants_json(&h));
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
         assert!(wants_json(&h));
     }
 
     #[test]
     fn cookies_are_read_by_exact_name() {
         let mut h = HeaderMap::new();
-        h.insert(header::COOKIE, HeaderValue::from_static("xsession=1; session=abc; other=2"));
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("xsession=1; session=abc; other=2"),
+        );
         assert_eq!(read_cookie(&h, "session"), Some("abc"));
         assert_eq!(read_cookie(&h, "missing"), None);
     }

@@ -90,14 +90,17 @@ pub use config::{ConfigError, RateLimit, SecurityConfig, Settings};
 pub use context::{AuthContext, AuthMethod, AuthUser};
 pub use datastore::{Datastore, DatastoreError, DbPool};
 pub use error::{Error, ErrorKind, Result};
-pub use extract::{AuthRejection, CurrentUser, PermissionName, RequirePermission, RequireRole, RoleName};
+pub use extract::{
+    AuthRejection, CurrentUser, PermissionName, RequirePermission, RequireRole, RoleName,
+};
 pub use forms::{FieldErrors, FormInput};
 pub use guard::{
-    anonymous_required, auth_required, auth_required_with, permissions_accepted, permissions_required, roles_accepted,
-    roles_required,
+    anonymous_required, auth_required, auth_required_with, permissions_accepted,
+    permissions_required, roles_accepted, roles_required,
 };
 pub use mail::{
-    ConsoleMailer, Mail, MailError, Mailer, MemoryMailer, SharedMailer, SmtpConfig, SmtpMailer, SmtpSecurity, find_code, find_link,
+    ConsoleMailer, Mail, MailError, Mailer, MemoryMailer, SharedMailer, SmtpConfig, SmtpMailer,
+    SmtpSecurity, find_code, find_link,
 };
 pub use messages::Messages;
 pub use model::{NewUser, Role, User};

@@ -24,11 +24,15 @@ use crate::model::User;
 use crate::security::Security;
 
 pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
-    Router::new().route(&config.url(&config.login_url), get(get_login).post(post_login))
+    Router::new().route(
+        &config.url(&config.login_url),
+        get(get_login).post(post_login),
+    )
 }
 
 /// The result of checking an identity and a password.
 #[derive(Debug)]
+#[expect(clippy::large_enum_variant, reason = "short-lived outcome value; boxing would only add an allocation")]
 pub enum PasswordCheck {
     /// The password is right (the hash was upgraded if needed).
     Valid(User),
@@ -40,9 +44,17 @@ pub enum PasswordCheck {
 
 /// Looks up `identity` (email or username) and verifies `password`, upgrading an outdated hash
 /// (bcrypt, pbkdf2, older argon2 parameters) to the current scheme.
-pub async fn check_password(security: &Security, identity: &str, password: &str) -> crate::Result<PasswordCheck> {
+pub async fn check_password(
+    security: &Security,
+    identity: &str,
+    password: &str,
+) -> crate::Result<PasswordCheck> {
     let hasher = security.hasher();
-    let Some(user) = security.datastore().user_by_identity(identity.trim()).await? else {
+    let Some(user) = security
+        .datastore()
+        .user_by_identity(identity.trim())
+        .await?
+    else {
         hasher.verify_dummy(password).await?;
         return Ok(PasswordCheck::UnknownIdentity);
     };
@@ -87,9 +99,15 @@ pub(crate) fn validate(
     query_next: Option<String>,
 ) -> Result<LoginForm, FieldErrors> {
     let config = security.config();
-    let email = input.text("email").map(|e| e.trim().to_owned()).filter(|e| !e.is_empty());
+    let email = input
+        .text("email")
+        .map(|e| e.trim().to_owned())
+        .filter(|e| !e.is_empty());
     let username = if config.username_enable {
-        input.text("username").map(|u| u.trim().to_owned()).filter(|u| !u.is_empty())
+        input
+            .text("username")
+            .map(|u| u.trim().to_owned())
+            .filter(|u| !u.is_empty())
     } else {
         None
     };
@@ -136,7 +154,10 @@ pub(crate) fn validate(
 }
 
 /// Authenticates a validated form: the user to sign in, or the errors to show.
-pub async fn authenticate(security: &Security, form: &LoginForm) -> crate::Result<Result<User, FieldErrors>> {
+pub async fn authenticate(
+    security: &Security,
+    form: &LoginForm,
+) -> crate::Result<Result<User, FieldErrors>> {
     let config = security.config();
     let generic = |errors: FieldErrors| {
         if config.return_generic_responses {
@@ -148,7 +169,10 @@ pub async fn authenticate(security: &Security, form: &LoginForm) -> crate::Resul
     let user = match check_password(security, &form.identity, &form.password).await? {
         PasswordCheck::Valid(user) => user,
         PasswordCheck::UnknownIdentity => {
-            let errors = FieldErrors::single(form.identity_field, security.msg("USER_DOES_NOT_EXIST", &[]));
+            let errors = FieldErrors::single(
+                form.identity_field,
+                security.msg("USER_DOES_NOT_EXIST", &[]),
+            );
             return Ok(Err(generic(errors)));
         }
         PasswordCheck::InvalidPassword => {
@@ -158,7 +182,10 @@ pub async fn authenticate(security: &Security, form: &LoginForm) -> crate::Resul
     };
     // The password was right: detailed messages no longer reveal anything.
     if !user.active {
-        return Ok(Err(FieldErrors::single(form.identity_field, security.msg("DISABLED_ACCOUNT", &[]))));
+        return Ok(Err(FieldErrors::single(
+            form.identity_field,
+            security.msg("DISABLED_ACCOUNT", &[]),
+        )));
     }
     if requires_confirmation(config, &user) {
         return Ok(Err(FieldErrors::single(
@@ -181,16 +208,24 @@ struct LoginQuery {
 }
 
 fn include_auth_token(ctx: &AuthContext) -> bool {
-    ctx.path_and_query()
-        .split_once('?')
-        .is_some_and(|(_, q)| url::form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == "include_auth_token"))
+    ctx.path_and_query().split_once('?').is_some_and(|(_, q)| {
+        url::form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == "include_auth_token")
+    })
 }
 
 /// The JSON answer of a completed authentication: `csrf_token`, `tf_required: false`, `user`.
-pub(crate) async fn json_login_success(ctx: &AuthContext, user: &User, csrf: String) -> crate::Result<Response> {
-    let auth_user = crate::auth::load_user(ctx.security(), &user.fs_uniquifier, crate::AuthMethod::Session)
-        .await?
-        .ok_or_else(|| crate::Error::Internal("signed-in user vanished".into()))?;
+pub(crate) async fn json_login_success(
+    ctx: &AuthContext,
+    user: &User,
+    csrf: String,
+) -> crate::Result<Response> {
+    let auth_user = crate::auth::load_user(
+        ctx.security(),
+        &user.fs_uniquifier,
+        crate::AuthMethod::Session,
+    )
+    .await?
+    .ok_or_else(|| crate::Error::Internal("signed-in user vanished".into()))?;
     let payload = ctx.user_payload(&auth_user, include_auth_token(ctx))?;
     let response = json!({"csrf_token": csrf, "tf_required": false, "user": payload});
     Ok(crate::reply::json(StatusCode::OK, response))
@@ -224,7 +259,15 @@ async fn get_login(ctx: AuthContext, Query(query): Query<LoginQuery>) -> crate::
     }
     let token = ctx.csrf_token().await?;
     ctx.set_cookie(crate::auth::xsrf_cookie(config, token));
-    render_form(&ctx, StatusCode::OK, None, &FieldErrors::new(), query.next.as_deref(), config.default_remember_me).await
+    render_form(
+        &ctx,
+        StatusCode::OK,
+        None,
+        &FieldErrors::new(),
+        query.next.as_deref(),
+        config.default_remember_me,
+    )
+    .await
 }
 
 async fn render_form(
@@ -236,7 +279,8 @@ async fn render_form(
     remember: bool,
 ) -> crate::Result<Response> {
     let form_errors = errors.get("").to_vec();
-    let form = context! { values => values, errors => errors.to_json(), form_errors => form_errors };
+    let form =
+        context! { values => values, errors => errors.to_json(), form_errors => form_errors };
     crate::templates::page(
         ctx,
         "security/login_user.html",
@@ -246,7 +290,11 @@ async fn render_form(
     .await
 }
 
-async fn post_login(ctx: AuthContext, Query(query): Query<LoginQuery>, mut input: FormInput) -> crate::Result<Response> {
+async fn post_login(
+    ctx: AuthContext,
+    Query(query): Query<LoginQuery>,
+    mut input: FormInput,
+) -> crate::Result<Response> {
     let _ = &query.include_auth_token;
     if let Some(limited) = crate::rate_limit::check_login(&ctx).await? {
         return Ok(limited);
@@ -254,7 +302,9 @@ async fn post_login(ctx: AuthContext, Query(query): Query<LoginQuery>, mut input
     let security = ctx.security().clone();
     let host = ctx.host.clone();
     let outcome = match validate(&security, host.as_deref(), &mut input, query.next.clone()) {
-        Ok(form) => authenticate(&security, &form).await?.map(|user| (user, form)),
+        Ok(form) => authenticate(&security, &form)
+            .await?
+            .map(|user| (user, form)),
         Err(errors) => Err(errors),
     };
     match outcome {
@@ -263,13 +313,19 @@ async fn post_login(ctx: AuthContext, Query(query): Query<LoginQuery>, mut input
             if ctx.is_json() {
                 json_login_success(&ctx, &user, csrf).await
             } else {
-                let target = form.next.unwrap_or_else(|| security.config().post_login_view.clone());
+                let target = form
+                    .next
+                    .unwrap_or_else(|| security.config().post_login_view.clone());
                 Ok(crate::reply::redirect(&target))
             }
         }
         Err(errors) => {
             if ctx.is_json() {
-                return Ok(crate::reply::json_errors(StatusCode::BAD_REQUEST, &[], Some(&errors)));
+                return Ok(crate::reply::json_errors(
+                    StatusCode::BAD_REQUEST,
+                    &[],
+                    Some(&errors),
+                ));
             }
             let mut errors = errors;
             if errors.has("next") {
@@ -282,10 +338,9 @@ async fn post_login(ctx: AuthContext, Query(query): Query<LoginQuery>, mut input
                 "username": input.values().get("username").cloned().unwrap_or(Value::Null),
             });
             let remember = input.flag("remember").unwrap_or(false);
-            let next = query
-                .next
-                .as_deref()
-                .filter(|n| crate::redirect::safe_next(security.config(), host.as_deref(), n).is_ok());
+            let next = query.next.as_deref().filter(|n| {
+                crate::redirect::safe_next(security.config(), host.as_deref(), n).is_ok()
+            });
             render_form(&ctx, StatusCode::OK, Some(values), &errors, next, remember).await
         }
     }

@@ -21,6 +21,8 @@ async fn post_logout(ctx: AuthContext) -> crate::Result<Response> {
     if ctx.is_json() {
         Ok(crate::reply::json_ok(Map::new()))
     } else {
-        Ok(crate::reply::redirect(&ctx.security().config().post_logout_view))
+        Ok(crate::reply::redirect(
+            &ctx.security().config().post_logout_view,
+        ))
     }
 }

@@ -8,108 +8,432 @@ use std::sync::Arc;
 
 /// The default message table: (key, text, flash category).
 const DEFAULTS: &[(&str, &str, &str)] = &[
-    ("API_ERROR", "Input not appropriate for requested API", "error"),
-    ("GENERIC_AUTHN_FAILED", "Authentication failed - identity or password/passcode invalid", "error"),
-    ("GENERIC_RECOVERY", "If that email address is in our system, you will receive an email describing how to reset your password.", "info"),
-    ("GENERIC_US_SIGNIN", "If that identity is in our system, you were sent a code.", "info"),
-    ("UNAUTHORIZED", "You do not have permission to view this resource.", "error"),
-    ("UNAUTHENTICATED", "You must sign in to view this resource.", "error"),
-    ("REAUTHENTICATION_REQUIRED", "You must reauthenticate to access this endpoint", "error"),
-    ("CONFIRM_REGISTRATION", "Thank you. To confirm your email address %(email)s, please click on the link in the email we have just sent to you.", "success"),
-    ("EMAIL_CONFIRMED", "Thank you. Your email has been confirmed.", "success"),
-    ("ALREADY_CONFIRMED", "Your email has already been confirmed.", "info"),
-    ("INVALID_CONFIRMATION_TOKEN", "Invalid confirmation token.", "error"),
-    ("EMAIL_ALREADY_ASSOCIATED", "%(email)s is already associated with an account.", "error"),
-    ("IDENTITY_ALREADY_ASSOCIATED", "Identity attribute '%(attr)s' with value '%(value)s' is already associated with an account.", "error"),
-    ("IDENTITY_NOT_REGISTERED", "Identity %(id)s not registered", "error"),
-    ("OAUTH_HANDSHAKE_ERROR", "An error occurred while communicating with the OAuth provider: (%(exerror)s - %(exdesc)s). Please try again.", "error"),
+    (
+        "API_ERROR",
+        "Input not appropriate for requested API",
+        "error",
+    ),
+    (
+        "GENERIC_AUTHN_FAILED",
+        "Authentication failed - identity or password/passcode invalid",
+        "error",
+    ),
+    (
+        "GENERIC_RECOVERY",
+        "If that email address is in our system, you will receive an email describing how to reset your password.",
+        "info",
+    ),
+    (
+        "GENERIC_US_SIGNIN",
+        "If that identity is in our system, you were sent a code.",
+        "info",
+    ),
+    (
+        "UNAUTHORIZED",
+        "You do not have permission to view this resource.",
+        "error",
+    ),
+    (
+        "UNAUTHENTICATED",
+        "You must sign in to view this resource.",
+        "error",
+    ),
+    (
+        "REAUTHENTICATION_REQUIRED",
+        "You must reauthenticate to access this endpoint",
+        "error",
+    ),
+    (
+        "CONFIRM_REGISTRATION",
+        "Thank you. To confirm your email address %(email)s, please click on the link in the email we have just sent to you.",
+        "success",
+    ),
+    (
+        "EMAIL_CONFIRMED",
+        "Thank you. Your email has been confirmed.",
+        "success",
+    ),
+    (
+        "ALREADY_CONFIRMED",
+        "Your email has already been confirmed.",
+        "info",
+    ),
+    (
+        "INVALID_CONFIRMATION_TOKEN",
+        "Invalid confirmation token.",
+        "error",
+    ),
+    (
+        "EMAIL_ALREADY_ASSOCIATED",
+        "%(email)s is already associated with an account.",
+        "error",
+    ),
+    (
+        "IDENTITY_ALREADY_ASSOCIATED",
+        "Identity attribute '%(attr)s' with value '%(value)s' is already associated with an account.",
+        "error",
+    ),
+    (
+        "IDENTITY_NOT_REGISTERED",
+        "Identity %(id)s not registered",
+        "error",
+    ),
+    (
+        "OAUTH_HANDSHAKE_ERROR",
+        "An error occurred while communicating with the OAuth provider: (%(exerror)s - %(exdesc)s). Please try again.",
+        "error",
+    ),
     ("PASSWORD_MISMATCH", "Password does not match", "error"),
-    ("RETYPE_PASSWORD_MISMATCH", "Passwords do not match", "error"),
-    ("INVALID_REDIRECT", "Redirections outside the domain are forbidden", "error"),
+    (
+        "RETYPE_PASSWORD_MISMATCH",
+        "Passwords do not match",
+        "error",
+    ),
+    (
+        "INVALID_REDIRECT",
+        "Redirections outside the domain are forbidden",
+        "error",
+    ),
     ("INVALID_RECOVERY_CODE", "Recovery code invalid", "error"),
-    ("NO_RECOVERY_CODES_SETUP", "No recovery codes generated yet", "info"),
-    ("PASSWORD_RESET_REQUEST", "Instructions to reset your password have been sent to %(email)s.", "info"),
-    ("PASSWORD_RESET_EXPIRED", "You did not reset your password within %(within)s. ", "error"),
-    ("INVALID_RESET_PASSWORD_TOKEN", "Invalid reset password token.", "error"),
-    ("CONFIRMATION_REQUIRED", "Email requires confirmation.", "error"),
-    ("CONFIRMATION_REQUEST", "Confirmation instructions have been sent to %(email)s.", "info"),
-    ("CONFIRMATION_EXPIRED", "You did not confirm your email within %(within)s. ", "error"),
-    ("LOGIN_EXPIRED", "You did not login within %(within)s. New instructions to login have been sent to %(email)s.", "error"),
-    ("LOGIN_EMAIL_SENT", "Instructions to login have been sent to %(email)s.", "success"),
+    (
+        "NO_RECOVERY_CODES_SETUP",
+        "No recovery codes generated yet",
+        "info",
+    ),
+    (
+        "PASSWORD_RESET_REQUEST",
+        "Instructions to reset your password have been sent to %(email)s.",
+        "info",
+    ),
+    (
+        "PASSWORD_RESET_EXPIRED",
+        "You did not reset your password within %(within)s. ",
+        "error",
+    ),
+    (
+        "INVALID_RESET_PASSWORD_TOKEN",
+        "Invalid reset password token.",
+        "error",
+    ),
+    (
+        "CONFIRMATION_REQUIRED",
+        "Email requires confirmation.",
+        "error",
+    ),
+    (
+        "CONFIRMATION_REQUEST",
+        "Confirmation instructions have been sent to %(email)s.",
+        "info",
+    ),
+    (
+        "CONFIRMATION_EXPIRED",
+        "You did not confirm your email within %(within)s. ",
+        "error",
+    ),
+    (
+        "LOGIN_EXPIRED",
+        "You did not login within %(within)s. New instructions to login have been sent to %(email)s.",
+        "error",
+    ),
+    (
+        "LOGIN_EMAIL_SENT",
+        "Instructions to login have been sent to %(email)s.",
+        "success",
+    ),
     ("INVALID_LOGIN_TOKEN", "Invalid login token.", "error"),
     ("DISABLED_ACCOUNT", "Account is disabled.", "error"),
     ("EMAIL_NOT_PROVIDED", "Email not provided", "error"),
     ("INVALID_EMAIL_ADDRESS", "Invalid email address", "error"),
     ("INVALID_CODE", "Invalid code", "error"),
-    ("INVALID_INPUT", "Value entered is not valid for the field", "error"),
-    ("INVALID_INPUT_LENGTH", "Value entered must be less than %(length) characters", "error"),
+    (
+        "INVALID_INPUT",
+        "Value entered is not valid for the field",
+        "error",
+    ),
+    (
+        "INVALID_INPUT_LENGTH",
+        "Value entered must be less than %(length) characters",
+        "error",
+    ),
     ("PASSWORD_NOT_PROVIDED", "Password not provided", "error"),
-    ("PASSWORD_INVALID_LENGTH", "Password must be at least %(length)s characters", "error"),
-    ("PASSWORD_TOO_SIMPLE", "Password not complex enough", "error"),
+    (
+        "PASSWORD_INVALID_LENGTH",
+        "Password must be at least %(length)s characters",
+        "error",
+    ),
+    (
+        "PASSWORD_TOO_SIMPLE",
+        "Password not complex enough",
+        "error",
+    ),
     ("PASSWORD_BREACHED", "Password on breached list", "error"),
-    ("PASSWORD_BREACHED_SITE_ERROR", "Failed to contact breached passwords site", "error"),
-    ("PHONE_INVALID", "Phone number not valid e.g. missing country code", "error"),
-    ("USER_DOES_NOT_EXIST", "Specified user does not exist", "error"),
+    (
+        "PASSWORD_BREACHED_SITE_ERROR",
+        "Failed to contact breached passwords site",
+        "error",
+    ),
+    (
+        "PHONE_INVALID",
+        "Phone number not valid e.g. missing country code",
+        "error",
+    ),
+    (
+        "USER_DOES_NOT_EXIST",
+        "Specified user does not exist",
+        "error",
+    ),
     ("INVALID_PASSWORD", "Invalid password", "error"),
-    ("INVALID_PASSWORD_CODE", "Password or code submitted is not valid", "error"),
-    ("PASSWORDLESS_LOGIN_SUCCESSFUL", "You have successfully logged in.", "success"),
+    (
+        "INVALID_PASSWORD_CODE",
+        "Password or code submitted is not valid",
+        "error",
+    ),
+    (
+        "PASSWORDLESS_LOGIN_SUCCESSFUL",
+        "You have successfully logged in.",
+        "success",
+    ),
     ("FORGOT_PASSWORD", "Forgot password?", "info"),
-    ("PASSWORD_RESET", "You successfully reset your password and you have been logged in automatically.", "success"),
-    ("PASSWORD_RESET_NO_LOGIN", "You successfully reset your password. Please authenticate using your new password.", "success"),
-    ("PASSWORD_IS_THE_SAME", "Your new password must be different than your previous password.", "error"),
-    ("PASSWORD_CHANGE", "You successfully changed your password.", "success"),
+    (
+        "PASSWORD_RESET",
+        "You successfully reset your password and you have been logged in automatically.",
+        "success",
+    ),
+    (
+        "PASSWORD_RESET_NO_LOGIN",
+        "You successfully reset your password. Please authenticate using your new password.",
+        "success",
+    ),
+    (
+        "PASSWORD_IS_THE_SAME",
+        "Your new password must be different than your previous password.",
+        "error",
+    ),
+    (
+        "PASSWORD_CHANGE",
+        "You successfully changed your password.",
+        "success",
+    ),
     ("LOGIN", "Please log in to access this page.", "info"),
-    ("REFRESH", "Please reauthenticate to access this page.", "info"),
-    ("REFRESH_TOKEN_INVALID", "Refresh token is invalid (%(reason)s)", "error"),
-    ("REAUTHENTICATION_SUCCESSFUL", "Reauthentication successful", "info"),
-    ("ANONYMOUS_USER_REQUIRED", "You can only access this endpoint when not logged in.", "error"),
+    (
+        "REFRESH",
+        "Please reauthenticate to access this page.",
+        "info",
+    ),
+    (
+        "REFRESH_TOKEN_INVALID",
+        "Refresh token is invalid (%(reason)s)",
+        "error",
+    ),
+    (
+        "REAUTHENTICATION_SUCCESSFUL",
+        "Reauthentication successful",
+        "info",
+    ),
+    (
+        "ANONYMOUS_USER_REQUIRED",
+        "You can only access this endpoint when not logged in.",
+        "error",
+    ),
     ("CODE_HAS_BEEN_SENT", "Code has been sent.", "info"),
-    ("FAILED_TO_SEND_CODE", "Failed to send code. Please try again later", "error"),
+    (
+        "FAILED_TO_SEND_CODE",
+        "Failed to send code. Please try again later",
+        "error",
+    ),
     ("TWO_FACTOR_INVALID_TOKEN", "Invalid code", "error"),
-    ("TWO_FACTOR_LOGIN_SUCCESSFUL", "Your code has been confirmed", "success"),
-    ("TWO_FACTOR_CHANGE_METHOD_SUCCESSFUL", "You successfully changed your two-factor method.", "success"),
-    ("TWO_FACTOR_PERMISSION_DENIED", "You currently do not have permissions to access this page", "error"),
-    ("TWO_FACTOR_METHOD_NOT_AVAILABLE", "Marked method is not valid", "error"),
-    ("TWO_FACTOR_DISABLED", "You successfully disabled two-factor authorization.", "success"),
-    ("TWO_FACTOR_SETUP_EXPIRED", "Setup must be completed within %(within)s. Please start over.", "error"),
-    ("US_CURRENT_METHODS", "Currently active sign in options: %(method_list)s.", "info"),
-    ("US_METHOD_NOT_AVAILABLE", "Requested method is not valid", "error"),
-    ("US_SETUP_EXPIRED", "Setup must be completed within %(within)s. Please start over.", "error"),
-    ("US_SETUP_SUCCESSFUL", "Unified sign in setup successful", "info"),
-    ("US_SPECIFY_IDENTITY", "You must specify a valid identity to sign in", "error"),
+    (
+        "TWO_FACTOR_LOGIN_SUCCESSFUL",
+        "Your code has been confirmed",
+        "success",
+    ),
+    (
+        "TWO_FACTOR_CHANGE_METHOD_SUCCESSFUL",
+        "You successfully changed your two-factor method.",
+        "success",
+    ),
+    (
+        "TWO_FACTOR_PERMISSION_DENIED",
+        "You currently do not have permissions to access this page",
+        "error",
+    ),
+    (
+        "TWO_FACTOR_METHOD_NOT_AVAILABLE",
+        "Marked method is not valid",
+        "error",
+    ),
+    (
+        "TWO_FACTOR_DISABLED",
+        "You successfully disabled two-factor authorization.",
+        "success",
+    ),
+    (
+        "TWO_FACTOR_SETUP_EXPIRED",
+        "Setup must be completed within %(within)s. Please start over.",
+        "error",
+    ),
+    (
+        "US_CURRENT_METHODS",
+        "Currently active sign in options: %(method_list)s.",
+        "info",
+    ),
+    (
+        "US_METHOD_NOT_AVAILABLE",
+        "Requested method is not valid",
+        "error",
+    ),
+    (
+        "US_SETUP_EXPIRED",
+        "Setup must be completed within %(within)s. Please start over.",
+        "error",
+    ),
+    (
+        "US_SETUP_SUCCESSFUL",
+        "Unified sign in setup successful",
+        "info",
+    ),
+    (
+        "US_SPECIFY_IDENTITY",
+        "You must specify a valid identity to sign in",
+        "error",
+    ),
     ("USE_CODE", "Use this code to sign in: %(code)s", "info"),
-    ("USERNAME_CHANGE", "You successfully changed your username", "success"),
-    ("USERNAME_INVALID_LENGTH", "Username must be at least %(min)d characters and less than %(max)d characters", "error"),
-    ("USERNAME_ILLEGAL_CHARACTERS", "Username contains illegal characters", "error"),
-    ("USERNAME_DISALLOWED_CHARACTERS", "Username can contain only letters and numbers", "error"),
+    (
+        "USERNAME_CHANGE",
+        "You successfully changed your username",
+        "success",
+    ),
+    (
+        "USERNAME_INVALID_LENGTH",
+        "Username must be at least %(min)d characters and less than %(max)d characters",
+        "error",
+    ),
+    (
+        "USERNAME_ILLEGAL_CHARACTERS",
+        "Username contains illegal characters",
+        "error",
+    ),
+    (
+        "USERNAME_DISALLOWED_CHARACTERS",
+        "Username can contain only letters and numbers",
+        "error",
+    ),
     ("USERNAME_NOT_PROVIDED", "Username not provided", "error"),
-    ("USERNAME_ALREADY_ASSOCIATED", "%(username)s is already associated with an account.", "error"),
-    ("WEBAUTHN_EXPIRED", "Passkey operations must be completed within %(within)s. Please start over.", "error"),
-    ("WEBAUTHN_NAME_REQUIRED", "Nickname for new passkey is required.", "error"),
-    ("WEBAUTHN_NAME_INUSE", "%(name)s is already associated with a passkey.", "error"),
-    ("WEBAUTHN_NAME_NOT_FOUND", "%(name)s not registered with current user.", "error"),
-    ("WEBAUTHN_CREDENTIAL_DELETED", "Successfully deleted the passkey with name: %(name)s", "info"),
-    ("WEBAUTHN_REGISTER_SUCCESSFUL", "Successfully added the passkey with name: %(name)s", "info"),
-    ("WEBAUTHN_CREDENTIAL_ID_INUSE", "Passkey already registered.", "error"),
-    ("WEBAUTHN_UNKNOWN_CREDENTIAL_ID", "Unregistered passkey.", "error"),
-    ("WEBAUTHN_ORPHAN_CREDENTIAL_ID", "Passkey doesn't belong to any user.", "error"),
-    ("WEBAUTHN_NO_VERIFY", "Could not verify passkey: %(cause)s.", "error"),
-    ("WEBAUTHN_CREDENTIAL_WRONG_USAGE", "Passkey not registered for this use (first or secondary)", "error"),
-    ("WEBAUTHN_MISMATCH_USER_HANDLE", "Credential user handle didn't match", "error"),
-    ("CHANGE_EMAIL_EXPIRED", "Confirmation must be completed within %(within)s. Please start over.", "error"),
-    ("CHANGE_EMAIL_CONFIRMED", "Change of email address confirmed", "success"),
-    ("CHANGE_EMAIL_SENT", "Instructions to confirm your new email address have been sent to %(email)s.", "success"),
-    ("USERNAME_RECOVERY_REQUEST", "If registered, your username will be sent to your email.", "info"),
-    ("PASSWORD_TOO_LONG", "Password must be at most %(length)s characters", "error"),
+    (
+        "USERNAME_ALREADY_ASSOCIATED",
+        "%(username)s is already associated with an account.",
+        "error",
+    ),
+    (
+        "WEBAUTHN_EXPIRED",
+        "Passkey operations must be completed within %(within)s. Please start over.",
+        "error",
+    ),
+    (
+        "WEBAUTHN_NAME_REQUIRED",
+        "Nickname for new passkey is required.",
+        "error",
+    ),
+    (
+        "WEBAUTHN_NAME_INUSE",
+        "%(name)s is already associated with a passkey.",
+        "error",
+    ),
+    (
+        "WEBAUTHN_NAME_NOT_FOUND",
+        "%(name)s not registered with current user.",
+        "error",
+    ),
+    (
+        "WEBAUTHN_CREDENTIAL_DELETED",
+        "Successfully deleted the passkey with name: %(name)s",
+        "info",
+    ),
+    (
+        "WEBAUTHN_REGISTER_SUCCESSFUL",
+        "Successfully added the passkey with name: %(name)s",
+        "info",
+    ),
+    (
+        "WEBAUTHN_CREDENTIAL_ID_INUSE",
+        "Passkey already registered.",
+        "error",
+    ),
+    (
+        "WEBAUTHN_UNKNOWN_CREDENTIAL_ID",
+        "Unregistered passkey.",
+        "error",
+    ),
+    (
+        "WEBAUTHN_ORPHAN_CREDENTIAL_ID",
+        "Passkey doesn't belong to any user.",
+        "error",
+    ),
+    (
+        "WEBAUTHN_NO_VERIFY",
+        "Could not verify passkey: %(cause)s.",
+        "error",
+    ),
+    (
+        "WEBAUTHN_CREDENTIAL_WRONG_USAGE",
+        "Passkey not registered for this use (first or secondary)",
+        "error",
+    ),
+    (
+        "WEBAUTHN_MISMATCH_USER_HANDLE",
+        "Credential user handle didn't match",
+        "error",
+    ),
+    (
+        "CHANGE_EMAIL_EXPIRED",
+        "Confirmation must be completed within %(within)s. Please start over.",
+        "error",
+    ),
+    (
+        "CHANGE_EMAIL_CONFIRMED",
+        "Change of email address confirmed",
+        "success",
+    ),
+    (
+        "CHANGE_EMAIL_SENT",
+        "Instructions to confirm your new email address have been sent to %(email)s.",
+        "success",
+    ),
+    (
+        "USERNAME_RECOVERY_REQUEST",
+        "If registered, your username will be sent to your email.",
+        "info",
+    ),
+    (
+        "PASSWORD_TOO_LONG",
+        "Password must be at most %(length)s characters",
+        "error",
+    ),
     ("RATE_LIMITED", "%(limit)s", "error"),
     ("CSRF_MISSING", "The CSRF token is missing.", "error"),
     ("CSRF_INVALID", "The CSRF token is invalid.", "error"),
     ("CSRF_MISMATCH", "The CSRF tokens do not match.", "error"),
-    ("CSRF_SESSION_MISSING", "The CSRF session token is missing.", "error"),
+    (
+        "CSRF_SESSION_MISSING",
+        "The CSRF session token is missing.",
+        "error",
+    ),
     ("BODY_NOT_JSON", "Request body is not valid JSON", "error"),
-    ("BODY_NOT_OBJECT", "Request body must be a JSON object", "error"),
-    ("CONFIRMATION_LINK_SENT_GENERIC", "If that email address is in our system and not yet confirmed, you will receive an email with a new confirmation link.", "info"),
-    ("REGISTER_CHECK_EMAIL", "Thank you. Please check your email to finish signing up.", "success"),
+    (
+        "BODY_NOT_OBJECT",
+        "Request body must be a JSON object",
+        "error",
+    ),
+    (
+        "CONFIRMATION_LINK_SENT_GENERIC",
+        "If that email address is in our system and not yet confirmed, you will receive an email with a new confirmation link.",
+        "info",
+    ),
+    (
+        "REGISTER_CHECK_EMAIL",
+        "Thank you. Please check your email to finish signing up.",
+        "success",
+    ),
     ("LOGOUT", "You have been signed out.", "info"),
 ];
 
@@ -143,7 +467,12 @@ impl Messages {
             .overrides
             .get(key)
             .map(String::as_str)
-            .or_else(|| DEFAULTS.iter().find(|(k, _, _)| *k == key).map(|(_, t, _)| *t))
+            .or_else(|| {
+                DEFAULTS
+                    .iter()
+                    .find(|(k, _, _)| *k == key)
+                    .map(|(_, t, _)| *t)
+            })
             .unwrap_or(key);
         interpolate(template, args)
     }
@@ -186,12 +515,18 @@ mod tests {
     #[test]
     fn placeholders_are_filled_and_unknown_ones_kept() {
         assert_eq!(
-            interpolate("%(email)s is already associated with an account.", &[("email", "a@b.c")]),
+            interpolate(
+                "%(email)s is already associated with an account.",
+                &[("email", "a@b.c")]
+            ),
             "a@b.c is already associated with an account."
         );
         assert_eq!(interpolate("x %(nope)s y", &[]), "x %(nope)s y");
         assert_eq!(
-            interpolate("at least %(min)d and less than %(max)d", &[("min", "4"), ("max", "32")]),
+            interpolate(
+                "at least %(min)d and less than %(max)d",
+                &[("min", "4"), ("max", "32")]
+            ),
             "at least 4 and less than 32"
         );
     }
@@ -200,6 +535,9 @@ mod tests {
     fn overrides_replace_defaults() {
         let m = Messages::new(HashMap::from([("INVALID_PASSWORD".into(), "Nope".into())]));
         assert_eq!(m.get("INVALID_PASSWORD", &[]), "Nope");
-        assert_eq!(m.get("USER_DOES_NOT_EXIST", &[]), "Specified user does not exist");
+        assert_eq!(
+            m.get("USER_DOES_NOT_EXIST", &[]),
+            "Specified user does not exist"
+        );
     }
 }

@@ -11,7 +11,11 @@ use crate::context::AuthContext;
 use crate::security::Security;
 
 /// Counts a hit on `key`; `Err(retry_after)` once the limit is reached.
-pub async fn hit(security: &Security, key: &str, limit: &RateLimit) -> crate::Result<Result<(), Duration>> {
+pub async fn hit(
+    security: &Security,
+    key: &str,
+    limit: &RateLimit,
+) -> crate::Result<Result<(), Duration>> {
     let decision = security
         .datastore()
         .rate_limit_hit(key, limit.limit, limit.window, security.now_naive())
@@ -28,7 +32,9 @@ pub(crate) async fn check_login(ctx: &AuthContext) -> crate::Result<Option<Respo
     let Some(limit) = ctx.security.config().login_rate_limit.as_ref() else {
         return Ok(None);
     };
-    let address = ctx.client_ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+    let address = ctx
+        .client_ip
+        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
     match hit(&ctx.security, &format!("login:{address}"), limit).await? {
         Ok(()) => Ok(None),
         Err(retry_after) => Ok(Some(too_many(ctx, limit, retry_after))),
@@ -49,7 +55,10 @@ pub(crate) fn too_many(ctx: &AuthContext, limit: &RateLimit, retry_after: Durati
             &ctx.security,
             false,
             StatusCode::TOO_MANY_REQUESTS,
-            &format!("Too many attempts ({}). Please try again in {minutes} minute(s).", limit.description),
+            &format!(
+                "Too many attempts ({}). Please try again in {minutes} minute(s).",
+                limit.description
+            ),
         )
     };
     if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {

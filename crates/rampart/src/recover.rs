@@ -33,33 +33,48 @@ pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
     let base = config.url(&config.reset_url);
     Router::new()
         .route(&base, get(get_forgot).post(post_forgot))
-        .route(&format!("{base}/{{token}}"), get(get_reset).post(post_reset))
+        .route(
+            &format!("{base}/{{token}}"),
+            get(get_reset).post(post_reset),
+        )
 }
 
 /// "1 day", "2 hours", "30 minutes": how Flask-Security words a duration in messages.
 pub(crate) fn describe_duration(duration: Duration) -> String {
     let secs = duration.as_secs();
-    let (n, unit) = if secs % 86_400 == 0 {
+    let (n, unit) = if secs.is_multiple_of(86_400) {
         (secs / 86_400, "day")
-    } else if secs % 3600 == 0 {
+    } else if secs.is_multiple_of(3600) {
         (secs / 3600, "hour")
-    } else if secs % 60 == 0 {
+    } else if secs.is_multiple_of(60) {
         (secs / 60, "minute")
     } else {
         (secs, "second")
     };
-    if n == 1 { format!("1 {unit}") } else { format!("{n} {unit}s") }
+    if n == 1 {
+        format!("1 {unit}")
+    } else {
+        format!("{n} {unit}s")
+    }
 }
 
 fn password_digest(security: &Security, user: &User) -> String {
-    security.signer().hash_data(user.password.as_deref().unwrap_or(""))
+    security
+        .signer()
+        .hash_data(user.password.as_deref().unwrap_or(""))
 }
 
 /// Mails reset instructions with a fresh link to `user`.
-pub fn send_reset_instructions(security: &Security, user: &User, link: &(dyn Fn(&str) -> String + Sync)) -> crate::Result<()> {
+pub fn send_reset_instructions(
+    security: &Security,
+    user: &User,
+    link: &(dyn Fn(&str) -> String + Sync),
+) -> crate::Result<()> {
     let config = security.config();
     let payload = (user.fs_uniquifier.clone(), password_digest(security, user));
-    let token = security.signer().sign(SALT, &payload, security.clock().now())?;
+    let token = security
+        .signer()
+        .sign(SALT, &payload, security.clock().now())?;
     let reset_link = link(&format!("{}/{token}", config.url(&config.reset_url)));
     crate::notify::send(
         security,
@@ -86,7 +101,10 @@ pub async fn forgot_password(
             send_reset_instructions(security, &user, link)?;
             Ok(Ok(()))
         }
-        _ => Ok(Err(FieldErrors::single("email", security.msg("USER_DOES_NOT_EXIST", &[])))),
+        _ => Ok(Err(FieldErrors::single(
+            "email",
+            security.msg("USER_DOES_NOT_EXIST", &[]),
+        ))),
     }
 }
 
@@ -106,9 +124,11 @@ pub async fn check_reset_token(security: &Security, token: &str) -> crate::Resul
     let signer = security.signer();
     let now = security.clock().now();
     let within = security.config().reset_password_within;
-    let (payload, expired) = match signer.verify::<(String, String)>(SALT, token, Some(within), now) {
+    let (payload, expired) = match signer.verify::<(String, String)>(SALT, token, Some(within), now)
+    {
         Ok(payload) => (payload, false),
-        Err(TokenError::Expired) => match signer.verify::<(String, String)>(SALT, token, None, now) {
+        Err(TokenError::Expired) => match signer.verify::<(String, String)>(SALT, token, None, now)
+        {
             Ok(payload) => (payload, true),
             Err(_) => return Ok(ResetToken::Invalid),
         },
@@ -121,11 +141,19 @@ pub async fn check_reset_token(security: &Security, token: &str) -> crate::Resul
     if !user.active || !signer.verify_hash_data(user.password.as_deref().unwrap_or(""), &digest) {
         return Ok(ResetToken::Invalid);
     }
-    Ok(if expired { ResetToken::Expired(user) } else { ResetToken::Valid(user) })
+    Ok(if expired {
+        ResetToken::Expired(user)
+    } else {
+        ResetToken::Valid(user)
+    })
 }
 
 /// Sets `user`'s new password, rotating `fs_uniquifier` and ending every session of theirs.
-pub async fn set_new_password(security: &Security, user: &User, password: &str) -> crate::Result<String> {
+pub async fn set_new_password(
+    security: &Security,
+    user: &User,
+    password: &str,
+) -> crate::Result<String> {
     let hash = security.hasher().hash(password).await?;
     let uniquifier = crate::register::new_uniquifier();
     let datastore = security.datastore();
@@ -140,30 +168,49 @@ async fn get_forgot(ctx: AuthContext) -> crate::Result<Response> {
     if ctx.is_json() {
         return Ok(crate::reply::json_ok(ctx.json_base().await?));
     }
-    crate::templates::form_page(&ctx, "security/forgot_password.html", Value::Null, &FieldErrors::new(), context! {}).await
+    crate::templates::form_page(
+        &ctx,
+        "security/forgot_password.html",
+        Value::Null,
+        &FieldErrors::new(),
+        context! {},
+    )
+    .await
 }
 
 async fn post_forgot(ctx: AuthContext, mut input: FormInput) -> crate::Result<Response> {
     let security = ctx.security().clone();
-    let email = input.text("email").map(|e| e.trim().to_owned()).unwrap_or_default();
+    let email = input
+        .text("email")
+        .map(|e| e.trim().to_owned())
+        .unwrap_or_default();
     let mut errors = input.take_errors();
-    if !errors.has("email") {
-        if let Some(message) = crate::register::email_error(&security, &email) {
+    if !errors.has("email")
+        && let Some(message) = crate::register::email_error(&security, &email) {
             errors.add("email", message);
         }
-    }
-    if errors.is_empty() {
-        if let Err(detailed) = forgot_password(&security, &email, &|path| ctx.external_url(path)).await? {
-            if !security.config().return_generic_responses {
+    if errors.is_empty()
+        && let Err(detailed) =
+            forgot_password(&security, &email, &|path| ctx.external_url(path)).await?
+            && !security.config().return_generic_responses {
                 errors = detailed;
             }
-        }
-    }
     if !errors.is_empty() {
         if ctx.is_json() {
-            return Ok(crate::reply::json_errors(StatusCode::BAD_REQUEST, &[], Some(&errors)));
+            return Ok(crate::reply::json_errors(
+                StatusCode::BAD_REQUEST,
+                &[],
+                Some(&errors),
+            ));
         }
-        return crate::templates::form_page(&ctx, "security/forgot_password.html", json!({"email": email}), &errors, context! {}).await;
+        return crate::templates::form_page(
+            &ctx,
+            "security/forgot_password.html",
+            json!({"email": email}),
+            &errors,
+            context! {},
+        )
+        .await;
     }
     if ctx.is_json() {
         return Ok(crate::reply::json_ok(ctx.json_base().await?));
@@ -176,14 +223,20 @@ async fn post_forgot(ctx: AuthContext, mut input: FormInput) -> crate::Result<Re
     crate::templates::message_page(&ctx, "Check your email", &message, None).await
 }
 
-async fn invalid_token_redirect(ctx: &AuthContext, outcome: &ResetToken) -> crate::Result<Response> {
+async fn invalid_token_redirect(
+    ctx: &AuthContext,
+    outcome: &ResetToken,
+) -> crate::Result<Response> {
     let security = ctx.security();
     let config = security.config();
     let message = match outcome {
         ResetToken::Expired(user) => {
             send_reset_instructions(security, user, &|path| ctx.external_url(path))?;
             let within = describe_duration(config.reset_password_within);
-            security.msg("PASSWORD_RESET_EXPIRED", &[("within", &within), ("email", &user.email)])
+            security.msg(
+                "PASSWORD_RESET_EXPIRED",
+                &[("within", &within), ("email", &user.email)],
+            )
         }
         _ => security.msg("INVALID_RESET_PASSWORD_TOKEN", &[]),
     };
@@ -199,10 +252,21 @@ async fn get_reset(ctx: AuthContext, Path(token): Path<String>) -> crate::Result
     }
     let config = security.config();
     let action = format!("{}/{token}", config.url(&config.reset_url));
-    crate::templates::form_page(&ctx, "security/reset_password.html", Value::Null, &FieldErrors::new(), context! { action => action }).await
+    crate::templates::form_page(
+        &ctx,
+        "security/reset_password.html",
+        Value::Null,
+        &FieldErrors::new(),
+        context! { action => action },
+    )
+    .await
 }
 
-async fn post_reset(ctx: AuthContext, Path(token): Path<String>, mut input: FormInput) -> crate::Result<Response> {
+async fn post_reset(
+    ctx: AuthContext,
+    Path(token): Path<String>,
+    mut input: FormInput,
+) -> crate::Result<Response> {
     let security = ctx.security().clone();
     let config = security.config();
     let action = format!("{}/{token}", config.url(&config.reset_url));
@@ -222,13 +286,28 @@ async fn post_reset(ctx: AuthContext, Path(token): Path<String>, mut input: Form
         (ResetToken::Valid(user), true) => user.clone(),
         (ResetToken::Valid(_), false) => {
             if ctx.is_json() {
-                return Ok(crate::reply::json_errors(StatusCode::BAD_REQUEST, &[], Some(&errors)));
+                return Ok(crate::reply::json_errors(
+                    StatusCode::BAD_REQUEST,
+                    &[],
+                    Some(&errors),
+                ));
             }
-            return crate::templates::form_page(&ctx, "security/reset_password.html", Value::Null, &errors, context! { action => action }).await;
+            return crate::templates::form_page(
+                &ctx,
+                "security/reset_password.html",
+                Value::Null,
+                &errors,
+                context! { action => action },
+            )
+            .await;
         }
         _ => {
             if ctx.is_json() {
-                let key = if matches!(outcome, ResetToken::Expired(_)) { "PASSWORD_RESET_EXPIRED" } else { "INVALID_RESET_PASSWORD_TOKEN" };
+                let key = if matches!(outcome, ResetToken::Expired(_)) {
+                    "PASSWORD_RESET_EXPIRED"
+                } else {
+                    "INVALID_RESET_PASSWORD_TOKEN"
+                };
                 let message = match &outcome {
                     ResetToken::Expired(user) => {
                         send_reset_instructions(&security, user, &|path| ctx.external_url(path))?;
@@ -238,7 +317,11 @@ async fn post_reset(ctx: AuthContext, Path(token): Path<String>, mut input: Form
                     _ => security.msg(key, &[]),
                 };
                 let errors = FieldErrors::single("", message);
-                return Ok(crate::reply::json_errors(StatusCode::BAD_REQUEST, &[], Some(&errors)));
+                return Ok(crate::reply::json_errors(
+                    StatusCode::BAD_REQUEST,
+                    &[],
+                    Some(&errors),
+                ));
             }
             return invalid_token_redirect(&ctx, &outcome).await;
         }
@@ -255,7 +338,11 @@ async fn post_reset(ctx: AuthContext, Path(token): Path<String>, mut input: Form
     if ctx.is_json() {
         return Ok(crate::reply::json_ok(Map::new()));
     }
-    ctx.flash("success", &security.msg("PASSWORD_RESET_NO_LOGIN", &[])).await?;
-    let target = config.post_reset_view.clone().unwrap_or_else(|| config.url(&config.login_url));
+    ctx.flash("success", &security.msg("PASSWORD_RESET_NO_LOGIN", &[]))
+        .await?;
+    let target = config
+        .post_reset_view
+        .clone()
+        .unwrap_or_else(|| config.url(&config.login_url));
     Ok(crate::reply::redirect(&target))
 }

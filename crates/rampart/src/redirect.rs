@@ -19,7 +19,11 @@ pub struct UnsafeRedirect;
 /// assert!(safe_next(&config, Some("app.test"), "http://evil.com/").is_err());
 /// assert_eq!(safe_next(&config, Some("app.test"), "/\\evil.com").unwrap(), "/%5Cevil.com");
 /// ```
-pub fn safe_next(config: &SecurityConfig, request_host: Option<&str>, next: &str) -> Result<String, UnsafeRedirect> {
+pub fn safe_next(
+    config: &SecurityConfig,
+    request_host: Option<&str>,
+    next: &str,
+) -> Result<String, UnsafeRedirect> {
     let next = next.trim();
     if next.is_empty() || next.chars().any(char::is_control) {
         return Err(UnsafeRedirect);
@@ -70,8 +74,20 @@ mod tests {
         let c = SecurityConfig::default();
         let host = Some("127.0.0.1:5000");
         assert_eq!(safe_next(&c, host, "/a?b=1#c").unwrap(), "/a?b=1#c");
-        assert_eq!(safe_next(&c, host, "http://127.0.0.1:5000/x").unwrap(), "/x");
-        for bad in ["//evil.com", "http://evil.com", "https://evil.com/", "javascript:alert(1)", "///evil.com", "\t//evil.com", "/\n/evil.com", ""] {
+        assert_eq!(
+            safe_next(&c, host, "http://127.0.0.1:5000/x").unwrap(),
+            "/x"
+        );
+        for bad in [
+            "//evil.com",
+            "http://evil.com",
+            "https://evil.com/",
+            "javascript:alert(1)",
+            "///evil.com",
+            "\t//evil.com",
+            "/\n/evil.com",
+            "",
+        ] {
             assert!(safe_next(&c, host, bad).is_err(), "{bad:?}");
         }
         assert_eq!(safe_next(&c, host, "/\\evil.com").unwrap(), "/%5Cevil.com");

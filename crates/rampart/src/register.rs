@@ -28,7 +28,10 @@ use crate::model::{NewUser, User};
 use crate::security::Security;
 
 pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
-    Router::new().route(&config.url(&config.register_url), get(get_register).post(post_register))
+    Router::new().route(
+        &config.url(&config.register_url),
+        get(get_register).post(post_register),
+    )
 }
 
 /// A validated registration.
@@ -44,6 +47,7 @@ pub struct ValidRegister {
 
 /// What registering did.
 #[derive(Debug)]
+#[expect(clippy::large_enum_variant, reason = "short-lived outcome value; boxing would only add an allocation")]
 pub enum RegisterOutcome {
     /// A new account.
     Created(User),
@@ -55,13 +59,17 @@ pub enum RegisterOutcome {
 /// Checks a username against the configured length and character rules.
 pub(crate) fn username_errors(security: &Security, username: &str) -> Option<String> {
     let config = security.config();
+    if !username.chars().all(char::is_alphanumeric) {
+        // The seed app's message (CONTRACT.md), Flask-Security's INVALID_INPUT.
+        return Some(security.msg("INVALID_INPUT", &[]));
+    }
     let length = username.chars().count();
     if length < config.username_min_length || length > config.username_max_length {
-        let (min, max) = (config.username_min_length.to_string(), config.username_max_length.to_string());
+        let (min, max) = (
+            config.username_min_length.to_string(),
+            config.username_max_length.to_string(),
+        );
         return Some(security.msg("USERNAME_INVALID_LENGTH", &[("min", &min), ("max", &max)]));
-    }
-    if !username.chars().all(char::is_alphanumeric) {
-        return Some(security.msg("USERNAME_DISALLOWED_CHARACTERS", &[]));
     }
     None
 }
@@ -114,11 +122,20 @@ pub(crate) fn new_password_errors(
 
 /// Validates registration input, including duplicate checks. With generic responses, duplicates
 /// are not errors: they are reported by [`register_user`] as [`RegisterOutcome::Existing`].
-pub async fn validate(security: &Security, input: &mut FormInput) -> crate::Result<Result<ValidRegister, FieldErrors>> {
+pub async fn validate(
+    security: &Security,
+    input: &mut FormInput,
+) -> crate::Result<Result<ValidRegister, FieldErrors>> {
     let config = security.config();
-    let email = input.text("email").map(|e| e.trim().to_owned()).unwrap_or_default();
+    let email = input
+        .text("email")
+        .map(|e| e.trim().to_owned())
+        .unwrap_or_default();
     let username = if config.username_enable {
-        input.text("username").map(|u| u.trim().to_owned()).filter(|u| !u.is_empty())
+        input
+            .text("username")
+            .map(|u| u.trim().to_owned())
+            .filter(|u| !u.is_empty())
     } else {
         None
     };
@@ -128,8 +145,13 @@ pub async fn validate(security: &Security, input: &mut FormInput) -> crate::Resu
     if !errors.has("email") {
         if let Some(message) = email_error(security, &email) {
             errors.add("email", message);
-        } else if !config.return_generic_responses && security.datastore().user_by_email(&email).await?.is_some() {
-            errors.add("email", security.msg("EMAIL_ALREADY_ASSOCIATED", &[("email", &email)]));
+        } else if !config.return_generic_responses
+            && security.datastore().user_by_email(&email).await?.is_some()
+        {
+            errors.add(
+                "email",
+                security.msg("EMAIL_ALREADY_ASSOCIATED", &[("email", &email)]),
+            );
         }
     }
     match &username {
@@ -139,7 +161,10 @@ pub async fn validate(security: &Security, input: &mut FormInput) -> crate::Resu
             } else if !config.return_generic_responses
                 && security.datastore().user_by_username(name).await?.is_some()
             {
-                errors.add("username", security.msg("USERNAME_ALREADY_ASSOCIATED", &[("username", name)]));
+                errors.add(
+                    "username",
+                    security.msg("USERNAME_ALREADY_ASSOCIATED", &[("username", name)]),
+                );
             }
         }
         None if config.username_enable && config.username_required && !errors.has("username") => {
@@ -188,7 +213,13 @@ pub async fn register_user(
     if existing_email.is_some() || existing_username.is_some() {
         // Spend the hashing time anyway so timing does not tell.
         let _ = security.hasher().hash(&form.password).await?;
-        notify_existing(security, &form, existing_email.as_ref(), existing_username.as_ref(), link)?;
+        notify_existing(
+            security,
+            &form,
+            existing_email.as_ref(),
+            existing_username.as_ref(),
+            link,
+        )?;
         return Ok(RegisterOutcome::Existing);
     }
     let hash = security.hasher().hash(&form.password).await?;
@@ -202,7 +233,12 @@ pub async fn register_user(
         roles: config.default_roles.clone(),
     };
     let user = match datastore
-        .create_user(&new_user, &new_uniquifier(), now, security.user_created_sql())
+        .create_user(
+            &new_user,
+            &new_uniquifier(),
+            now,
+            security.user_created_sql(),
+        )
         .await
     {
         Ok(user) => user,
@@ -238,7 +274,9 @@ fn notify_existing(
     link: &(dyn Fn(&str) -> String + Sync),
 ) -> crate::Result<()> {
     let config = security.config();
-    let recovery_link = config.recoverable.then(|| link(&config.url(&config.reset_url)));
+    let recovery_link = config
+        .recoverable
+        .then(|| link(&config.url(&config.reset_url)));
     let login_link = link(&config.url(&config.login_url));
     if let Some(user) = by_email {
         crate::notify::send(
@@ -264,9 +302,18 @@ async fn get_register(ctx: AuthContext) -> crate::Result<Response> {
         return Ok(crate::reply::json_ok(ctx.json_base().await?));
     }
     if ctx.user().is_some() {
-        return Ok(crate::reply::redirect(&ctx.security().config().post_login_view));
+        return Ok(crate::reply::redirect(
+            &ctx.security().config().post_login_view,
+        ));
     }
-    crate::templates::form_page(&ctx, "security/register_user.html", Value::Null, &FieldErrors::new(), context! {}).await
+    crate::templates::form_page(
+        &ctx,
+        "security/register_user.html",
+        Value::Null,
+        &FieldErrors::new(),
+        context! {},
+    )
+    .await
 }
 
 async fn post_register(ctx: AuthContext, mut input: FormInput) -> crate::Result<Response> {
@@ -276,19 +323,32 @@ async fn post_register(ctx: AuthContext, mut input: FormInput) -> crate::Result<
         Ok(form) => form,
         Err(errors) => {
             if ctx.is_json() {
-                return Ok(crate::reply::json_errors(StatusCode::BAD_REQUEST, &[], Some(&errors)));
+                return Ok(crate::reply::json_errors(
+                    StatusCode::BAD_REQUEST,
+                    &[],
+                    Some(&errors),
+                ));
             }
             let values = json!({
                 "email": input.values().get("email"),
                 "username": input.values().get("username"),
             });
-            return crate::templates::form_page(&ctx, "security/register_user.html", values, &errors, context! {}).await;
+            return crate::templates::form_page(
+                &ctx,
+                "security/register_user.html",
+                values,
+                &errors,
+                context! {},
+            )
+            .await;
         }
     };
     let email = form.email.clone();
     let outcome = register_user(&security, form, &|path| ctx.external_url(path)).await?;
     let signed_in = match &outcome {
-        RegisterOutcome::Created(user) if !config.confirmable || config.login_without_confirmation => {
+        RegisterOutcome::Created(user)
+            if !config.confirmable || config.login_without_confirmation =>
+        {
             Some(crate::auth::login_user(&ctx, user, false).await?)
         }
         _ => None,
@@ -298,8 +358,8 @@ async fn post_register(ctx: AuthContext, mut input: FormInput) -> crate::Result<
         if let Some(csrf) = signed_in {
             response.insert("csrf_token".into(), Value::String(csrf));
         }
-        if let RegisterOutcome::Created(user) = &outcome {
-            if !config.return_generic_responses {
+        if let RegisterOutcome::Created(user) = &outcome
+            && !config.return_generic_responses {
                 let auth_user = crate::context::AuthUser {
                     roles: security.datastore().user_roles(user.id).await?,
                     user: user.clone(),
@@ -307,7 +367,6 @@ async fn post_register(ctx: AuthContext, mut input: FormInput) -> crate::Result<
                 };
                 response.insert("user".into(), ctx.user_payload(&auth_user, false)?);
             }
-        }
         return Ok(crate::reply::json_ok(response));
     }
     if let Some(view) = &config.post_register_view {
@@ -316,7 +375,13 @@ async fn post_register(ctx: AuthContext, mut input: FormInput) -> crate::Result<
     if config.confirmable {
         let message = security.msg("CONFIRM_REGISTRATION", &[("email", &email)]);
         let login = config.url(&config.login_url);
-        return crate::templates::message_page(&ctx, "Check your email", &message, Some((&login, "Go to sign in"))).await;
+        return crate::templates::message_page(
+            &ctx,
+            "Check your email",
+            &message,
+            Some((&login, "Go to sign in")),
+        )
+        .await;
     }
     Ok(crate::reply::redirect(&config.post_login_view))
 }

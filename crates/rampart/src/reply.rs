@@ -13,7 +13,10 @@ pub(crate) struct Rendered;
 
 fn finish(mut response: Response) -> Response {
     let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
     response.extensions_mut().insert(Rendered);
     response
 }
@@ -30,7 +33,11 @@ pub fn json_ok(response: Map<String, Value>) -> Response {
 }
 
 /// An error envelope: `errors` (flat list) and, for form errors, `field_errors`.
-pub fn json_errors(status: StatusCode, errors: &[String], field_errors: Option<&FieldErrors>) -> Response {
+pub fn json_errors(
+    status: StatusCode,
+    errors: &[String],
+    field_errors: Option<&FieldErrors>,
+) -> Response {
     let mut response = Map::new();
     match field_errors {
         Some(fields) => {
@@ -69,7 +76,9 @@ pub fn status_message(status: StatusCode) -> &'static str {
              check your spelling and try again."
         }
         405 => "The method is not allowed for the requested URL.",
-        408 => "The server closed the network connection because the browser didn't finish the request within the specified time.",
+        408 => {
+            "The server closed the network connection because the browser didn't finish the request within the specified time."
+        }
         413 => "The data value transmitted exceeds the capacity limit.",
         415 => "The server does not support the media type transmitted in the request.",
         429 => "Too many requests. Please try again later.",

@@ -118,6 +118,30 @@ impl Security {
         crate::clock::naive(self.clock().now())
     }
 
+    /// Deletes expired sessions; returns how many. See [`Security::spawn_housekeeping`].
+    pub async fn purge_expired_sessions(&self) -> Result<u64> {
+        Ok(self
+            .datastore()
+            .delete_expired_sessions(self.now_naive())
+            .await?)
+    }
+
+    /// Spawns a task that purges expired sessions every `every` (errors are logged).
+    pub fn spawn_housekeeping(&self, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
+        let security = self.clone();
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(every);
+            loop {
+                interval.tick().await;
+                match security.purge_expired_sessions().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(purged = n, "expired sessions purged"),
+                    Err(error) => tracing::warn!(%error, "purging expired sessions failed"),
+                }
+            }
+        })
+    }
+
     /// The framework's routes (login, logout, register, confirm, reset, change), per the
     /// configuration. Merge it into the app's router.
     pub fn router<S>(&self) -> Router<S>
@@ -219,7 +243,9 @@ impl SecurityBuilder {
         let session_store = Arc::new(DbSessionStore::new(datastore.clone()));
         Ok(Security {
             inner: Arc::new(Inner {
-                mailer: self.mailer.unwrap_or_else(|| Arc::new(ConsoleMailer::default())),
+                mailer: self
+                    .mailer
+                    .unwrap_or_else(|| Arc::new(ConsoleMailer)),
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
                 config: self.config,
                 datastore,

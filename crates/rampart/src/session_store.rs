@@ -39,8 +39,12 @@ pub fn hash_session_id(id: &Id) -> String {
 }
 
 fn parts(record: &Record) -> StoreResult<(String, Option<i64>, String, time::PrimitiveDateTime)> {
-    let data = serde_json::to_string(&record.data).map_err(|e| StoreError::Encode(e.to_string()))?;
-    let user_id = record.data.get(USER_ID_KEY).and_then(serde_json::Value::as_i64);
+    let data =
+        serde_json::to_string(&record.data).map_err(|e| StoreError::Encode(e.to_string()))?;
+    let user_id = record
+        .data
+        .get(USER_ID_KEY)
+        .and_then(serde_json::Value::as_i64);
     Ok((
         hash_session_id(&record.id),
         user_id,

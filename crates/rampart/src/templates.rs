@@ -94,8 +94,11 @@ impl Templates {
                 let path = dir.join(name);
                 if path.is_file() {
                     return std::fs::read_to_string(&path).map(Some).map_err(|e| {
-                        minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, "cannot read template")
-                            .with_source(e)
+                        minijinja::Error::new(
+                            minijinja::ErrorKind::InvalidOperation,
+                            "cannot read template",
+                        )
+                        .with_source(e)
                     });
                 }
             }
@@ -108,7 +111,11 @@ impl Templates {
     }
 
     /// Renders template `name` with `ctx`.
-    pub fn render(&self, name: &str, ctx: impl serde::Serialize) -> Result<String, minijinja::Error> {
+    pub fn render(
+        &self,
+        name: &str,
+        ctx: impl serde::Serialize,
+    ) -> Result<String, minijinja::Error> {
         self.env.get_template(name)?.render(ctx)
     }
 
@@ -141,7 +148,12 @@ pub(crate) fn page_config(security: &Security) -> Value {
 
 /// Renders an HTML page with the common context: `csrf_token`, `flashes`, `current_user`,
 /// `config`, merged with `extra`.
-pub async fn page(ctx: &AuthContext, name: &str, status: StatusCode, extra: Value) -> crate::Result<Response> {
+pub async fn page(
+    ctx: &AuthContext,
+    name: &str,
+    status: StatusCode,
+    extra: Value,
+) -> crate::Result<Response> {
     let security = ctx.security();
     let csrf_token = ctx.csrf_token().await?;
     let flashes = ctx.take_flashes().await?;
@@ -158,7 +170,9 @@ pub async fn page(ctx: &AuthContext, name: &str, status: StatusCode, extra: Valu
         current_user => current_user,
         config => page_config(security),
     };
-    let body = security.templates().render(name, context! { ..extra, ..base })?;
+    let body = security
+        .templates()
+        .render(name, context! { ..extra, ..base })?;
     Ok(crate::reply::html(status, body))
 }
 
@@ -176,11 +190,22 @@ pub async fn form_page(
         errors => errors.to_json(),
         form_errors => errors.get("").to_vec(),
     };
-    page(ctx, name, StatusCode::OK, context! { form => form, ..extra }).await
+    page(
+        ctx,
+        name,
+        StatusCode::OK,
+        context! { form => form, ..extra },
+    )
+    .await
 }
 
 /// Renders the generic message page (`security/message.html`).
-pub async fn message_page(ctx: &AuthContext, title: &str, message: &str, link: Option<(&str, &str)>) -> crate::Result<Response> {
+pub async fn message_page(
+    ctx: &AuthContext,
+    title: &str,
+    message: &str,
+    link: Option<(&str, &str)>,
+) -> crate::Result<Response> {
     let link = link.map(|(href, text)| context! { href => href, text => text });
     page(
         ctx,
