@@ -61,19 +61,21 @@ pub(crate) async fn authenticate(
         });
     if let Some(token) = token
         && let Some(uid) = crate::auth_token::verify(security, &token)
-            && let Some(user) = load_user(security, &uid, AuthMethod::Token).await? {
-                return Ok(Some(user));
-            }
+        && let Some(user) = load_user(security, &uid, AuthMethod::Token).await?
+    {
+        return Ok(Some(user));
+    }
     if ctx.session.id().is_some()
-        && let Some(uid) = ctx.session.get::<String>(UNIQUIFIER_KEY).await? {
-            match load_user(security, &uid, AuthMethod::Session).await? {
-                Some(user) => return Ok(Some(user)),
-                None => {
-                    // The user was deleted, deactivated or signed out everywhere.
-                    forget_user(ctx).await?;
-                }
+        && let Some(uid) = ctx.session.get::<String>(UNIQUIFIER_KEY).await?
+    {
+        match load_user(security, &uid, AuthMethod::Session).await? {
+            Some(user) => return Ok(Some(user)),
+            None => {
+                // The user was deleted, deactivated or signed out everywhere.
+                forget_user(ctx).await?;
             }
         }
+    }
     if let Some(cookie) = crate::layer::read_cookie(headers, &config.remember_cookie_name) {
         let payload = security.signer().verify::<RememberPayload>(
             REMEMBER_SALT,

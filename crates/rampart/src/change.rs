@@ -96,14 +96,7 @@ async fn post_change(
     let new_password = match validate(&security, &user.user, &mut input).await? {
         Ok(password) => password,
         Err(errors) => {
-            if ctx.is_json() {
-                return Ok(crate::reply::json_errors(
-                    StatusCode::BAD_REQUEST,
-                    &[],
-                    Some(&errors),
-                ));
-            }
-            return crate::templates::form_page(
+            return crate::templates::form_errors(
                 &ctx,
                 "security/change_password.html",
                 json!({}),

@@ -548,14 +548,15 @@ impl SecurityConfig {
         );
         set!(c.password.max_queued, s.int("SECURITY_HASHING_MAX_QUEUED")?);
         if let Some(scheme) = s.get("SECURITY_PASSWORD_HASH")
-            && scheme != "argon2" {
-                return Err(ConfigError::invalid(
-                    "SECURITY_PASSWORD_HASH",
-                    format!(
-                        "only argon2 is supported for new hashes (others are verified), got {scheme:?}"
-                    ),
-                ));
-            }
+            && scheme != "argon2"
+        {
+            return Err(ConfigError::invalid(
+                "SECURITY_PASSWORD_HASH",
+                format!(
+                    "only argon2 is supported for new hashes (others are verified), got {scheme:?}"
+                ),
+            ));
+        }
         set!(c.registerable, s.bool("SECURITY_REGISTERABLE")?);
         set!(
             c.send_register_email,

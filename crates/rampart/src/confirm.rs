@@ -9,7 +9,6 @@
 
 use axum::Router;
 use axum::extract::Path;
-use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use minijinja::context;
@@ -20,7 +19,6 @@ use crate::context::AuthContext;
 use crate::forms::{FieldErrors, FormInput};
 use crate::model::User;
 use crate::security::Security;
-use crate::token::TokenError;
 
 const SALT: &str = "confirm-salt";
 
@@ -67,15 +65,9 @@ pub async fn confirm_email(
     let signer = security.signer();
     let now = security.clock().now();
     let within = security.config().confirm_email_within;
-    let (payload, expired) = match signer.verify::<(String, String)>(SALT, token, Some(within), now)
-    {
-        Ok(payload) => (payload, false),
-        Err(TokenError::Expired) => match signer.verify::<(String, String)>(SALT, token, None, now)
-        {
-            Ok(payload) => (payload, true),
-            Err(_) => return Ok(ConfirmOutcome::Invalid),
-        },
-        Err(_) => return Ok(ConfirmOutcome::Invalid),
+    let Ok((payload, expired)) = signer.verify_link::<(String, String)>(SALT, token, within, now)
+    else {
+        return Ok(ConfirmOutcome::Invalid);
     };
     let (uniquifier, email_digest) = payload;
     let Some(user) = security.datastore().user_by_uniquifier(&uniquifier).await? else {
@@ -184,31 +176,17 @@ async fn get_send_confirmation(ctx: AuthContext) -> crate::Result<Response> {
 
 async fn post_send_confirmation(ctx: AuthContext, mut input: FormInput) -> crate::Result<Response> {
     let security = ctx.security().clone();
-    let email = input
-        .text("email")
-        .map(|e| e.trim().to_owned())
-        .unwrap_or_default();
-    let mut errors = input.take_errors();
-    if !errors.has("email")
-        && let Some(message) = crate::register::email_error(&security, &email) {
-            errors.add("email", message);
-        }
+    let (email, mut errors) = crate::register::read_email_field(&security, &mut input);
     if errors.is_empty()
         && let Err(detailed) =
             resend_confirmation(&security, &email, &|path| ctx.external_url(path)).await?
-            && !security.config().return_generic_responses {
-                errors = detailed;
-            }
+        && !security.config().return_generic_responses
+    {
+        errors = detailed;
+    }
     if !errors.is_empty() {
-        if ctx.is_json() {
-            return Ok(crate::reply::json_errors(
-                StatusCode::BAD_REQUEST,
-                &[],
-                Some(&errors),
-            ));
-        }
         let values = json!({ "email": email });
-        return crate::templates::form_page(
+        return crate::templates::form_errors(
             &ctx,
             "security/send_confirmation.html",
             values,

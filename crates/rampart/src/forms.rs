@@ -173,7 +173,10 @@ pub(crate) fn is_json_content_type(value: &str) -> bool {
 }
 
 /// Parses a JSON body that must be an object, answering Flask-Security's messages otherwise.
-#[expect(clippy::result_large_err, reason = "the rejection is a ready response, built once per bad request")]
+#[expect(
+    clippy::result_large_err,
+    reason = "the rejection is a ready response, built once per bad request"
+)]
 pub fn parse_json_object(bytes: &[u8]) -> Result<Map<String, Value>, Response> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());

@@ -137,13 +137,14 @@ where
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok())
-        && len > config.max_content_length {
-            return finish(
-                &security,
-                is_json,
-                StatusCode::PAYLOAD_TOO_LARGE.into_response(),
-            );
-        }
+        && len > config.max_content_length
+    {
+        return finish(
+            &security,
+            is_json,
+            StatusCode::PAYLOAD_TOO_LARGE.into_response(),
+        );
+    }
     let session_id =
         read_cookie(req.headers(), &config.session_cookie_name).and_then(|v| v.parse::<Id>().ok());
     let had_session_cookie = session_id.is_some();

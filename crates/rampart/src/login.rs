@@ -32,7 +32,10 @@ pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
 
 /// The result of checking an identity and a password.
 #[derive(Debug)]
-#[expect(clippy::large_enum_variant, reason = "short-lived outcome value; boxing would only add an allocation")]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "short-lived outcome value; boxing would only add an allocation"
+)]
 pub enum PasswordCheck {
     /// The password is right (the hash was upgraded if needed).
     Valid(User),

@@ -25,7 +25,6 @@ use crate::context::AuthContext;
 use crate::forms::{FieldErrors, FormInput};
 use crate::model::User;
 use crate::security::Security;
-use crate::token::TokenError;
 
 const SALT: &str = "reset-salt";
 
@@ -124,15 +123,9 @@ pub async fn check_reset_token(security: &Security, token: &str) -> crate::Resul
     let signer = security.signer();
     let now = security.clock().now();
     let within = security.config().reset_password_within;
-    let (payload, expired) = match signer.verify::<(String, String)>(SALT, token, Some(within), now)
-    {
-        Ok(payload) => (payload, false),
-        Err(TokenError::Expired) => match signer.verify::<(String, String)>(SALT, token, None, now)
-        {
-            Ok(payload) => (payload, true),
-            Err(_) => return Ok(ResetToken::Invalid),
-        },
-        Err(_) => return Ok(ResetToken::Invalid),
+    let Ok((payload, expired)) = signer.verify_link::<(String, String)>(SALT, token, within, now)
+    else {
+        return Ok(ResetToken::Invalid);
     };
     let (uniquifier, digest) = payload;
     let Some(user) = security.datastore().user_by_uniquifier(&uniquifier).await? else {
@@ -180,30 +173,16 @@ async fn get_forgot(ctx: AuthContext) -> crate::Result<Response> {
 
 async fn post_forgot(ctx: AuthContext, mut input: FormInput) -> crate::Result<Response> {
     let security = ctx.security().clone();
-    let email = input
-        .text("email")
-        .map(|e| e.trim().to_owned())
-        .unwrap_or_default();
-    let mut errors = input.take_errors();
-    if !errors.has("email")
-        && let Some(message) = crate::register::email_error(&security, &email) {
-            errors.add("email", message);
-        }
+    let (email, mut errors) = crate::register::read_email_field(&security, &mut input);
     if errors.is_empty()
         && let Err(detailed) =
             forgot_password(&security, &email, &|path| ctx.external_url(path)).await?
-            && !security.config().return_generic_responses {
-                errors = detailed;
-            }
+        && !security.config().return_generic_responses
+    {
+        errors = detailed;
+    }
     if !errors.is_empty() {
-        if ctx.is_json() {
-            return Ok(crate::reply::json_errors(
-                StatusCode::BAD_REQUEST,
-                &[],
-                Some(&errors),
-            ));
-        }
-        return crate::templates::form_page(
+        return crate::templates::form_errors(
             &ctx,
             "security/forgot_password.html",
             json!({"email": email}),
@@ -285,14 +264,7 @@ async fn post_reset(
     let user = match (&outcome, errors.is_empty()) {
         (ResetToken::Valid(user), true) => user.clone(),
         (ResetToken::Valid(_), false) => {
-            if ctx.is_json() {
-                return Ok(crate::reply::json_errors(
-                    StatusCode::BAD_REQUEST,
-                    &[],
-                    Some(&errors),
-                ));
-            }
-            return crate::templates::form_page(
+            return crate::templates::form_errors(
                 &ctx,
                 "security/reset_password.html",
                 Value::Null,

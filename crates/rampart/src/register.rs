@@ -14,7 +14,6 @@
 //! `welcome_existing_username`.
 
 use axum::Router;
-use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use minijinja::context;
@@ -47,7 +46,10 @@ pub struct ValidRegister {
 
 /// What registering did.
 #[derive(Debug)]
-#[expect(clippy::large_enum_variant, reason = "short-lived outcome value; boxing would only add an allocation")]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "short-lived outcome value; boxing would only add an allocation"
+)]
 pub enum RegisterOutcome {
     /// A new account.
     Created(User),
@@ -72,6 +74,24 @@ pub(crate) fn username_errors(security: &Security, username: &str) -> Option<Str
         return Some(security.msg("USERNAME_INVALID_LENGTH", &[("min", &min), ("max", &max)]));
     }
     None
+}
+
+/// Reads and checks the `email` field of a one-field form (resend confirmation, forgot password).
+pub(crate) fn read_email_field(
+    security: &Security,
+    input: &mut FormInput,
+) -> (String, FieldErrors) {
+    let email = input
+        .text("email")
+        .map(|e| e.trim().to_owned())
+        .unwrap_or_default();
+    let mut errors = input.take_errors();
+    if !errors.has("email")
+        && let Some(message) = email_error(security, &email)
+    {
+        errors.add("email", message);
+    }
+    (email, errors)
 }
 
 /// Checks an email address's form (no DNS look-up).
@@ -322,18 +342,11 @@ async fn post_register(ctx: AuthContext, mut input: FormInput) -> crate::Result<
     let form = match validate(&security, &mut input).await? {
         Ok(form) => form,
         Err(errors) => {
-            if ctx.is_json() {
-                return Ok(crate::reply::json_errors(
-                    StatusCode::BAD_REQUEST,
-                    &[],
-                    Some(&errors),
-                ));
-            }
             let values = json!({
                 "email": input.values().get("email"),
                 "username": input.values().get("username"),
             });
-            return crate::templates::form_page(
+            return crate::templates::form_errors(
                 &ctx,
                 "security/register_user.html",
                 values,
@@ -359,14 +372,15 @@ async fn post_register(ctx: AuthContext, mut input: FormInput) -> crate::Result<
             response.insert("csrf_token".into(), Value::String(csrf));
         }
         if let RegisterOutcome::Created(user) = &outcome
-            && !config.return_generic_responses {
-                let auth_user = crate::context::AuthUser {
-                    roles: security.datastore().user_roles(user.id).await?,
-                    user: user.clone(),
-                    method: crate::AuthMethod::Session,
-                };
-                response.insert("user".into(), ctx.user_payload(&auth_user, false)?);
-            }
+            && !config.return_generic_responses
+        {
+            let auth_user = crate::context::AuthUser {
+                roles: security.datastore().user_roles(user.id).await?,
+                user: user.clone(),
+                method: crate::AuthMethod::Session,
+            };
+            response.insert("user".into(), ctx.user_payload(&auth_user, false)?);
+        }
         return Ok(crate::reply::json_ok(response));
     }
     if let Some(view) = &config.post_register_view {

@@ -243,9 +243,7 @@ impl SecurityBuilder {
         let session_store = Arc::new(DbSessionStore::new(datastore.clone()));
         Ok(Security {
             inner: Arc::new(Inner {
-                mailer: self
-                    .mailer
-                    .unwrap_or_else(|| Arc::new(ConsoleMailer)),
+                mailer: self.mailer.unwrap_or_else(|| Arc::new(ConsoleMailer)),
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
                 config: self.config,
                 datastore,

@@ -215,3 +215,21 @@ pub async fn message_page(
     )
     .await
 }
+
+/// Answers invalid form input: a 400 envelope for JSON clients, the form page again for browsers.
+pub async fn form_errors(
+    ctx: &AuthContext,
+    name: &str,
+    values: serde_json::Value,
+    errors: &crate::forms::FieldErrors,
+    extra: Value,
+) -> crate::Result<Response> {
+    if ctx.is_json() {
+        return Ok(crate::reply::json_errors(
+            StatusCode::BAD_REQUEST,
+            &[],
+            Some(errors),
+        ));
+    }
+    form_page(ctx, name, values, errors, extra).await
+}

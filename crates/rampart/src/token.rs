@@ -150,6 +150,22 @@ impl TokenSigner {
             .map(|(payload, _)| payload)
     }
 
+    /// Verifies a link token (confirmation, reset): `Ok((payload, expired))`, where `expired` means
+    /// genuine but older than `max_age`, so the caller can send a fresh link instead.
+    pub fn verify_link<T: DeserializeOwned>(
+        &self,
+        salt: &str,
+        token: &str,
+        max_age: Duration,
+        now: OffsetDateTime,
+    ) -> Result<(T, bool), TokenError> {
+        match self.verify(salt, token, Some(max_age), now) {
+            Ok(payload) => Ok((payload, false)),
+            Err(TokenError::Expired) => self.verify(salt, token, None, now).map(|p| (p, true)),
+            Err(other) => Err(other),
+        }
+    }
+
     /// Like [`verify`](Self::verify), and also returns when the token was issued (UTC).
     pub fn verify_with_timestamp<T: DeserializeOwned>(
         &self,

@@ -1,6 +1,9 @@
 //! [`MemoryMailer`]: mails kept in memory, for tests.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::Notify;
 
 use super::{Mail, MailError, Mailer};
 
@@ -10,6 +13,8 @@ use super::{Mail, MailError, Mailer};
 #[derive(Debug, Clone, Default)]
 pub struct MemoryMailer {
     sent: Arc<Mutex<Vec<Mail>>>,
+    /// Woken whenever a mail is sent.
+    arrived: Arc<Notify>,
 }
 
 impl MemoryMailer {
@@ -43,6 +48,30 @@ impl MemoryMailer {
     pub fn clear(&self) {
         self.lock().clear();
     }
+
+    /// Waits up to `timeout` until `ready` holds for the mails sent so far (oldest first),
+    /// checking again whenever a mail is sent; returns whether it held.
+    ///
+    /// Mails are sent from background tasks, so tests wait for them with this instead of
+    /// sleeping. It relies on tokio's real clock.
+    pub async fn wait_until(
+        &self,
+        timeout: Duration,
+        mut ready: impl FnMut(&[Mail]) -> bool,
+    ) -> bool {
+        let wait = async {
+            loop {
+                // Register for the wake-up before looking, so a mail sent in between is not missed.
+                let mut arrived = std::pin::pin!(self.arrived.notified());
+                arrived.as_mut().enable();
+                if ready(&self.lock()) {
+                    return;
+                }
+                arrived.await;
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.is_ok()
+    }
 }
 
 /// `ann@example.com` from `Ann <ann@example.com>`; the trimmed input otherwise.
@@ -58,6 +87,7 @@ fn bare_address(addr: &str) -> &str {
 impl Mailer for MemoryMailer {
     async fn send(&self, mail: &Mail) -> Result<(), MailError> {
         self.lock().push(mail.clone());
+        self.arrived.notify_waiters();
         Ok(())
     }
 }
@@ -99,6 +129,23 @@ mod tests {
         assert_eq!(mailer.last_to("a@example.com").unwrap().subject, "two");
         assert_eq!(mailer.last_to("<b@example.com>").unwrap().subject, "three");
         assert!(mailer.last_to("c@example.com").is_none());
+    }
+
+    #[tokio::test]
+    async fn wait_until_wakes_up_when_a_mail_is_sent() {
+        let mailer = MemoryMailer::new();
+        let sender = mailer.clone();
+        tokio::spawn(async move { sender.send(&mail("a@example.com", "one")).await });
+        let found = mailer
+            .wait_until(Duration::from_secs(5), |sent| {
+                sent.iter().any(|m| m.subject == "one")
+            })
+            .await;
+        assert!(found);
+        let never = mailer
+            .wait_until(Duration::from_millis(20), |sent| sent.len() > 1)
+            .await;
+        assert!(!never);
     }
 
     #[tokio::test]
