@@ -212,7 +212,7 @@ pub async fn validate(
 
 /// A new random `fs_uniquifier`.
 pub(crate) fn new_uniquifier() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
+    uuid::Uuid::new_v4().hyphenated().to_string()
 }
 
 /// Creates the account and sends the welcome mail (with the confirmation link if confirmable).

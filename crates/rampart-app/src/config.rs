@@ -1,0 +1,386 @@
+//! The sample app's configuration: the seed tutorial's defaults, the framework's
+//! [`SecurityConfig`], the database URL, the mail backend and the optional first admin.
+//!
+//! Settings come from `rampart.toml`, `.env` and the environment ([`Settings::load`]); the app's
+//! defaults ([`APP_DEFAULTS`]) fill only what none of them set. In `DEBUG` a missing `SECRET_KEY` or
+//! `SECURITY_PASSWORD_SALT` is generated once and kept in `instance/secrets.toml` (mode 0600);
+//! outside `DEBUG` it is an error naming the key.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rampart::{ConfigError, SecurityConfig, Settings, SmtpConfig, SmtpSecurity};
+use secrecy::SecretString;
+
+/// The seed tutorial's settings, applied only where the user set nothing.
+pub const APP_DEFAULTS: &[(&str, &str)] = &[
+    ("DEBUG", "true"),
+    ("SECURITY_REGISTERABLE", "true"),
+    ("SECURITY_CONFIRMABLE", "true"),
+    ("SECURITY_RECOVERABLE", "true"),
+    ("SECURITY_CHANGEABLE", "true"),
+    ("SECURITY_USERNAME_ENABLE", "true"),
+    ("SECURITY_CHANGE_URL", "/dashboard/security/"),
+    ("SECURITY_DEFAULT_ROLES", "User"),
+    ("SECURITY_DEFAULT_REMEMBER_ME", "true"),
+    ("SECURITY_EMAIL_SENDER", "no-reply@fst-sample.local"),
+    ("SECURITY_APP_NAME", "Rampart Sample"),
+    ("MAIL_BACKEND", "console"),
+];
+
+/// The keys generated in `DEBUG` when missing.
+const GENERATED_SECRETS: [&str; 2] = ["SECRET_KEY", "SECURITY_PASSWORD_SALT"];
+
+/// The file, inside the instance folder, holding generated secrets.
+pub const SECRETS_FILE: &str = "secrets.toml";
+
+/// The database file, inside the instance folder, used when `DATABASE_URL` is not set.
+pub const DEFAULT_DATABASE_FILE: &str = "rampart.db";
+
+/// How long a request may take before it is answered with 408.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why the app's configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum AppConfigError {
+    /// A setting is missing or invalid (the message names the key).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The instance folder or the secrets file could not be written.
+    #[error("cannot write {path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Where mails go (`MAIL_BACKEND`).
+#[derive(Clone, Debug)]
+pub enum MailBackend {
+    /// Printed to stdout (`console`, the default).
+    Console,
+    /// Sent through an SMTP server (`smtp`, with `MAIL_SERVER`, `MAIL_PORT`, …).
+    Smtp(SmtpConfig),
+}
+
+/// The first administrator, created at start-up when missing (`ADMIN_EMAIL`, `ADMIN_PASSWORD`).
+#[derive(Clone, Debug)]
+pub struct AdminSeed {
+    /// The admin's email address.
+    pub email: String,
+    /// The admin's password (checked against the password policy).
+    pub password: SecretString,
+}
+
+/// Everything the app needs to start.
+#[derive(Clone, Debug)]
+pub struct AppConfig {
+    /// The framework's configuration.
+    pub security: SecurityConfig,
+    /// `DATABASE_URL` (default: `sqlite://instance/rampart.db?mode=rwc`).
+    pub database_url: String,
+    /// `MAIL_BACKEND` and its settings.
+    pub mail: MailBackend,
+    /// `ADMIN_EMAIL` and `ADMIN_PASSWORD`, when both are set.
+    pub admin: Option<AdminSeed>,
+    /// The instance folder (generated secrets, default database).
+    pub instance_dir: PathBuf,
+    /// The keys that were generated into `instance/secrets.toml` during this load.
+    pub generated: Vec<String>,
+    /// The settings the configuration was read from (app defaults applied).
+    pub settings: Settings,
+}
+
+/// Sets each of [`APP_DEFAULTS`] that `settings` does not set.
+pub fn apply_defaults(settings: &mut Settings) {
+    for (key, value) in APP_DEFAULTS {
+        if settings.get(key).is_none() {
+            settings.set(key, *value);
+        }
+    }
+}
+
+impl AppConfig {
+    /// Loads `rampart.toml` and `.env` (when present) and the environment, then builds the
+    /// configuration with [`AppConfig::from_settings`].
+    ///
+    /// # Errors
+    ///
+    /// As [`AppConfig::from_settings`], and when a file cannot be read.
+    pub fn load(
+        toml_file: &Path,
+        dotenv_file: &Path,
+        instance_dir: &Path,
+    ) -> Result<Self, AppConfigError> {
+        let settings = Settings::load(Some(toml_file), Some(dotenv_file))?;
+        Self::from_settings(settings, instance_dir)
+    }
+
+    /// Builds the configuration from settings: app defaults, generated secrets (in `DEBUG`),
+    /// database URL, mail backend, admin seed and the framework's [`SecurityConfig`].
+    ///
+    /// # Errors
+    ///
+    /// [`AppConfigError::Config`] naming the key of a missing or invalid setting;
+    /// [`AppConfigError::Io`] when the instance folder or secrets file cannot be written.
+    pub fn from_settings(
+        mut settings: Settings,
+        instance_dir: &Path,
+    ) -> Result<Self, AppConfigError> {
+        apply_defaults(&mut settings);
+        let debug = settings.bool("DEBUG")?.unwrap_or(false);
+        let generated = ensure_secrets(&mut settings, debug, instance_dir)?;
+        let database_url = match settings.string("DATABASE_URL") {
+            Some(url) => url,
+            None => {
+                create_dir(instance_dir)?;
+                format!(
+                    "sqlite://{}?mode=rwc",
+                    instance_dir.join(DEFAULT_DATABASE_FILE).display()
+                )
+            }
+        };
+        let mail = mail_backend(&settings)?;
+        let admin = match (
+            settings.string("ADMIN_EMAIL"),
+            settings.string("ADMIN_PASSWORD"),
+        ) {
+            (Some(email), Some(password)) => Some(AdminSeed {
+                email: email.trim().to_owned(),
+                password: SecretString::from(password),
+            }),
+            _ => None,
+        };
+        let security = SecurityConfig::from_settings(&settings)?;
+        Ok(Self {
+            security,
+            database_url,
+            mail,
+            admin,
+            instance_dir: instance_dir.to_owned(),
+            generated,
+            settings,
+        })
+    }
+}
+
+/// Reads `MAIL_BACKEND` and, for `smtp`, Flask-Mail's `MAIL_*` settings.
+fn mail_backend(settings: &Settings) -> Result<MailBackend, ConfigError> {
+    let backend = settings
+        .get("MAIL_BACKEND")
+        .unwrap_or("console")
+        .trim()
+        .to_ascii_lowercase();
+    match backend.as_str() {
+        "console" => Ok(MailBackend::Console),
+        "smtp" => {
+            let mut smtp = SmtpConfig::default();
+            if let Some(server) = settings.string("MAIL_SERVER") {
+                smtp.server = server;
+            }
+            if let Some(port) = settings.int("MAIL_PORT")? {
+                smtp.port = port;
+            }
+            smtp.username = settings.string("MAIL_USERNAME");
+            smtp.password = settings.string("MAIL_PASSWORD").map(SecretString::from);
+            let tls = settings.bool("MAIL_USE_TLS")?.unwrap_or(false);
+            let ssl = settings.bool("MAIL_USE_SSL")?.unwrap_or(false);
+            smtp.security = match (tls, ssl) {
+                (true, true) => {
+                    return Err(ConfigError::Invalid {
+                        key: "MAIL_USE_SSL".into(),
+                        message:
+                            "set either MAIL_USE_TLS (STARTTLS) or MAIL_USE_SSL (TLS), not both"
+                                .into(),
+                    });
+                }
+                (true, false) => SmtpSecurity::StartTls,
+                (false, true) => SmtpSecurity::Tls,
+                (false, false) => SmtpSecurity::None,
+            };
+            Ok(MailBackend::Smtp(smtp))
+        }
+        other => Err(ConfigError::Invalid {
+            key: "MAIL_BACKEND".into(),
+            message: format!("expected \"console\" or \"smtp\", got {other:?}"),
+        }),
+    }
+}
+
+/// Fills missing secrets: from `instance/secrets.toml`, else (in `DEBUG`) freshly generated and
+/// saved there. Returns the keys generated now.
+fn ensure_secrets(
+    settings: &mut Settings,
+    debug: bool,
+    instance_dir: &Path,
+) -> Result<Vec<String>, AppConfigError> {
+    let missing: Vec<&str> = GENERATED_SECRETS
+        .into_iter()
+        .filter(|key| settings.get(key).is_none())
+        .collect();
+    if missing.is_empty() {
+        return Ok(Vec::new());
+    }
+    if !debug {
+        let key = missing.first().copied().unwrap_or("SECRET_KEY");
+        return Err(ConfigError::Missing {
+            key: key.to_owned(),
+            message:
+                "it is required outside DEBUG; set it in the environment, .env or rampart.toml \
+                      to a long random value and keep it stable"
+                    .into(),
+        }
+        .into());
+    }
+    let path = instance_dir.join(SECRETS_FILE);
+    let mut saved = read_secrets(&path)?;
+    let mut generated = Vec::new();
+    for key in &missing {
+        if !saved.contains_key(*key) {
+            saved.insert(
+                (*key).to_owned(),
+                toml::Value::String(rampart::token::random_token(32)),
+            );
+            generated.push((*key).to_owned());
+        }
+    }
+    if !generated.is_empty() {
+        create_dir(instance_dir)?;
+        write_private(&path, &saved.to_string())?;
+        tracing::warn!(
+            keys = %generated.join(", "),
+            path = %path.display(),
+            "DEBUG: generated missing secrets and saved them; set them explicitly in production"
+        );
+    }
+    for key in missing {
+        if let Some(toml::Value::String(value)) = saved.get(key) {
+            settings.set(key, value.clone());
+        }
+    }
+    Ok(generated)
+}
+
+/// The secrets saved earlier, or an empty table.
+fn read_secrets(path: &Path) -> Result<toml::Table, AppConfigError> {
+    if !path.exists() {
+        return Ok(toml::Table::new());
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })?;
+    Ok(text.parse::<toml::Table>().map_err(|e| ConfigError::File {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })?)
+}
+
+fn create_dir(dir: &Path) -> Result<(), AppConfigError> {
+    std::fs::create_dir_all(dir).map_err(|source| AppConfigError::Io {
+        path: dir.to_owned(),
+        source,
+    })
+}
+
+/// Writes `text` to `path`, readable by the owner only.
+fn write_private(path: &Path, text: &str) -> Result<(), AppConfigError> {
+    use std::io::Write as _;
+    let io_error = |source| AppConfigError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).map_err(io_error)?;
+    file.write_all(text.as_bytes()).map_err(io_error)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io_error)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_defaults_do_not_override_user_settings() {
+        let mut settings = Settings::from_pairs([("SECURITY_REGISTERABLE", "false")]);
+        apply_defaults(&mut settings);
+        assert_eq!(settings.bool("SECURITY_REGISTERABLE").unwrap(), Some(false));
+        assert_eq!(settings.bool("SECURITY_CONFIRMABLE").unwrap(), Some(true));
+        assert_eq!(
+            settings.get("SECURITY_CHANGE_URL"),
+            Some("/dashboard/security/")
+        );
+    }
+
+    #[test]
+    fn debug_generates_secrets_once_and_keeps_them_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let instance = dir.path().join("instance");
+        let first = AppConfig::from_settings(Settings::default(), &instance).unwrap();
+        assert_eq!(first.generated, ["SECRET_KEY", "SECURITY_PASSWORD_SALT"]);
+        let second = AppConfig::from_settings(Settings::default(), &instance).unwrap();
+        assert!(second.generated.is_empty());
+        assert_eq!(
+            first.settings.get("SECRET_KEY"),
+            second.settings.get("SECRET_KEY")
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(instance.join(SECRETS_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        assert!(first.database_url.starts_with("sqlite://"));
+    }
+
+    #[test]
+    fn missing_secrets_outside_debug_name_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings =
+            Settings::from_pairs([("DEBUG", "false"), ("SECRET_KEY", "0123456789abcdef0123")]);
+        let err = AppConfig::from_settings(settings, dir.path()).unwrap_err();
+        assert!(err.to_string().contains("SECURITY_PASSWORD_SALT"), "{err}");
+    }
+
+    #[test]
+    fn unknown_mail_backend_names_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = Settings::from_pairs([("MAIL_BACKEND", "pigeon")]);
+        let err = AppConfig::from_settings(settings, dir.path()).unwrap_err();
+        assert!(err.to_string().contains("MAIL_BACKEND"), "{err}");
+    }
+
+    #[test]
+    fn smtp_settings_follow_flask_mail() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = Settings::from_pairs([
+            ("MAIL_BACKEND", "smtp"),
+            ("MAIL_SERVER", "mail.example.com"),
+            ("MAIL_PORT", "587"),
+            ("MAIL_USE_TLS", "true"),
+        ]);
+        let config = AppConfig::from_settings(settings, dir.path()).unwrap();
+        let MailBackend::Smtp(smtp) = config.mail else {
+            panic!("expected smtp");
+        };
+        assert_eq!((smtp.server.as_str(), smtp.port), ("mail.example.com", 587));
+        assert_eq!(smtp.security, SmtpSecurity::StartTls);
+    }
+}

@@ -1,0 +1,174 @@
+//! # Rampart sample app
+//!
+//! The seed tutorial's app, built only on the public API of [`rampart`]: registration with email
+//! confirmation, login, password recovery and change (at `/dashboard/security/`), a profile per
+//! user, an admin area, account deletion, and a `flask users` / `flask roles`-like CLI.
+//!
+//! [`build`] makes the real router, so tests drive exactly what `cargo run` serves:
+//!
+//! | route | guard | what |
+//! |---|---|---|
+//! | `GET /` | session | HTML home page with the user's email and a logout button |
+//! | `GET /api/me` | session or token | the user, roles, permissions and login tracking |
+//! | `GET /api/admin` | role `Admin` | `{"message":"admin area","user_count":N}` |
+//! | `GET /api/write` | permission `user-write` | `{"message":"you have user-write"}` |
+//! | `GET|POST /api/profile` | session (+CSRF) or token | the profile, partial updates |
+//! | `DELETE /api/account` | session (+CSRF) or token | deletes the account (password required) |
+//!
+//! plus every Flask-Security route of [`rampart::Security::router`].
+
+#![forbid(unsafe_code)]
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRef};
+use axum::http::StatusCode;
+use rampart::{ConsoleMailer, Datastore, Security, SmtpMailer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+pub mod account;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod profile;
+pub mod routes;
+pub mod seed;
+
+pub use config::{AppConfig, AppConfigError, MailBackend};
+
+/// The SQL run with every user creation, in the same transaction: the user's empty profile.
+pub const PROFILE_ON_USER_CREATED: &str = "INSERT INTO \"profile\" (\"user_id\") VALUES ($1)";
+
+/// The app's migrations for SQLite (versions from 1000; the framework keeps 1 to 999).
+pub static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// The app's migrations for PostgreSQL (versions from 1000).
+pub static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Why the app could not start or a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The configuration is missing or invalid (exit code 2).
+    #[error(transparent)]
+    Config(#[from] AppConfigError),
+    /// The database could not be reached or migrated.
+    #[error("database: {0}")]
+    Datastore(#[from] rampart::DatastoreError),
+    /// The framework failed (configuration, hashing, …).
+    #[error(transparent)]
+    Security(#[from] rampart::Error),
+    /// The mailer could not be set up.
+    #[error("mail: {0}")]
+    Mail(#[from] rampart::MailError),
+    /// Password hashing failed.
+    #[error("password hashing: {0}")]
+    Password(#[from] rampart::password::PasswordError),
+    /// The server could not listen or failed.
+    #[error("server: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl AppError {
+    /// Whether the error is the configuration's fault (the process then exits with code 2).
+    pub fn is_config(&self) -> bool {
+        match self {
+            Self::Config(_) => true,
+            Self::Security(error) => {
+                error.kind() == rampart::ErrorKind::Config
+                    || matches!(
+                        error,
+                        rampart::Error::Password(rampart::password::PasswordError::InvalidParams(
+                            _
+                        ))
+                    )
+            }
+            Self::Password(error) => {
+                matches!(error, rampart::password::PasswordError::InvalidParams(_))
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The app's shared state: the framework handle.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The framework.
+    pub security: Security,
+}
+
+impl FromRef<AppState> for Security {
+    fn from_ref(state: &AppState) -> Self {
+        state.security.clone()
+    }
+}
+
+/// A started app: its router and the framework handle behind it.
+#[derive(Clone, Debug)]
+pub struct App {
+    /// The complete router (framework routes, app routes and layers). Serve it with
+    /// `into_make_service_with_connect_info::<SocketAddr>()`.
+    pub router: Router,
+    /// The framework handle (datastore, hasher, mailer…).
+    pub security: Security,
+}
+
+/// Connects to the database, builds the framework, applies the framework's and the app's
+/// migrations and seeds the roles (and the admin, when configured). Used by the server and the CLI.
+///
+/// # Errors
+///
+/// [`AppError`] when the database cannot be reached or migrated, the mailer or framework cannot
+/// be set up, or the admin's password breaks the policy ([`AppError::Config`]).
+pub async fn connect(config: &AppConfig) -> Result<Security, AppError> {
+    let datastore = Datastore::connect(&config.database_url).await?;
+    let builder = Security::builder(config.security.clone())
+        .datastore(datastore)
+        .on_user_created_sql(PROFILE_ON_USER_CREATED);
+    let builder = match &config.mail {
+        MailBackend::Console => builder.mailer(ConsoleMailer::new()),
+        MailBackend::Smtp(smtp) => builder.mailer(SmtpMailer::new(smtp)?),
+    };
+    let security = builder.build().await?;
+    security
+        .datastore()
+        .migrate_app(&SQLITE_MIGRATOR, &PG_MIGRATOR)
+        .await?;
+    seed::seed_roles(&security).await?;
+    if let Some(admin) = &config.admin {
+        seed::seed_admin(&security, admin).await?;
+    }
+    Ok(security)
+}
+
+/// Builds the whole app: [`connect`], then the router.
+///
+/// # Errors
+///
+/// As [`connect`].
+pub async fn build(config: &AppConfig) -> Result<App, AppError> {
+    let security = connect(config).await?;
+    Ok(App {
+        router: router(&security),
+        security,
+    })
+}
+
+/// The router over an existing [`Security`]: the framework's routes and the app's, inside the
+/// security layer, a 30 s request timeout, the body limit and request tracing.
+pub fn router(security: &Security) -> Router {
+    let state = AppState {
+        security: security.clone(),
+    };
+    Router::new()
+        .merge(routes::router())
+        .layer(DefaultBodyLimit::max(security.config().max_content_length))
+        .with_state(state)
+        .merge(security.router())
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            config::REQUEST_TIMEOUT,
+        ))
+        .layer(security.layer())
+        .layer(TraceLayer::new_for_http())
+}

@@ -1,0 +1,294 @@
+//! The user's profile (the app's own `profile` table, one row per user): validation of partial
+//! updates and storage. Axum-free, shared by the API and tests.
+//!
+//! Ten fields, all optional strings: `first_name`, `last_name`, `city`, `country` (at most 100
+//! characters), `gender` (20), `phone` (32), `zip` (20), `address`, `avatar` (255) and `dob`
+//! (`YYYY-MM-DD`). Values are trimmed; `null` or `""` clears a field. An update is validated as
+//! a whole and applied all-or-nothing.
+
+use rampart::{FieldErrors, Security};
+use serde_json::{Map, Value};
+use time::Date;
+use time::macros::format_description;
+
+use crate::db::with_pool;
+
+/// The profile's fields in display order, with their maximum length (`None`: the date).
+pub const FIELDS: [(&str, Option<usize>); 10] = [
+    ("first_name", Some(100)),
+    ("last_name", Some(100)),
+    ("dob", None),
+    ("gender", Some(20)),
+    ("phone", Some(32)),
+    ("address", Some(255)),
+    ("city", Some(100)),
+    ("zip", Some(20)),
+    ("country", Some(100)),
+    ("avatar", Some(255)),
+];
+
+/// Message for a non-string value.
+pub const MUST_BE_STRING: &str = "Must be a string";
+/// Message for a malformed `dob`.
+pub const MUST_BE_DATE: &str = "Must be a date (YYYY-MM-DD)";
+/// Message for a field the profile does not have.
+pub const UNKNOWN_FIELD: &str = "Unknown field";
+
+const SELECT_PROFILE: &str = "SELECT \"first_name\", \"last_name\", \"dob\", \"gender\", \"phone\", \
+     \"address\", \"city\", \"zip\", \"country\", \"avatar\" FROM \"profile\" WHERE \"user_id\" = $1";
+const ENSURE_PROFILE: &str =
+    "INSERT INTO \"profile\" (\"user_id\") VALUES ($1) ON CONFLICT (\"user_id\") DO NOTHING";
+
+/// A user's profile.
+#[derive(Clone, Debug, Default, PartialEq, Eq, sqlx::FromRow)]
+pub struct Profile {
+    /// First name.
+    pub first_name: Option<String>,
+    /// Last name.
+    pub last_name: Option<String>,
+    /// Date of birth.
+    pub dob: Option<Date>,
+    /// Gender, free text.
+    pub gender: Option<String>,
+    /// Phone number, free text.
+    pub phone: Option<String>,
+    /// Postal address.
+    pub address: Option<String>,
+    /// City.
+    pub city: Option<String>,
+    /// Postal code.
+    pub zip: Option<String>,
+    /// Country.
+    pub country: Option<String>,
+    /// Avatar URL.
+    pub avatar: Option<String>,
+}
+
+impl Profile {
+    /// The profile as the API returns it (`dob` as `YYYY-MM-DD`, absent values `null`).
+    pub fn to_json(&self) -> Value {
+        let text = |v: &Option<String>| v.clone().map_or(Value::Null, Value::String);
+        let dob = self
+            .dob
+            .and_then(|d| d.format(format_description!("[year]-[month]-[day]")).ok())
+            .map_or(Value::Null, Value::String);
+        let mut map = Map::new();
+        map.insert("address".into(), text(&self.address));
+        map.insert("avatar".into(), text(&self.avatar));
+        map.insert("city".into(), text(&self.city));
+        map.insert("country".into(), text(&self.country));
+        map.insert("dob".into(), dob);
+        map.insert("first_name".into(), text(&self.first_name));
+        map.insert("gender".into(), text(&self.gender));
+        map.insert("last_name".into(), text(&self.last_name));
+        map.insert("phone".into(), text(&self.phone));
+        map.insert("zip".into(), text(&self.zip));
+        Value::Object(map)
+    }
+}
+
+/// One validated new value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FieldValue {
+    /// A text field's new value (`None` clears it).
+    Text(Option<String>),
+    /// The date of birth's new value (`None` clears it).
+    Date(Option<Date>),
+}
+
+/// A validated partial update: the fields given, with their new values.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProfileUpdate {
+    /// `(column, value)` for each field given.
+    pub fields: Vec<(&'static str, FieldValue)>,
+}
+
+/// Validation errors in body order, as `(field, message)`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProfileErrors(pub Vec<(String, String)>);
+
+impl ProfileErrors {
+    /// `"field: message"` for each error, the flat list of the API's `errors`.
+    pub fn messages(&self) -> Vec<String> {
+        self.0.iter().map(|(f, m)| format!("{f}: {m}")).collect()
+    }
+
+    /// The errors per field, the API's `field_errors`.
+    pub fn field_errors(&self) -> FieldErrors {
+        let mut errors = FieldErrors::new();
+        for (field, message) in &self.0 {
+            errors.add(field, message.clone());
+        }
+        errors
+    }
+}
+
+/// Validates a partial update; every problem is reported, and nothing is applied if there is one.
+///
+/// # Errors
+///
+/// [`ProfileErrors`] listing every refused field.
+pub fn validate(body: &Map<String, Value>) -> Result<ProfileUpdate, ProfileErrors> {
+    let mut update = ProfileUpdate::default();
+    let mut errors = Vec::new();
+    for (key, value) in body {
+        let Some((column, max)) = FIELDS.iter().find(|(name, _)| name == key) else {
+            errors.push((key.clone(), UNKNOWN_FIELD.to_owned()));
+            continue;
+        };
+        let text = match value {
+            Value::Null => None,
+            Value::String(s) => Some(s.trim()).filter(|s| !s.is_empty()).map(str::to_owned),
+            _ => {
+                errors.push((key.clone(), MUST_BE_STRING.to_owned()));
+                continue;
+            }
+        };
+        match max {
+            Some(max) => match text {
+                Some(t) if t.chars().count() > *max => {
+                    errors.push((key.clone(), format!("Must be at most {max} characters")));
+                }
+                t => update.fields.push((column, FieldValue::Text(t))),
+            },
+            None => match text.as_deref().map(parse_date) {
+                None => update.fields.push((column, FieldValue::Date(None))),
+                Some(Some(date)) => update.fields.push((column, FieldValue::Date(Some(date)))),
+                Some(None) => errors.push((key.clone(), MUST_BE_DATE.to_owned())),
+            },
+        }
+    }
+    if errors.is_empty() {
+        Ok(update)
+    } else {
+        Err(ProfileErrors(errors))
+    }
+}
+
+/// Parses exactly `YYYY-MM-DD`.
+fn parse_date(text: &str) -> Option<Date> {
+    if text.len() != 10 {
+        return None;
+    }
+    Date::parse(text, format_description!("[year]-[month]-[day]")).ok()
+}
+
+/// The profile of `user_id` (all empty when the row is missing).
+///
+/// # Errors
+///
+/// The database's error.
+pub async fn load(security: &Security, user_id: i64) -> Result<Profile, sqlx::Error> {
+    let profile = with_pool!(security.datastore(), |pool| {
+        sqlx::query_as::<_, Profile>(SELECT_PROFILE)
+            .bind(user_id)
+            .fetch_optional(pool)
+            .await?
+    });
+    Ok(profile.unwrap_or_default())
+}
+
+/// Applies a validated update in one transaction (creating the row if it is missing) and returns
+/// the whole profile.
+///
+/// # Errors
+///
+/// The database's error; nothing is applied then.
+pub async fn update(
+    security: &Security,
+    user_id: i64,
+    update: &ProfileUpdate,
+) -> Result<Profile, sqlx::Error> {
+    // Column names come from `FIELDS`, never from the request.
+    let assignments: Vec<String> = update
+        .fields
+        .iter()
+        .enumerate()
+        .map(|(i, (column, _))| format!("\"{column}\" = ${}", i + 2))
+        .collect();
+    let sql = format!(
+        "UPDATE \"profile\" SET {} WHERE \"user_id\" = $1",
+        assignments.join(", ")
+    );
+    with_pool!(security.datastore(), |pool| {
+        let mut tx = pool.begin().await?;
+        sqlx::query(ENSURE_PROFILE)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        if !update.fields.is_empty() {
+            let mut query = sqlx::query(&sql).bind(user_id);
+            for (_, value) in &update.fields {
+                query = match value {
+                    FieldValue::Text(text) => query.bind(text.clone()),
+                    FieldValue::Date(date) => query.bind(*date),
+                };
+            }
+            query.execute(&mut *tx).await?;
+        }
+        let profile = sqlx::query_as::<_, Profile>(SELECT_PROFILE)
+            .bind(user_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(profile)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(json: &str) -> Map<String, Value> {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn values_are_trimmed_and_empty_strings_clear() {
+        let update = validate(&body(
+            r#"{"first_name": "  Ada ", "city": "", "dob": null}"#,
+        ))
+        .unwrap();
+        assert!(
+            update
+                .fields
+                .contains(&("first_name", FieldValue::Text(Some("Ada".into()))))
+        );
+        assert!(update.fields.contains(&("city", FieldValue::Text(None))));
+        assert!(update.fields.contains(&("dob", FieldValue::Date(None))));
+    }
+
+    #[test]
+    fn every_error_is_reported_with_its_field() {
+        let errors = validate(&body(
+            r#"{"dob": "12/01/1990", "foo": "x", "zip": 12345, "gender": "xxxxxxxxxxxxxxxxxxxxx"}"#,
+        ))
+        .unwrap_err();
+        let messages = errors.messages();
+        assert!(messages.contains(&"dob: Must be a date (YYYY-MM-DD)".to_owned()));
+        assert!(messages.contains(&"foo: Unknown field".to_owned()));
+        assert!(messages.contains(&"zip: Must be a string".to_owned()));
+        assert!(messages.contains(&"gender: Must be at most 20 characters".to_owned()));
+        assert_eq!(errors.field_errors().get("dob"), [MUST_BE_DATE]);
+    }
+
+    #[test]
+    fn dates_must_be_real_and_exactly_formatted() {
+        assert!(parse_date("1990-02-28").is_some());
+        assert!(parse_date("1990-02-30").is_none());
+        assert!(parse_date("1990-2-3").is_none());
+        assert!(parse_date("+01990-02-03").is_none());
+    }
+
+    #[test]
+    fn the_profile_serialises_with_dates_as_text() {
+        let profile = Profile {
+            dob: Some(time::macros::date!(1990 - 01 - 12)),
+            ..Profile::default()
+        };
+        let json = profile.to_json();
+        assert_eq!(json["dob"], "1990-01-12");
+        assert_eq!(json["first_name"], Value::Null);
+        assert_eq!(json.as_object().map(Map::len), Some(10));
+    }
+}

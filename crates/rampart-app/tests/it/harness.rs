@@ -1,0 +1,366 @@
+//! The real app on `127.0.0.1:0` over TCP, on SQLite in a temp dir (and PostgreSQL when
+//! `TEST_DATABASE_URL` is set: a fresh database per test, dropped afterwards), with mail going
+//! through real SMTP to a sink; a reqwest client that keeps cookies and the CSRF token and
+//! never follows redirects.
+
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rampart::Security;
+use rampart::testing::smtp_sink::{ReceivedMail, SmtpSink};
+use rampart_app::AppConfig;
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+/// The administrator every test app has.
+pub(crate) const ADMIN_EMAIL: &str = "admin@example.com";
+/// Their password.
+pub(crate) const ADMIN_PASSWORD: &str = "admin-password-1";
+/// The password test users get.
+pub(crate) const PASSWORD: &str = "correct horse battery";
+
+/// A database backend to run a test on.
+#[derive(Clone, Debug)]
+pub(crate) enum Backend {
+    Sqlite,
+    /// The admin URL of a PostgreSQL server.
+    Postgres(String),
+}
+
+/// SQLite always; PostgreSQL too when `TEST_DATABASE_URL` is set.
+pub(crate) fn backends() -> Vec<Backend> {
+    let mut all = vec![Backend::Sqlite];
+    if let Ok(url) = std::env::var("TEST_DATABASE_URL")
+        && !url.trim().is_empty()
+    {
+        all.push(Backend::Postgres(url));
+    }
+    all
+}
+
+/// A PostgreSQL database made for one test, dropped with it.
+struct PgDatabase {
+    admin_url: String,
+    name: String,
+}
+
+impl PgDatabase {
+    async fn create(admin_url: &str) -> (Self, String) {
+        let name = format!("rampart_app_test_{}", rampart::token::random_hex(6));
+        let admin = sqlx::PgPool::connect(admin_url)
+            .await
+            .expect("connect TEST_DATABASE_URL");
+        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+            .execute(&admin)
+            .await
+            .expect("create test database");
+        admin.close().await;
+        let mut url = reqwest::Url::parse(admin_url).expect("TEST_DATABASE_URL is a URL");
+        url.set_path(&format!("/{name}"));
+        (
+            Self {
+                admin_url: admin_url.to_owned(),
+                name,
+            },
+            url.to_string(),
+        )
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let name = self.name.clone();
+        // Drop runs inside the test's runtime: use a thread with its own.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async {
+                if let Ok(admin) = sqlx::PgPool::connect(&admin_url).await {
+                    let _ =
+                        sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                            .execute(&admin)
+                            .await;
+                    admin.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A running app.
+pub(crate) struct TestApp {
+    pub(crate) base: String,
+    pub(crate) security: Security,
+    pub(crate) sink: SmtpSink,
+    _dir: TempDir,
+    server: tokio::task::JoinHandle<()>,
+    _pg: Option<PgDatabase>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// Test settings: cheap hashing, a generous login limit, SMTP to `sink`, an admin.
+pub(crate) fn settings(
+    database_url: &str,
+    sink: &SmtpSink,
+    extra: &[(&str, &str)],
+) -> rampart::Settings {
+    let port = sink.port().to_string();
+    let mut settings = rampart::Settings::from_pairs([
+        ("SECRET_KEY", "test-secret-key-0123456789abcdef"),
+        ("SECURITY_PASSWORD_SALT", "test-salt"),
+        ("DATABASE_URL", database_url),
+        ("MAIL_BACKEND", "smtp"),
+        ("MAIL_SERVER", "127.0.0.1"),
+        ("MAIL_PORT", port.as_str()),
+        ("SECURITY_ARGON2_MEMORY_KIB", "1024"),
+        ("SECURITY_ARGON2_ITERATIONS", "1"),
+        ("SECURITY_ARGON2_PARALLELISM", "1"),
+        ("SECURITY_LOGIN_RATE_LIMIT", "1000 per minute"),
+        ("ADMIN_EMAIL", ADMIN_EMAIL),
+        ("ADMIN_PASSWORD", ADMIN_PASSWORD),
+    ]);
+    for (key, value) in extra {
+        settings.set(key, *value);
+    }
+    settings
+}
+
+impl TestApp {
+    /// Starts the app with the test settings plus `extra`.
+    pub(crate) async fn start(backend: &Backend, extra: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let sink = SmtpSink::start().await.expect("smtp sink");
+        let (pg, database_url) = match backend {
+            Backend::Sqlite => (
+                None,
+                format!("sqlite://{}?mode=rwc", dir.path().join("app.db").display()),
+            ),
+            Backend::Postgres(admin) => {
+                let (db, url) = PgDatabase::create(admin).await;
+                (Some(db), url)
+            }
+        };
+        let config = AppConfig::from_settings(
+            settings(&database_url, &sink, extra),
+            &dir.path().join("instance"),
+        )
+        .expect("config");
+        let app = rampart_app::build(&config).await.expect("app builds");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let router = app.router.clone();
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await;
+        });
+        Self {
+            base: format!("http://{addr}"),
+            security: app.security,
+            sink,
+            _dir: dir,
+            server,
+            _pg: pg,
+        }
+    }
+
+    /// A new browser-like client (own cookies, no redirects).
+    pub(crate) fn client(&self) -> TestClient {
+        TestClient {
+            http: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+            base: self.base.clone(),
+            csrf: Mutex::new(None),
+        }
+    }
+
+    /// The next mail to `to` (waits up to 10 s).
+    pub(crate) async fn mail_to(&self, to: &str) -> ReceivedMail {
+        self.sink
+            .wait_for(to, Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|| panic!("no mail to {to}"))
+    }
+
+    /// Registers `email` through the JSON API and follows the confirmation link from the mail.
+    pub(crate) async fn register_and_confirm(&self, email: &str) {
+        let client = self.client();
+        let (status, body) = client
+            .post_json(
+                "/register",
+                json!({"email": email, "password": PASSWORD, "password_confirm": PASSWORD}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let mail = self.mail_to(email).await;
+        assert_eq!(mail.subject, "Welcome");
+        let link = rampart::find_link(&mail.text, "/confirm/").expect("confirmation link");
+        let response = client.http.get(&link).send().await.expect("confirm");
+        assert!(
+            response.status().is_redirection() || response.status().is_success(),
+            "{}",
+            response.status()
+        );
+    }
+
+    /// Creates an active, confirmed user with the CLI's code (role `User`).
+    pub(crate) async fn create_user(&self, email: &str) {
+        run_cli(
+            &self.security,
+            &[
+                "users",
+                "create",
+                email,
+                "--password",
+                PASSWORD,
+                "--active",
+                "--confirm",
+            ],
+        )
+        .await
+        .expect("user created");
+    }
+
+    /// A client signed in as `email` (session), with the auth token from the login response.
+    pub(crate) async fn login(&self, email: &str, password: &str) -> (TestClient, String) {
+        let client = self.client();
+        let (status, body) = client
+            .post_json(
+                "/login?include_auth_token",
+                json!({"email": email, "password": password}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let token = body["response"]["user"]["authentication_token"]
+            .as_str()
+            .expect("token")
+            .to_owned();
+        (client, token)
+    }
+}
+
+/// Runs an administration command through the library, like the binary does.
+pub(crate) async fn run_cli(
+    security: &Security,
+    args: &[&str],
+) -> Result<String, rampart_app::cli::CliError> {
+    let cli = <rampart_app::cli::Cli as clap::Parser>::try_parse_from(
+        std::iter::once("rampart-app").chain(args.iter().copied()),
+    )
+    .expect("valid command line");
+    rampart_app::cli::execute(security, &cli.command.expect("a command")).await
+}
+
+/// A client with its cookie jar and the last CSRF token the server gave it.
+pub(crate) struct TestClient {
+    pub(crate) http: reqwest::Client,
+    pub(crate) base: String,
+    csrf: Mutex<Option<String>>,
+}
+
+impl TestClient {
+    /// Sends a JSON request (CSRF header when known, `Authentication-Token` when given) and
+    /// returns the status and body (`Null` when not JSON).
+    pub(crate) async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        token: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        if let Some(csrf) = self.csrf.lock().expect("lock").clone() {
+            headers.insert(
+                "X-CSRF-Token",
+                HeaderValue::from_str(&csrf).expect("header"),
+            );
+        }
+        if let Some(token) = token {
+            headers.insert(
+                "Authentication-Token",
+                HeaderValue::from_str(token).expect("header"),
+            );
+        }
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .headers(headers);
+        if let Some(body) = body {
+            request = request
+                .header(CONTENT_TYPE, "application/json")
+                .body(body.to_string());
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status();
+        let text = response.text().await.expect("body");
+        let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if let Some(csrf) = value["response"]["csrf_token"].as_str() {
+            *self.csrf.lock().expect("lock") = Some(csrf.to_owned());
+        }
+        assert!(
+            value.is_null() || value["meta"]["code"] == status.as_u16(),
+            "meta.code must equal the status: {status} {value}"
+        );
+        (status, value)
+    }
+
+    pub(crate) async fn get_json(&self, path: &str) -> (StatusCode, Value) {
+        self.request(Method::GET, path, None, None).await
+    }
+
+    pub(crate) async fn post_json(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.request(Method::POST, path, Some(body), None).await
+    }
+
+    /// Forgets the CSRF token (to test that it is required).
+    pub(crate) fn forget_csrf(&self) {
+        *self.csrf.lock().expect("lock") = None;
+    }
+}
+
+/// The `errors` of an error envelope.
+pub(crate) fn errors(body: &Value) -> Vec<String> {
+    body["response"]["errors"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// How many `profile` rows the user has.
+pub(crate) async fn profile_rows(security: &Security, user_id: i64) -> i64 {
+    const SQL: &str = "SELECT COUNT(*) FROM \"profile\" WHERE \"user_id\" = $1";
+    match security.datastore().pool() {
+        rampart::DbPool::Sqlite(pool) => {
+            sqlx::query_scalar(SQL).bind(user_id).fetch_one(pool).await
+        }
+        rampart::DbPool::Postgres(pool) => {
+            sqlx::query_scalar(SQL).bind(user_id).fetch_one(pool).await
+        }
+    }
+    .expect("count profiles")
+}

@@ -1,0 +1,14 @@
+//! End-to-end tests of the sample app: the real router over TCP, real SMTP to a sink, SQLite
+//! (and PostgreSQL when `TEST_DATABASE_URL` is set), the CLI and the built binary.
+
+#![expect(
+    clippy::expect_used,
+    reason = "tests: a step that cannot be done must fail the test at once, saying which"
+)]
+
+mod account;
+mod binary;
+mod cli;
+mod flow;
+mod guards;
+mod harness;
