@@ -62,8 +62,10 @@ fn unauthenticated(ctx: &AuthContext) -> Response {
         return crate::reply::json_errors(StatusCode::UNAUTHORIZED, &[message], None);
     }
     let config = security.config();
-    let next: String =
-        url::form_urlencoded::byte_serialize(ctx.path_and_query.as_bytes()).collect();
+    // `/` may stay as is in a query value (RFC 3986), as Flask-Security sends it: `?next=/api/me`.
+    let next = url::form_urlencoded::byte_serialize(ctx.path_and_query.as_bytes())
+        .collect::<String>()
+        .replace("%2F", "/");
     crate::reply::redirect(&format!("{}?next={next}", config.url(&config.login_url)))
 }
 

@@ -125,7 +125,7 @@ pub(crate) fn read_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a 
         .map(|(_, v)| v.trim_matches('"'))
 }
 
-async fn handle<S>(security: Security, mut inner: S, mut req: Request<Body>) -> Response
+async fn handle<S>(security: Security, inner: S, mut req: Request<Body>) -> Response
 where
     S: Service<Request<Body>, Response = Response, Error = Infallible> + Send + 'static,
     S::Future: Send + 'static,
@@ -185,7 +185,10 @@ where
 
     req.extensions_mut().insert(session.clone());
     req.extensions_mut().insert(ctx.clone());
-    let mut response = match inner.call(req).await {
+    // `MAX_CONTENT_LENGTH` for the app's routes too (axum's extractors otherwise allow 2 MB), so
+    // a body without `Content-Length` is refused with the same 413; a route may set its own limit.
+    let mut limited = axum::extract::DefaultBodyLimit::max(config.max_content_length).layer(inner);
+    let mut response = match limited.call(req).await {
         Ok(response) => response,
         Err(never) => match never {},
     };

@@ -88,7 +88,7 @@ pub struct LoginForm {
     pub identity: String,
     /// The password.
     pub password: String,
-    /// Remember me (defaults to `SECURITY_DEFAULT_REMEMBER_ME`).
+    /// Remember me (an absent field is off, as with an unchecked box).
     pub remember: bool,
     /// A safe local `next`, if one was given.
     pub next: Option<String>,
@@ -151,7 +151,8 @@ pub(crate) fn validate(
         identity_field,
         identity,
         password: password.unwrap_or_default(),
-        remember: remember.unwrap_or(config.default_remember_me),
+        // As WTForms: an absent checkbox is "off"; the default only pre-checks the form.
+        remember: remember.unwrap_or(false),
         next,
     })
 }

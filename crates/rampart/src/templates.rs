@@ -86,6 +86,10 @@ impl Templates {
         let mut env = Environment::new();
         env.set_auto_escape_callback(auto_escape);
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Lenient);
+        // Built into minijinja only with its `urlencode` feature; the login form needs it for `next`.
+        env.add_filter("urlencode", |value: String| -> String {
+            url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+        });
         env.set_loader(move |name| {
             if name.contains("..") {
                 return Ok(None);

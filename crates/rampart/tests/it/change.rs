@@ -1,0 +1,159 @@
+//! Change password (`GET|POST SECURITY_CHANGE_URL`, here the contract's `/dashboard/security/`).
+
+use axum::http::StatusCode;
+use serde_json::json;
+
+use crate::harness::{
+    CHANGE_URL, GENERIC, PASSWORD, TestApp, TestClient, TestResponse, each_backend,
+};
+
+const NEW_PASSWORD: &str = "a brand new password";
+
+async fn change(client: &TestClient, current: &str, new: &str, confirm: &str) -> TestResponse {
+    client
+        .post(CHANGE_URL)
+        .json(&json!({"password": current, "new_password": new, "new_password_confirm": confirm}))
+        .csrf()
+        .send()
+        .await
+}
+
+#[tokio::test]
+async fn get_change_answers_the_user_and_a_csrf_token() {
+    each_backend(GENERIC, async |app: TestApp| {
+        let client = app.logged_in("ann@example.com").await;
+        let response = client.get(CHANGE_URL).accept_json().send().await;
+        assert_eq!(response.status, StatusCode::OK);
+        let body = response.response();
+        assert_eq!(body["active_password"], json!(true));
+        assert!(body["csrf_token"].is_string());
+        assert_eq!(body["user"]["email"], "ann@example.com");
+        assert_eq!(
+            app.client()
+                .get(CHANGE_URL)
+                .accept_json()
+                .send()
+                .await
+                .status,
+            StatusCode::UNAUTHORIZED
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_wrong_current_password_is_refused() {
+    each_backend(GENERIC, async |app: TestApp| {
+        let client = app.logged_in("ann@example.com").await;
+        change(&client, "wrong password", NEW_PASSWORD, NEW_PASSWORD)
+            .await
+            .assert_field_errors(&json!({"password": ["Invalid password"]}));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_same_password_is_refused() {
+    each_backend(GENERIC, async |app: TestApp| {
+        let client = app.logged_in("ann@example.com").await;
+        change(&client, PASSWORD, PASSWORD, PASSWORD)
+            .await
+            .assert_field_errors(&json!({"password": ["Your new password must be different than your previous password."]}));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_mismatched_or_short_new_password_is_refused() {
+    each_backend(GENERIC, async |app: TestApp| {
+        let client = app.logged_in("ann@example.com").await;
+        change(&client, PASSWORD, NEW_PASSWORD, "something else")
+            .await
+            .assert_field_errors(&json!({"new_password_confirm": ["Passwords do not match"]}));
+        change(&client, PASSWORD, "short", "short")
+            .await
+            .assert_field_errors(
+                &json!({"new_password": ["Password must be at least 8 characters"]}),
+            );
+        app.client().login_ok("ann@example.com", PASSWORD).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn changing_needs_a_session_with_csrf_or_a_token() {
+    each_backend(GENERIC, async |app: TestApp| {
+        let client = app.logged_in("ann@example.com").await;
+        let response = client
+            .post(CHANGE_URL)
+            .json(&json!({"password": PASSWORD, "new_password": NEW_PASSWORD, "new_password_confirm": NEW_PASSWORD}))
+            .send()
+            .await;
+        response.assert_errors(StatusCode::BAD_REQUEST, &["The CSRF token is missing."]);
+        let anonymous = app
+            .client()
+            .post(CHANGE_URL)
+            .json(&json!({"password": PASSWORD, "new_password": NEW_PASSWORD, "new_password_confirm": NEW_PASSWORD}))
+            .send()
+            .await;
+        anonymous.assert_errors(StatusCode::UNAUTHORIZED, &["You must sign in to view this resource."]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_password_change_keeps_this_session_and_ends_the_others() {
+    each_backend(GENERIC, async |app: TestApp| {
+        let client = app.logged_in("ann@example.com").await;
+        let other = app.client();
+        other.login_ok("ann@example.com", PASSWORD).await;
+        let token = app.auth_token("ann@example.com").await;
+        let before = app.user("ann@example.com").await;
+
+        let response = change(&client, PASSWORD, NEW_PASSWORD, NEW_PASSWORD).await;
+        assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+        let body = response.response();
+        assert!(body["csrf_token"].is_string());
+        let after = app.user("ann@example.com").await;
+        assert_ne!(before.fs_uniquifier, after.fs_uniquifier);
+        assert_eq!(
+            body["user"],
+            json!({"email": "ann@example.com", "username": null, "uuid": after.fs_uniquifier, "roles": ["User"]})
+        );
+        assert_eq!(app.mail_to("ann@example.com").await.subject, "Your password has been changed");
+
+        // This session still works (and can still post with its new CSRF token)…
+        assert_eq!(client.me().await.status, StatusCode::OK);
+        let echo = client.post("/api/echo").json(&json!({})).csrf().send().await;
+        assert_eq!(echo.status, StatusCode::OK, "{}", echo.text());
+        // …the other session is signed out, and the old token is dead.
+        assert_eq!(other.me().await.status, StatusCode::UNAUTHORIZED);
+        let by_token = app.client().get("/api/me").accept_json().header("Authentication-Token", &token).send().await;
+        by_token.assert_errors(StatusCode::UNAUTHORIZED, &["You must sign in to view this resource."]);
+        // Only the new password signs in.
+        assert_eq!(app.client().login("ann@example.com", PASSWORD).await.status, StatusCode::BAD_REQUEST);
+        app.client().login_ok("ann@example.com", NEW_PASSWORD).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_token_client_can_change_its_password_without_csrf() {
+    each_backend(GENERIC, async |app: TestApp| {
+        app.signed_up("ann@example.com").await;
+        let token = app.auth_token("ann@example.com").await;
+        let response = app
+            .client()
+            .post(CHANGE_URL)
+            .header("Authentication-Token", &token)
+            .json(&json!({"password": PASSWORD, "new_password": NEW_PASSWORD, "new_password_confirm": NEW_PASSWORD}))
+            .send()
+            .await;
+        assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+        // The token used for the change is dead too.
+        let again = app.client().get("/api/me").accept_json().header("Authentication-Token", &token).send().await;
+        assert_eq!(again.status, StatusCode::UNAUTHORIZED);
+        app.client().login_ok("ann@example.com", NEW_PASSWORD).await;
+    })
+    .await;
+}

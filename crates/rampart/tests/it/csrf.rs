@@ -1,0 +1,238 @@
+//! CSRF (CONTRACT.md §1 "CSRF"): session-authenticated mutating requests need the token in a
+//! header; token-authenticated ones and anonymous JSON ones don't; HTML forms carry a field.
+
+use axum::http::StatusCode;
+use serde_json::json;
+
+use crate::harness::{GENERIC, PASSWORD, TestApp, csrf_in_html, each_backend};
+
+#[tokio::test]
+async fn a_session_post_without_the_csrf_header_is_refused() {
+    each_backend(GENERIC, async |app: TestApp| {
+        let client = app.logged_in("ann@example.com").await;
+        let response = client.post("/api/echo").json(&json!({})).send().await;
+        response.assert_errors(StatusCode::BAD_REQUEST, &["The CSRF token is missing."]);
+        // A csrf_token field in a JSON body is not accepted.
+        let token = client.csrf_token().unwrap();
+        let in_body = client
+            .post("/api/echo")
+            .json(&json!({"csrf_token": token}))
+            .send()
+            .await;
+        in_body.assert_errors(StatusCode::BAD_REQUEST, &["The CSRF token is missing."]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_session_post_with_the_csrf_header_is_accepted() {
+    each_backend(GENERIC, async |app: TestApp| {
+        let client = app.logged_in("ann@example.com").await;
+        let response = client
+            .post("/api/echo")
+            .json(&json!({"a": "b"}))
+            .csrf()
+            .send()
+            .await;
+        assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+        assert_eq!(response.response()["email"], "ann@example.com");
+        // Every header name of the contract works, with the XSRF-TOKEN cookie or any csrf_token.
+        let cookie_token = client.cookie("XSRF-TOKEN").unwrap();
+        let response_token =
+            client.get("/login").accept_json().send().await.response()["csrf_token"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+        for (header, token) in [
+            ("X-XSRF-Token", &cookie_token),
+            ("X-CSRF-Token", &response_token),
+            ("X-CSRFToken", &response_token),
+        ] {
+            let response = client
+                .post("/api/echo")
+                .json(&json!({}))
+                .header(header, token)
+                .send()
+                .await;
+            assert_eq!(
+                response.status,
+                StatusCode::OK,
+                "{header}: {}",
+                response.text()
+            );
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_garbage_csrf_token_is_invalid() {
+    each_backend(GENERIC, async |app: TestApp| {
+        let client = app.logged_in("ann@example.com").await;
+        for garbage in ["garbage", "IjljYzU5.forged.sig", "x.y.z"] {
+            let response = client
+                .post("/api/echo")
+                .json(&json!({}))
+                .header("X-XSRF-Token", garbage)
+                .send()
+                .await;
+            response.assert_errors(StatusCode::BAD_REQUEST, &["The CSRF token is invalid."]);
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_csrf_token_of_another_session_does_not_match() {
+    each_backend(GENERIC, async |app: TestApp| {
+        let ann = app.logged_in("ann@example.com").await;
+        let bob = app.logged_in("bob@example.com").await;
+        let bobs = bob.csrf_token().unwrap();
+        let response = ann
+            .post("/api/echo")
+            .json(&json!({}))
+            .header("X-XSRF-Token", &bobs)
+            .send()
+            .await;
+        response.assert_errors(StatusCode::BAD_REQUEST, &["The CSRF tokens do not match."]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_csrf_token_from_before_logout_does_not_match() {
+    each_backend(GENERIC, async |app: TestApp| {
+        let client = app.logged_in("ann@example.com").await;
+        let old = client.csrf_token().unwrap();
+        client.logout().await;
+        client.login_ok("ann@example.com", PASSWORD).await;
+        let response = client
+            .post("/api/echo")
+            .json(&json!({}))
+            .header("X-XSRF-Token", &old)
+            .send()
+            .await;
+        response.assert_errors(StatusCode::BAD_REQUEST, &["The CSRF tokens do not match."]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn token_authenticated_requests_need_no_csrf_token() {
+    each_backend(GENERIC, async |app: TestApp| {
+        app.signed_up("ann@example.com").await;
+        let token = app.auth_token("ann@example.com").await;
+        let response = app
+            .client()
+            .post("/api/echo")
+            .json(&json!({}))
+            .header("Authentication-Token", &token)
+            .send()
+            .await;
+        assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn anonymous_json_endpoints_need_no_csrf_token() {
+    each_backend(GENERIC, async |app: TestApp| {
+        app.signed_up("ann@example.com").await;
+        let client = app.client();
+        for (path, body) in [
+            ("/reset", json!({"email": "ann@example.com"})),
+            ("/confirm", json!({"email": "ann@example.com"})),
+            ("/register", json!({"email": "bob@example.com", "password": PASSWORD, "password_confirm": PASSWORD})),
+            ("/login", json!({"email": "ann@example.com", "password": PASSWORD})),
+        ] {
+            let response = client.post(path).json(&body).send().await;
+            assert_eq!(response.status, StatusCode::OK, "{path}: {}", response.text());
+        }
+        // Logout needs none even when signed in.
+        assert_eq!(client.logout().await.status, StatusCode::OK);
+        assert_eq!(client.me().await.status, StatusCode::UNAUTHORIZED);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_html_form_post_needs_its_csrf_field() {
+    each_backend(GENERIC, async |app: TestApp| {
+        app.signed_up("ann@example.com").await;
+        let client = app.client();
+        let page = client.get("/login").send().await;
+        let token = csrf_in_html(&page.text());
+        let refused = client
+            .post("/login")
+            .form(&[("email", "ann@example.com"), ("password", PASSWORD)])
+            .send()
+            .await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+        assert!(
+            refused.html().contains("The CSRF token is missing."),
+            "{}",
+            refused.text()
+        );
+        let forged = client
+            .post("/login")
+            .form(&[
+                ("email", "ann@example.com"),
+                ("password", PASSWORD),
+                ("csrf_token", "forged"),
+            ])
+            .send()
+            .await;
+        assert_eq!(forged.status, StatusCode::BAD_REQUEST);
+        assert_eq!(client.me().await.status, StatusCode::UNAUTHORIZED);
+        let accepted = client
+            .post("/login")
+            .form(&[
+                ("email", "ann@example.com"),
+                ("password", PASSWORD),
+                ("csrf_token", &token),
+            ])
+            .send()
+            .await;
+        assert_eq!(accepted.location(), Some("/"), "{}", accepted.text());
+        assert_eq!(client.me().await.status, StatusCode::OK);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_cross_site_form_post_without_a_session_is_refused() {
+    each_backend(GENERIC, async |app: TestApp| {
+        app.signed_up("ann@example.com").await;
+        // A form posted from another site to a fresh browser: no session, no token.
+        let client = app.client();
+        let response = client
+            .post("/login")
+            .form(&[("email", "ann@example.com"), ("password", PASSWORD)])
+            .send()
+            .await;
+        assert_eq!(response.status, StatusCode::BAD_REQUEST);
+        assert!(
+            response.html().contains("The CSRF token is missing."),
+            "{}",
+            response.text()
+        );
+        assert_eq!(client.me().await.status, StatusCode::UNAUTHORIZED);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn csrf_tokens_do_not_expire_by_time() {
+    each_backend(GENERIC, async |app: TestApp| {
+        let client = app.logged_in("ann@example.com").await;
+        app.advance(std::time::Duration::from_secs(30 * 86_400));
+        let response = client
+            .post("/api/echo")
+            .json(&json!({}))
+            .csrf()
+            .send()
+            .await;
+        assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+    })
+    .await;
+}

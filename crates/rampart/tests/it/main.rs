@@ -1,0 +1,16 @@
+//! Integration tests of the framework: the real router and layer, driven like a browser or an SPA
+//! would, on SQLite and (with `TEST_DATABASE_URL`) PostgreSQL. One binary, one link step.
+
+mod harness;
+
+mod bodies;
+mod change;
+mod confirm;
+mod csrf;
+mod guards;
+mod login;
+mod rate_limit;
+mod recover;
+mod register;
+mod smtp;
+mod tokens;

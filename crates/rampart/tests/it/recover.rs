@@ -1,0 +1,296 @@
+//! Forgot password (`GET|POST /reset`) and reset (`GET|POST /reset/<token>`).
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+use crate::harness::{EXACT, GENERIC, PASSWORD, TestApp, TestResponse, each_backend};
+
+const NEW_PASSWORD: &str = "a brand new password";
+
+/// Asks for a reset link for `email` and returns its path.
+async fn reset_path(app: &TestApp, email: &str) -> String {
+    let response = app
+        .client()
+        .post("/reset")
+        .json(&json!({"email": email}))
+        .send()
+        .await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+    app.path_in_mail(email, "/reset/").await
+}
+
+async fn reset(app: &TestApp, path: &str, password: &str, confirm: &str) -> TestResponse {
+    app.client()
+        .post(path)
+        .json(&json!({"password": password, "password_confirm": confirm}))
+        .send()
+        .await
+}
+
+fn invalid_token() -> Value {
+    json!({"": ["Invalid reset password token."]})
+}
+
+#[tokio::test]
+async fn forgot_password_mails_instructions_with_a_link() {
+    each_backend(GENERIC, async |app: TestApp| {
+        app.signed_up("ann@example.com").await;
+        let client = app.client();
+        let page = client.get("/reset").accept_json().send().await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(page.response()["csrf_token"].is_string());
+        let response = client
+            .post("/reset")
+            .json(&json!({"email": "ann@example.com"}))
+            .send()
+            .await;
+        assert_eq!(response.status, StatusCode::OK);
+        let body = response.response();
+        assert_eq!(
+            body.as_object().unwrap().keys().collect::<Vec<_>>(),
+            ["csrf_token"]
+        );
+        let mail = app.mail_to("ann@example.com").await;
+        assert_eq!(mail.subject, "Password reset instructions");
+        let link = rampart::find_link(&mail.text, "/reset/").expect("reset link");
+        assert!(
+            mail.text
+                .contains(&format!("Use {link} to reset your password.")),
+            "{}",
+            mail.text
+        );
+        assert!(
+            mail.text.contains("This link will expire in 1 day."),
+            "{}",
+            mail.text
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_reset_sets_the_password_without_signing_in() {
+    each_backend(GENERIC, async |app: TestApp| {
+        app.signed_up("ann@example.com").await;
+        let path = reset_path(&app, "ann@example.com").await;
+        // The link opens an HTML form, even for JSON clients.
+        let form = app.client().get(&path).accept_json().send().await;
+        assert_eq!(form.status, StatusCode::OK);
+        assert!(
+            form.header("content-type")
+                .unwrap()
+                .starts_with("text/html")
+        );
+
+        let client = app.client();
+        let response = client
+            .post(&path)
+            .json(&json!({"password": NEW_PASSWORD, "password_confirm": NEW_PASSWORD}))
+            .send()
+            .await;
+        assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+        assert_eq!(
+            response.json(),
+            json!({"meta": {"code": 200}, "response": {}})
+        );
+        assert_eq!(client.me().await.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            app.mail_to("ann@example.com").await.subject,
+            "Your password has been reset"
+        );
+        assert_eq!(
+            app.client().login("ann@example.com", PASSWORD).await.status,
+            StatusCode::BAD_REQUEST
+        );
+        app.client().login_ok("ann@example.com", NEW_PASSWORD).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_reset_token_works_once() {
+    each_backend(GENERIC, async |app: TestApp| {
+        app.signed_up("ann@example.com").await;
+        let path = reset_path(&app, "ann@example.com").await;
+        assert_eq!(
+            reset(&app, &path, NEW_PASSWORD, NEW_PASSWORD).await.status,
+            StatusCode::OK
+        );
+        reset(&app, &path, "yet another password", "yet another password")
+            .await
+            .assert_field_errors(&invalid_token());
+        assert_eq!(
+            app.client().get(&path).send().await.location(),
+            Some("/reset")
+        );
+        app.client().login_ok("ann@example.com", NEW_PASSWORD).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_older_reset_token_dies_with_a_newer_reset() {
+    each_backend(GENERIC, async |app: TestApp| {
+        app.signed_up("ann@example.com").await;
+        let older = reset_path(&app, "ann@example.com").await;
+        let newer = reset_path(&app, "ann@example.com").await;
+        assert_eq!(
+            reset(&app, &newer, NEW_PASSWORD, NEW_PASSWORD).await.status,
+            StatusCode::OK
+        );
+        reset(&app, &older, "yet another password", "yet another password")
+            .await
+            .assert_field_errors(&invalid_token());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_forged_reset_token_is_refused() {
+    each_backend(GENERIC, async |app: TestApp| {
+        app.signed_up("ann@example.com").await;
+        let path = reset_path(&app, "ann@example.com").await;
+        for forged in [format!("{path}x"), "/reset/garbage".to_owned()] {
+            let response = reset(&app, &forged, NEW_PASSWORD, NEW_PASSWORD).await;
+            assert_eq!(
+                response.json(),
+                json!({"meta": {"code": 400}, "response": {
+                    "errors": ["Invalid reset password token."],
+                    "field_errors": {"": ["Invalid reset password token."]}}})
+            );
+            assert_eq!(
+                app.client().get(&forged).send().await.location(),
+                Some("/reset")
+            );
+        }
+        app.client().login_ok("ann@example.com", PASSWORD).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_expired_reset_link_is_refused_and_a_new_one_mailed() {
+    each_backend(GENERIC, async |app: TestApp| {
+        app.signed_up("ann@example.com").await;
+        let path = reset_path(&app, "ann@example.com").await;
+        app.advance(Duration::from_secs(86_400 + 60));
+        let response = reset(&app, &path, NEW_PASSWORD, NEW_PASSWORD).await;
+        assert_eq!(response.status, StatusCode::BAD_REQUEST);
+        let errors = response.response()["field_errors"][""].clone();
+        assert!(
+            errors[0]
+                .as_str()
+                .is_some_and(|m| m.starts_with("You did not reset your password within 1 day.")),
+            "{errors}"
+        );
+        let fresh = app.path_in_mail("ann@example.com", "/reset/").await;
+        assert_ne!(fresh, path);
+        // Opening the expired link in a browser also redirects and mails a fresh one.
+        assert_eq!(
+            app.client().get(&path).send().await.location(),
+            Some("/reset")
+        );
+        app.path_in_mail("ann@example.com", "/reset/").await;
+        assert_eq!(
+            reset(&app, &fresh, NEW_PASSWORD, NEW_PASSWORD).await.status,
+            StatusCode::OK
+        );
+        app.client().login_ok("ann@example.com", NEW_PASSWORD).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn reset_validates_the_new_password() {
+    each_backend(GENERIC, async |app: TestApp| {
+        app.signed_up("ann@example.com").await;
+        let path = reset_path(&app, "ann@example.com").await;
+        reset(&app, &path, NEW_PASSWORD, "something else")
+            .await
+            .assert_field_errors(&json!({"password_confirm": ["Passwords do not match"]}));
+        reset(&app, &path, "short", "short")
+            .await
+            .assert_field_errors(&json!({"password": ["Password must be at least 8 characters"]}));
+        // The token survives failed attempts.
+        assert_eq!(
+            reset(&app, &path, NEW_PASSWORD, NEW_PASSWORD).await.status,
+            StatusCode::OK
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_reset_signs_out_every_session_and_kills_every_token() {
+    each_backend(GENERIC, async |app: TestApp| {
+        app.signed_up("ann@example.com").await;
+        let session = app.client();
+        session.login_ok("ann@example.com", PASSWORD).await;
+        let token = app.auth_token("ann@example.com").await;
+        let path = reset_path(&app, "ann@example.com").await;
+        assert_eq!(
+            reset(&app, &path, NEW_PASSWORD, NEW_PASSWORD).await.status,
+            StatusCode::OK
+        );
+        assert_eq!(session.me().await.status, StatusCode::UNAUTHORIZED);
+        let by_token = app
+            .client()
+            .get("/api/me")
+            .accept_json()
+            .header("Authentication-Token", &token)
+            .send()
+            .await;
+        assert_eq!(by_token.status, StatusCode::UNAUTHORIZED);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn forgot_password_for_an_unknown_email_gives_fst_messages() {
+    each_backend(EXACT, async |app: TestApp| {
+        let client = app.client();
+        client
+            .post("/reset")
+            .json(&json!({"email": "nobody@example.com"}))
+            .send()
+            .await
+            .assert_field_errors(&json!({"email": ["Specified user does not exist"]}));
+        client
+            .post("/reset")
+            .json(&json!({"email": "nope"}))
+            .send()
+            .await
+            .assert_field_errors(&json!({"email": ["Invalid email address"]}));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn forgot_password_does_not_reveal_whether_an_account_exists() {
+    each_backend(GENERIC, async |app: TestApp| {
+        app.signed_up("ann@example.com").await;
+        let client = app.client();
+        let known = client
+            .post("/reset")
+            .json(&json!({"email": "ann@example.com"}))
+            .send()
+            .await;
+        let unknown = client
+            .post("/reset")
+            .json(&json!({"email": "nobody@example.com"}))
+            .send()
+            .await;
+        assert_eq!(known.status, StatusCode::OK);
+        assert_eq!(unknown.status, StatusCode::OK);
+        let keys = |v: Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+        assert_eq!(keys(known.response()), keys(unknown.response()));
+        assert_eq!(
+            app.mail_to("ann@example.com").await.subject,
+            "Password reset instructions"
+        );
+        app.assert_no_mail_to("nobody@example.com").await;
+    })
+    .await;
+}
