@@ -58,6 +58,11 @@ impl Error {
         match self {
             Self::Datastore(DatastoreError::Unavailable(_))
             | Self::Password(PasswordError::Busy) => ErrorKind::Unavailable,
+            Self::Session(tower_sessions::session::Error::Store(
+                tower_sessions::session_store::Error::Backend(message),
+            )) if message.starts_with(crate::session_store::UNAVAILABLE_PREFIX) => {
+                ErrorKind::Unavailable
+            }
             Self::Config(_) => ErrorKind::Config,
             _ => ErrorKind::Internal,
         }

@@ -53,8 +53,15 @@ fn parts(record: &Record) -> StoreResult<(String, Option<i64>, String, time::Pri
     ))
 }
 
-fn backend(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
+/// Prefix of store errors caused by an unreachable database (answered with 503, not 500).
+pub(crate) const UNAVAILABLE_PREFIX: &str = "database unavailable: ";
+
+fn backend(e: crate::datastore::DatastoreError) -> StoreError {
+    if e.is_unavailable() {
+        StoreError::Backend(format!("{UNAVAILABLE_PREFIX}{e}"))
+    } else {
+        StoreError::Backend(e.to_string())
+    }
 }
 
 #[async_trait]

@@ -98,6 +98,30 @@ pub(crate) async fn each_backend_over_smtp(
     }
 }
 
+/// Like [`each_backend`], with every mail sent to an SMTP port where nothing listens.
+pub(crate) async fn each_backend_with_broken_mail(
+    settings: &[(&str, &str)],
+    body: impl AsyncFn(TestApp),
+) {
+    for backend in backends() {
+        // Bind then drop a listener: its port now refuses connections.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let mailer = SmtpMailer::new(&SmtpConfig {
+            server: "127.0.0.1".into(),
+            port,
+            timeout_secs: 2,
+            ..SmtpConfig::default()
+        })
+        .expect("SMTP mailer");
+        let app = TestApp::on(backend, settings, Some(Arc::new(mailer))).await;
+        eprintln!("--- backend: {}", app.backend);
+        body(app).await;
+    }
+}
+
 /// Keeps a test database alive; dropping it deletes the database.
 enum DbGuard {
     Sqlite(#[expect(dead_code, reason = "held for its Drop")] tempfile::TempDir),

@@ -9,6 +9,7 @@ mod confirm;
 mod csrf;
 mod guards;
 mod login;
+mod outage;
 mod rate_limit;
 mod recover;
 mod register;

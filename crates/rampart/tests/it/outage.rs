@@ -1,0 +1,61 @@
+//! When a dependency fails: the database answers 503 (never a 500 or a hang), and a mail that
+//! cannot be sent leaves the account in place.
+
+use axum::http::StatusCode;
+use rampart::DbPool;
+use serde_json::json;
+
+use crate::harness::{EXACT, PASSWORD, TestApp, each_backend, each_backend_with_broken_mail};
+
+const UNAVAILABLE: &str = "The server is temporarily unable to service your request due to \
+                           maintenance downtime or capacity problems. Please try again later.";
+
+#[tokio::test]
+async fn a_database_outage_answers_503_with_retry_after() {
+    each_backend(EXACT, async |app: TestApp| {
+        match app.datastore().pool() {
+            DbPool::Sqlite(pool) => pool.close().await,
+            DbPool::Postgres(pool) => pool.close().await,
+        }
+        let response = app
+            .client()
+            .post("/login")
+            .json(&json!({"email": "someone@example.com", "password": PASSWORD}))
+            .send()
+            .await;
+        response.assert_errors(StatusCode::SERVICE_UNAVAILABLE, &[UNAVAILABLE]);
+        assert!(
+            response.header("retry-after").is_some(),
+            "Retry-After is set"
+        );
+
+        let page = app.client().get("/login").send().await;
+        assert_eq!(page.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            page.text().contains("temporarily unable"),
+            "an error page, not a stack trace"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_mail_that_cannot_be_sent_leaves_the_account_and_resend_still_answers() {
+    each_backend_with_broken_mail(EXACT, async |app: TestApp| {
+        let email = "unlucky@example.com";
+        let response = app.client().register(email, PASSWORD).await;
+        assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+        let user = app.user(email).await;
+        assert!(user.active);
+        assert!(user.confirmed_at.is_none());
+
+        let resend = app
+            .client()
+            .post("/confirm")
+            .json(&json!({"email": email}))
+            .send()
+            .await;
+        assert_eq!(resend.status, StatusCode::OK, "{}", resend.text());
+    })
+    .await;
+}
