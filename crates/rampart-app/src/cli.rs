@@ -465,7 +465,13 @@ async fn create_user(
     if let Some(name) = &username {
         pairs.push(("username", name.as_str()));
     }
-    let mut input = FormInput::from_pairs(pairs);
+    // Programmatic input, like the JSON API's: the sign-up page's own checks (the terms box) are
+    // for people filling in the form, not for an administrator creating an account.
+    let values = pairs
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), serde_json::Value::String(v.to_owned())))
+        .collect();
+    let mut input = FormInput::from_json(values);
     let form = match rampart::register::validate(security, &mut input).await? {
         Ok(form) => form,
         Err(errors) => return Err(creating_error(&errors)),

@@ -26,9 +26,23 @@ pub const APP_DEFAULTS: &[(&str, &str)] = &[
     ("SECURITY_EMAIL_SENDER", "no-reply@fst-sample.local"),
     ("SECURITY_APP_NAME", "Rampart Sample"),
     ("MAIL_BACKEND", "console"),
+    // Flask-Security's full wording: an expired link mails a fresh one, so say so.
+    (
+        "SECURITY_MSG_CONFIRMATION_EXPIRED",
+        "You did not confirm your email within %(within)s. New instructions to confirm your email \
+         have been sent to %(email)s.",
+    ),
+    (
+        "SECURITY_MSG_PASSWORD_RESET_EXPIRED",
+        "You did not reset your password within %(within)s. New instructions have been sent to \
+         %(email)s.",
+    ),
 ];
 
 /// The keys generated in `DEBUG` when missing.
+/// Body limit of the profile form (a picture of up to 2 MB plus the other fields).
+pub const PROFILE_FORM_MAX_BYTES: usize = 3 * 1024 * 1024;
+
 const GENERATED_SECRETS: [&str; 2] = ["SECRET_KEY", "SECURITY_PASSWORD_SALT"];
 
 /// The file, inside the instance folder, holding generated secrets.
@@ -154,7 +168,13 @@ impl AppConfig {
             }),
             _ => None,
         };
-        let security = SecurityConfig::from_settings(&settings)?;
+        let mut security = SecurityConfig::from_settings(&settings)?;
+        // Room for a 2 MB profile picture in the profile form; every other route keeps
+        // MAX_CONTENT_LENGTH (1 MiB, as the JSON API contract says).
+        security.body_limits.push((
+            crate::routes::profile::PROFILE_URL.to_owned(),
+            PROFILE_FORM_MAX_BYTES,
+        ));
         Ok(Self {
             security,
             database_url,

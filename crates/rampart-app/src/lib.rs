@@ -2,13 +2,20 @@
 //!
 //! The seed tutorial's app, built only on the public API of [`rampart`]: registration with email
 //! confirmation, login, password recovery and change (at `/dashboard/security/`), a profile per
-//! user, an admin area, account deletion, and a `flask users` / `flask roles`-like CLI.
+//! user with a picture, an admin area, account deletion, and a `flask users` / `flask roles`-like
+//! CLI. Its pages are server-rendered minijinja templates compiled into the binary
+//! ([`assets`]), styled by one stylesheet of its own, and work without JavaScript.
 //!
 //! [`build`] makes the real router, so tests drive exactly what `cargo run` serves:
 //!
 //! | route | guard | what |
 //! |---|---|---|
-//! | `GET /` | session | HTML home page with the user's email and a logout button |
+//! | `GET /` | session | the dashboard |
+//! | `GET|POST /dashboard/profile/` | session (+CSRF) | the profile form with picture upload |
+//! | `POST /dashboard/security/delete[/confirm]` | session (+CSRF) | deleting the account, in two steps |
+//! | `GET /admin/users`, `POST /admin/users/{id}/…` | role `Admin` (session) | users: search, pages, activation, roles |
+//! | `GET /media/avatars/{name}` | none (random names) | profile pictures |
+//! | `GET /static/{name}`, `GET /terms` | none | stylesheet, icon, terms of service |
 //! | `GET /api/me` | session or token | the user, roles, permissions and login tracking |
 //! | `GET /api/admin` | role `Admin` | `{"message":"admin area","user_count":N}` |
 //! | `GET /api/write` | permission `user-write` | `{"message":"you have user-write"}` |
@@ -20,13 +27,15 @@
 #![forbid(unsafe_code)]
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, FromRef};
+use axum::extract::FromRef;
 use axum::http::StatusCode;
-use rampart::{ConsoleMailer, Datastore, Security, SmtpMailer};
+use rampart::{Clock, ConsoleMailer, Datastore, Security, SmtpMailer, SystemClock};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 pub mod account;
+pub mod assets;
+pub mod avatar;
 pub mod cli;
 pub mod config;
 pub mod db;
@@ -34,6 +43,7 @@ pub mod profile;
 pub mod routes;
 pub mod seed;
 
+pub use avatar::MediaStore;
 pub use config::{AppConfig, AppConfigError, MailBackend};
 
 /// The SQL run with every user creation, in the same transaction: the user's empty profile.
@@ -90,11 +100,13 @@ impl AppError {
     }
 }
 
-/// The app's shared state: the framework handle.
+/// The app's shared state: the framework handle and the uploaded files.
 #[derive(Clone, Debug)]
 pub struct AppState {
     /// The framework.
     pub security: Security,
+    /// Uploaded files (profile pictures).
+    pub media: MediaStore,
 }
 
 impl FromRef<AppState> for Security {
@@ -111,7 +123,12 @@ pub struct App {
     pub router: Router,
     /// The framework handle (datastore, hasher, mailer…).
     pub security: Security,
+    /// Where uploaded files are kept.
+    pub media: MediaStore,
 }
+
+/// The message shown when the sign-up form's "I agree to the terms" box is not ticked.
+pub const TERMS_REQUIRED: &str = "You must agree to the terms of service to create an account.";
 
 /// Connects to the database, builds the framework, applies the framework's and the app's
 /// migrations and seeds the roles (and the admin, when configured). Used by the server and the CLI.
@@ -121,10 +138,33 @@ pub struct App {
 /// [`AppError`] when the database cannot be reached or migrated, the mailer or framework cannot
 /// be set up, or the admin's password breaks the policy ([`AppError::Config`]).
 pub async fn connect(config: &AppConfig) -> Result<Security, AppError> {
+    connect_with_clock(config, SystemClock).await
+}
+
+/// [`connect`] with a given clock (tests pass a [`rampart::TestClock`] to make links expire).
+///
+/// # Errors
+///
+/// As [`connect`].
+pub async fn connect_with_clock(
+    config: &AppConfig,
+    clock: impl Clock,
+) -> Result<Security, AppError> {
     let datastore = Datastore::connect(&config.database_url).await?;
     let builder = Security::builder(config.security.clone())
         .datastore(datastore)
-        .on_user_created_sql(PROFILE_ON_USER_CREATED);
+        .clock(clock)
+        .on_user_created_sql(PROFILE_ON_USER_CREATED)
+        .embedded_templates(assets::TEMPLATES.iter().copied())
+        .template_global("asset_version", assets::asset_version())
+        .template_global("mail_console", matches!(config.mail, MailBackend::Console))
+        // The sign-up page's "I agree to the terms" box. JSON clients (single-page apps) show
+        // their own terms and keep the Flask-Security API unchanged.
+        .register_check(|input, errors| {
+            if !input.is_json && input.flag("terms") != Some(true) {
+                errors.add("terms", TERMS_REQUIRED);
+            }
+        });
     let builder = match &config.mail {
         MailBackend::Console => builder.mailer(ConsoleMailer::new()),
         MailBackend::Smtp(smtp) => builder.mailer(SmtpMailer::new(smtp)?),
@@ -147,22 +187,33 @@ pub async fn connect(config: &AppConfig) -> Result<Security, AppError> {
 ///
 /// As [`connect`].
 pub async fn build(config: &AppConfig) -> Result<App, AppError> {
-    let security = connect(config).await?;
+    build_with_clock(config, SystemClock).await
+}
+
+/// [`build`] with a given clock (tests pass a [`rampart::TestClock`]).
+///
+/// # Errors
+///
+/// As [`connect`].
+pub async fn build_with_clock(config: &AppConfig, clock: impl Clock) -> Result<App, AppError> {
+    let security = connect_with_clock(config, clock).await?;
+    let media = MediaStore::new(&config.instance_dir);
     Ok(App {
-        router: router(&security),
+        router: router(&security, &media),
         security,
+        media,
     })
 }
 
 /// The router over an existing [`Security`]: the framework's routes and the app's, inside the
 /// security layer, a 30 s request timeout, the body limit and request tracing.
-pub fn router(security: &Security) -> Router {
+pub fn router(security: &Security, media: &MediaStore) -> Router {
     let state = AppState {
         security: security.clone(),
+        media: media.clone(),
     };
     Router::new()
         .merge(routes::router())
-        .layer(DefaultBodyLimit::max(security.config().max_content_length))
         .with_state(state)
         .merge(security.router())
         .layer(TimeoutLayer::with_status_code(

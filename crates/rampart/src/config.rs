@@ -414,6 +414,9 @@ pub struct SecurityConfig {
     pub template_dir: Option<PathBuf>,
     /// `MAX_CONTENT_LENGTH`: request body limit in bytes (1 MiB).
     pub max_content_length: usize,
+    /// Larger (or smaller) body limits for paths starting with a prefix, e.g. an upload form;
+    /// the longest matching prefix wins. See [`SecurityConfig::body_limit_for`].
+    pub body_limits: Vec<(String, usize)>,
 }
 
 impl Default for SecurityConfig {
@@ -478,6 +481,7 @@ impl Default for SecurityConfig {
             messages: HashMap::new(),
             template_dir: None,
             max_content_length: 1024 * 1024,
+            body_limits: Vec::new(),
         }
     }
 }
@@ -719,6 +723,23 @@ impl SecurityConfig {
             ));
         }
         Ok(())
+    }
+
+    /// The body limit for a request to `path`: the longest matching prefix of
+    /// [`body_limits`](Self::body_limits), else `MAX_CONTENT_LENGTH`.
+    ///
+    /// ```
+    /// let mut config = rampart::SecurityConfig::default();
+    /// config.body_limits.push(("/upload/".into(), 8 << 20));
+    /// assert_eq!(config.body_limit_for("/upload/avatar"), 8 << 20);
+    /// assert_eq!(config.body_limit_for("/api/profile"), 1 << 20);
+    /// ```
+    pub fn body_limit_for(&self, path: &str) -> usize {
+        self.body_limits
+            .iter()
+            .filter(|(prefix, _)| path.starts_with(prefix.as_str()))
+            .max_by_key(|(prefix, _)| prefix.len())
+            .map_or(self.max_content_length, |(_, limit)| *limit)
     }
 
     /// The full path of a framework URL (with `SECURITY_URL_PREFIX`).

@@ -170,6 +170,13 @@ impl AuthContext {
         crate::csrf::token(self).await
     }
 
+    /// Whether `token` is this session's CSRF token. The security layer already checks every
+    /// state-changing session request (form field or header); this is for handlers that read a
+    /// token from somewhere else.
+    pub async fn verify_csrf(&self, token: &str) -> bool {
+        crate::csrf::verify(self, Some(token)).await.is_ok()
+    }
+
     /// Queues a cookie for the response.
     pub(crate) fn set_cookie(&self, cookie: cookie::Cookie<'static>) {
         self.cookies.add(cookie);

@@ -1,5 +1,6 @@
 //! CSRF protection: a synchronizer token bound to the session (Flask-WTF's format: the session
-//! holds a random secret, clients send it signed), accepted from a form field `csrf_token` or the
+//! holds a random secret, clients send it signed), accepted from a form field `csrf_token` (in an
+//! urlencoded or a `multipart/form-data` body, as Flask-WTF reads `request.form`) or the
 //! `X-XSRF-Token` / `X-CSRF-Token` / `X-CSRFToken` headers. Token-authenticated requests and JSON
 //! requests without a signed-in session are exempt (they cannot be forged cross-site).
 
@@ -65,6 +66,26 @@ pub(crate) async fn verify(ctx: &AuthContext, presented: Option<&str>) -> Result
     }
 }
 
+/// The text field `csrf_token` of a buffered `multipart/form-data` body (file parts are skipped).
+async fn multipart_field(content_type: &str, bytes: axum::body::Bytes) -> Option<String> {
+    use axum::extract::FromRequest as _;
+    let mut request = Request::builder()
+        .header(header::CONTENT_TYPE, content_type)
+        .body(Body::from(bytes))
+        .ok()?;
+    // Already bounded by `MAX_CONTENT_LENGTH` when it was buffered.
+    axum::extract::DefaultBodyLimit::disable().apply(&mut request);
+    let mut multipart = axum::extract::Multipart::from_request(request, &())
+        .await
+        .ok()?;
+    while let Ok(Some(field)) = multipart.next_field().await {
+        if field.name() == Some(FORM_FIELD) && field.file_name().is_none() {
+            return field.text().await.ok();
+        }
+    }
+    None
+}
+
 fn content_type(req: &Request<Body>) -> String {
     req.headers()
         .get(header::CONTENT_TYPE)
@@ -95,9 +116,12 @@ pub(crate) async fn protect(ctx: &AuthContext, req: &mut Request<Body>) -> Resul
         .find_map(|h| req.headers().get(*h))
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    if presented.is_none() && content_type(req).starts_with("application/x-www-form-urlencoded") {
+    let content_type = content_type(req);
+    let urlencoded = content_type.starts_with("application/x-www-form-urlencoded");
+    let multipart = content_type.starts_with("multipart/form-data");
+    if presented.is_none() && (urlencoded || multipart) {
         let body = std::mem::take(req.body_mut());
-        let bytes = axum::body::to_bytes(body, config.max_content_length)
+        let bytes = axum::body::to_bytes(body, config.body_limit_for(req.uri().path()))
             .await
             .map_err(|_| {
                 render_error(
@@ -107,9 +131,19 @@ pub(crate) async fn protect(ctx: &AuthContext, req: &mut Request<Body>) -> Resul
                     crate::reply::status_message(StatusCode::PAYLOAD_TOO_LARGE),
                 )
             })?;
-        presented = url::form_urlencoded::parse(&bytes)
-            .find(|(k, _)| k == FORM_FIELD)
-            .map(|(_, v)| v.into_owned());
+        presented = if urlencoded {
+            url::form_urlencoded::parse(&bytes)
+                .find(|(k, _)| k == FORM_FIELD)
+                .map(|(_, v)| v.into_owned())
+        } else {
+            // The boundary is case-sensitive: use the header as sent.
+            let raw = req
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            multipart_field(raw, bytes.clone()).await
+        };
         *req.body_mut() = Body::from(bytes);
     }
     verify(ctx, presented.as_deref()).await.map_err(|key| {
@@ -121,4 +155,41 @@ pub(crate) async fn protect(ctx: &AuthContext, req: &mut Request<Body>) -> Resul
             &message,
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_token_is_found_in_a_multipart_body_after_a_large_file() {
+        let boundary = "----WebKitFormBoundaryAbCdEf";
+        let file = vec![b'x'; 3 * 1024 * 1024];
+        let mut body = Vec::new();
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"avatar\"; \
+                 filename=\"csrf_token\"\r\nContent-Type: image/png\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(&file);
+        body.extend_from_slice(
+            format!(
+                "\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"csrf_token\"\r\n\r\n\
+                 signed.token\r\n--{boundary}--\r\n"
+            )
+            .as_bytes(),
+        );
+        let content_type = format!("multipart/form-data; boundary={boundary}");
+        assert_eq!(
+            multipart_field(&content_type, body.into()).await.as_deref(),
+            Some("signed.token")
+        );
+        let empty = format!("--{boundary}--\r\n");
+        assert_eq!(
+            multipart_field(&content_type, empty.into_bytes().into()).await,
+            None
+        );
+    }
 }

@@ -132,12 +132,13 @@ where
 {
     let config = security.config();
     let is_json = wants_json(req.headers());
+    let body_limit = config.body_limit_for(req.uri().path());
     if let Some(len) = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok())
-        && len > config.max_content_length
+        && len > body_limit
     {
         return finish(
             &security,
@@ -187,7 +188,7 @@ where
     req.extensions_mut().insert(ctx.clone());
     // `MAX_CONTENT_LENGTH` for the app's routes too (axum's extractors otherwise allow 2 MB), so
     // a body without `Content-Length` is refused with the same 413; a route may set its own limit.
-    let mut limited = axum::extract::DefaultBodyLimit::max(config.max_content_length).layer(inner);
+    let mut limited = axum::extract::DefaultBodyLimit::max(body_limit).layer(inner);
     let mut response = match limited.call(req).await {
         Ok(response) => response,
         Err(never) => match never {},

@@ -106,6 +106,6 @@ pub use messages::Messages;
 pub use model::{NewUser, Role, User};
 pub use password::{PasswordConfig, PasswordHasher};
 pub use redirect::safe_next;
-pub use security::{Security, SecurityBuilder};
+pub use security::{RegisterCheck, Security, SecurityBuilder};
 pub use templates::Templates;
 pub use token::TokenSigner;

@@ -17,7 +17,7 @@ use axum::Router;
 use axum::response::Response;
 use axum::routing::get;
 use minijinja::context;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::config::SecurityConfig;
 use crate::context::AuthContext;
@@ -200,6 +200,9 @@ pub async fn validate(
         "password",
         "password_confirm",
     );
+    for check in security.register_checks() {
+        check(input, &mut errors);
+    }
     if let Err(errors) = errors.into_result() {
         return Ok(Err(errors));
     }
@@ -342,10 +345,19 @@ async fn post_register(ctx: AuthContext, mut input: FormInput) -> crate::Result<
     let form = match validate(&security, &mut input).await? {
         Ok(form) => form,
         Err(errors) => {
-            let values = json!({
-                "email": input.values().get("email"),
-                "username": input.values().get("username"),
-            });
+            // What was typed, for the form again: never the passwords or the CSRF token.
+            let values: serde_json::Map<String, Value> = input
+                .values()
+                .iter()
+                .filter(|(k, _)| {
+                    !matches!(
+                        k.as_str(),
+                        "password" | "password_confirm" | crate::csrf::FORM_FIELD
+                    )
+                })
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            let values = Value::Object(values);
             return crate::templates::form_errors(
                 &ctx,
                 "security/register_user.html",

@@ -9,6 +9,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::SecurityConfig;
 use crate::datastore::Datastore;
 use crate::error::{Error, Result};
+use crate::forms::{FieldErrors, FormInput};
 use crate::layer::SecurityLayer;
 use crate::mail::{ConsoleMailer, Mailer, SharedMailer};
 use crate::messages::Messages;
@@ -37,7 +38,13 @@ struct Inner {
     messages: Messages,
     session_store: Arc<DbSessionStore>,
     user_created_sql: Vec<String>,
+    register_checks: Vec<RegisterCheck>,
 }
+
+/// An extra check of the registration form, run by [`crate::register::validate`] after the
+/// built-in ones: it reads the input and adds messages to the errors (see
+/// [`SecurityBuilder::register_check`]).
+pub type RegisterCheck = Arc<dyn Fn(&mut FormInput, &mut FieldErrors) + Send + Sync>;
 
 impl std::fmt::Debug for Security {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -57,6 +64,9 @@ impl Security {
             clock: None,
             user_created_sql: Vec::new(),
             migrate: true,
+            embedded_templates: Vec::new(),
+            template_globals: Vec::new(),
+            register_checks: Vec::new(),
         }
     }
 
@@ -111,6 +121,10 @@ impl Security {
 
     pub(crate) fn user_created_sql(&self) -> &[String] {
         &self.inner.user_created_sql
+    }
+
+    pub(crate) fn register_checks(&self) -> &[RegisterCheck] {
+        &self.inner.register_checks
     }
 
     /// Naive UTC now, as stored in the database.
@@ -184,6 +198,9 @@ pub struct SecurityBuilder {
     clock: Option<Arc<dyn Clock>>,
     user_created_sql: Vec<String>,
     migrate: bool,
+    embedded_templates: Vec<(&'static str, &'static str)>,
+    template_globals: Vec<(String, minijinja::Value)>,
+    register_checks: Vec<RegisterCheck>,
 }
 
 impl SecurityBuilder {
@@ -218,6 +235,50 @@ impl SecurityBuilder {
         self
     }
 
+    /// Templates compiled into the app, as `(name, source)` pairs (e.g. from `include_str!`): they
+    /// override the built-in templates of the same name (`security/login_user.html`, …) and may add
+    /// pages of the app's own. Files in `SECURITY_TEMPLATE_DIR` still take precedence, so a
+    /// deployment can restyle a page without a rebuild.
+    pub fn embedded_templates(
+        mut self,
+        templates: impl IntoIterator<Item = (&'static str, &'static str)>,
+    ) -> Self {
+        self.embedded_templates.extend(templates);
+        self
+    }
+
+    /// A value visible in every template under `name` (e.g. an asset version).
+    pub fn template_global(
+        mut self,
+        name: impl Into<String>,
+        value: impl serde::Serialize,
+    ) -> Self {
+        self.template_globals
+            .push((name.into(), minijinja::Value::from_serialize(value)));
+        self
+    }
+
+    /// An extra check of the registration form, like a field of Flask-Security's
+    /// `ExtendedRegisterForm`: it runs after the built-in checks, for form posts and JSON alike
+    /// ([`FormInput::is_json`] tells them apart), and adds its messages to the errors.
+    ///
+    /// ```
+    /// # fn f(builder: rampart::SecurityBuilder) -> rampart::SecurityBuilder {
+    /// builder.register_check(|input, errors| {
+    ///     if !input.is_json && input.flag("terms") != Some(true) {
+    ///         errors.add("terms", "You must agree to the terms to sign up.");
+    ///     }
+    /// })
+    /// # }
+    /// ```
+    pub fn register_check(
+        mut self,
+        check: impl Fn(&mut FormInput, &mut FieldErrors) + Send + Sync + 'static,
+    ) -> Self {
+        self.register_checks.push(Arc::new(check));
+        self
+    }
+
     /// Whether `build` applies the framework's migrations (default: yes).
     pub fn migrate(mut self, migrate: bool) -> Self {
         self.migrate = migrate;
@@ -238,7 +299,11 @@ impl SecurityBuilder {
             self.config.secret_key.clone(),
             self.config.secret_key_fallbacks.clone(),
         );
-        let templates = Templates::new(self.config.template_dir.as_deref())?;
+        let templates = Templates::with_sources(
+            self.config.template_dir.iter().cloned().collect(),
+            self.embedded_templates,
+            self.template_globals,
+        )?;
         let messages = Messages::new(self.config.messages.clone());
         let session_store = Arc::new(DbSessionStore::new(datastore.clone()));
         Ok(Security {
@@ -253,6 +318,7 @@ impl SecurityBuilder {
                 messages,
                 session_store,
                 user_created_sql: self.user_created_sql,
+                register_checks: self.register_checks,
             }),
         })
     }

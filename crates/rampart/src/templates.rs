@@ -1,6 +1,11 @@
 //! minijinja templates: built-in defaults with Flask-Security's names (`security/login_user.html`,
 //! `security/email/reset_instructions/…`), each overridable by a file of the same name in the
-//! app's template folder (`SECURITY_TEMPLATE_DIR`).
+//! app's template folder (`SECURITY_TEMPLATE_DIR`) or by a template the app compiled in
+//! ([`crate::SecurityBuilder::embedded_templates`]).
+//!
+//! Lookup order: `SECURITY_TEMPLATE_DIR` (so a deployment can restyle any page without a rebuild),
+//! then the app's embedded templates, then the built-in ones. Apps may add their own pages to the
+//! same environment (any name, e.g. `app/home.html`) and render them with [`page`].
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -83,7 +88,20 @@ impl Templates {
 
     /// Templates from several folders, searched in order, then the built-in ones.
     pub fn with_dirs(dirs: Vec<PathBuf>) -> Result<Self, minijinja::Error> {
+        Self::with_sources(dirs, Vec::new(), Vec::new())
+    }
+
+    /// Templates from several folders (searched in order), then `embedded` (name, source) pairs
+    /// compiled into the app, then the built-in ones; `globals` are visible in every template.
+    pub fn with_sources(
+        dirs: Vec<PathBuf>,
+        embedded: Vec<(&'static str, &'static str)>,
+        globals: Vec<(String, Value)>,
+    ) -> Result<Self, minijinja::Error> {
         let mut env = Environment::new();
+        for (name, value) in globals {
+            env.add_global(name, value);
+        }
         env.set_auto_escape_callback(auto_escape);
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Lenient);
         // Built into minijinja only with its `urlencode` feature; the login form needs it for `next`.
@@ -106,8 +124,9 @@ impl Templates {
                     });
                 }
             }
-            Ok(BUILTIN
+            Ok(embedded
                 .iter()
+                .chain(BUILTIN)
                 .find(|(n, _)| *n == name)
                 .map(|(_, source)| (*source).to_owned()))
         });
@@ -139,6 +158,7 @@ pub(crate) fn page_config(security: &Security) -> Value {
         confirmable => c.confirmable,
         changeable => c.changeable,
         username_enable => c.username_enable,
+        username_required => c.username_required,
         default_remember_me => c.default_remember_me,
         login_url => c.url(&c.login_url),
         logout_url => c.url(&c.logout_url),
@@ -147,6 +167,9 @@ pub(crate) fn page_config(security: &Security) -> Value {
         confirm_url => c.url(&c.confirm_url),
         change_url => c.url(&c.change_url),
         post_login_view => c.post_login_view,
+        confirm_email_within => crate::recover::describe_duration(c.confirm_email_within),
+        reset_password_within => crate::recover::describe_duration(c.reset_password_within),
+        debug => c.debug,
     }
 }
 
@@ -236,4 +259,35 @@ pub async fn form_errors(
         ));
     }
     form_page(ctx, name, values, errors, extra).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folders_override_embedded_templates_which_override_built_in_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("security")).unwrap();
+        std::fs::write(dir.path().join("security/message.html"), "from the folder").unwrap();
+        let templates = Templates::with_sources(
+            vec![dir.path().to_owned()],
+            vec![
+                ("security/message.html", "embedded message"),
+                ("security/error.html", "embedded error {{ greeting }}"),
+                ("app/page.html", "an app page"),
+            ],
+            vec![("greeting".into(), Value::from("hello"))],
+        )
+        .unwrap();
+        let render = |name| templates.render(name, context! {}).unwrap();
+        assert_eq!(render("security/message.html"), "from the folder");
+        assert_eq!(render("security/error.html"), "embedded error hello");
+        assert_eq!(render("app/page.html"), "an app page");
+        assert!(
+            templates.exists("security/login_user.html"),
+            "built-ins remain"
+        );
+        assert!(!templates.exists("app/missing.html"));
+    }
 }

@@ -125,11 +125,20 @@ async fn post_profile(
             ));
         }
     };
+    let before = crate::profile::load(&state.security, user.user.id).await?;
     let profile = crate::profile::update(&state.security, user.user.id, &update).await?;
+    if before.avatar != profile.avatar {
+        // A picture uploaded on the profile page, replaced through the API.
+        state
+            .media
+            .delete_avatar(user.user.id, before.avatar.as_deref())
+            .await;
+    }
     Ok(json_ok(object([("profile", profile.to_json())])))
 }
 
 async fn delete_account(
+    State(state): State<AppState>,
     ctx: AuthContext,
     user: CurrentUser,
     body: Bytes,
@@ -145,7 +154,9 @@ async fn delete_account(
         return Ok(json_errors(StatusCode::BAD_REQUEST, &[], Some(&errors)));
     }
     let security = ctx.security().clone();
-    match crate::account::delete_account(&security, &user.user, password.as_deref()).await? {
+    match crate::account::delete_account(&security, &state.media, &user.user, password.as_deref())
+        .await?
+    {
         Ok(()) => {
             rampart::logout_user(&ctx).await?;
             Ok(json_ok(object([("deleted", Value::Bool(true))])))

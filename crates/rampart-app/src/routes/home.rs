@@ -1,88 +1,97 @@
-//! `GET /`: the signed-in user's home page (session only; anonymous browsers are redirected to
-//! `/login?next=/`).
+//! `GET /`: the dashboard (session only; anonymous browsers are redirected to
+//! `/login?next=/`), and `GET /terms`, the terms of service linked from the sign-up form.
 
 use axum::Router;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::extract::State;
+use axum::response::Response;
 use axum::routing::get;
-use rampart::{AuthContext, AuthMethod, AuthRejection, CurrentUser};
+use minijinja::context;
+use rampart::AuthContext;
 
+use super::{HandlerError, SignedIn, display_name, format_date, format_time, render};
 use crate::AppState;
+use crate::profile::Profile;
 
-/// `GET /`.
+/// `GET /` and `GET /terms`.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/", get(home))
+    Router::new()
+        .route("/", get(home))
+        .route("/terms", get(terms))
 }
 
-async fn home(ctx: AuthContext, user: Option<CurrentUser>) -> Response {
-    let Some(user) = user.filter(|u| u.method == AuthMethod::Session) else {
-        return AuthRejection::Unauthenticated(Box::new(ctx)).into_response();
+/// How much of the profile is filled in: `(filled, total)`.
+pub fn completeness(profile: &Profile) -> (usize, usize) {
+    let fields = [
+        profile.first_name.is_some(),
+        profile.last_name.is_some(),
+        profile.dob.is_some(),
+        profile.gender.is_some(),
+        profile.phone.is_some(),
+        profile.address.is_some(),
+        profile.city.is_some(),
+        profile.zip.is_some(),
+        profile.country.is_some(),
+        profile.avatar.is_some(),
+    ];
+    (fields.iter().filter(|f| **f).count(), fields.len())
+}
+
+async fn home(
+    State(state): State<AppState>,
+    SignedIn { ctx, user }: SignedIn,
+) -> Result<Response, HandlerError> {
+    let profile = crate::profile::load(&state.security, user.user.id).await?;
+    let is_admin = user.has_role(super::ADMIN_ROLE);
+    let user_count = if is_admin {
+        state.security.datastore().count_users().await?
+    } else {
+        0
     };
-    let csrf_token = match ctx.csrf_token().await {
-        Ok(token) => token,
-        Err(error) => return error.into_response(),
-    };
-    let config = ctx.security().config();
-    let roles = user.role_names().join(", ");
-    let body = format!(
-        r#"<!doctype html>
-<html lang="en">
-<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{app}</title></head>
-<body>
-<main>
-  <h1>{app}</h1>
-  <p>Signed in as <strong id="email">{email}</strong>{roles}.</p>
-  <ul>
-    <li><a href="{change}">Security: change your password</a></li>
-    <li><a href="/api/me">Your account (JSON)</a></li>
-    <li><a href="/api/profile">Your profile (JSON)</a></li>
-  </ul>
-  <form method="post" action="{logout}">
-    <input type="hidden" name="csrf_token" value="{csrf}">
-    <button type="submit">Log out</button>
-  </form>
-</main>
-</body>
-</html>
-"#,
-        app = escape(&config.app_name),
-        email = escape(&user.user.email),
-        roles = if roles.is_empty() {
-            String::new()
-        } else {
-            format!(" (roles: {})", escape(&roles))
+    let (filled, total) = completeness(&profile);
+    let u = &user.user;
+    let name = display_name(&user, profile.first_name.as_deref());
+    render(
+        &ctx,
+        "app/home.html",
+        context! {
+            display_name => name,
+            avatar_url => profile.avatar,
+            roles => user.role_names(),
+            is_admin => is_admin,
+            user_count => user_count,
+            account => context! {
+                email => u.email,
+                login_count => u.login_count.unwrap_or(0),
+                member_since => format_date(u.create_datetime),
+                last_login_date => u.last_login_at.map_or_else(|| "—".to_owned(), format_date),
+                last_login_time => u.last_login_at.map(format_time),
+                last_login_ip => u.last_login_ip,
+                confirmed => u.confirmed_at.is_some(),
+            },
+            completeness => context! {
+                filled => filled,
+                total => total,
+                percent => filled * 100 / total.max(1),
+            },
         },
-        change = escape(&config.url(&config.change_url)),
-        logout = escape(&config.url(&config.logout_url)),
-        csrf = escape(&csrf_token),
-    );
-    rampart::reply::html(StatusCode::OK, body)
+    )
+    .await
 }
 
-/// Escapes text for HTML element content and quoted attribute values.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#x27;"),
-            c => out.push(c),
-        }
-    }
-    out
+async fn terms(ctx: AuthContext) -> Result<Response, HandlerError> {
+    render(&ctx, "app/terms.html", context! {}).await
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
-    fn markup_is_escaped() {
-        assert_eq!(
-            super::escape(r#"<a href="x">'&'"#),
-            "&lt;a href=&quot;x&quot;&gt;&#x27;&amp;&#x27;"
-        );
+    fn completeness_counts_filled_fields() {
+        let mut profile = Profile::default();
+        assert_eq!(completeness(&profile), (0, 10));
+        profile.first_name = Some("Ada".into());
+        profile.avatar = Some("/media/avatars/x.png".into());
+        assert_eq!(completeness(&profile), (2, 10));
     }
 }

@@ -102,3 +102,24 @@ async fn roles_and_permissions_guard_the_api_and_the_home_page_wants_a_session()
         assert_eq!(status, StatusCode::FORBIDDEN);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_bodies_over_one_mebibyte_are_refused_even_where_uploads_may_be_larger() {
+    let app = TestApp::start(&crate::harness::Backend::Sqlite, &[]).await;
+    app.create_user("big@example.com").await;
+    let (client, token) = app.login("big@example.com", PASSWORD).await;
+    let big = "x".repeat(1024 * 1024 + 1);
+    let (status, body) = client
+        .request(
+            Method::POST,
+            "/api/profile",
+            Some(json!({"address": big})),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert_eq!(
+        errors(&body),
+        ["The data value transmitted exceeds the capacity limit."]
+    );
+}

@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use rampart::Security;
 use rampart::testing::smtp_sink::{ReceivedMail, SmtpSink};
+use rampart::{Security, TestClock};
 use rampart_app::AppConfig;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
@@ -99,6 +99,10 @@ pub(crate) struct TestApp {
     pub(crate) base: String,
     pub(crate) security: Security,
     pub(crate) sink: SmtpSink,
+    /// The app's clock: advance it to make links expire.
+    pub(crate) clock: TestClock,
+    /// Where the app keeps uploaded files.
+    pub(crate) media: rampart_app::MediaStore,
     _dir: TempDir,
     server: tokio::task::JoinHandle<()>,
     _pg: Option<PgDatabase>,
@@ -157,7 +161,10 @@ impl TestApp {
             &dir.path().join("instance"),
         )
         .expect("config");
-        let app = rampart_app::build(&config).await.expect("app builds");
+        let clock = TestClock::default();
+        let app = rampart_app::build_with_clock(&config, clock.clone())
+            .await
+            .expect("app builds");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -173,6 +180,8 @@ impl TestApp {
         Self {
             base: format!("http://{addr}"),
             security: app.security,
+            media: app.media,
+            clock,
             sink,
             _dir: dir,
             server,

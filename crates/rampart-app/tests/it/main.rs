@@ -8,7 +8,9 @@
 
 mod account;
 mod binary;
+mod browser;
 mod cli;
 mod flow;
 mod guards;
 mod harness;
+mod pages;

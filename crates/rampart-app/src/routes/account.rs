@@ -1,0 +1,110 @@
+//! Deleting one's account from the security page, in two steps:
+//!
+//! 1. `POST /dashboard/security/delete` with the password (field `delete_password`): a wrong or
+//!    missing password shows the security page again with the error; a right one shows a page
+//!    asking to confirm, carrying a signed confirmation valid for [`CONFIRM_WITHIN`].
+//! 2. `POST /dashboard/security/delete/confirm` with that confirmation: the account, its profile,
+//!    role links, sessions and picture are deleted, the browser is signed out and sent to the
+//!    sign-in page with a message.
+//!
+//! Both forms carry the CSRF token (checked by the security layer). The security page itself
+//! (`GET|POST /dashboard/security/`, change password) is the framework's `change` view, rendered
+//! with the app's `security/change_password.html`.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::post;
+use minijinja::context;
+use rampart::{FieldErrors, FormInput};
+use serde_json::Value;
+
+use super::{HandlerError, SignedIn, render};
+use crate::AppState;
+
+/// How long the confirmation step stays valid.
+pub const CONFIRM_WITHIN: Duration = Duration::from_secs(10 * 60);
+
+/// Salt of the signed confirmation.
+const SALT: &str = "rampart-app-delete-account";
+
+/// The two steps.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/dashboard/security/delete", post(post_delete))
+        .route("/dashboard/security/delete/confirm", post(post_confirm))
+}
+
+async fn post_delete(
+    State(state): State<AppState>,
+    page: SignedIn,
+    mut input: FormInput,
+) -> Result<Response, HandlerError> {
+    let security = &state.security;
+    let user = &page.user.user;
+    let password = input.text("delete_password");
+    match crate::account::check_password(security, user, password.as_deref(), "delete_password")
+        .await?
+    {
+        Err(errors) => {
+            // The security page again, with the error under the delete form's password.
+            render(
+                &page.ctx,
+                "security/change_password.html",
+                context! {
+                    form => context! { values => Value::Null, errors => FieldErrors::new().to_json() },
+                    delete_form => context! { errors => errors.to_json() },
+                },
+            )
+            .await
+        }
+        Ok(()) => {
+            let confirmation = security
+                .signer()
+                .sign(SALT, &user.fs_uniquifier, security.clock().now())
+                .map_err(rampart::Error::from)?;
+            render(
+                &page.ctx,
+                "app/delete_account.html",
+                context! { confirmation => confirmation },
+            )
+            .await
+        }
+    }
+}
+
+async fn post_confirm(
+    State(state): State<AppState>,
+    page: SignedIn,
+    mut input: FormInput,
+) -> Result<Response, HandlerError> {
+    let security = &state.security;
+    let user = &page.user.user;
+    let config = security.config();
+    let confirmed = input.text("confirmation").is_some_and(|token| {
+        security
+            .signer()
+            .verify::<String>(SALT, &token, Some(CONFIRM_WITHIN), security.clock().now())
+            .is_ok_and(|uniquifier| uniquifier == user.fs_uniquifier)
+    });
+    if !confirmed {
+        page.ctx
+            .flash(
+                "error",
+                "That confirmation has expired. Enter your password again to delete your account.",
+            )
+            .await?;
+        return Ok(rampart::reply::redirect(&config.url(&config.change_url)));
+    }
+    crate::account::delete_user(security, &state.media, user).await?;
+    rampart::logout_user(&page.ctx).await?;
+    page.ctx
+        .flash(
+            "success",
+            "Your account and everything in it have been deleted. Goodbye!",
+        )
+        .await?;
+    Ok(rampart::reply::redirect(&config.url(&config.login_url)))
+}

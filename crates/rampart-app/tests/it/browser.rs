@@ -1,0 +1,418 @@
+//! The web pages in headless Chromium, as a person uses them: the app on `127.0.0.1:0`, mail
+//! through SMTP to a sink, links opened from the received mails. Every page visited is saved as a
+//! screenshot at desktop and phone widths (see [`driver`]). Skipped with a notice when Chromium
+//! is not installed, except under CI. SQLite only: the HTTP tests cover PostgreSQL.
+
+mod driver;
+
+use std::time::Duration;
+
+use image::{ImageFormat, Rgb, RgbImage};
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::harness::{ADMIN_EMAIL, ADMIN_PASSWORD, Backend, PASSWORD, TestApp};
+use driver::Browser;
+
+const NEW_PASSWORD: &str = "a much better passphrase";
+
+/// A colourful test picture, written to `dir`.
+fn picture(dir: &std::path::Path) -> std::path::PathBuf {
+    let image = RgbImage::from_fn(320, 320, |x, y| {
+        let (dx, dy) = (x as f32 - 160.0, y as f32 - 130.0);
+        let face = dx * dx + dy * dy < 70.0 * 70.0;
+        let body = (y > 210) && ((x as f32 - 160.0).abs() < 120.0 - (320 - y) as f32 * 0.2);
+        if face || body {
+            Rgb([250, 214, 165])
+        } else {
+            Rgb([(60 + x / 3) as u8, (90 + y / 4) as u8, 200])
+        }
+    });
+    let path = dir.join("me.png");
+    image
+        .save_with_format(&path, ImageFormat::Png)
+        .expect("save picture");
+    path
+}
+
+/// The link to `path_prefix` in the next mail to `to`.
+async fn link_in_mail(app: &TestApp, to: &str, subject: &str, path_prefix: &str) -> String {
+    let mail = app.mail_to(to).await;
+    assert_eq!(mail.subject, subject, "{}", mail.text);
+    rampart::find_link(&mail.text, path_prefix).expect("link in the mail")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visitor_signs_up_confirms_edits_the_profile_changes_password_and_deletes_the_account() {
+    let app = TestApp::start(&Backend::Sqlite, &[]).await;
+    let Some(browser) = Browser::start(&app.base).await else {
+        return;
+    };
+    let email = "ada@example.com";
+
+    // Sign up: an empty form shows every problem next to its field, terms included.
+    browser.open("/register").await;
+    browser.wait_for_text("Create your account").await;
+    browser.shot("sign-up").await;
+    browser.click("#sign-up").await;
+    let page = browser.wait_for_text("Please check the form").await;
+    assert!(page.contains(rampart_app::TERMS_REQUIRED), "{page}");
+    assert_eq!(
+        browser.attr("#email", "aria-invalid").await.as_deref(),
+        Some("true")
+    );
+    assert_eq!(
+        browser.attr("#terms", "aria-invalid").await.as_deref(),
+        Some("true")
+    );
+    browser.shot("sign-up-errors").await;
+
+    browser.fill("#username", "adalovelace").await;
+    browser.fill("#email", email).await;
+    browser.fill("#password", PASSWORD).await;
+    browser.fill("#password_confirm", PASSWORD).await;
+    browser.click("#terms").await;
+    browser.click("#sign-up").await;
+    let page = browser.wait_for_text("Check your email").await;
+    assert!(page.contains(email), "{page}");
+    browser.shot("check-your-email").await;
+
+    // Not confirmed yet: refused. Then the link from the mail confirms.
+    browser
+        .sign_in(email, PASSWORD, "Email requires confirmation.")
+        .await;
+    let link = link_in_mail(&app, email, "Welcome", "/confirm/").await;
+    browser.open(&link).await;
+    browser.wait_for_path("/login").await;
+    browser.wait_for_text("Your email has been confirmed").await;
+    browser.shot("sign-in-confirmed").await;
+
+    // A wrong password, then the right one (by username).
+    browser.fill("#email", email).await;
+    browser.fill("#password", "not my password").await;
+    browser.click("#sign-in").await;
+    browser
+        .wait_for_text("identity or password/passcode invalid")
+        .await;
+    assert_eq!(
+        browser.attr("#email", "value").await.as_deref(),
+        Some(email)
+    );
+    browser.shot("sign-in-wrong-password").await;
+    browser
+        .sign_in("adalovelace", PASSWORD, "Welcome back, adalovelace")
+        .await;
+    browser.wait_for_path("/").await;
+    browser.shot("dashboard").await;
+    browser.click(".usermenu summary").await;
+    browser.wait_for_text("Signed in as").await;
+    browser.shot("user-menu").await;
+
+    // Profile: a file that only claims to be a picture is refused and nothing is saved…
+    browser.open("/dashboard/profile/").await;
+    browser.wait_for_text("Personal details").await;
+    let dir = tempfile::tempdir().expect("dir");
+    let fake = dir.path().join("cat.png");
+    std::fs::write(&fake, "<svg xmlns='http://www.w3.org/2000/svg'/>").expect("fake");
+    browser.fill("#first_name", "Ada").await;
+    browser.fill("#avatar", &fake.display().to_string()).await;
+    browser.click("#save-profile").await;
+    browser
+        .wait_for_text("Choose a PNG, JPEG or WebP picture.")
+        .await;
+    assert_eq!(
+        browser.attr("#avatar", "aria-invalid").await.as_deref(),
+        Some("true")
+    );
+    assert_eq!(
+        browser.attr("#first_name", "value").await.as_deref(),
+        Some("Ada")
+    );
+    browser.shot("profile-errors").await;
+
+    // … then the details and a real picture are saved.
+    browser.fill("#last_name", "Lovelace").await;
+    browser.set_value("#dob", "1815-12-10").await;
+    browser.fill("#phone", "+44 20 7946 0000").await;
+    browser.fill("#address", "12 St James's Square").await;
+    browser.fill("#city", "London").await;
+    browser.fill("#zip", "SW1Y 4JH").await;
+    browser.fill("#country", "United Kingdom").await;
+    browser
+        .client
+        .execute("document.getElementById('gender').value = 'female'", vec![])
+        .await
+        .expect("gender");
+    browser
+        .fill("#avatar", &picture(dir.path()).display().to_string())
+        .await;
+    browser.click("#save-profile").await;
+    browser.wait_for_text("Your profile has been saved.").await;
+    let avatar = browser
+        .attr("#avatar-image", "src")
+        .await
+        .expect("avatar shown");
+    assert!(avatar.starts_with("/media/avatars/"), "{avatar}");
+    let avatar = format!("{}{avatar}", app.base);
+    assert_eq!(
+        browser.attr("#dob", "value").await.as_deref(),
+        Some("1815-12-10")
+    );
+    browser.shot("profile").await;
+    let response = reqwest::get(&avatar).await.expect("avatar");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "image/jpeg");
+    assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+    browser.open("/").await;
+    browser.wait_for_text("Welcome back, Ada").await;
+    browser.shot("dashboard-with-profile").await;
+
+    // Security: a wrong current password, then a change.
+    browser.open("/dashboard/security/").await;
+    browser.wait_for_text("Change password").await;
+    browser.shot("security").await;
+    browser.fill("#password", "wrong").await;
+    browser.fill("#new_password", NEW_PASSWORD).await;
+    browser.fill("#new_password_confirm", NEW_PASSWORD).await;
+    browser.click("#change-password").await;
+    browser.wait_for_text("Invalid password").await;
+    browser.fill("#password", PASSWORD).await;
+    browser.fill("#new_password", NEW_PASSWORD).await;
+    browser.fill("#new_password_confirm", NEW_PASSWORD).await;
+    browser.click("#change-password").await;
+    browser
+        .wait_for_text("You successfully changed your password.")
+        .await;
+    browser.shot("security-password-changed").await;
+    assert_eq!(
+        app.mail_to(email).await.subject,
+        "Your password has been changed"
+    );
+
+    // Sign out; the old password no longer works, the new one does.
+    browser.sign_out().await;
+    browser
+        .sign_in(email, PASSWORD, "identity or password/passcode invalid")
+        .await;
+    browser
+        .sign_in(email, NEW_PASSWORD, "Welcome back, Ada")
+        .await;
+
+    // Delete the account: the password first, then a confirmation step.
+    browser.open("/dashboard/security/").await;
+    browser.fill("#delete_password", "wrong").await;
+    browser.click("#delete-account").await;
+    browser.wait_for_text("Invalid password").await;
+    assert_eq!(
+        browser
+            .attr("#delete_password", "aria-invalid")
+            .await
+            .as_deref(),
+        Some("true")
+    );
+    browser.fill("#delete_password", NEW_PASSWORD).await;
+    browser.click("#delete-account").await;
+    browser.wait_for_text("Delete your account?").await;
+    browser.shot("delete-account-confirm").await;
+    browser.click("#confirm-delete").await;
+    browser.wait_for_path("/login").await;
+    browser.wait_for_text("have been deleted").await;
+    browser.shot("account-deleted").await;
+    assert_eq!(
+        reqwest::get(&avatar).await.expect("avatar").status(),
+        StatusCode::NOT_FOUND,
+        "the picture goes with the account"
+    );
+    assert!(
+        app.security
+            .datastore()
+            .user_by_email(email)
+            .await
+            .expect("lookup")
+            .is_none()
+    );
+
+    // Signing in is refused now.
+    browser
+        .sign_in(email, NEW_PASSWORD, "identity or password/passcode invalid")
+        .await;
+    assert_eq!(browser.path().await, "/login");
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_and_used_links_are_explained_with_a_way_forward() {
+    let app = TestApp::start(&Backend::Sqlite, &[]).await;
+    let Some(browser) = Browser::start(&app.base).await else {
+        return;
+    };
+    let email = "grace@example.com";
+    let client = app.client();
+    let (status, body) = client
+        .post_json(
+            "/register",
+            json!({"email": email, "password": PASSWORD, "password_confirm": PASSWORD}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let link = link_in_mail(&app, email, "Welcome", "/confirm/").await;
+
+    // Six days later the link has expired: the page says so and a fresh one is mailed.
+    app.clock.advance(Duration::from_secs(6 * 86_400));
+    browser.open(&link).await;
+    browser.wait_for_path("/confirm").await;
+    let page = browser.wait_for_text("This link has expired").await;
+    assert!(
+        page.contains("You did not confirm your email within 5 days"),
+        "{page}"
+    );
+    assert!(page.contains(email), "{page}");
+    browser.shot("confirm-link-expired").await;
+    let fresh = link_in_mail(&app, email, "Please confirm your email", "/confirm/").await;
+    browser.open(&fresh).await;
+    browser.wait_for_text("Your email has been confirmed").await;
+
+    // Used twice: explained, with the way forward (sign in, or ask for a new link).
+    browser.open(&fresh).await;
+    let page = browser.wait_for_text("This link can't be used").await;
+    assert!(page.contains("Invalid confirmation token."), "{page}");
+    browser.shot("confirm-link-used").await;
+    browser.open("/confirm").await;
+    browser.wait_for_text("Confirm your email").await;
+    browser.shot("resend-confirmation").await;
+
+    // Forgot password → mail → new password.
+    browser.open("/login").await;
+    browser.click("a[href='/reset']").await;
+    browser.wait_for_text("Forgot your password?").await;
+    browser.shot("forgot-password").await;
+    browser.fill("#email", email).await;
+    browser.click("#send-reset").await;
+    browser.wait_for_text("Check your email").await;
+    browser.shot("reset-link-sent").await;
+    let reset = link_in_mail(&app, email, "Password reset instructions", "/reset/").await;
+    browser.open(&reset).await;
+    browser.wait_for_text("Choose a new password").await;
+    browser.fill("#password", NEW_PASSWORD).await;
+    browser.fill("#password_confirm", "something else").await;
+    browser.click("#reset-password").await;
+    browser.wait_for_text("Passwords do not match").await;
+    browser.shot("reset-password-errors").await;
+    browser.fill("#password", NEW_PASSWORD).await;
+    browser.fill("#password_confirm", NEW_PASSWORD).await;
+    browser.click("#reset-password").await;
+    browser.wait_for_path("/login").await;
+    browser
+        .wait_for_text("You successfully reset your password")
+        .await;
+    browser.shot("reset-password-done").await;
+    browser.sign_in(email, NEW_PASSWORD, "Welcome back").await;
+    browser.sign_out().await;
+
+    // The reset link worked once.
+    browser.open(&reset).await;
+    browser.wait_for_path("/reset").await;
+    browser.wait_for_text("This reset link can't be used").await;
+    browser.shot("reset-link-used").await;
+
+    // An expired reset link mails a new one.
+    browser.open("/reset").await;
+    browser.fill("#email", email).await;
+    browser.click("#send-reset").await;
+    browser.wait_for_text("Check your email").await;
+    let _notice = app.mail_to(email).await; // "Your password has been reset"
+    let old = link_in_mail(&app, email, "Password reset instructions", "/reset/").await;
+    app.clock.advance(Duration::from_secs(2 * 86_400));
+    browser.open(&old).await;
+    let page = browser.wait_for_text("This reset link has expired").await;
+    assert!(
+        page.contains("You did not reset your password within 1 day"),
+        "{page}"
+    );
+    browser.shot("reset-link-expired").await;
+    link_in_mail(&app, email, "Password reset instructions", "/reset/").await;
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_deactivates_a_user_who_then_cannot_sign_in_and_others_are_refused_the_admin_area()
+{
+    let app = TestApp::start(&Backend::Sqlite, &[]).await;
+    let Some(browser) = Browser::start(&app.base).await else {
+        return;
+    };
+    app.create_user("bob@example.com").await;
+    for n in 1..=11 {
+        app.create_user(&format!("user{n:02}@example.com")).await;
+    }
+
+    // A plain user: the admin area is refused with the 403 page; unknown pages get the 404 page.
+    browser
+        .sign_in("bob@example.com", PASSWORD, "Welcome back")
+        .await;
+    assert!(
+        !browser.exists("a[href='/admin/users']").await,
+        "no Admin link"
+    );
+    browser.open("/admin/users").await;
+    let page = browser.wait_for_text("You can't go there").await;
+    assert!(page.contains("403"), "{page}");
+    browser.shot("error-403").await;
+    browser.open("/no/such/page").await;
+    browser.wait_for_text("Page not found").await;
+    browser.shot("error-404").await;
+    browser.open("/").await;
+    browser.sign_out().await;
+
+    // The admin: the list has pages and a search.
+    browser
+        .sign_in(ADMIN_EMAIL, ADMIN_PASSWORD, "Welcome back")
+        .await;
+    browser.click("a[href='/admin/users']").await;
+    let page = browser.wait_for_text("13 users").await;
+    assert!(page.contains("Page 1 of 2"), "{page}");
+    browser.shot("admin-users").await;
+    browser.click("a[rel=next]").await;
+    browser.wait_for_text("Page 2 of 2").await;
+    browser.fill("#q", "bob").await;
+    browser.click("#search").await;
+    browser.wait_for_text("1 user matching").await;
+
+    // Give bob the Admin role and take it back.
+    browser
+        .click("tr[data-email='bob@example.com'] .add-role button")
+        .await;
+    browser
+        .wait_for_text("bob@example.com now has the role Admin.")
+        .await;
+    browser
+        .click("tr[data-email='bob@example.com'] button[aria-label^='Remove role Admin']")
+        .await;
+    browser
+        .wait_for_text("bob@example.com no longer has the role Admin.")
+        .await;
+
+    // Deactivate bob.
+    browser
+        .click("tr[data-email='bob@example.com'] button[aria-label^='Deactivate']")
+        .await;
+    browser
+        .wait_for_text("bob@example.com has been deactivated")
+        .await;
+    assert_eq!(browser.path().await, "/admin/users?q=bob");
+    browser.shot("admin-user-deactivated").await;
+    browser.sign_out().await;
+
+    // Bob cannot sign in any more.
+    browser
+        .sign_in("bob@example.com", PASSWORD, "Account is disabled.")
+        .await;
+    assert_eq!(browser.path().await, "/login");
+    browser.shot("sign-in-disabled").await;
+
+    // The login page itself, for the README.
+    browser.open("/login").await;
+    browser.wait_for_text("Sign in").await;
+    browser.shot("sign-in").await;
+    browser.close().await;
+}

@@ -1,0 +1,557 @@
+//! The HTML pages over HTTP (no browser), on every backend: guards, the profile form's CSRF and
+//! picture handling, the sign-up terms box, account deletion in two steps, the admin's actions.
+
+use std::io::Cursor;
+use std::time::Duration;
+
+use image::{DynamicImage, ImageFormat, RgbImage};
+use reqwest::multipart::{Form, Part};
+use reqwest::{StatusCode, header};
+use serde_json::{Value, json};
+
+use crate::harness::{ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, TestApp, TestClient, backends};
+
+/// The value of the hidden input `name` in `html`.
+fn hidden(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} in {html}"))
+        + marker.len();
+    let end = html[start..].find('"').expect("closing quote") + start;
+    html[start..end].to_owned()
+}
+
+fn png(width: u32, height: u32) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    DynamicImage::ImageRgb8(RgbImage::from_pixel(
+        width,
+        height,
+        image::Rgb([9, 99, 199]),
+    ))
+    .write_to(&mut Cursor::new(&mut bytes), ImageFormat::Png)
+    .expect("png");
+    bytes
+}
+
+async fn get(client: &TestClient, path: &str) -> (StatusCode, String, header::HeaderMap) {
+    let response = client
+        .http
+        .get(format!("{}{path}", client.base))
+        .send()
+        .await
+        .expect("get");
+    let status = response.status();
+    let headers = response.headers().clone();
+    (status, response.text().await.expect("body"), headers)
+}
+
+fn location(headers: &header::HeaderMap) -> &str {
+    headers[header::LOCATION].to_str().expect("location")
+}
+
+async fn post_form(
+    client: &TestClient,
+    path: &str,
+    pairs: &[(&str, &str)],
+) -> (StatusCode, String, header::HeaderMap) {
+    let response = client
+        .http
+        .post(format!("{}{path}", client.base))
+        .form(pairs)
+        .send()
+        .await
+        .expect("post");
+    let status = response.status();
+    let headers = response.headers().clone();
+    (status, response.text().await.expect("body"), headers)
+}
+
+async fn post_profile(client: &TestClient, form: Form) -> (StatusCode, String, header::HeaderMap) {
+    let response = client
+        .http
+        .post(format!("{}/dashboard/profile/", client.base))
+        .multipart(form)
+        .send()
+        .await
+        .expect("post");
+    let status = response.status();
+    let headers = response.headers().clone();
+    (status, response.text().await.expect("body"), headers)
+}
+
+async fn profile(client: &TestClient) -> Value {
+    let (status, body) = client.get_json("/api/profile").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["response"]["profile"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_need_a_session_and_the_admin_area_needs_the_admin_role() {
+    for backend in backends() {
+        let app = TestApp::start(&backend, &[]).await;
+        app.create_user("user@example.com").await;
+        let anonymous = app.client();
+        for path in ["/dashboard/profile/", "/admin/users"] {
+            let (status, _, headers) = get(&anonymous, path).await;
+            assert_eq!(status, StatusCode::FOUND, "{path}");
+            assert!(location(&headers).starts_with("/login?next="), "{path}");
+        }
+        let (status, html, headers) = get(&anonymous, "/no/such/page").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(html.contains("Page not found") && html.contains("/static/app.css"));
+        assert!(
+            headers[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+        let (status, css, headers) = get(&anonymous, "/static/app.css").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(css.contains(":root"));
+        assert_eq!(headers[header::CONTENT_TYPE], "text/css; charset=utf-8");
+        let (status, _, _) = get(&anonymous, "/terms").await;
+        assert_eq!(status, StatusCode::OK);
+
+        let (user, token) = app.login("user@example.com", PASSWORD).await;
+        let (status, html, _) = get(&user, "/admin/users").await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(
+            html.contains("You can&#x27;t go there") || html.contains("You can't go there"),
+            "{html}"
+        );
+        let (_, page, _) = get(&user, "/").await;
+        assert!(
+            !page.contains("href=\"/admin/users\""),
+            "no Admin link for users"
+        );
+        let csrf = hidden(&page, "csrf_token");
+        let admin_id = app
+            .security
+            .datastore()
+            .user_by_email(ADMIN_EMAIL)
+            .await
+            .expect("lookup")
+            .expect("admin")
+            .id;
+        let (status, _, _) = post_form(
+            &user,
+            &format!("/admin/users/{admin_id}/deactivate"),
+            &[("csrf_token", &csrf)],
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+
+        // Pages are for browser sessions: an auth token alone is sent to the sign-in page.
+        let response = app
+            .client()
+            .http
+            .get(format!("{}/dashboard/profile/", app.base))
+            .header("Authentication-Token", &token)
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(response.status(), StatusCode::FOUND);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_profile_form_checks_csrf_and_stores_only_real_pictures() {
+    for backend in backends() {
+        let app = TestApp::start(&backend, &[]).await;
+        app.create_user("pic@example.com").await;
+        let (client, _) = app.login("pic@example.com", PASSWORD).await;
+        let (status, html, _) = get(&client, "/dashboard/profile/").await;
+        assert_eq!(status, StatusCode::OK);
+        let csrf = hidden(&html, "csrf_token");
+
+        // Without the token the layer refuses the multipart form.
+        let (status, _, _) = post_profile(&client, Form::new().text("first_name", "Eve")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(profile(&client).await["first_name"], Value::Null);
+
+        // A file that says it is a PNG but is not: refused, nothing saved.
+        let svg = Part::bytes(b"<svg xmlns='http://www.w3.org/2000/svg'/>".to_vec())
+            .file_name("me.png")
+            .mime_str("image/png")
+            .expect("mime");
+        let form = Form::new()
+            .text("csrf_token", csrf.clone())
+            .text("first_name", "Eve")
+            .part("avatar", svg);
+        let (status, html, _) = post_profile(&client, form).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            html.contains("Choose a PNG, JPEG or WebP picture."),
+            "{html}"
+        );
+        assert!(html.contains("value=\"Eve\""), "what was typed is kept");
+        assert_eq!(profile(&client).await["first_name"], Value::Null);
+
+        // A bad date and a picture over the limit are reported together.
+        let big = Part::bytes(vec![0x89; 2 * 1024 * 1024 + 10]).file_name("big.png");
+        let form = Form::new()
+            .text("csrf_token", csrf.clone())
+            .text("dob", "12/01/1990")
+            .part("avatar", big);
+        let (_, html, _) = post_profile(&client, form).await;
+        assert!(html.contains("Must be a date (YYYY-MM-DD)"), "{html}");
+        assert!(html.contains("The picture is too large"), "{html}");
+
+        // A real picture: re-encoded, stored under a random name, served with its type.
+        let form = Form::new()
+            .text("csrf_token", csrf.clone())
+            .text("first_name", "Eve")
+            .text("dob", "1990-01-12")
+            .part(
+                "avatar",
+                Part::bytes(png(900, 600)).file_name("holiday.webp"),
+            );
+        let (status, _, headers) = post_profile(&client, form).await;
+        assert_eq!(status, StatusCode::FOUND);
+        assert_eq!(location(&headers), "/dashboard/profile/");
+        let saved = profile(&client).await;
+        assert_eq!(saved["first_name"], "Eve");
+        assert_eq!(saved["dob"], "1990-01-12");
+        let first = saved["avatar"].as_str().expect("avatar").to_owned();
+        assert!(
+            first.starts_with("/media/avatars/") && first.ends_with(".jpg"),
+            "{first}"
+        );
+        let (status, _, headers) = get(&app.client(), &first).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers[header::CONTENT_TYPE], "image/jpeg");
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        let stored = app
+            .media
+            .avatar_dir()
+            .join(first.trim_start_matches("/media/avatars/"));
+        let decoded = image::open(&stored).expect("stored picture decodes");
+        assert_eq!((decoded.width(), decoded.height()), (512, 341));
+
+        // A new picture replaces the old file; removing it deletes the file.
+        let form = Form::new()
+            .text("csrf_token", csrf.clone())
+            .part("avatar", Part::bytes(png(40, 40)).file_name("x"));
+        post_profile(&client, form).await;
+        let second = profile(&client).await["avatar"]
+            .as_str()
+            .expect("avatar")
+            .to_owned();
+        assert_ne!(first, second);
+        assert!(!stored.exists(), "the old picture is deleted");
+        assert_eq!(get(&app.client(), &first).await.0, StatusCode::NOT_FOUND);
+        let form = Form::new()
+            .text("csrf_token", csrf.clone())
+            .text("first_name", "Eve")
+            .text("remove_avatar", "y");
+        post_profile(&client, form).await;
+        assert_eq!(profile(&client).await["avatar"], Value::Null);
+        assert_eq!(get(&app.client(), &second).await.0, StatusCode::NOT_FOUND);
+
+        // Names that we could not have written are not served.
+        for path in [
+            "/media/avatars/..%2Fsecrets.toml",
+            "/media/avatars/1-abc.png",
+        ] {
+            assert_eq!(
+                get(&app.client(), path).await.0,
+                StatusCode::NOT_FOUND,
+                "{path}"
+            );
+        }
+
+        // Deleting the account through the API takes the picture with it.
+        let form = Form::new()
+            .text("csrf_token", csrf.clone())
+            .part("avatar", Part::bytes(png(20, 20)).file_name("x.png"));
+        post_profile(&client, form).await;
+        let third = profile(&client).await["avatar"]
+            .as_str()
+            .expect("avatar")
+            .to_owned();
+        let (status, body) = client
+            .request(
+                reqwest::Method::DELETE,
+                "/api/account",
+                Some(json!({"password": PASSWORD})),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(get(&app.client(), &third).await.0, StatusCode::NOT_FOUND);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sign_up_page_needs_the_terms_box_but_the_json_api_does_not() {
+    for backend in backends() {
+        let app = TestApp::start(&backend, &[]).await;
+        let browser = app.client();
+        let (_, html, _) = get(&browser, "/register").await;
+        let csrf = hidden(&html, "csrf_token");
+        let fields = [
+            ("csrf_token", csrf.as_str()),
+            ("username", "newbie"),
+            ("email", "new@example.com"),
+            ("password", PASSWORD),
+            ("password_confirm", PASSWORD),
+        ];
+        let (status, html, _) = post_form(&browser, "/register", &fields).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains(rampart_app::TERMS_REQUIRED), "{html}");
+        assert!(html.contains("id=\"terms\""), "{html}");
+        assert!(html.contains("value=\"newbie\""), "what was typed is kept");
+        let datastore = app.security.datastore();
+        assert!(
+            datastore
+                .user_by_email("new@example.com")
+                .await
+                .expect("lookup")
+                .is_none()
+        );
+
+        let mut ticked = fields.to_vec();
+        ticked.push(("terms", "y"));
+        let (status, html, _) = post_form(&browser, "/register", &ticked).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains("Check your email"), "{html}");
+        assert!(
+            datastore
+                .user_by_email("new@example.com")
+                .await
+                .expect("lookup")
+                .is_some()
+        );
+
+        // Flask-Security's JSON API is unchanged: no terms field.
+        let (status, body) = app
+            .client()
+            .post_json(
+                "/register",
+                json!({"email": "spa@example.com", "password": PASSWORD, "password_confirm": PASSWORD}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_the_account_takes_the_password_and_a_fresh_confirmation() {
+    for backend in backends() {
+        let app = TestApp::start(&backend, &[]).await;
+        app.create_user("leaving@example.com").await;
+        let (client, _) = app.login("leaving@example.com", PASSWORD).await;
+        let (_, html, _) = get(&client, "/dashboard/security/").await;
+        assert!(html.contains("Delete account"), "{html}");
+        let csrf = hidden(&html, "csrf_token");
+
+        let (status, html, _) = post_form(
+            &client,
+            "/dashboard/security/delete",
+            &[("csrf_token", &csrf), ("delete_password", "nope")],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            html.contains("Invalid password") && html.contains("aria-invalid"),
+            "{html}"
+        );
+
+        let step = |csrf: String| {
+            let client = &client;
+            async move {
+                let (_, html, _) = post_form(
+                    client,
+                    "/dashboard/security/delete",
+                    &[("csrf_token", &csrf), ("delete_password", PASSWORD)],
+                )
+                .await;
+                assert!(html.contains("Delete your account?"), "{html}");
+                hidden(&html, "confirmation")
+            }
+        };
+        // A confirmation older than 10 minutes is refused.
+        let confirmation = step(csrf.clone()).await;
+        app.clock.advance(Duration::from_secs(11 * 60));
+        let (status, _, headers) = post_form(
+            &client,
+            "/dashboard/security/delete/confirm",
+            &[("csrf_token", &csrf), ("confirmation", &confirmation)],
+        )
+        .await;
+        assert_eq!(status, StatusCode::FOUND);
+        assert_eq!(location(&headers), "/dashboard/security/");
+        let datastore = app.security.datastore();
+        assert!(
+            datastore
+                .user_by_email("leaving@example.com")
+                .await
+                .expect("lookup")
+                .is_some()
+        );
+
+        let confirmation = step(csrf.clone()).await;
+        let (status, _, headers) = post_form(
+            &client,
+            "/dashboard/security/delete/confirm",
+            &[("csrf_token", &csrf), ("confirmation", &confirmation)],
+        )
+        .await;
+        assert_eq!(status, StatusCode::FOUND);
+        assert_eq!(location(&headers), "/login");
+        assert!(
+            datastore
+                .user_by_email("leaving@example.com")
+                .await
+                .expect("lookup")
+                .is_none()
+        );
+        let (status, html, _) = get(&client, "/login").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains("have been deleted"), "{html}");
+        assert_eq!(get(&client, "/").await.0, StatusCode::FOUND, "signed out");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_manage_activation_and_roles_but_cannot_lock_themselves_out() {
+    for backend in backends() {
+        let app = TestApp::start(&backend, &[]).await;
+        app.create_user("carol@example.com").await;
+        let (carol, _) = app.login("carol@example.com", PASSWORD).await;
+        let (admin, _) = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        let (status, html, _) = get(&admin, "/admin/users?q=CAROL").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            html.contains("1 user matching") && html.contains("carol@example.com"),
+            "{html}"
+        );
+        let csrf = hidden(&html, "csrf_token");
+        let datastore = app.security.datastore();
+        let carol_id = datastore
+            .user_by_email("carol@example.com")
+            .await
+            .expect("lookup")
+            .expect("carol")
+            .id;
+        let admin_id = datastore
+            .user_by_email(ADMIN_EMAIL)
+            .await
+            .expect("lookup")
+            .expect("admin")
+            .id;
+
+        // Deactivation signs carol out at once.
+        let (status, _, headers) = post_form(
+            &admin,
+            &format!("/admin/users/{carol_id}/deactivate"),
+            &[("csrf_token", &csrf), ("q", "carol"), ("page", "1")],
+        )
+        .await;
+        assert_eq!(status, StatusCode::FOUND);
+        assert_eq!(location(&headers), "/admin/users?q=carol");
+        assert_eq!(carol.get_json("/api/me").await.0, StatusCode::UNAUTHORIZED);
+        let (_, html, _) = get(&admin, "/admin/users?q=carol").await;
+        assert!(
+            html.contains("has been deactivated") && html.contains("Deactivated"),
+            "{html}"
+        );
+        post_form(
+            &admin,
+            &format!("/admin/users/{carol_id}/activate"),
+            &[("csrf_token", &csrf)],
+        )
+        .await;
+        let (status, _) = app
+            .client()
+            .post_json(
+                "/login",
+                json!({"email": "carol@example.com", "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "active again");
+
+        // Roles.
+        post_form(
+            &admin,
+            &format!("/admin/users/{carol_id}/roles/add"),
+            &[("csrf_token", &csrf), ("role", "Admin")],
+        )
+        .await;
+        let roles = datastore.user_roles(carol_id).await.expect("roles");
+        assert!(roles.iter().any(|r| r.name == "Admin"));
+        post_form(
+            &admin,
+            &format!("/admin/users/{carol_id}/roles/add"),
+            &[("csrf_token", &csrf), ("role", "Wizard")],
+        )
+        .await;
+        let (_, html, _) = get(&admin, "/admin/users").await;
+        assert!(html.contains("There is no role"), "{html}");
+        post_form(
+            &admin,
+            &format!("/admin/users/{carol_id}/roles/remove"),
+            &[("csrf_token", &csrf), ("role", "Admin")],
+        )
+        .await;
+        let roles = datastore.user_roles(carol_id).await.expect("roles");
+        assert!(!roles.iter().any(|r| r.name == "Admin"));
+
+        // No locking oneself out.
+        post_form(
+            &admin,
+            &format!("/admin/users/{admin_id}/deactivate"),
+            &[("csrf_token", &csrf)],
+        )
+        .await;
+        post_form(
+            &admin,
+            &format!("/admin/users/{admin_id}/roles/remove"),
+            &[("csrf_token", &csrf), ("role", "Admin")],
+        )
+        .await;
+        let me = datastore
+            .user_by_id(admin_id)
+            .await
+            .expect("lookup")
+            .expect("admin");
+        assert!(me.active);
+        let roles = datastore.user_roles(admin_id).await.expect("roles");
+        assert!(roles.iter().any(|r| r.name == "Admin"));
+        let (status, _, _) = post_form(
+            &admin,
+            "/admin/users/999999/deactivate",
+            &[("csrf_token", &csrf)],
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_pages_are_in_the_app_style_and_never_show_internals() {
+    let app = TestApp::start(&crate::harness::Backend::Sqlite, &[]).await;
+    let templates = app.security.templates();
+    for (status, heading) in [
+        (403, "You can't go there"),
+        (404, "Page not found"),
+        (500, "Something went wrong"),
+        (413, "That was too much"),
+    ] {
+        let html = templates
+            .render(
+                "security/error.html",
+                minijinja::context! {
+                    status => status,
+                    title => "Title",
+                    message => "The standard message.",
+                    config => minijinja::context! { app_name => "Rampart Sample" },
+                },
+            )
+            .expect("render");
+        assert!(html.contains(heading), "{status}: {html}");
+        assert!(html.contains("/static/app.css"), "{status}");
+        assert!(html.contains("Go to the dashboard"), "{status}");
+    }
+}
