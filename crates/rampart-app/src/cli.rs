@@ -294,6 +294,10 @@ pub async fn serve(config: &AppConfig, bind: Option<&str>) -> Result<(), AppErro
     let app = crate::build(config).await?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
+    // Expired sessions are never loaded, but their rows are deleted hourly.
+    let housekeeping = app
+        .security
+        .spawn_housekeeping(std::time::Duration::from_secs(3600));
     say(&format!(
         "{} is running on http://{local}/ (database: {}; press Ctrl-C to stop)",
         config.security.app_name,
@@ -306,6 +310,7 @@ pub async fn serve(config: &AppConfig, bind: Option<&str>) -> Result<(), AppErro
     )
     .with_graceful_shutdown(shutdown_signal())
     .await?;
+    housekeeping.abort();
     say("Stopped.");
     Ok(())
 }
