@@ -100,11 +100,26 @@ pub(crate) async fn protect(ctx: &AuthContext, req: &mut Request<Body>) -> Resul
         return Ok(());
     }
     let config = ctx.security.config();
-    if req.uri().path() == config.url(&config.logout_url) {
-        return Ok(());
-    }
     let method = ctx.user.as_ref().map(|u| u.method);
     if matches!(method, Some(AuthMethod::Token | AuthMethod::Basic)) {
+        return Ok(());
+    }
+    // Browsers say where a request comes from: a state-changing request started by another
+    // site is refused outright (login CSRF, forced logout, …), whatever else it carries.
+    if req
+        .headers()
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"))
+    {
+        let message = ctx.security.msg("CROSS_SITE_REFUSED", &[]);
+        return Err(render_error(
+            &ctx.security,
+            ctx.is_json,
+            StatusCode::FORBIDDEN,
+            &message,
+        ));
+    }
+    if req.uri().path() == config.url(&config.logout_url) {
         return Ok(());
     }
     let json_body = crate::forms::is_json_content_type(&content_type(req));

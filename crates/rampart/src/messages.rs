@@ -414,6 +414,11 @@ const DEFAULTS: &[(&str, &str, &str)] = &[
     ("CSRF_INVALID", "The CSRF token is invalid.", "error"),
     ("CSRF_MISMATCH", "The CSRF tokens do not match.", "error"),
     (
+        "CROSS_SITE_REFUSED",
+        "Cross-site requests are not allowed.",
+        "error",
+    ),
+    (
         "CSRF_SESSION_MISSING",
         "The CSRF session token is missing.",
         "error",

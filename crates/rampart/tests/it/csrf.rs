@@ -236,3 +236,47 @@ async fn csrf_tokens_do_not_expire_by_time() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_state_changing_request_from_another_site_is_refused() {
+    each_backend(GENERIC, async |app: TestApp| {
+        // Anonymous JSON login: normally exempt from the token, but not when the browser says
+        // another site started it.
+        let response = app
+            .client()
+            .post("/login")
+            .header("Sec-Fetch-Site", "cross-site")
+            .json(&json!({"email": "ann@example.com", "password": PASSWORD}))
+            .send()
+            .await;
+        response.assert_errors(
+            StatusCode::FORBIDDEN,
+            &["Cross-site requests are not allowed."],
+        );
+        // The same request from the site itself goes through to the login check.
+        let response = app
+            .client()
+            .post("/login")
+            .header("Sec-Fetch-Site", "same-origin")
+            .json(&json!({"email": "ann@example.com", "password": PASSWORD}))
+            .send()
+            .await;
+        assert_eq!(
+            response.status,
+            StatusCode::BAD_REQUEST,
+            "{}",
+            response.text()
+        );
+        // A signed-in session cannot be logged out by another site either.
+        let client = app.logged_in("bob@example.com").await;
+        let response = client
+            .post("/logout")
+            .header("Sec-Fetch-Site", "cross-site")
+            .json(&json!({}))
+            .send()
+            .await;
+        assert_eq!(response.status, StatusCode::FORBIDDEN);
+        assert_eq!(client.me().await.status, StatusCode::OK);
+    })
+    .await;
+}
