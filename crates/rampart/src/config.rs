@@ -406,6 +406,10 @@ pub struct SecurityConfig {
     pub csrf_cookie_name: String,
     /// `SECURITY_LOGIN_RATE_LIMIT` (seed: `3 per 10 minutes`), per client address.
     pub login_rate_limit: Option<RateLimit>,
+    /// `SECURITY_LOGIN_IDENTITY_RATE_LIMIT` (default `10 per 5 minutes`): login attempts per
+    /// account (email or username), from any address, so guessing spread over many addresses is
+    /// throttled too. A successful login clears the account's count.
+    pub login_identity_rate_limit: Option<RateLimit>,
     /// `SECURITY_TRUSTED_PROXIES`: how many reverse proxies' `X-Forwarded-For` entries to trust.
     pub trusted_proxies: usize,
     /// `SECURITY_MSG_*` overrides.
@@ -472,6 +476,11 @@ impl Default for SecurityConfig {
             token_query_key: "auth_token".into(),
             token_max_age: Duration::from_secs(15 * 60),
             csrf_cookie_name: "XSRF-TOKEN".into(),
+            login_identity_rate_limit: Some(RateLimit {
+                limit: 10,
+                window: Duration::from_secs(300),
+                description: "10 per 5 minute".into(),
+            }),
             login_rate_limit: Some(RateLimit {
                 limit: 3,
                 window: Duration::from_secs(600),
@@ -663,14 +672,11 @@ impl SecurityConfig {
         );
         set!(c.token_max_age, s.duration("SECURITY_TOKEN_MAX_AGE")?);
         set!(c.csrf_cookie_name, s.string("SECURITY_CSRF_COOKIE_NAME"));
-        if let Some(v) = s.get("SECURITY_LOGIN_RATE_LIMIT") {
-            c.login_rate_limit = match v.trim().to_ascii_lowercase().as_str() {
-                "off" | "none" | "false" | "0" => None,
-                _ => Some(
-                    RateLimit::parse(v)
-                        .map_err(|m| ConfigError::invalid("SECURITY_LOGIN_RATE_LIMIT", m))?,
-                ),
-            };
+        if let Some(limit) = optional_rate_limit(s, "SECURITY_LOGIN_RATE_LIMIT")? {
+            c.login_rate_limit = limit;
+        }
+        if let Some(limit) = optional_rate_limit(s, "SECURITY_LOGIN_IDENTITY_RATE_LIMIT")? {
+            c.login_identity_rate_limit = limit;
         }
         set!(c.trusted_proxies, s.int("SECURITY_TRUSTED_PROXIES")?);
         for (key, text) in s.with_prefix("SECURITY_MSG_") {
@@ -746,6 +752,17 @@ impl SecurityConfig {
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.url_prefix, path)
     }
+}
+
+/// A rate limit setting: `Some(None)` when turned off (`off`, `none`, `false`, `0`).
+fn optional_rate_limit(s: &Settings, key: &str) -> Result<Option<Option<RateLimit>>, ConfigError> {
+    let Some(v) = s.get(key) else {
+        return Ok(None);
+    };
+    Ok(Some(match v.trim().to_ascii_lowercase().as_str() {
+        "off" | "none" | "false" | "0" => None,
+        _ => Some(RateLimit::parse(v).map_err(|m| ConfigError::invalid(key, m))?),
+    }))
 }
 
 fn checked_path(key: &str, value: String) -> Result<String, ConfigError> {

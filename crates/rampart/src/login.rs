@@ -306,9 +306,18 @@ async fn post_login(
     let security = ctx.security().clone();
     let host = ctx.host.clone();
     let outcome = match validate(&security, host.as_deref(), &mut input, query.next.clone()) {
-        Ok(form) => authenticate(&security, &form)
-            .await?
-            .map(|user| (user, form)),
+        Ok(form) => {
+            if let Some(limited) =
+                crate::rate_limit::check_login_identity(&ctx, &form.identity).await?
+            {
+                return Ok(limited);
+            }
+            let outcome = authenticate(&security, &form).await?;
+            if outcome.is_ok() {
+                crate::rate_limit::clear_login_identity(&security, &form.identity).await?;
+            }
+            outcome.map(|user| (user, form))
+        }
         Err(errors) => Err(errors),
     };
     match outcome {

@@ -41,6 +41,35 @@ pub(crate) async fn check_login(ctx: &AuthContext) -> crate::Result<Option<Respo
     }
 }
 
+fn identity_key(identity: &str) -> String {
+    format!("login-identity:{}", identity.trim().to_lowercase())
+}
+
+/// Counts a login attempt for an account (any address); `Some(response)` when refused.
+pub(crate) async fn check_login_identity(
+    ctx: &AuthContext,
+    identity: &str,
+) -> crate::Result<Option<Response>> {
+    let Some(limit) = ctx.security.config().login_identity_rate_limit.as_ref() else {
+        return Ok(None);
+    };
+    match hit(&ctx.security, &identity_key(identity), limit).await? {
+        Ok(()) => Ok(None),
+        Err(retry_after) => Ok(Some(too_many(ctx, limit, retry_after))),
+    }
+}
+
+/// Clears an account's attempt count after a successful login.
+pub(crate) async fn clear_login_identity(security: &Security, identity: &str) -> crate::Result<()> {
+    if security.config().login_identity_rate_limit.is_some() {
+        security
+            .datastore()
+            .rate_limit_reset(&identity_key(identity))
+            .await?;
+    }
+    Ok(())
+}
+
 /// A 429 answer with `Retry-After`, in the request's format.
 pub(crate) fn too_many(ctx: &AuthContext, limit: &RateLimit, retry_after: Duration) -> Response {
     let secs = retry_after.as_secs().max(1);

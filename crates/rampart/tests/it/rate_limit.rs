@@ -78,3 +78,43 @@ async fn the_fourth_login_post_in_ten_minutes_is_a_429() {
     })
     .await;
 }
+
+const IDENTITY_LIMIT: &[(&str, &str)] = &[
+    ("SECURITY_LOGIN_IDENTITY_RATE_LIMIT", "3 per 10 minutes"),
+    ("SECURITY_RETURN_GENERIC_RESPONSES", "false"),
+];
+
+#[tokio::test]
+async fn guessing_one_account_is_throttled_whichever_client_guesses() {
+    each_backend(IDENTITY_LIMIT, async |app: TestApp| {
+        app.signed_up("ann@example.com").await;
+        app.signed_up("bob@example.com").await;
+        // A success clears the count: it does not add up across normal use.
+        for _ in 0..4 {
+            app.client().login_ok("ann@example.com", PASSWORD).await;
+        }
+        for _ in 0..3 {
+            let guess = app
+                .client()
+                .login("ANN@example.com", "wrong password")
+                .await;
+            assert_eq!(guess.status, StatusCode::BAD_REQUEST, "{}", guess.text());
+        }
+        // The fourth attempt on that account is refused, even with the right password...
+        let limited = app.client().login("ann@example.com", PASSWORD).await;
+        assert_eq!(
+            limited.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{}",
+            limited.text()
+        );
+        assert_eq!(limited.response()["errors"], json!(["3 per 10 minute"]));
+        assert!(limited.header("retry-after").is_some());
+        // ...while other accounts are not affected.
+        app.client().login_ok("bob@example.com", PASSWORD).await;
+
+        app.advance(Duration::from_secs(10 * 60 + 1));
+        app.client().login_ok("ann@example.com", PASSWORD).await;
+    })
+    .await;
+}
