@@ -29,12 +29,13 @@ pub(crate) async fn load_user(
 ) -> crate::Result<Option<Arc<AuthUser>>> {
     let found = security
         .datastore()
-        .user_with_roles_by_uniquifier(uniquifier)
+        .user_with_roles_cached(uniquifier)
         .await?;
-    Ok(found.filter(|(user, _)| user.active).map(|(user, roles)| {
+    Ok(found.filter(|found| found.0.active).map(|found| {
+        let (user, roles) = &*found;
         Arc::new(AuthUser {
-            user,
-            roles,
+            user: user.clone(),
+            roles: roles.clone(),
             method,
         })
     }))

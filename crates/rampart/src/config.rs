@@ -418,6 +418,12 @@ pub struct SecurityConfig {
     pub template_dir: Option<PathBuf>,
     /// `MAX_CONTENT_LENGTH`: request body limit in bytes (1 MiB).
     pub max_content_length: usize,
+    /// `SECURITY_AUTH_CACHE_TTL`: how long this process may reuse a session row and a user with
+    /// their roles before reading them again (default 5 s; `0` turns the cache off). Changes made
+    /// through the framework take effect on the next request regardless; the TTL bounds how long
+    /// changes made by other processes (other instances, the CLI) go unseen. See
+    /// [`Datastore`](crate::Datastore).
+    pub auth_cache_ttl: Duration,
     /// Larger (or smaller) body limits for paths starting with a prefix, e.g. an upload form;
     /// the longest matching prefix wins. See [`SecurityConfig::body_limit_for`].
     pub body_limits: Vec<(String, usize)>,
@@ -490,6 +496,7 @@ impl Default for SecurityConfig {
             messages: HashMap::new(),
             template_dir: None,
             max_content_length: 1024 * 1024,
+            auth_cache_ttl: Duration::from_secs(5),
             body_limits: Vec::new(),
         }
     }
@@ -690,6 +697,7 @@ impl SecurityConfig {
         }
         c.template_dir = s.string("SECURITY_TEMPLATE_DIR").map(PathBuf::from);
         set!(c.max_content_length, s.int("MAX_CONTENT_LENGTH")?);
+        set!(c.auth_cache_ttl, s.duration("SECURITY_AUTH_CACHE_TTL")?);
         c.validate()?;
         Ok(c)
     }

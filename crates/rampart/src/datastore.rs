@@ -18,6 +18,7 @@ use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::migrate::{Migration, MigrationSource, Migrator};
@@ -90,6 +91,7 @@ macro_rules! role_columns {
 }
 
 // Declared after the macros above, which they use.
+mod cache;
 mod error;
 mod rate_limit;
 mod roles;
@@ -120,10 +122,30 @@ pub enum DbPool {
 
 /// Rampart's storage: every query the framework runs, for SQLite and PostgreSQL alike.
 ///
-/// Cheap to clone (the pool is reference counted).
+/// Cheap to clone (the pool is reference counted); clones share one pool and one cache.
+///
+/// # The cache
+/// The two lookups behind every authenticated request — the session row and the user with their
+/// roles — are cached in this process for a short time ([`Datastore::set_cache_ttl`], 5 s by
+/// default, `SECURITY_AUTH_CACHE_TTL`), and every write made through a `Datastore` drops what it
+/// changed, so a deactivated user, a rotated uniquifier or a removed role is refused on the very
+/// next request. Changes made **outside** this process (another app instance, the CLI run as its
+/// own process, hand-written SQL) are seen within the TTL; an application that writes the
+/// `user`, `role` or `roles_users` tables itself through [`Datastore::pool`] calls
+/// [`Datastore::invalidate_user`] or [`Datastore::invalidate_all`] afterwards. Session writes are
+/// grouped: concurrent saves share one statement and one commit, each caller still returning only
+/// once its row is committed.
 #[derive(Clone, Debug)]
 pub struct Datastore {
     pool: DbPool,
+    shared: Arc<Shared>,
+}
+
+/// What every clone of a datastore shares besides the pool.
+#[derive(Debug, Default)]
+struct Shared {
+    cache: cache::Cache,
+    session_writer: sessions::SessionWriter,
 }
 
 impl Datastore {
@@ -188,7 +210,37 @@ impl Datastore {
     /// SQLite pools should enable foreign keys (they are on by default in sqlx), or deletes will
     /// not cascade to application tables.
     pub fn from_pool(pool: DbPool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            shared: Arc::default(),
+        }
+    }
+
+    /// How long the session and user lookups stay cached in this process (default 5 s; zero
+    /// turns the cache off). Applies to every clone of this datastore. See [`Datastore`].
+    pub fn set_cache_ttl(&self, ttl: Duration) {
+        self.shared.cache.set_ttl(ttl);
+    }
+
+    /// The cache's time to live.
+    pub fn cache_ttl(&self) -> Duration {
+        self.shared.cache.ttl()
+    }
+
+    /// Forgets what this process cached about user `user_id`: call it after changing the
+    /// `user` or `roles_users` rows of that user with SQL of your own.
+    pub fn invalidate_user(&self, user_id: i64) {
+        self.shared.cache.invalidate_user(user_id);
+    }
+
+    /// Forgets every cached user and session: call it after changing roles, or many users, with
+    /// SQL of your own.
+    pub fn invalidate_all(&self) {
+        self.shared.cache.clear();
+    }
+
+    pub(crate) fn cache(&self) -> &cache::Cache {
+        &self.shared.cache
     }
 
     /// The underlying pool, for the application's own queries.

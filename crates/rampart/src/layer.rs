@@ -274,6 +274,8 @@ fn finish(security: &Security, is_json: bool, mut response: Response) -> Respons
         response = rendered;
     }
     let headers = response.headers_mut();
+    // The headers below, at once rather than by regrowing the map.
+    headers.reserve(6);
     headers.insert(
         "x-content-type-options",
         HeaderValue::from_static("nosniff"),

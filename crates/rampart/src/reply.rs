@@ -23,8 +23,39 @@ fn finish(mut response: Response) -> Response {
 
 /// `{"meta": {"code": status}, "response": response}` with the given status.
 pub fn json(status: StatusCode, response: Value) -> Response {
-    let body = json!({"meta": {"code": status.as_u16()}, "response": response});
-    finish((status, axum::Json(body)).into_response())
+    /// The envelope, serialized straight from a borrowed answer (no intermediate map).
+    #[derive(serde::Serialize)]
+    struct Envelope<'a> {
+        meta: Meta,
+        response: &'a Value,
+    }
+    #[derive(serde::Serialize)]
+    struct Meta {
+        code: u16,
+    }
+    let envelope = Envelope {
+        meta: Meta {
+            code: status.as_u16(),
+        },
+        response: &response,
+    };
+    match serde_json::to_vec(&envelope) {
+        Ok(body) => finish(
+            (
+                status,
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(mime::APPLICATION_JSON.as_ref()),
+                )],
+                body,
+            )
+                .into_response(),
+        ),
+        Err(error) => {
+            tracing::error!(%error, "cannot serialize a JSON answer");
+            finish(StatusCode::INTERNAL_SERVER_ERROR.into_response())
+        }
+    }
 }
 
 /// A 200 envelope around `response`.

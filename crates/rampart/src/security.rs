@@ -294,6 +294,7 @@ impl SecurityBuilder {
         if self.migrate {
             datastore.migrate().await?;
         }
+        datastore.set_cache_ttl(self.config.auth_cache_ttl);
         let hasher = PasswordHasher::new(&self.config.password)?;
         let signer = TokenSigner::new(
             self.config.secret_key.clone(),

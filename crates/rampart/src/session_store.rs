@@ -34,8 +34,14 @@ impl DbSessionStore {
 
 /// The stored form of a session id: hex SHA-256 of its text.
 pub fn hash_session_id(id: &Id) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = Sha256::digest(id.to_string().as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    let mut hex = String::with_capacity(digest.len() * 2);
+    for byte in digest {
+        hex.push(char::from(HEX[usize::from(byte >> 4)]));
+        hex.push(char::from(HEX[usize::from(byte & 0x0f)]));
+    }
+    hex
 }
 
 fn parts(record: &Record) -> StoreResult<(String, Option<i64>, String, time::PrimitiveDateTime)> {
@@ -113,5 +119,21 @@ impl SessionStore for DbSessionStore {
             .session_delete(&hash_session_id(id))
             .await
             .map_err(backend)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_ids_are_stored_as_lowercase_hex_sha256() {
+        let id = Id(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef);
+        let expected: String = Sha256::digest(id.to_string().as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(hash_session_id(&id), expected);
+        assert_eq!(expected.len(), 64);
     }
 }

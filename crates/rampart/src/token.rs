@@ -27,7 +27,7 @@
 mod legacy;
 
 use std::fmt;
-use std::io::{Read as _, Write as _};
+use std::io::Read as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,7 +35,6 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use flate2::Compression;
 use flate2::read::ZlibDecoder;
-use flate2::write::ZlibEncoder;
 use hmac::digest::{KeyInit, Output};
 use hmac::{Hmac, Mac};
 use rand::RngCore as _;
@@ -351,10 +350,26 @@ fn encode_payload(json: &[u8]) -> String {
     }
 }
 
+/// zlib at the default level, as itsdangerous does. The compressor (a few hundred KiB of tables)
+/// is kept per thread and reset between uses: allocating and freeing it for every token (every
+/// CSRF token of every form) was a large share of a page's cost.
 fn compress(data: &[u8]) -> Option<Vec<u8>> {
-    let mut encoder = ZlibEncoder::new(Vec::new(), Compression::default());
-    encoder.write_all(data).ok()?;
-    encoder.finish().ok()
+    thread_local! {
+        static COMPRESSOR: std::cell::RefCell<Option<flate2::Compress>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    COMPRESSOR.with(|cell| {
+        let mut slot = cell.try_borrow_mut().ok()?;
+        let compressor =
+            slot.get_or_insert_with(|| flate2::Compress::new(Compression::default(), true));
+        compressor.reset();
+        // Room for any output that could still be shorter than the input.
+        let mut out = Vec::with_capacity(data.len() + 64);
+        let status = compressor
+            .compress_vec(data, &mut out, flate2::FlushCompress::Finish)
+            .ok()?;
+        (status == flate2::Status::StreamEnd).then_some(out)
+    })
 }
 
 fn decode_payload(payload_b64: &str) -> Result<Vec<u8>, TokenError> {

@@ -176,6 +176,8 @@ impl Datastore {
             .bind(now)
             .fetch_optional(pool)
             .await?);
+        // Every holder of the role changed.
+        self.cache().invalidate_users();
         row.map(Role::from)
             .ok_or_else(|| DatastoreError::NotFound(format!("role {name}")))
     }
@@ -205,6 +207,7 @@ impl Datastore {
             .execute(pool)
             .await?
             .rows_affected());
+        self.cache().invalidate_user(user_id);
         if added > 0 {
             return Ok(true);
         }
@@ -230,6 +233,7 @@ impl Datastore {
             .execute(pool)
             .await?
             .rows_affected());
+        self.cache().invalidate_user(user_id);
         Ok(removed > 0)
     }
 }

@@ -3,6 +3,9 @@
 use sqlx::{FromRow, Row};
 use time::PrimitiveDateTime;
 
+use std::sync::Arc;
+
+use super::cache::UserWithRoles;
 use super::roles::role_from_parts;
 use super::{Datastore, DatastoreError, escape_like};
 use crate::model::{NewUser, Role, User};
@@ -141,12 +144,43 @@ impl Datastore {
 
     /// The user with this `fs_uniquifier` and their roles (sorted by name), in one query.
     ///
-    /// This is the lookup behind every authenticated request.
+    /// This is the lookup behind every authenticated request; its answer is cached in this
+    /// process (see [`Datastore`]).
     ///
     /// # Errors
     ///
     /// As for [`Datastore::user_by_id`].
     pub async fn user_with_roles_by_uniquifier(
+        &self,
+        uniquifier: &str,
+    ) -> Result<Option<(User, Vec<Role>)>, DatastoreError> {
+        Ok(self
+            .user_with_roles_cached(uniquifier)
+            .await?
+            .map(|found| (*found).clone()))
+    }
+
+    /// [`Datastore::user_with_roles_by_uniquifier`], shared with the cache (no copy).
+    pub(crate) async fn user_with_roles_cached(
+        &self,
+        uniquifier: &str,
+    ) -> Result<Option<UserWithRoles>, DatastoreError> {
+        let cache = self.cache();
+        if let Some(found) = cache.user(uniquifier) {
+            return Ok(Some(found));
+        }
+        let ticket = cache.user_ticket();
+        let found = self
+            .user_with_roles_uncached(uniquifier)
+            .await?
+            .map(Arc::new);
+        if let Some(found) = &found {
+            cache.put_user(ticket, Arc::clone(found));
+        }
+        Ok(found)
+    }
+
+    async fn user_with_roles_uncached(
         &self,
         uniquifier: &str,
     ) -> Result<Option<(User, Vec<Role>)>, DatastoreError> {
@@ -258,6 +292,7 @@ impl Datastore {
             .execute(pool)
             .await?
             .rows_affected());
+        self.cache().invalidate_user(user_id);
         expect_user(updated, user_id)
     }
 
@@ -279,6 +314,7 @@ impl Datastore {
             .execute(pool)
             .await?
             .rows_affected());
+        self.cache().invalidate_user(user_id);
         expect_user(updated, user_id)
     }
 
@@ -298,6 +334,7 @@ impl Datastore {
             .execute(pool)
             .await?
             .rows_affected());
+        self.cache().invalidate_user(user_id);
         expect_user(updated, user_id)
     }
 
@@ -320,6 +357,7 @@ impl Datastore {
             .execute(pool)
             .await?
             .rows_affected());
+        self.cache().invalidate_user(user_id);
         expect_user(updated, user_id)
     }
 
@@ -341,6 +379,7 @@ impl Datastore {
             .execute(pool)
             .await?
             .rows_affected());
+        self.cache().invalidate_user(user_id);
         expect_user(updated, user_id)
     }
 
@@ -364,6 +403,7 @@ impl Datastore {
             .execute(pool)
             .await?
             .rows_affected());
+        self.cache().invalidate_user(user_id);
         expect_user(updated, user_id)
     }
 
@@ -375,7 +415,7 @@ impl Datastore {
     ///
     /// [`DatastoreError::Unavailable`] or [`DatastoreError::Query`] when a statement fails.
     pub async fn delete_user(&self, user_id: i64) -> Result<bool, DatastoreError> {
-        with_pool!(self, |pool| {
+        let deleted = with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             for sql in [
                 "DELETE FROM \"roles_users\" WHERE \"user_id\" = $1",
@@ -391,7 +431,11 @@ impl Datastore {
                 .rows_affected();
             tx.commit().await?;
             Ok(deleted > 0)
-        })
+        });
+        let cache = self.cache();
+        cache.invalidate_user(user_id);
+        cache.invalidate_sessions(|_, session| session.user_id == Some(user_id));
+        deleted
     }
 
     /// The number of users.

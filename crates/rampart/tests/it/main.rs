@@ -4,6 +4,7 @@
 mod harness;
 
 mod bodies;
+mod cache;
 mod change;
 mod confirm;
 mod csrf;

@@ -1,0 +1,37 @@
+//! `cargo run --release -p rampart-bench [-- --quick | --million]`: see [`rampart_bench`].
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use rampart_bench::Options;
+
+fn main() -> ExitCode {
+    let options = Options::parse();
+    if options.serve_bare {
+        return match rampart_bench::server::serve_bare() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("bare handler: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let report = match rampart_bench::run(&options) {
+        Ok(report) => report,
+        Err(error) => {
+            eprintln!("benchmark failed: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("{}", report.table());
+    if let Some(path) = rampart_bench::output_path(&options) {
+        match report.write_markdown(&path) {
+            Ok(()) => eprintln!("results written to {}", path.display()),
+            Err(error) => {
+                eprintln!("cannot write {}: {error}", path.display());
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}
