@@ -111,6 +111,7 @@ pub struct AuthContext {
     pub(crate) host: Option<String>,
     pub(crate) path_and_query: String,
     pub(crate) cookies: ResponseCookies,
+    pub(crate) anonymous_csrf: crate::csrf::AnonymousSecret,
 }
 
 impl std::fmt::Debug for AuthContext {

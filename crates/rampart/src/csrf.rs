@@ -3,12 +3,21 @@
 //! urlencoded or a `multipart/form-data` body, as Flask-WTF reads `request.form`) or the
 //! `X-XSRF-Token` / `X-CSRF-Token` / `X-CSRFToken` headers. Token-authenticated requests and JSON
 //! requests without a signed-in session are exempt (they cannot be forged cross-site).
+//!
+//! Anonymous visitors without a server-side session keep their secret in a cookie instead
+//! (`HttpOnly`, `SameSite=Lax`, `__Host-` prefixed when cookies are secure; a double-submit
+//! cookie, as Django does), so showing the sign-in or sign-up form to a new visitor writes nothing
+//! on the server. The cookie counts only while nobody is signed in; signing in moves the secret
+//! into the new session and deletes the cookie.
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use axum::response::Response;
 use subtle::ConstantTimeEq;
 
+use std::sync::{Arc, Mutex};
+
+use crate::config::SecurityConfig;
 use crate::context::{AuthContext, AuthMethod};
 use crate::layer::{is_mutating, render_error};
 
@@ -18,16 +27,75 @@ const HEADERS: [&str; 3] = ["x-xsrf-token", "x-csrf-token", "x-csrftoken"];
 /// The form field carrying the token.
 pub const FORM_FIELD: &str = "csrf_token";
 
-/// The session's CSRF token, creating the session secret if needed.
-pub(crate) async fn token(ctx: &AuthContext) -> crate::Result<String> {
-    let raw = match ctx.session.get::<String>(SESSION_KEY).await? {
-        Some(raw) => raw,
-        None => {
-            let raw = crate::token::random_hex(20);
-            ctx.session.insert(SESSION_KEY, &raw).await?;
-            raw
+/// Length of a raw secret: 20 random bytes, hex-encoded (as Flask-WTF).
+const SECRET_LEN: usize = 40;
+
+/// The anonymous visitor's secret, shared by the clones of one request's [`AuthContext`]: read
+/// from the request's cookie, or made (and the cookie set) the first time a token is needed.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct AnonymousSecret(Arc<Mutex<Option<String>>>);
+
+impl AnonymousSecret {
+    /// The secret of the request's cookie, when it is well formed.
+    pub(crate) fn from_cookie(value: Option<&str>) -> Self {
+        let valid =
+            value.filter(|v| v.len() == SECRET_LEN && v.bytes().all(|b| b.is_ascii_hexdigit()));
+        Self(Arc::new(Mutex::new(valid.map(str::to_owned))))
+    }
+
+    fn get(&self) -> Option<String> {
+        self.0.lock().ok().and_then(|s| s.clone())
+    }
+
+    /// The secret, made now if there is none (`true` when it was made).
+    fn get_or_make(&self) -> (String, bool) {
+        let Ok(mut secret) = self.0.lock() else {
+            return (crate::token::random_hex(SECRET_LEN / 2), true);
+        };
+        match &*secret {
+            Some(raw) => (raw.clone(), false),
+            None => {
+                let raw = crate::token::random_hex(SECRET_LEN / 2);
+                *secret = Some(raw.clone());
+                (raw, true)
+            }
         }
-    };
+    }
+}
+
+/// The name of the anonymous visitor's CSRF cookie.
+pub(crate) fn anonymous_cookie_name(config: &SecurityConfig) -> &'static str {
+    if config.cookie_secure {
+        "__Host-rampart_csrf"
+    } else {
+        "rampart_csrf"
+    }
+}
+
+fn anonymous_cookie(config: &SecurityConfig, raw: String) -> cookie::Cookie<'static> {
+    cookie::Cookie::build((anonymous_cookie_name(config), raw))
+        .path("/")
+        .http_only(true)
+        .secure(config.cookie_secure)
+        .same_site(cookie::SameSite::Lax)
+        .build()
+}
+
+/// The request's CSRF token: from the session's secret when there is a server-side session (or
+/// someone is signed in), else from the anonymous visitor's cookie, made on first use.
+pub(crate) async fn token(ctx: &AuthContext) -> crate::Result<String> {
+    if let Some(raw) = ctx.session.get::<String>(SESSION_KEY).await? {
+        return sign(ctx, &raw);
+    }
+    if ctx.user.is_none() && ctx.session.id().is_none() {
+        let (raw, made) = ctx.anonymous_csrf.get_or_make();
+        if made {
+            ctx.set_cookie(anonymous_cookie(ctx.security.config(), raw.clone()));
+        }
+        return sign(ctx, &raw);
+    }
+    let raw = crate::token::random_hex(SECRET_LEN / 2);
+    ctx.session.insert(SESSION_KEY, &raw).await?;
     sign(ctx, &raw)
 }
 
@@ -38,10 +106,16 @@ fn sign(ctx: &AuthContext, raw: &str) -> crate::Result<String> {
         .sign(SALT, &raw, ctx.security.clock().now())?)
 }
 
-/// Replaces the session secret (on login), returning the new token.
+/// Replaces the session secret (on login), returning the new token; the anonymous visitor's
+/// cookie, if any, is deleted.
 pub(crate) async fn rotate(ctx: &AuthContext) -> crate::Result<String> {
-    let raw = crate::token::random_hex(20);
+    let raw = crate::token::random_hex(SECRET_LEN / 2);
     ctx.session.insert(SESSION_KEY, &raw).await?;
+    if ctx.anonymous_csrf.get().is_some() {
+        let mut removal = anonymous_cookie(ctx.security.config(), String::new());
+        removal.make_removal();
+        ctx.set_cookie(removal);
+    }
     sign(ctx, &raw)
 }
 
@@ -57,13 +131,28 @@ pub(crate) async fn verify(ctx: &AuthContext, presented: Option<&str>) -> Result
     else {
         return Err("CSRF_INVALID");
     };
-    let expected = ctx.session.get::<String>(SESSION_KEY).await.ok().flatten();
-    match expected {
-        Some(expected) if bool::from(expected.as_bytes().ct_eq(raw.as_bytes())) => Ok(()),
-        Some(_) => Err("CSRF_MISMATCH"),
-        None if ctx.session.id().is_some() => Err("CSRF_MISMATCH"),
-        None => Err("CSRF_SESSION_MISSING"),
+    let from_session = ctx.session.get::<String>(SESSION_KEY).await.ok().flatten();
+    // The anonymous cookie stands in only while nobody is signed in.
+    let from_cookie = ctx
+        .user
+        .is_none()
+        .then(|| ctx.anonymous_csrf.get())
+        .flatten();
+    if from_session.is_none() && from_cookie.is_none() {
+        return if ctx.session.id().is_some() {
+            Err("CSRF_MISMATCH")
+        } else {
+            Err("CSRF_SESSION_MISSING")
+        };
     }
+    let matches = |expected: &Option<String>| {
+        expected
+            .as_ref()
+            .is_some_and(|e| bool::from(e.as_bytes().ct_eq(raw.as_bytes())))
+    };
+    // Both are compared, whatever the first gives, so timing tells nothing.
+    let (a, b) = (matches(&from_session), matches(&from_cookie));
+    if a | b { Ok(()) } else { Err("CSRF_MISMATCH") }
 }
 
 /// The text field `csrf_token` of a buffered `multipart/form-data` body (file parts are skipped).

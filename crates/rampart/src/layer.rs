@@ -173,6 +173,10 @@ where
         host,
         path_and_query,
         cookies: ResponseCookies::default(),
+        anonymous_csrf: crate::csrf::AnonymousSecret::from_cookie(read_cookie(
+            req.headers(),
+            crate::csrf::anonymous_cookie_name(config),
+        )),
     };
 
     match crate::auth::authenticate(&ctx, req.headers(), req.uri().query()).await {

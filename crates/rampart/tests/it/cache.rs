@@ -182,8 +182,37 @@ async fn with_the_cache_off_everything_still_works() {
 #[tokio::test]
 async fn concurrent_visitors_each_get_their_own_committed_session() {
     each_backend(GENERIC, async |app: TestApp| {
-        // Many new sessions at once are written in groups; each must be there on its next
-        // request (its CSRF token is checked against it).
+        // Many new sessions at once (here: each visitor gets a flash message) are written in
+        // groups; each must be there on its next request.
+        let clients: Vec<TestClient> = (0..24).map(|_| app.client()).collect();
+        let visits = clients
+            .iter()
+            .map(|client| client.get("/confirm/not-a-token").send());
+        for visit in futures_util::future::join_all(visits).await {
+            assert_eq!(visit.status, StatusCode::FOUND, "{}", visit.text());
+        }
+        for client in &clients {
+            assert!(client.cookie("session").is_some());
+        }
+        let pages = clients.iter().map(|client| client.get("/confirm").send());
+        for page in futures_util::future::join_all(pages).await {
+            assert_eq!(page.status, StatusCode::OK);
+            assert!(
+                page.html().contains("Invalid confirmation token"),
+                "{}",
+                page.text()
+            );
+        }
+    })
+    .await;
+}
+
+/// The anonymous visitor's CSRF cookie (the tests run with secure cookies).
+const CSRF_COOKIE: &str = "__Host-rampart_csrf";
+
+#[tokio::test]
+async fn concurrent_new_visitors_each_get_their_own_csrf_secret_and_no_session() {
+    each_backend(GENERIC, async |app: TestApp| {
         let clients: Vec<TestClient> = (0..24).map(|_| app.client()).collect();
         let pages = clients
             .iter()
@@ -191,9 +220,16 @@ async fn concurrent_visitors_each_get_their_own_committed_session() {
         for page in futures_util::future::join_all(pages).await {
             assert_eq!(page.status, StatusCode::OK);
         }
+        let mut secrets = std::collections::HashSet::new();
         for client in &clients {
-            assert!(client.cookie("session").is_some());
+            assert!(client.cookie("session").is_none(), "no server-side session");
+            secrets.insert(client.cookie(CSRF_COOKIE).expect("CSRF cookie"));
         }
+        assert_eq!(
+            secrets.len(),
+            clients.len(),
+            "every visitor has their own secret"
+        );
         let logins = clients.iter().enumerate().map(|(i, client)| async move {
             client
                 .post("/login")
@@ -210,6 +246,28 @@ async fn concurrent_visitors_each_get_their_own_committed_session() {
             assert_eq!(login.status, StatusCode::OK, "{}", login.text());
             assert!(!login.text().contains("CSRF"), "{}", login.text());
         }
+        // One visitor's token does not pass with another's cookie.
+        let token = clients[0].csrf_token().expect("token");
+        let other = clients[1].cookie(CSRF_COOKIE).expect("cookie");
+        let crossed = app
+            .client()
+            .post("/login")
+            .form(&[("email", "nobody@example.com"), ("password", "x")])
+            .header("cookie", &format!("{CSRF_COOKIE}={other}"))
+            .header("x-xsrf-token", &token)
+            .send()
+            .await;
+        assert_eq!(
+            crossed.status,
+            StatusCode::BAD_REQUEST,
+            "{}",
+            crossed.text()
+        );
+        assert!(
+            crossed.text().contains("CSRF tokens do not match"),
+            "{}",
+            crossed.text()
+        );
     })
     .await;
 }

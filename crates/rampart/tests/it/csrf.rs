@@ -280,3 +280,72 @@ async fn a_state_changing_request_from_another_site_is_refused() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_new_visitor_gets_a_csrf_cookie_instead_of_a_session_and_loses_it_on_login() {
+    each_backend(GENERIC, async |app: TestApp| {
+        app.signed_up("ann@example.com").await;
+        let client = app.client();
+        let page = client.get("/login").send().await;
+        assert_eq!(page.status, StatusCode::OK);
+        let cookie = page
+            .set_cookie("__Host-rampart_csrf")
+            .expect("the visitor's CSRF cookie");
+        for flag in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/"] {
+            assert!(cookie.contains(flag), "{flag} in {cookie}");
+        }
+        assert!(
+            page.set_cookie("session").is_none(),
+            "nothing stored on the server"
+        );
+        let anonymous_secret = client.cookie("__Host-rampart_csrf").expect("cookie kept");
+        let anonymous_token = csrf_in_html(&page.text());
+        // The page's own token passes: the form signs in.
+        let login = client
+            .post("/login")
+            .form(&[("email", "ann@example.com"), ("password", PASSWORD)])
+            .header("x-csrf-token", &anonymous_token)
+            .send()
+            .await;
+        assert_eq!(login.status, StatusCode::FOUND, "{}", login.text());
+        let removal = login
+            .set_cookie("__Host-rampart_csrf")
+            .expect("the CSRF cookie is deleted on login");
+        assert!(removal.contains("Max-Age=0"), "{removal}");
+        assert_eq!(client.me().await.status, StatusCode::OK);
+        // Signed in, the visitor's old cookie and token count for nothing.
+        let response = client
+            .post("/api/echo")
+            .json(&json!({}))
+            .header("X-XSRF-Token", &anonymous_token)
+            .header("cookie", &format!("__Host-rampart_csrf={anonymous_secret}"))
+            .send()
+            .await;
+        response.assert_errors(StatusCode::BAD_REQUEST, &["The CSRF tokens do not match."]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_malformed_csrf_cookie_is_replaced() {
+    each_backend(GENERIC, async |app: TestApp| {
+        let page = app
+            .client()
+            .get("/login")
+            .header("cookie", "__Host-rampart_csrf=not-hex")
+            .send()
+            .await;
+        let cookie = page
+            .set_cookie("__Host-rampart_csrf")
+            .expect("a new cookie");
+        let value = cookie
+            .split(';')
+            .next()
+            .and_then(|pair| pair.split_once('='))
+            .map(|(_, v)| v)
+            .expect("value");
+        assert_eq!(value.len(), 40, "{cookie}");
+        assert!(value.bytes().all(|b| b.is_ascii_hexdigit()), "{cookie}");
+    })
+    .await;
+}

@@ -282,11 +282,13 @@ async fn the_session_id_changes_on_login() {
     each_backend(GENERIC, async |app: TestApp| {
         app.signed_up("ann@example.com").await;
         let client = app.client();
+        // A visitor with a server-side session (a flash message put it there).
+        client.get("/confirm/not-a-token").send().await;
         let page = client.get("/login").accept_json().send().await;
         assert_eq!(page.status, StatusCode::OK);
         let before = client
             .cookie("session")
-            .expect("GET /login starts a session");
+            .expect("the flash message started a session");
         let csrf_before = client.csrf_token().expect("GET /login sets XSRF-TOKEN");
         client.login_ok("ann@example.com", PASSWORD).await;
         let after = client.cookie("session").expect("session after login");

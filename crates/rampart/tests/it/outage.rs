@@ -29,8 +29,22 @@ async fn a_database_outage_answers_503_with_retry_after() {
             "Retry-After is set"
         );
 
-        let page = app.client().get("/login").send().await;
-        assert_eq!(page.status, StatusCode::SERVICE_UNAVAILABLE);
+        // The sign-in form needs no database; submitting it does.
+        let browser = app.client();
+        let form = browser.get("/login").send().await;
+        assert_eq!(form.status, StatusCode::OK);
+        let page = browser
+            .post("/login")
+            .form(&[("email", "someone@example.com"), ("password", PASSWORD)])
+            .header("x-csrf-token", &crate::harness::csrf_in_html(&form.text()))
+            .send()
+            .await;
+        assert_eq!(
+            page.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{}",
+            page.text()
+        );
         assert!(
             page.text().contains("temporarily unable"),
             "an error page, not a stack trace"
