@@ -23,11 +23,27 @@ fn finish(mut response: Response) -> Response {
 
 /// `{"meta": {"code": status}, "response": response}` with the given status.
 pub fn json(status: StatusCode, response: Value) -> Response {
+    json_of(status, &response)
+}
+
+/// [`json`] for any serializable answer (a typed struct saves building a [`Value`]).
+///
+/// ```
+/// use axum::http::StatusCode;
+///
+/// #[derive(serde::Serialize)]
+/// struct Answer {
+///     message: &'static str,
+/// }
+/// let response = rampart::reply::json_of(StatusCode::OK, &Answer { message: "hello" });
+/// assert_eq!(response.status(), StatusCode::OK);
+/// ```
+pub fn json_of<T: serde::Serialize + ?Sized>(status: StatusCode, response: &T) -> Response {
     /// The envelope, serialized straight from a borrowed answer (no intermediate map).
     #[derive(serde::Serialize)]
-    struct Envelope<'a> {
+    struct Envelope<'a, T: ?Sized> {
         meta: Meta,
-        response: &'a Value,
+        response: &'a T,
     }
     #[derive(serde::Serialize)]
     struct Meta {
@@ -37,7 +53,7 @@ pub fn json(status: StatusCode, response: Value) -> Response {
         meta: Meta {
             code: status.as_u16(),
         },
-        response: &response,
+        response,
     };
     match serde_json::to_vec(&envelope) {
         Ok(body) => finish(

@@ -9,14 +9,14 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{delete, get};
-use rampart::reply::{json, json_errors, json_ok};
+use rampart::reply::{json, json_errors, json_of, json_ok};
 use rampart::{
     AuthContext, AuthUser, CurrentUser, FormInput, PermissionName, RequirePermission,
     roles_required,
 };
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 use time::PrimitiveDateTime;
-use time::macros::format_description;
 
 use super::HandlerError;
 use crate::AppState;
@@ -44,39 +44,77 @@ pub fn router() -> Router<AppState> {
 
 /// A datetime as Python's `isoformat()` writes a naive one: microseconds only when not zero.
 pub fn isoformat(at: PrimitiveDateTime) -> String {
-    let base = at
-        .format(format_description!(
-            "[year]-[month]-[day]T[hour]:[minute]:[second]"
-        ))
-        .unwrap_or_default();
-    match at.microsecond() {
-        0 => base,
-        micros => format!("{base}.{micros:06}"),
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(26);
+    let (date, t) = (at.date(), at.time());
+    // Writing to a `String` cannot fail.
+    let _ = write!(
+        out,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        date.year(),
+        u8::from(date.month()),
+        date.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    );
+    if t.microsecond() != 0 {
+        let _ = write!(out, ".{:06}", t.microsecond());
     }
+    out
+}
+
+/// The user as `GET /api/me` shows it (keys in alphabetical order, as Flask's `jsonify`).
+#[derive(Debug, Serialize)]
+pub struct MePayload<'a> {
+    active: bool,
+    confirmed_at: Option<String>,
+    create_datetime: String,
+    current_login_at: Option<String>,
+    current_login_ip: Option<&'a str>,
+    email: &'a str,
+    id: i64,
+    is_accepted: bool,
+    last_login_at: Option<String>,
+    last_login_ip: Option<&'a str>,
+    login_count: Option<i64>,
+    permissions: Vec<&'a str>,
+    roles: Vec<&'a str>,
+    tf_primary_method: Option<&'a str>,
+    username: Option<&'a str>,
+    uuid: &'a str,
 }
 
 /// The user as `GET /api/me` shows it.
-pub fn me_payload(user: &AuthUser) -> Value {
+pub fn me_payload(user: &AuthUser) -> MePayload<'_> {
     let u = &user.user;
-    let at = |v: Option<PrimitiveDateTime>| v.map_or(Value::Null, |v| Value::String(isoformat(v)));
-    json!({
-        "active": u.active,
-        "confirmed_at": at(u.confirmed_at),
-        "create_datetime": isoformat(u.create_datetime),
-        "current_login_at": at(u.current_login_at),
-        "current_login_ip": u.current_login_ip,
-        "email": u.email,
-        "id": u.id,
-        "is_accepted": true,
-        "last_login_at": at(u.last_login_at),
-        "last_login_ip": u.last_login_ip,
-        "login_count": u.login_count,
-        "permissions": user.permissions(),
-        "roles": user.role_names(),
-        "tf_primary_method": u.tf_primary_method,
-        "username": u.username,
-        "uuid": u.fs_uniquifier,
-    })
+    let mut roles: Vec<&str> = user.roles.iter().map(|r| r.name.as_str()).collect();
+    roles.sort_unstable();
+    let mut permissions: Vec<&str> = user
+        .roles
+        .iter()
+        .flat_map(|r| r.permissions.iter().map(String::as_str))
+        .collect();
+    permissions.sort_unstable();
+    permissions.dedup();
+    MePayload {
+        active: u.active,
+        confirmed_at: u.confirmed_at.map(isoformat),
+        create_datetime: isoformat(u.create_datetime),
+        current_login_at: u.current_login_at.map(isoformat),
+        current_login_ip: u.current_login_ip.as_deref(),
+        email: &u.email,
+        id: u.id,
+        is_accepted: true,
+        last_login_at: u.last_login_at.map(isoformat),
+        last_login_ip: u.last_login_ip.as_deref(),
+        login_count: u.login_count,
+        permissions,
+        roles,
+        tf_primary_method: u.tf_primary_method.as_deref(),
+        username: u.username.as_deref(),
+        uuid: &u.fs_uniquifier,
+    }
 }
 
 fn object(pairs: impl IntoIterator<Item = (&'static str, Value)>) -> Map<String, Value> {
@@ -84,7 +122,16 @@ fn object(pairs: impl IntoIterator<Item = (&'static str, Value)>) -> Map<String,
 }
 
 async fn me(user: CurrentUser) -> Response {
-    json_ok(object([("user", me_payload(&user))]))
+    #[derive(Serialize)]
+    struct Me<'a> {
+        user: MePayload<'a>,
+    }
+    json_of(
+        StatusCode::OK,
+        &Me {
+            user: me_payload(&user),
+        },
+    )
 }
 
 async fn admin(State(state): State<AppState>) -> Result<Response, HandlerError> {
@@ -175,5 +222,7 @@ mod tests {
         assert_eq!(isoformat(whole), "2026-11-26T07:11:29");
         let fraction = time::macros::datetime!(2026-11-26 07:11:30.128618);
         assert_eq!(isoformat(fraction), "2026-11-26T07:11:30.128618");
+        let padded = time::macros::datetime!(0987-01-02 03:04:05.000042);
+        assert_eq!(isoformat(padded), "0987-01-02T03:04:05.000042");
     }
 }
