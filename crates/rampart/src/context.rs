@@ -112,6 +112,7 @@ pub struct AuthContext {
     pub(crate) path_and_query: String,
     pub(crate) cookies: ResponseCookies,
     pub(crate) anonymous_csrf: crate::csrf::AnonymousSecret,
+    pub(crate) csrf_signed: crate::csrf::SignedToken,
 }
 
 impl std::fmt::Debug for AuthContext {

@@ -99,12 +99,28 @@ pub(crate) async fn token(ctx: &AuthContext) -> crate::Result<String> {
     sign(ctx, &raw)
 }
 
+/// Signs `raw` (once per request and secret: a page that shows the token twice, in the form and
+/// in the `XSRF-TOKEN` cookie, signs it once).
 fn sign(ctx: &AuthContext, raw: &str) -> crate::Result<String> {
-    Ok(ctx
+    if let Ok(memo) = ctx.csrf_signed.0.lock()
+        && let Some((for_raw, token)) = &*memo
+        && for_raw == raw
+    {
+        return Ok(token.clone());
+    }
+    let token = ctx
         .security
         .signer()
-        .sign(SALT, &raw, ctx.security.clock().now())?)
+        .sign_uncompressed(SALT, &raw, ctx.security.clock().now())?;
+    if let Ok(mut memo) = ctx.csrf_signed.0.lock() {
+        *memo = Some((raw.to_owned(), token.clone()));
+    }
+    Ok(token)
 }
+
+/// The token signed during this request, with the secret it signs.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct SignedToken(Arc<Mutex<Option<(String, String)>>>);
 
 /// Replaces the session secret (on login), returning the new token; the anonymous visitor's
 /// cookie, if any, is deleted.

@@ -177,6 +177,7 @@ where
             req.headers(),
             crate::csrf::anonymous_cookie_name(config),
         )),
+        csrf_signed: crate::csrf::SignedToken::default(),
     };
 
     match crate::auth::authenticate(&ctx, req.headers(), req.uri().query()).await {
@@ -321,7 +322,7 @@ pub(crate) fn render_error(
         status => status.as_u16(),
         title => status.canonical_reason().unwrap_or("Error"),
         message => message,
-        config => crate::templates::page_config(security),
+        config => security.page_config(),
     };
     match security.templates().render("security/error.html", ctx) {
         Ok(body) => reply::html(status, body),

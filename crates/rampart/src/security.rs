@@ -39,6 +39,8 @@ struct Inner {
     session_store: Arc<DbSessionStore>,
     user_created_sql: Vec<String>,
     register_checks: Vec<RegisterCheck>,
+    /// The `config` every page template sees, built on first use (the configuration is fixed).
+    page_config: std::sync::OnceLock<minijinja::Value>,
 }
 
 /// An extra check of the registration form, run by [`crate::register::validate`] after the
@@ -98,6 +100,14 @@ impl Security {
     /// The templates (built-in, overridable from `SECURITY_TEMPLATE_DIR`).
     pub fn templates(&self) -> &Templates {
         &self.inner.templates
+    }
+
+    /// The settings page templates see as `config` (built once).
+    pub(crate) fn page_config(&self) -> minijinja::Value {
+        self.inner
+            .page_config
+            .get_or_init(|| crate::templates::page_config(self))
+            .clone()
     }
 
     /// The clock.
@@ -309,6 +319,7 @@ impl SecurityBuilder {
         let session_store = Arc::new(DbSessionStore::new(datastore.clone()));
         Ok(Security {
             inner: Arc::new(Inner {
+                page_config: std::sync::OnceLock::new(),
                 mailer: self.mailer.unwrap_or_else(|| Arc::new(ConsoleMailer)),
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
                 config: self.config,

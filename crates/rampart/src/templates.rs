@@ -195,7 +195,7 @@ pub async fn page(
         csrf_token => csrf_token,
         flashes => flashes,
         current_user => current_user,
-        config => page_config(security),
+        config => security.page_config(),
     };
     let body = security
         .templates()

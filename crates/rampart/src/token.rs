@@ -122,10 +122,47 @@ impl TokenSigner {
         payload: &T,
         now: OffsetDateTime,
     ) -> Result<String, TokenError> {
+        self.sign_payload(salt, payload, now, true)
+    }
+
+    /// [`sign`](Self::sign) without itsdangerous' attempt to compress the payload: still a
+    /// token any itsdangerous verifier (and [`verify`](Self::verify)) accepts, since uncompressed
+    /// payloads are always valid. For short random payloads (CSRF secrets) the attempt never pays
+    /// and is most of the cost of signing.
+    ///
+    /// ```
+    /// use rampart::token::TokenSigner;
+    ///
+    /// let signer = TokenSigner::new("secret".to_owned().into(), Vec::new());
+    /// let now = time::OffsetDateTime::now_utc();
+    /// let token = signer.sign_uncompressed("salt", "0123456789abcdef", now).unwrap();
+    /// let back: String = signer.verify("salt", &token, None, now).unwrap();
+    /// assert_eq!(back, "0123456789abcdef");
+    /// ```
+    pub fn sign_uncompressed<T: Serialize + ?Sized>(
+        &self,
+        salt: &str,
+        payload: &T,
+        now: OffsetDateTime,
+    ) -> Result<String, TokenError> {
+        self.sign_payload(salt, payload, now, false)
+    }
+
+    fn sign_payload<T: Serialize + ?Sized>(
+        &self,
+        salt: &str,
+        payload: &T,
+        now: OffsetDateTime,
+        try_compression: bool,
+    ) -> Result<String, TokenError> {
         let json = serde_json::to_vec(payload).map_err(|e| TokenError::Payload(e.to_string()))?;
         let timestamp = u64::try_from(now.unix_timestamp()).map_err(|_| TokenError::Malformed)?;
 
-        let mut token = encode_payload(&json);
+        let mut token = if try_compression {
+            encode_payload(&json)
+        } else {
+            URL_SAFE_NO_PAD.encode(&json)
+        };
         token.push(SEP);
         token.push_str(&encode_timestamp(timestamp));
         let signature = signature(salt, self.current_key(), token.as_bytes());
@@ -299,10 +336,13 @@ pub fn random_token(bytes: usize) -> String {
 /// `random_hex(16)` has the shape of Flask-Security's `fs_uniquifier` (`uuid4().hex`), and
 /// `random_hex(20)` that of Flask-WTF's raw CSRF token.
 pub fn random_hex(bytes: usize) -> String {
-    random_bytes(bytes)
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes * 2);
+    for byte in random_bytes(bytes) {
+        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        out.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
+    out
 }
 
 fn random_bytes(len: usize) -> Vec<u8> {
