@@ -169,11 +169,12 @@ where
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_owned);
                 match basic_user(&ctx, authorization.as_deref()).await {
-                    Ok(Some(user)) => {
+                    Ok(BasicOutcome::User(user)) => {
                         ctx.user = Some(user);
                         req.extensions_mut().insert(ctx.clone());
                     }
-                    Ok(None) => {
+                    Ok(BasicOutcome::Limited(response)) => return Ok(response),
+                    Ok(BasicOutcome::Refused) => {
                         let mut response =
                             AuthRejection::Unauthenticated(Box::new(ctx)).into_response();
                         response.headers_mut().insert(
@@ -201,13 +202,21 @@ where
     }
 }
 
-/// Checks HTTP Basic credentials (email or username, and password).
-async fn basic_user(
-    ctx: &AuthContext,
-    authorization: Option<&str>,
-) -> crate::Result<Option<Arc<AuthUser>>> {
+/// What HTTP Basic credentials came to.
+enum BasicOutcome {
+    /// Valid credentials of an active user.
+    User(Arc<AuthUser>),
+    /// Missing, malformed or wrong credentials.
+    Refused,
+    /// Too many failures from this address or for this account (a 429 answer).
+    Limited(Response),
+}
+
+/// Checks HTTP Basic credentials (email or username, and password). Failures count against the
+/// login rate limits; successes do not (every Basic request authenticates).
+async fn basic_user(ctx: &AuthContext, authorization: Option<&str>) -> crate::Result<BasicOutcome> {
     let Some(encoded) = authorization.and_then(|v| v.strip_prefix("Basic ")) else {
-        return Ok(None);
+        return Ok(BasicOutcome::Refused);
     };
     let Some((identity, password)) = base64::engine::general_purpose::STANDARD
         .decode(encoded.trim())
@@ -218,23 +227,23 @@ async fn basic_user(
                 .map(|(a, b)| (a.to_owned(), b.to_owned()))
         })
     else {
-        return Ok(None);
+        return Ok(BasicOutcome::Refused);
     };
-    let security = &ctx.security;
-    if let Some(limit) = security.config().login_rate_limit.as_ref() {
-        let address = ctx
-            .client_ip
-            .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
-        if crate::rate_limit::hit(security, &format!("login:{address}"), limit)
-            .await?
-            .is_err()
-        {
-            return Ok(None);
-        }
+    if let Some(response) = crate::rate_limit::basic_refused(ctx, &identity).await? {
+        return Ok(BasicOutcome::Limited(response));
     }
+    let security = &ctx.security;
     let user = match crate::login::check_password(security, &identity, &password).await? {
         crate::login::PasswordCheck::Valid(user) => user,
-        _ => return Ok(None),
+        _ => {
+            crate::rate_limit::count_failed_basic(ctx, &identity).await?;
+            return Ok(BasicOutcome::Refused);
+        }
     };
-    crate::auth::load_user(security, &user.fs_uniquifier, AuthMethod::Basic).await
+    Ok(
+        match crate::auth::load_user(security, &user.fs_uniquifier, AuthMethod::Basic).await? {
+            Some(user) => BasicOutcome::User(user),
+            None => BasicOutcome::Refused,
+        },
+    )
 }

@@ -32,10 +32,7 @@ pub(crate) async fn check_login(ctx: &AuthContext) -> crate::Result<Option<Respo
     let Some(limit) = ctx.security.config().login_rate_limit.as_ref() else {
         return Ok(None);
     };
-    let address = ctx
-        .client_ip
-        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
-    match hit(&ctx.security, &format!("login:{address}"), limit).await? {
+    match hit(&ctx.security, &address_key(ctx), limit).await? {
         Ok(()) => Ok(None),
         Err(retry_after) => Ok(Some(too_many(ctx, limit, retry_after))),
     }
@@ -68,6 +65,55 @@ pub(crate) async fn clear_login_identity(security: &Security, identity: &str) ->
             .await?;
     }
     Ok(())
+}
+
+/// HTTP Basic credentials authenticate every request, so only failures count against the login
+/// limits (per address and per account); once either is used up, Basic attempts are refused
+/// with 429 before any password is checked. `Some(response)` when refused.
+pub(crate) async fn basic_refused(
+    ctx: &AuthContext,
+    identity: &str,
+) -> crate::Result<Option<Response>> {
+    let config = ctx.security.config();
+    let keys = [
+        (address_key(ctx), config.login_rate_limit.as_ref()),
+        (
+            identity_key(identity),
+            config.login_identity_rate_limit.as_ref(),
+        ),
+    ];
+    for (key, limit) in keys {
+        let Some(limit) = limit else { continue };
+        if let Some(retry_after) = ctx
+            .security
+            .datastore()
+            .rate_limit_exhausted(&key, limit.limit, limit.window, ctx.security.now_naive())
+            .await?
+        {
+            return Ok(Some(too_many(ctx, limit, retry_after)));
+        }
+    }
+    Ok(None)
+}
+
+/// Counts a failed HTTP Basic attempt against both login limits.
+pub(crate) async fn count_failed_basic(ctx: &AuthContext, identity: &str) -> crate::Result<()> {
+    let config = ctx.security.config();
+    if let Some(limit) = config.login_rate_limit.as_ref() {
+        // The verdict is read by the next attempt (`basic_refused`), not this one.
+        let _counted = hit(&ctx.security, &address_key(ctx), limit).await?;
+    }
+    if let Some(limit) = config.login_identity_rate_limit.as_ref() {
+        let _counted = hit(&ctx.security, &identity_key(identity), limit).await?;
+    }
+    Ok(())
+}
+
+fn address_key(ctx: &AuthContext) -> String {
+    let address = ctx
+        .client_ip
+        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+    format!("login:{address}")
 }
 
 /// A 429 answer with `Retry-After`, in the request's format.

@@ -82,6 +82,45 @@ impl Datastore {
         })
     }
 
+    /// Whether `key` has used up its `limit` in the current window, without counting a hit:
+    /// `Some(time until the window ends)` when it has.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Datastore::rate_limit_hit`].
+    pub async fn rate_limit_exhausted(
+        &self,
+        key: &str,
+        limit: u32,
+        window: Duration,
+        now: PrimitiveDateTime,
+    ) -> Result<Option<Duration>, DatastoreError> {
+        let window_len = time::Duration::try_from(window)
+            .map_err(|_| DatastoreError::Config("rate limit window out of range".to_owned()))?;
+        let elapsed_before = now
+            .checked_sub(window_len)
+            .ok_or_else(|| DatastoreError::Config("rate limit window out of range".to_owned()))?;
+        let row: Option<(PrimitiveDateTime, i64)> = with_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT \"window_start\", CAST(\"hits\" AS BIGINT) AS \"hits\" \
+                 FROM \"rampart_rate_limit\" WHERE \"key\" = $1 AND \"window_start\" > $2",
+            )
+            .bind(key)
+            .bind(elapsed_before)
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(row
+            .filter(|(_, hits)| *hits >= i64::from(limit))
+            .map(|(window_start, _)| {
+                window_start
+                    .checked_add(window_len)
+                    .map(|end| end - now)
+                    .and_then(|left| Duration::try_from(left).ok())
+                    .unwrap_or(Duration::ZERO)
+            }))
+    }
+
     /// Forgets the hits on `key` (e.g. after a successful login).
     ///
     /// # Errors

@@ -118,3 +118,77 @@ async fn guessing_one_account_is_throttled_whichever_client_guesses() {
     })
     .await;
 }
+
+const BOTH_LIMITS: &[(&str, &str)] = &[
+    ("SECURITY_LOGIN_RATE_LIMIT", "3 per 10 minutes"),
+    ("SECURITY_LOGIN_IDENTITY_RATE_LIMIT", "5 per 1 hour"),
+];
+
+fn basic(identity: &str, password: &str) -> String {
+    use base64::Engine as _;
+    let pair = format!("{identity}:{password}");
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    )
+}
+
+#[tokio::test]
+async fn http_basic_counts_only_failures_and_is_throttled_per_address_and_per_account() {
+    each_backend(BOTH_LIMITS, async |app: TestApp| {
+        app.signed_up("ann@example.com").await;
+        let get = |authorization: String| {
+            let client = app.client();
+            async move {
+                client
+                    .get("/basic")
+                    .accept_json()
+                    .header("authorization", &authorization)
+                    .send()
+                    .await
+            }
+        };
+        // Every Basic request authenticates: good ones never use up the limit.
+        for _ in 0..6 {
+            let ok = get(basic("ann@example.com", PASSWORD)).await;
+            assert_eq!(ok.status, StatusCode::OK, "{}", ok.text());
+        }
+        // Three failures from this address...
+        for _ in 0..3 {
+            let wrong = get(basic("ann@example.com", "wrong password")).await;
+            assert_eq!(wrong.status, StatusCode::UNAUTHORIZED, "{}", wrong.text());
+        }
+        // ...and the next Basic attempt is refused before any password check, right or not.
+        let limited = get(basic("ann@example.com", PASSWORD)).await;
+        assert_eq!(
+            limited.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{}",
+            limited.text()
+        );
+        assert!(limited.header("retry-after").is_some());
+        // The form login shares the address's count.
+        let form = app.client().login("ann@example.com", PASSWORD).await;
+        assert_eq!(
+            form.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{}",
+            form.text()
+        );
+
+        // A new window for the address; the account has used 3 of its 5 failures this hour.
+        app.advance(Duration::from_secs(10 * 60 + 1));
+        for _ in 0..2 {
+            let wrong = get(basic("ANN@example.com", "wrong password")).await;
+            assert_eq!(wrong.status, StatusCode::UNAUTHORIZED, "{}", wrong.text());
+        }
+        let limited = get(basic("ann@example.com", PASSWORD)).await;
+        assert_eq!(
+            limited.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{}",
+            limited.text()
+        );
+    })
+    .await;
+}
