@@ -312,6 +312,10 @@ pub struct SecurityConfig {
     /// `SERVER_NAME`: host (and optional port) for absolute links in mails; otherwise the request's
     /// `Host` header is used.
     pub server_name: Option<String>,
+    /// `TRUSTED_HOSTS` (Flask's name): when set, requests whose `Host` is not one of these are
+    /// refused with 400, so the `Host` header cannot steer links in mails (reset poisoning). An
+    /// entry starting with `.` also admits its subdomains; ports are ignored. Empty: any host.
+    pub trusted_hosts: Vec<String>,
     /// `PREFERRED_URL_SCHEME`: scheme of absolute links (`http`).
     pub url_scheme: String,
     /// `SECURITY_APP_NAME` / issuer shown in authenticator apps and pages.
@@ -436,6 +440,7 @@ impl Default for SecurityConfig {
             secret_key_fallbacks: Vec::new(),
             debug: false,
             server_name: None,
+            trusted_hosts: Vec::new(),
             url_scheme: "http".into(),
             app_name: "Rampart".into(),
             password: PasswordConfig::default(),
@@ -503,6 +508,42 @@ impl Default for SecurityConfig {
 }
 
 impl SecurityConfig {
+    /// Whether `host` (a `Host` header, port and all) is admitted by `TRUSTED_HOSTS`; always
+    /// `true` when that is empty.
+    ///
+    /// ```
+    /// let mut config = rampart::SecurityConfig::default();
+    /// assert!(config.is_trusted_host("anything.example"));
+    /// config.trusted_hosts = vec!["example.com".into(), ".example.org".into()];
+    /// assert!(config.is_trusted_host("EXAMPLE.com:8443"));
+    /// assert!(config.is_trusted_host("www.example.org"));
+    /// assert!(config.is_trusted_host("example.org"));
+    /// assert!(!config.is_trusted_host("evil.com"));
+    /// assert!(!config.is_trusted_host("notexample.org"));
+    /// ```
+    pub fn is_trusted_host(&self, host: &str) -> bool {
+        if self.trusted_hosts.is_empty() {
+            return true;
+        }
+        let host = host.trim().to_ascii_lowercase();
+        // Strip a port, leaving IPv6 literals ("[::1]:5000") whole.
+        let name = match host.rsplit_once(':') {
+            Some((name, port))
+                if port.bytes().all(|b| b.is_ascii_digit())
+                    && (!name.contains(':') || name.ends_with(']')) =>
+            {
+                name
+            }
+            _ => host.as_str(),
+        };
+        self.trusted_hosts
+            .iter()
+            .any(|trusted| match trusted.strip_prefix('.') {
+                Some(domain) => name == domain || name.ends_with(trusted.as_str()),
+                None => name == trusted,
+            })
+    }
+
     /// Builds the configuration from settings (Flask-Security names), starting from the defaults.
     ///
     /// ```
@@ -537,6 +578,13 @@ impl SecurityConfig {
             .map(SecretString::from)
             .collect();
         c.server_name = s.string("SERVER_NAME");
+        c.trusted_hosts = s
+            .list("TRUSTED_HOSTS")
+            .unwrap_or_default()
+            .into_iter()
+            .map(|h| h.trim().to_ascii_lowercase())
+            .filter(|h| !h.is_empty())
+            .collect();
         set!(c.url_scheme, s.string("PREFERRED_URL_SCHEME"));
         set!(c.app_name, s.string("SECURITY_APP_NAME"));
         if let Some(salt) = s.string("SECURITY_PASSWORD_SALT") {

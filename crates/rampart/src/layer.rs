@@ -158,12 +158,21 @@ where
         .uri()
         .path_and_query()
         .map_or_else(|| req.uri().path().to_owned(), |pq| pq.as_str().to_owned());
-    let host = req
+    // HTTP/1.1 sends `Host`; HTTP/2 the URI's authority.
+    let raw_host = req
         .headers()
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
-        .filter(|h| valid_host(h))
-        .map(str::to_owned);
+        .map(str::to_owned)
+        .or_else(|| req.uri().authority().map(|a| a.as_str().to_owned()));
+    if !config.trusted_hosts.is_empty()
+        && !raw_host
+            .as_deref()
+            .is_some_and(|h| config.is_trusted_host(h))
+    {
+        return finish(&security, is_json, StatusCode::BAD_REQUEST.into_response());
+    }
+    let host = raw_host.filter(|h| valid_host(h));
     let mut ctx = AuthContext {
         security: security.clone(),
         session: session.clone(),

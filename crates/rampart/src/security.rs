@@ -298,6 +298,15 @@ impl SecurityBuilder {
     /// Validates the configuration, applies migrations and builds the [`Security`].
     pub async fn build(self) -> Result<Security> {
         self.config.validate()?;
+        if !self.config.debug
+            && self.config.server_name.is_none()
+            && self.config.trusted_hosts.is_empty()
+        {
+            tracing::warn!(
+                "neither SERVER_NAME nor TRUSTED_HOSTS is set: links in mails (confirmation, \
+                 password reset) use the request's Host header; set one of them in production"
+            );
+        }
         let datastore = self
             .datastore
             .ok_or_else(|| Error::Internal("SecurityBuilder: no datastore given".into()))?;

@@ -751,10 +751,10 @@ impl RequestBuilder<'_> {
     }
 
     pub(crate) async fn send(self) -> TestResponse {
-        let mut request = Request::builder()
-            .method(self.method)
-            .uri(&self.path)
-            .header(header::HOST, HOST);
+        let mut request = Request::builder().method(self.method).uri(&self.path);
+        if !self.headers.iter().any(|(name, _)| name == header::HOST) {
+            request = request.header(header::HOST, HOST);
+        }
         {
             let state = self.client.state.lock().expect("lock");
             if self.cookies && !state.cookies.is_empty() {

@@ -294,3 +294,53 @@ async fn forgot_password_does_not_reveal_whether_an_account_exists() {
     })
     .await;
 }
+
+const TRUSTED: &[(&str, &str)] = &[("TRUSTED_HOSTS", "rampart.test, .example.org")];
+
+#[tokio::test]
+async fn with_trusted_hosts_a_forged_host_cannot_steer_the_reset_link() {
+    each_backend(TRUSTED, async |app: TestApp| {
+        app.signed_up("ann@example.com").await;
+        // Reset poisoning: the attacker asks for ann's link with their own Host.
+        let forged = app
+            .client()
+            .post("/reset")
+            .json(&json!({"email": "ann@example.com"}))
+            .header("host", "evil.example.com")
+            .send()
+            .await;
+        forged.assert_errors(
+            StatusCode::BAD_REQUEST,
+            &["The browser (or proxy) sent a request that this server could not understand."],
+        );
+        let page = app
+            .client()
+            .get("/login")
+            .header("host", "evil.example.com:5000")
+            .send()
+            .await;
+        assert_eq!(page.status, StatusCode::BAD_REQUEST);
+        assert!(
+            app.mails_to("ann@example.com")
+                .iter()
+                .all(|mail| !mail.text.contains("/reset/")),
+            "no reset mail was sent"
+        );
+
+        // Trusted hosts (a subdomain of a `.domain` entry, any port) work as usual.
+        let ok = app
+            .client()
+            .post("/reset")
+            .json(&json!({"email": "ann@example.com"}))
+            .header("host", "app.example.org:8443")
+            .send()
+            .await;
+        assert_eq!(ok.status, StatusCode::OK, "{}", ok.text());
+        let link = app.link_in_mail("ann@example.com", "/reset/").await;
+        assert!(
+            link.starts_with("http://app.example.org:8443/reset/"),
+            "{link}"
+        );
+    })
+    .await;
+}
