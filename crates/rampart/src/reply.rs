@@ -26,7 +26,7 @@ pub fn json(status: StatusCode, response: Value) -> Response {
     json_of(status, &response)
 }
 
-/// [`json`] for any serializable answer (a typed struct saves building a [`Value`]).
+/// [`json()`](fn@json) for any serializable answer (a typed struct saves building a [`Value`]).
 ///
 /// ```
 /// use axum::http::StatusCode;
