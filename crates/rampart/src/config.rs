@@ -342,6 +342,11 @@ pub struct SecurityConfig {
     pub changeable: bool,
     /// `SECURITY_SEND_PASSWORD_CHANGE_EMAIL`.
     pub send_password_change_email: bool,
+    /// `SECURITY_CHANGE_EMAIL`: signed-in users may change their email address, confirmed by a
+    /// link mailed to the new one (off by default, as in Flask-Security).
+    pub change_email: bool,
+    /// `SECURITY_CHANGE_EMAIL_WITHIN` (default 2 hours).
+    pub change_email_within: Duration,
     /// `SECURITY_TRACKABLE` (on by default in Rampart: the columns exist anyway).
     pub trackable: bool,
     /// `SECURITY_USERNAME_ENABLE`.
@@ -372,6 +377,8 @@ pub struct SecurityConfig {
     pub confirm_url: String,
     /// `SECURITY_CHANGE_URL`.
     pub change_url: String,
+    /// `SECURITY_CHANGE_EMAIL_URL` (default `/change-email`).
+    pub change_email_url: String,
     /// `SECURITY_POST_LOGIN_VIEW`.
     pub post_login_view: String,
     /// `SECURITY_POST_LOGOUT_VIEW`.
@@ -384,6 +391,12 @@ pub struct SecurityConfig {
     pub post_reset_view: Option<String>,
     /// `SECURITY_POST_CHANGE_VIEW`.
     pub post_change_view: Option<String>,
+    /// `SECURITY_POST_CHANGE_EMAIL_VIEW`: where a confirmed change of email lands (default
+    /// `SECURITY_POST_LOGIN_VIEW`).
+    pub post_change_email_view: Option<String>,
+    /// `SECURITY_CHANGE_EMAIL_ERROR_VIEW`: where a bad or expired link lands (default
+    /// `SECURITY_CHANGE_EMAIL_URL`).
+    pub change_email_error_view: Option<String>,
     /// `SECURITY_REDIRECT_ALLOWED_HOSTS`: extra hosts `next` may point to.
     pub redirect_allowed_hosts: Vec<String>,
     /// `SECURITY_EMAIL_SENDER`.
@@ -454,6 +467,8 @@ impl Default for SecurityConfig {
             send_password_reset_notice_email: true,
             changeable: false,
             send_password_change_email: true,
+            change_email: false,
+            change_email_within: Duration::from_secs(2 * 3600),
             trackable: true,
             username_enable: false,
             username_required: false,
@@ -469,12 +484,15 @@ impl Default for SecurityConfig {
             reset_url: "/reset".into(),
             confirm_url: "/confirm".into(),
             change_url: "/change".into(),
+            change_email_url: "/change-email".into(),
             post_login_view: "/".into(),
             post_logout_view: "/".into(),
             post_register_view: None,
             post_confirm_view: None,
             post_reset_view: None,
             post_change_view: None,
+            post_change_email_view: None,
+            change_email_error_view: None,
             redirect_allowed_hosts: Vec::new(),
             email_sender: "no-reply@localhost".into(),
             email_validator_args: EmailValidatorArgs::default(),
@@ -653,6 +671,11 @@ impl SecurityConfig {
             c.send_password_change_email,
             s.bool("SECURITY_SEND_PASSWORD_CHANGE_EMAIL")?
         );
+        set!(c.change_email, s.bool("SECURITY_CHANGE_EMAIL")?);
+        set!(
+            c.change_email_within,
+            s.duration("SECURITY_CHANGE_EMAIL_WITHIN")?
+        );
         set!(c.trackable, s.bool("SECURITY_TRACKABLE")?);
         set!(c.username_enable, s.bool("SECURITY_USERNAME_ENABLE")?);
         set!(c.username_required, s.bool("SECURITY_USERNAME_REQUIRED")?);
@@ -681,6 +704,7 @@ impl SecurityConfig {
             (&mut c.reset_url, "SECURITY_RESET_URL"),
             (&mut c.confirm_url, "SECURITY_CONFIRM_URL"),
             (&mut c.change_url, "SECURITY_CHANGE_URL"),
+            (&mut c.change_email_url, "SECURITY_CHANGE_EMAIL_URL"),
             (&mut c.post_login_view, "SECURITY_POST_LOGIN_VIEW"),
             (&mut c.post_logout_view, "SECURITY_POST_LOGOUT_VIEW"),
         ] {
@@ -693,6 +717,14 @@ impl SecurityConfig {
             (&mut c.post_confirm_view, "SECURITY_POST_CONFIRM_VIEW"),
             (&mut c.post_reset_view, "SECURITY_POST_RESET_VIEW"),
             (&mut c.post_change_view, "SECURITY_POST_CHANGE_VIEW"),
+            (
+                &mut c.post_change_email_view,
+                "SECURITY_POST_CHANGE_EMAIL_VIEW",
+            ),
+            (
+                &mut c.change_email_error_view,
+                "SECURITY_CHANGE_EMAIL_ERROR_VIEW",
+            ),
         ] {
             if let Some(v) = s.string(key) {
                 *field = Some(checked_path(key, v)?);

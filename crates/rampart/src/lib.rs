@@ -54,6 +54,7 @@
 pub mod auth;
 pub mod auth_token;
 pub mod change;
+pub mod change_email;
 pub mod clock;
 pub mod config;
 pub mod confirm;

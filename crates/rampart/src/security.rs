@@ -188,6 +188,9 @@ impl Security {
         if config.changeable {
             router = router.merge(crate::change::router(config));
         }
+        if config.change_email {
+            router = router.merge(crate::change_email::router(config));
+        }
         router
             .layer(DefaultBodyLimit::max(config.max_content_length))
             .with_state(self.clone())

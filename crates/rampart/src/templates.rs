@@ -36,6 +36,7 @@ const BUILTIN: &[(&str, &str)] = embedded![
     "security/forgot_password.html",
     "security/reset_password.html",
     "security/change_password.html",
+    "security/change_email.html",
     "security/email/welcome/subject.txt.j2",
     "security/email/welcome/body.txt.j2",
     "security/email/welcome/body.html.j2",
@@ -57,6 +58,9 @@ const BUILTIN: &[(&str, &str)] = embedded![
     "security/email/change_notice/subject.txt.j2",
     "security/email/change_notice/body.txt.j2",
     "security/email/change_notice/body.html.j2",
+    "security/email/change_email_instructions/subject.txt.j2",
+    "security/email/change_email_instructions/body.txt.j2",
+    "security/email/change_email_instructions/body.html.j2",
 ];
 
 /// The template environment (cheap to clone).
@@ -166,6 +170,9 @@ pub(crate) fn page_config(security: &Security) -> Value {
         reset_url => c.url(&c.reset_url),
         confirm_url => c.url(&c.confirm_url),
         change_url => c.url(&c.change_url),
+        change_email => c.change_email,
+        change_email_url => c.url(&c.change_email_url),
+        change_email_within => crate::recover::describe_duration(c.change_email_within),
         post_login_view => c.post_login_view,
         confirm_email_within => crate::recover::describe_duration(c.confirm_email_within),
         reset_password_within => crate::recover::describe_duration(c.reset_password_within),

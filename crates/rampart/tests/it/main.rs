@@ -6,6 +6,7 @@ mod harness;
 mod bodies;
 mod cache;
 mod change;
+mod change_email;
 mod confirm;
 mod csrf;
 mod guards;

@@ -1,0 +1,244 @@
+//! Change of email address (`GET|POST SECURITY_CHANGE_EMAIL_URL`, default `/change-email`, and
+//! the link `GET /change-email/<token>`), Flask-Security's `CHANGE_EMAIL` feature. On when
+//! `SECURITY_CHANGE_EMAIL` is set.
+//!
+//! A signed-in user asks for a new address; a link goes to that address, and the change happens
+//! only when it is opened, within `SECURITY_CHANGE_EMAIL_WITHIN` (default 2 hours). The token
+//! carries the user's uniquifier, a keyed digest of the *current* address and the new one, so it
+//! works once (after the change the digest no longer matches) and dies with a password change
+//! (which rotates the uniquifier). Opening it needs no session.
+//!
+//! Template: `security/change_email.html`. Mail: `change_email_instructions`.
+
+use axum::Router;
+use axum::extract::Path;
+use axum::response::Response;
+use axum::routing::get;
+use minijinja::context;
+use serde_json::{Value, json};
+
+use crate::config::SecurityConfig;
+use crate::context::AuthContext;
+use crate::datastore::DatastoreError;
+use crate::extract::CurrentUser;
+use crate::forms::{FieldErrors, FormInput};
+use crate::model::User;
+use crate::security::Security;
+
+const SALT: &str = "change-email-salt";
+
+pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
+    let base = config.url(&config.change_email_url);
+    Router::new()
+        .route(&base, get(get_change_email).post(post_change_email))
+        .route(&format!("{base}/{{token}}"), get(get_confirm_change))
+}
+
+/// The token's payload: uniquifier, digest of the current address, new address.
+type Payload = (String, String, String);
+
+/// The path of a link that changes `user`'s address to `new_email` (`/change-email/<token>`).
+pub fn change_email_path(
+    security: &Security,
+    user: &User,
+    new_email: &str,
+) -> crate::Result<String> {
+    let payload: Payload = (
+        user.fs_uniquifier.clone(),
+        security.signer().hash_data(&user.email),
+        new_email.to_owned(),
+    );
+    let token = security
+        .signer()
+        .sign(SALT, &payload, security.clock().now())?;
+    let config = security.config();
+    Ok(format!("{}/{token}", config.url(&config.change_email_url)))
+}
+
+/// Checks a requested new address for `user`; `Err` holds the field errors.
+pub async fn validate(
+    security: &Security,
+    user: &User,
+    input: &mut FormInput,
+) -> crate::Result<Result<String, FieldErrors>> {
+    let (email, mut errors) = crate::register::read_email_field(security, input);
+    if errors.is_empty() {
+        let taken = email.eq_ignore_ascii_case(&user.email)
+            || security.datastore().user_by_email(&email).await?.is_some();
+        if taken {
+            errors.add(
+                "email",
+                security.msg("EMAIL_ALREADY_ASSOCIATED", &[("email", &email)]),
+            );
+        }
+    }
+    Ok(errors.into_result().map(|()| email))
+}
+
+/// Mails the confirmation link for `new_email` to that address.
+pub fn send_instructions(
+    security: &Security,
+    user: &User,
+    new_email: &str,
+    link: &(dyn Fn(&str) -> String + Sync),
+) -> crate::Result<()> {
+    let config = security.config();
+    let link = link(&change_email_path(security, user, new_email)?);
+    crate::notify::send(
+        security,
+        "change_email_instructions",
+        new_email,
+        context! {
+            user => crate::register::user_context(user),
+            link => link,
+            old_email => user.email,
+            new_email => new_email,
+            expire_text => crate::recover::describe_duration(config.change_email_within),
+            app_name => config.app_name,
+        },
+    )
+}
+
+/// What a change-of-email link turned out to be.
+#[derive(Debug)]
+pub enum ChangeEmailOutcome {
+    /// The address is changed; the user as they are now.
+    Changed(Box<User>),
+    /// Genuine but too old.
+    Expired,
+    /// Another account took the new address since the link was sent.
+    Taken(String),
+    /// Forged, used, or for an account whose address or uniquifier changed since.
+    Invalid,
+}
+
+/// Checks a change-of-email token and changes the address.
+pub async fn confirm_change(security: &Security, token: &str) -> crate::Result<ChangeEmailOutcome> {
+    let signer = security.signer();
+    let within = security.config().change_email_within;
+    let Ok(((uniquifier, digest, new_email), expired)) =
+        signer.verify_link::<Payload>(SALT, token, within, security.clock().now())
+    else {
+        return Ok(ChangeEmailOutcome::Invalid);
+    };
+    let datastore = security.datastore();
+    let Some(user) = datastore.user_by_uniquifier(&uniquifier).await? else {
+        return Ok(ChangeEmailOutcome::Invalid);
+    };
+    if !signer.verify_hash_data(&user.email, &digest) {
+        return Ok(ChangeEmailOutcome::Invalid);
+    }
+    if expired {
+        return Ok(ChangeEmailOutcome::Expired);
+    }
+    match datastore
+        .set_email(user.id, &new_email, security.now_naive())
+        .await
+    {
+        Ok(()) => {}
+        Err(DatastoreError::Conflict(_)) => return Ok(ChangeEmailOutcome::Taken(new_email)),
+        Err(error) => return Err(error.into()),
+    }
+    let mut changed = user;
+    changed.email = new_email;
+    Ok(ChangeEmailOutcome::Changed(Box::new(changed)))
+}
+
+async fn json_answer(ctx: &AuthContext, user: &CurrentUser) -> crate::Result<Response> {
+    let mut response = ctx.json_base().await?;
+    response.insert(
+        "current_email".into(),
+        Value::String(user.user.email.clone()),
+    );
+    response.insert("user".into(), ctx.user_payload(user, false)?);
+    Ok(crate::reply::json_ok(response))
+}
+
+async fn get_change_email(ctx: AuthContext, user: CurrentUser) -> crate::Result<Response> {
+    if ctx.is_json() {
+        return json_answer(&ctx, &user).await;
+    }
+    crate::templates::form_page(
+        &ctx,
+        "security/change_email.html",
+        Value::Null,
+        &FieldErrors::new(),
+        context! { current_email => user.user.email },
+    )
+    .await
+}
+
+async fn post_change_email(
+    ctx: AuthContext,
+    user: CurrentUser,
+    mut input: FormInput,
+) -> crate::Result<Response> {
+    let security = ctx.security().clone();
+    let new_email = match validate(&security, &user.user, &mut input).await? {
+        Ok(email) => email,
+        Err(errors) => {
+            let email = input.text("email").unwrap_or_default();
+            return crate::templates::form_errors(
+                &ctx,
+                "security/change_email.html",
+                json!({ "email": email }),
+                &errors,
+                context! { current_email => user.user.email },
+            )
+            .await;
+        }
+    };
+    send_instructions(&security, &user.user, &new_email, &|path| {
+        ctx.external_url(path)
+    })?;
+    if ctx.is_json() {
+        return json_answer(&ctx, &user).await;
+    }
+    ctx.flash(
+        "success",
+        &security.msg("CHANGE_EMAIL_SENT", &[("email", &new_email)]),
+    )
+    .await?;
+    let config = security.config();
+    Ok(crate::reply::redirect(
+        &config.url(&config.change_email_url),
+    ))
+}
+
+async fn get_confirm_change(
+    ctx: AuthContext,
+    Path(token): Path<String>,
+) -> crate::Result<Response> {
+    let security = ctx.security().clone();
+    let config = security.config();
+    let error_view = config
+        .change_email_error_view
+        .clone()
+        .unwrap_or_else(|| config.url(&config.change_email_url));
+    let (category, message, target) = match confirm_change(&security, &token).await? {
+        ChangeEmailOutcome::Changed(_) => (
+            "success",
+            security.msg("CHANGE_EMAIL_CONFIRMED", &[]),
+            config
+                .post_change_email_view
+                .clone()
+                .unwrap_or_else(|| config.post_login_view.clone()),
+        ),
+        ChangeEmailOutcome::Expired => {
+            let within = crate::recover::describe_duration(config.change_email_within);
+            (
+                "error",
+                security.msg("CHANGE_EMAIL_EXPIRED", &[("within", &within)]),
+                error_view,
+            )
+        }
+        ChangeEmailOutcome::Taken(email) => (
+            "error",
+            security.msg("EMAIL_ALREADY_ASSOCIATED", &[("email", &email)]),
+            error_view,
+        ),
+        ChangeEmailOutcome::Invalid => ("error", security.msg("API_ERROR", &[]), error_view),
+    };
+    ctx.flash(category, &message).await?;
+    Ok(crate::reply::redirect(&target))
+}

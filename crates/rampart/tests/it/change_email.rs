@@ -1,0 +1,199 @@
+//! Change of email address (`SECURITY_CHANGE_EMAIL`, CONTRACT.md "GET /change-email"): a link to
+//! the new address, single use, expiring, no session needed to open it.
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use serde_json::json;
+
+use crate::harness::{PASSWORD, TestApp, csrf_in_html, each_backend};
+
+const ON: &[(&str, &str)] = &[
+    ("SECURITY_CHANGE_EMAIL", "true"),
+    ("SECURITY_RETURN_GENERIC_RESPONSES", "false"),
+];
+
+#[tokio::test]
+async fn a_new_address_is_confirmed_by_the_link_mailed_to_it() {
+    each_backend(ON, async |app: TestApp| {
+        let client = app.logged_in("ann@example.com").await;
+        let page = client.get("/change-email").accept_json().send().await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.text());
+        assert_eq!(page.response()["current_email"], "ann@example.com");
+        assert_eq!(page.response()["user"]["email"], "ann@example.com");
+
+        let asked = client
+            .post("/change-email")
+            .json(&json!({"email": "Ann.New@example.com"}))
+            .csrf()
+            .send()
+            .await;
+        assert_eq!(asked.status, StatusCode::OK, "{}", asked.text());
+        // Nothing changes until the link is opened.
+        assert_eq!(asked.response()["current_email"], "ann@example.com");
+        assert_eq!(app.user("ann@example.com").await.email, "ann@example.com");
+
+        let mail = app.mail_to("Ann.New@example.com").await;
+        assert_eq!(mail.subject, "Confirm your new email address");
+        assert!(
+            mail.text.contains("to confirm your new email address."),
+            "{}",
+            mail.text
+        );
+        assert!(
+            mail.text.contains("This link will expire in 2 hours."),
+            "{}",
+            mail.text
+        );
+        assert!(
+            mail.text
+                .contains("Your currently registered email is ann@example.com."),
+            "{}",
+            mail.text
+        );
+        let link = rampart::find_link(&mail.text, "/change-email/").expect("link");
+        let path = link.trim_start_matches("http://rampart.test");
+
+        // The link works without a session.
+        let opened = app.client().get(path).send().await;
+        assert_eq!(opened.status, StatusCode::FOUND, "{}", opened.text());
+        assert_eq!(opened.location(), Some("/"));
+        assert_eq!(
+            client.me().await.response()["user"]["email"],
+            "Ann.New@example.com"
+        );
+        let old = app.client().login("ann@example.com", PASSWORD).await;
+        old.assert_field_errors(&json!({"email": ["Specified user does not exist"]}));
+        app.client().login_ok("ann.new@example.com", PASSWORD).await;
+
+        // Used again: refused, back to the form with a message.
+        let again = app.client().get(path).send().await;
+        assert_eq!(again.status, StatusCode::FOUND);
+        assert_eq!(again.location(), Some("/change-email"));
+        let forged = app.client().get("/change-email/not-a-token").send().await;
+        assert_eq!(forged.location(), Some("/change-email"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn taken_own_and_invalid_addresses_are_refused_with_field_errors() {
+    each_backend(ON, async |app: TestApp| {
+        app.signed_up("bob@example.com").await;
+        let client = app.logged_in("ann@example.com").await;
+        for (email, message) in [
+            (
+                "BOB@example.com",
+                "BOB@example.com is already associated with an account.",
+            ),
+            (
+                "ann@example.com",
+                "ann@example.com is already associated with an account.",
+            ),
+            ("not an address", "Invalid email address"),
+        ] {
+            let refused = client
+                .post("/change-email")
+                .json(&json!({"email": email}))
+                .csrf()
+                .send()
+                .await;
+            refused.assert_field_errors(&json!({"email": [message]}));
+        }
+        // CSRF and a signed-in user are needed.
+        let no_csrf = client
+            .post("/change-email")
+            .json(&json!({"email": "new@example.com"}))
+            .send()
+            .await;
+        no_csrf.assert_errors(StatusCode::BAD_REQUEST, &["The CSRF token is missing."]);
+        let anonymous = app
+            .client()
+            .post("/change-email")
+            .json(&json!({"email": "new@example.com"}))
+            .send()
+            .await;
+        assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+        app.assert_no_mail_to("new@example.com").await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_expired_link_or_one_whose_address_was_taken_meanwhile_changes_nothing() {
+    each_backend(ON, async |app: TestApp| {
+        let client = app.logged_in("ann@example.com").await;
+        for email in ["late@example.com", "contested@example.com"] {
+            let asked = client
+                .post("/change-email")
+                .json(&json!({"email": email}))
+                .csrf()
+                .send()
+                .await;
+            assert_eq!(asked.status, StatusCode::OK, "{}", asked.text());
+        }
+        let late = app.path_in_mail("late@example.com", "/change-email/").await;
+        let contested = app
+            .path_in_mail("contested@example.com", "/change-email/")
+            .await;
+
+        // Someone registers the contested address first.
+        app.signed_up("contested@example.com").await;
+        let browser = app.client();
+        let refused = browser.get(&contested).send().await;
+        assert_eq!(refused.location(), Some("/change-email"));
+        assert_eq!(app.user("ann@example.com").await.email, "ann@example.com");
+
+        app.advance(Duration::from_secs(2 * 3600 + 1));
+        let expired = client.get(&late).send().await;
+        assert_eq!(expired.location(), Some("/change-email"));
+        let form = client.get("/change-email").send().await;
+        assert!(
+            form.html()
+                .contains("Confirmation must be completed within 2 hours. Please start over."),
+            "{}",
+            form.text()
+        );
+        assert_eq!(app.user("ann@example.com").await.email, "ann@example.com");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_html_form_sends_the_link_and_says_so() {
+    each_backend(ON, async |app: TestApp| {
+        let client = app.logged_in("ann@example.com").await;
+        let page = client.get("/change-email").send().await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(page.html().contains("ann@example.com"), "{}", page.text());
+        let sent = client
+            .post("/change-email")
+            .form(&[
+                ("email", "fresh@example.com"),
+                ("csrf_token", &csrf_in_html(&page.text())),
+            ])
+            .send()
+            .await;
+        assert_eq!(sent.status, StatusCode::FOUND, "{}", sent.text());
+        let after = client.get("/change-email").send().await;
+        assert!(
+            after.html().contains(
+                "Instructions to confirm your new email address have been sent to fresh@example.com."
+            ),
+            "{}",
+            after.text()
+        );
+        app.path_in_mail("fresh@example.com", "/change-email/").await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_feature_is_off_unless_configured() {
+    each_backend(&[], async |app: TestApp| {
+        let client = app.logged_in("ann@example.com").await;
+        let page = client.get("/change-email").accept_json().send().await;
+        assert_eq!(page.status, StatusCode::NOT_FOUND);
+    })
+    .await;
+}
