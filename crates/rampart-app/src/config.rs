@@ -21,6 +21,7 @@ pub const APP_DEFAULTS: &[(&str, &str)] = &[
     ("SECURITY_CHANGEABLE", "true"),
     ("SECURITY_USERNAME_ENABLE", "true"),
     ("SECURITY_CHANGE_URL", "/dashboard/security/"),
+    ("SECURITY_CHANGE_EMAIL", "true"),
     ("SECURITY_DEFAULT_ROLES", "User"),
     ("SECURITY_DEFAULT_REMEMBER_ME", "true"),
     ("SECURITY_EMAIL_SENDER", "no-reply@fst-sample.local"),

@@ -555,3 +555,63 @@ async fn error_pages_are_in_the_app_style_and_never_show_internals() {
         assert!(html.contains("Go to the dashboard"), "{status}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_email_address_is_changed_from_the_security_page_by_a_link_mailed_to_the_new_one() {
+    for backend in backends() {
+        let app = TestApp::start(&backend, &[]).await;
+        app.create_user("old@example.com").await;
+        let (client, _) = app.login("old@example.com", PASSWORD).await;
+
+        let (status, html, _) = get(&client, "/dashboard/security/").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains("id=\"change-email-link\""), "{html}");
+        let (status, html, _) = get(&client, "/change-email").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            html.contains("id=\"current-email\">old@example.com<"),
+            "{html}"
+        );
+        assert!(
+            html.contains("class=\"mainnav\""),
+            "the app's layout: {html}"
+        );
+
+        let csrf = hidden(&html, "csrf_token");
+        let (status, _, headers) = post_form(
+            &client,
+            "/change-email",
+            &[("email", "taken@example.com"), ("csrf_token", &csrf)],
+        )
+        .await;
+        assert_eq!(status, StatusCode::FOUND);
+        assert_eq!(location(&headers), "/change-email");
+        let mail = app.mail_to("taken@example.com").await;
+        assert_eq!(mail.subject, "Confirm your new email address");
+        assert!(
+            mail.text
+                .contains("Your currently registered email is old@example.com.")
+        );
+        let link = rampart::find_link(&mail.text, "/change-email/").expect("link");
+
+        // Opened in another browser, without a session.
+        let other = app.client();
+        let response = other.http.get(&link).send().await.expect("open link");
+        assert_eq!(response.status(), StatusCode::FOUND);
+        let (status, body) = client.get_json("/api/me").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["response"]["user"]["email"], "taken@example.com");
+        let (status, _) = other
+            .post_json(
+                "/login",
+                json!({"email": "old@example.com", "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::BAD_REQUEST,
+            "the old address no longer signs in"
+        );
+        app.login("taken@example.com", PASSWORD).await;
+    }
+}
