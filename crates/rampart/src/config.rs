@@ -347,6 +347,16 @@ pub struct SecurityConfig {
     pub change_email: bool,
     /// `SECURITY_CHANGE_EMAIL_WITHIN` (default 2 hours).
     pub change_email_within: Duration,
+    /// `SECURITY_TWO_FACTOR`: users may add a second factor (off by default).
+    pub two_factor: bool,
+    /// `SECURITY_TWO_FACTOR_ENABLED_METHODS` (default `email, authenticator`).
+    pub two_factor_enabled_methods: Vec<String>,
+    /// `SECURITY_TWO_FACTOR_AUTHENTICATOR_VALIDITY` (default 120 seconds either way of now).
+    pub two_factor_authenticator_validity: Duration,
+    /// `SECURITY_TWO_FACTOR_MAIL_VALIDITY` (default 5 minutes).
+    pub two_factor_mail_validity: Duration,
+    /// `SECURITY_TOTP_ISSUER`: the name authenticator apps show (default `SECURITY_APP_NAME`).
+    pub totp_issuer: Option<String>,
     /// `SECURITY_TRACKABLE` (on by default in Rampart: the columns exist anyway).
     pub trackable: bool,
     /// `SECURITY_USERNAME_ENABLE`.
@@ -379,6 +389,12 @@ pub struct SecurityConfig {
     pub change_url: String,
     /// `SECURITY_CHANGE_EMAIL_URL` (default `/change-email`).
     pub change_email_url: String,
+    /// `SECURITY_TWO_FACTOR_SETUP_URL` (default `/tf-setup`).
+    pub two_factor_setup_url: String,
+    /// `SECURITY_TWO_FACTOR_TOKEN_VALIDATION_URL` (default `/tf-validate`).
+    pub two_factor_token_validation_url: String,
+    /// `SECURITY_TWO_FACTOR_RESCUE_URL` (default `/tf-rescue`).
+    pub two_factor_rescue_url: String,
     /// `SECURITY_POST_LOGIN_VIEW`.
     pub post_login_view: String,
     /// `SECURITY_POST_LOGOUT_VIEW`.
@@ -397,6 +413,9 @@ pub struct SecurityConfig {
     /// `SECURITY_CHANGE_EMAIL_ERROR_VIEW`: where a bad or expired link lands (default
     /// `SECURITY_CHANGE_EMAIL_URL`).
     pub change_email_error_view: Option<String>,
+    /// `SECURITY_TWO_FACTOR_POST_SETUP_VIEW`: where a finished two-factor setup or a disable lands
+    /// (default the setup page).
+    pub two_factor_post_setup_view: Option<String>,
     /// `SECURITY_REDIRECT_ALLOWED_HOSTS`: extra hosts `next` may point to.
     pub redirect_allowed_hosts: Vec<String>,
     /// `SECURITY_EMAIL_SENDER`.
@@ -469,6 +488,11 @@ impl Default for SecurityConfig {
             send_password_change_email: true,
             change_email: false,
             change_email_within: Duration::from_secs(2 * 3600),
+            two_factor: false,
+            two_factor_enabled_methods: vec!["email".into(), "authenticator".into()],
+            two_factor_authenticator_validity: Duration::from_secs(120),
+            two_factor_mail_validity: Duration::from_secs(300),
+            totp_issuer: None,
             trackable: true,
             username_enable: false,
             username_required: false,
@@ -485,6 +509,9 @@ impl Default for SecurityConfig {
             confirm_url: "/confirm".into(),
             change_url: "/change".into(),
             change_email_url: "/change-email".into(),
+            two_factor_setup_url: "/tf-setup".into(),
+            two_factor_token_validation_url: "/tf-validate".into(),
+            two_factor_rescue_url: "/tf-rescue".into(),
             post_login_view: "/".into(),
             post_logout_view: "/".into(),
             post_register_view: None,
@@ -493,6 +520,7 @@ impl Default for SecurityConfig {
             post_change_view: None,
             post_change_email_view: None,
             change_email_error_view: None,
+            two_factor_post_setup_view: None,
             redirect_allowed_hosts: Vec::new(),
             email_sender: "no-reply@localhost".into(),
             email_validator_args: EmailValidatorArgs::default(),
@@ -676,6 +704,28 @@ impl SecurityConfig {
             c.change_email_within,
             s.duration("SECURITY_CHANGE_EMAIL_WITHIN")?
         );
+        set!(c.two_factor, s.bool("SECURITY_TWO_FACTOR")?);
+        if let Some(methods) = s.list("SECURITY_TWO_FACTOR_ENABLED_METHODS") {
+            if let Some(bad) = methods
+                .iter()
+                .find(|m| !matches!(m.as_str(), "email" | "authenticator"))
+            {
+                return Err(ConfigError::Invalid {
+                    key: "SECURITY_TWO_FACTOR_ENABLED_METHODS".into(),
+                    message: format!("unknown method {bad:?} (email, authenticator)"),
+                });
+            }
+            c.two_factor_enabled_methods = methods;
+        }
+        set!(
+            c.two_factor_authenticator_validity,
+            s.duration("SECURITY_TWO_FACTOR_AUTHENTICATOR_VALIDITY")?
+        );
+        set!(
+            c.two_factor_mail_validity,
+            s.duration("SECURITY_TWO_FACTOR_MAIL_VALIDITY")?
+        );
+        c.totp_issuer = s.string("SECURITY_TOTP_ISSUER");
         set!(c.trackable, s.bool("SECURITY_TRACKABLE")?);
         set!(c.username_enable, s.bool("SECURITY_USERNAME_ENABLE")?);
         set!(c.username_required, s.bool("SECURITY_USERNAME_REQUIRED")?);
@@ -705,6 +755,15 @@ impl SecurityConfig {
             (&mut c.confirm_url, "SECURITY_CONFIRM_URL"),
             (&mut c.change_url, "SECURITY_CHANGE_URL"),
             (&mut c.change_email_url, "SECURITY_CHANGE_EMAIL_URL"),
+            (&mut c.two_factor_setup_url, "SECURITY_TWO_FACTOR_SETUP_URL"),
+            (
+                &mut c.two_factor_token_validation_url,
+                "SECURITY_TWO_FACTOR_TOKEN_VALIDATION_URL",
+            ),
+            (
+                &mut c.two_factor_rescue_url,
+                "SECURITY_TWO_FACTOR_RESCUE_URL",
+            ),
             (&mut c.post_login_view, "SECURITY_POST_LOGIN_VIEW"),
             (&mut c.post_logout_view, "SECURITY_POST_LOGOUT_VIEW"),
         ] {
@@ -724,6 +783,10 @@ impl SecurityConfig {
             (
                 &mut c.change_email_error_view,
                 "SECURITY_CHANGE_EMAIL_ERROR_VIEW",
+            ),
+            (
+                &mut c.two_factor_post_setup_view,
+                "SECURITY_TWO_FACTOR_POST_SETUP_VIEW",
             ),
         ] {
             if let Some(v) = s.string(key) {

@@ -100,6 +100,7 @@ mod sessions;
 pub(crate) mod test_support;
 #[cfg(test)]
 mod tests;
+mod two_factor;
 mod users;
 
 /// How long a request waits for a pooled connection before the database counts as unavailable.

@@ -234,6 +234,12 @@ async fn basic_user(ctx: &AuthContext, authorization: Option<&str>) -> crate::Re
     }
     let security = &ctx.security;
     let user = match crate::login::check_password(security, &identity, &password).await? {
+        // HTTP Basic cannot carry a second factor.
+        crate::login::PasswordCheck::Valid(user)
+            if crate::two_factor::required(security.config(), &user) =>
+        {
+            return Ok(BasicOutcome::Refused);
+        }
         crate::login::PasswordCheck::Valid(user) => user,
         _ => {
             crate::rate_limit::count_failed_basic(ctx, &identity).await?;

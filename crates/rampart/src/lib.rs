@@ -84,6 +84,8 @@ pub mod templates;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod token;
+pub mod totp;
+pub mod two_factor;
 
 pub use auth::{login_user, logout_user};
 pub use clock::{Clock, SystemClock, TestClock};

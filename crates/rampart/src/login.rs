@@ -322,6 +322,9 @@ async fn post_login(
     };
     match outcome {
         Ok((user, form)) => {
+            if crate::two_factor::required(security.config(), &user) {
+                return crate::two_factor::begin_login(&ctx, &user, form.remember, form.next).await;
+            }
             let csrf = crate::auth::login_user(&ctx, &user, form.remember).await?;
             if ctx.is_json() {
                 json_login_success(&ctx, &user, csrf).await

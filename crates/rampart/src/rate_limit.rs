@@ -109,6 +109,40 @@ pub(crate) async fn count_failed_basic(ctx: &AuthContext, identity: &str) -> cra
     Ok(())
 }
 
+/// Whether `user_id` has used up its attempts at one-time codes (two-factor), counted against
+/// `SECURITY_LOGIN_IDENTITY_RATE_LIMIT`; `Some(response)` (429) when it has.
+pub(crate) async fn code_refused(
+    ctx: &AuthContext,
+    user_id: i64,
+) -> crate::Result<Option<Response>> {
+    let Some(limit) = ctx.security.config().login_identity_rate_limit.as_ref() else {
+        return Ok(None);
+    };
+    Ok(ctx
+        .security
+        .datastore()
+        .rate_limit_exhausted(
+            &code_key(user_id),
+            limit.limit,
+            limit.window,
+            ctx.security.now_naive(),
+        )
+        .await?
+        .map(|retry_after| too_many(ctx, limit, retry_after)))
+}
+
+/// Counts a wrong one-time code (or a mailed one) for `user_id`.
+pub(crate) async fn count_failed_code(ctx: &AuthContext, user_id: i64) -> crate::Result<()> {
+    if let Some(limit) = ctx.security.config().login_identity_rate_limit.as_ref() {
+        let _counted = hit(&ctx.security, &code_key(user_id), limit).await?;
+    }
+    Ok(())
+}
+
+fn code_key(user_id: i64) -> String {
+    format!("tf-code:{user_id}")
+}
+
 fn address_key(ctx: &AuthContext) -> String {
     let address = ctx
         .client_ip

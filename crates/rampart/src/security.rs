@@ -191,6 +191,9 @@ impl Security {
         if config.change_email {
             router = router.merge(crate::change_email::router(config));
         }
+        if config.two_factor {
+            router = router.merge(crate::two_factor::router(config));
+        }
         router
             .layer(DefaultBodyLimit::max(config.max_content_length))
             .with_state(self.clone())

@@ -37,6 +37,8 @@ const BUILTIN: &[(&str, &str)] = embedded![
     "security/reset_password.html",
     "security/change_password.html",
     "security/change_email.html",
+    "security/two_factor_setup.html",
+    "security/two_factor_verify_code.html",
     "security/email/welcome/subject.txt.j2",
     "security/email/welcome/body.txt.j2",
     "security/email/welcome/body.html.j2",
@@ -61,6 +63,9 @@ const BUILTIN: &[(&str, &str)] = embedded![
     "security/email/change_email_instructions/subject.txt.j2",
     "security/email/change_email_instructions/body.txt.j2",
     "security/email/change_email_instructions/body.html.j2",
+    "security/email/two_factor_instructions/subject.txt.j2",
+    "security/email/two_factor_instructions/body.txt.j2",
+    "security/email/two_factor_instructions/body.html.j2",
 ];
 
 /// The template environment (cheap to clone).
@@ -173,6 +178,10 @@ pub(crate) fn page_config(security: &Security) -> Value {
         change_email => c.change_email,
         change_email_url => c.url(&c.change_email_url),
         change_email_within => crate::recover::describe_duration(c.change_email_within),
+        two_factor => c.two_factor,
+        two_factor_setup_url => c.url(&c.two_factor_setup_url),
+        two_factor_token_validation_url => c.url(&c.two_factor_token_validation_url),
+        two_factor_rescue_url => c.url(&c.two_factor_rescue_url),
         post_login_view => c.post_login_view,
         confirm_email_within => crate::recover::describe_duration(c.confirm_email_within),
         reset_password_within => crate::recover::describe_duration(c.reset_password_within),

@@ -73,7 +73,8 @@ async fn migrations_are_idempotent_and_coexist_with_app_migrations() {
         store.migrate().await.expect("framework after app");
         assert_eq!(
             scalar(&store, "SELECT COUNT(*) FROM \"_sqlx_migrations\"").await,
-            2,
+            // The framework's two (0001 schema, 0002 one-time-code steps) and the app's.
+            3,
             "{backend}"
         );
         assert_eq!(
@@ -1021,4 +1022,67 @@ fn csv_lists_round_trip_like_flask_security_asalist() {
 fn like_patterns_escape_wildcards() {
     assert_eq!(escape_like("plain"), "plain");
     assert_eq!(escape_like("50%_\\"), "50\\%\\_\\\\");
+}
+
+#[tokio::test]
+async fn one_time_code_steps_are_claimed_once_and_in_order_per_user() {
+    for (store, _guard) in test_datastores().await {
+        let backend = store.backend_name();
+        let ann = store
+            .create_user(&new_user("ann@example.com", None), "u1", NOW, &[])
+            .await
+            .expect("create");
+        let bob = store
+            .create_user(&new_user("bob@example.com", None), "u2", NOW, &[])
+            .await
+            .expect("create");
+        assert!(
+            store.claim_otp_step(ann.id, 100).await.expect("claim"),
+            "{backend}"
+        );
+        assert!(
+            !store.claim_otp_step(ann.id, 100).await.expect("replay"),
+            "{backend}"
+        );
+        assert!(
+            !store.claim_otp_step(ann.id, 99).await.expect("older"),
+            "{backend}"
+        );
+        assert!(
+            store.claim_otp_step(bob.id, 100).await.expect("other user"),
+            "{backend}"
+        );
+        assert!(
+            store.claim_otp_step(ann.id, 101).await.expect("later"),
+            "{backend}"
+        );
+
+        store
+            .set_two_factor(ann.id, Some("authenticator"), Some("MZGISEMC"), NOW)
+            .await
+            .expect("set");
+        let found = store.user_by_id(ann.id).await.expect("load").expect("ann");
+        assert_eq!(found.tf_primary_method.as_deref(), Some("authenticator"));
+        assert_eq!(found.tf_totp_secret.as_deref(), Some("MZGISEMC"));
+        store
+            .set_two_factor(ann.id, None, None, NOW)
+            .await
+            .expect("clear");
+        let found = store.user_by_id(ann.id).await.expect("load").expect("ann");
+        assert_eq!(found.tf_primary_method, None);
+
+        assert!(store.delete_user(ann.id).await.expect("delete"));
+        assert_eq!(
+            scalar(
+                &store,
+                &format!(
+                    "SELECT COUNT(*) FROM \"rampart_otp_used_step\" WHERE \"user_id\" = {}",
+                    ann.id
+                )
+            )
+            .await,
+            0,
+            "{backend}"
+        );
+    }
 }

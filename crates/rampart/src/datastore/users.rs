@@ -421,6 +421,7 @@ impl Datastore {
                 "DELETE FROM \"roles_users\" WHERE \"user_id\" = $1",
                 "DELETE FROM \"rampart_session\" WHERE \"user_id\" = $1",
                 "DELETE FROM \"webauthn\" WHERE \"user_id\" = $1",
+                "DELETE FROM \"rampart_otp_used_step\" WHERE \"user_id\" = $1",
             ] {
                 sqlx::query(sql).bind(user_id).execute(&mut *tx).await?;
             }
@@ -498,7 +499,7 @@ impl Datastore {
 }
 
 /// `Ok` when an update touched the user, else [`DatastoreError::NotFound`].
-fn expect_user(rows_affected: u64, user_id: i64) -> Result<(), DatastoreError> {
+pub(super) fn expect_user(rows_affected: u64, user_id: i64) -> Result<(), DatastoreError> {
     if rows_affected == 0 {
         Err(DatastoreError::NotFound(format!("user {user_id}")))
     } else {

@@ -17,3 +17,4 @@ mod recover;
 mod register;
 mod smtp;
 mod tokens;
+mod two_factor;

@@ -1,0 +1,63 @@
+//! Two-factor state: the user's method and TOTP secret (Flask-Security's `tf_primary_method` and
+//! `tf_totp_secret` columns) and the last one-time-code step each user has used
+//! (`rampart_otp_used_step`).
+
+use time::PrimitiveDateTime;
+
+use super::users::expect_user;
+use super::{Datastore, DatastoreError};
+
+const SET_TWO_FACTOR: &str = "UPDATE \"user\" SET \"tf_primary_method\" = $2, \
+     \"tf_totp_secret\" = $3, \"update_datetime\" = $4 WHERE \"id\" = $1";
+
+// Claims `$2` only if it is later than the step already used: one atomic statement, so two
+// requests racing with the same code cannot both win.
+const CLAIM_STEP: &str = "INSERT INTO \"rampart_otp_used_step\" (\"user_id\", \"step\") \
+     VALUES ($1, $2) \
+     ON CONFLICT (\"user_id\") DO UPDATE SET \"step\" = excluded.\"step\" \
+     WHERE \"rampart_otp_used_step\".\"step\" < excluded.\"step\" \
+     RETURNING \"step\"";
+
+impl Datastore {
+    /// Sets (or with `None`, clears) the user's two-factor method and secret.
+    ///
+    /// # Errors
+    ///
+    /// [`DatastoreError::NotFound`] when there is no such user; as for
+    /// [`Datastore::session_load`] otherwise.
+    pub async fn set_two_factor(
+        &self,
+        user_id: i64,
+        method: Option<&str>,
+        secret: Option<&str>,
+        now: PrimitiveDateTime,
+    ) -> Result<(), DatastoreError> {
+        let updated = with_pool!(self, |pool| sqlx::query(SET_TWO_FACTOR)
+            .bind(user_id)
+            .bind(method)
+            .bind(secret)
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        self.cache().invalidate_user(user_id);
+        expect_user(updated, user_id)
+    }
+
+    /// Records that the user used the one-time code of time step `step`: `true` when `step` is
+    /// later than any step they used before (the code may be accepted), `false` for a replay.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Datastore::session_load`].
+    pub async fn claim_otp_step(&self, user_id: i64, step: u64) -> Result<bool, DatastoreError> {
+        let step = i64::try_from(step)
+            .map_err(|_| DatastoreError::Config("time step out of range".to_owned()))?;
+        let claimed: Option<(i64,)> = with_pool!(self, |pool| sqlx::query_as(CLAIM_STEP)
+            .bind(user_id)
+            .bind(step)
+            .fetch_optional(pool)
+            .await?);
+        Ok(claimed.is_some())
+    }
+}

@@ -1,0 +1,411 @@
+//! Two-factor sign-in (`SECURITY_TWO_FACTOR`, CONTRACT.md `/tf-setup`, `/tf-validate`,
+//! `/tf-rescue`): setup by authenticator or email, the login's second step, rescue by email,
+//! disable; codes single-use and throttled.
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use rampart::clock::Clock as _;
+use serde_json::{Value, json};
+
+use crate::harness::{PASSWORD, TestApp, TestClient, csrf_in_html, each_backend};
+
+const ON: &[(&str, &str)] = &[
+    ("SECURITY_TWO_FACTOR", "true"),
+    ("SECURITY_RETURN_GENERIC_RESPONSES", "false"),
+    ("SECURITY_APP_NAME", "FST Sample"),
+];
+
+const DENIED: &str = "You currently do not have permissions to access this page";
+
+fn now(app: &TestApp) -> u64 {
+    u64::try_from(app.clock.now().unix_timestamp()).expect("after 1970")
+}
+
+fn code(app: &TestApp, secret: &str) -> String {
+    rampart::totp::code_at(secret, now(app)).expect("code")
+}
+
+/// The six digits of the latest "Two-Factor Login" mail to `email`.
+async fn mailed_code(app: &TestApp, email: &str) -> String {
+    let mail = app.mail_to(email).await;
+    assert_eq!(mail.subject, "Two-Factor Login");
+    let marker = "using the following code: ";
+    let start = mail.text.find(marker).expect("code in the mail") + marker.len();
+    mail.text[start..start + 6].to_owned()
+}
+
+/// `POST` a code as JSON, with the CSRF header when the client has a token (a signed-in setup;
+/// mid-login requests need none).
+async fn validate(client: &TestClient, code: &str, path: &str) -> crate::harness::TestResponse {
+    let request = client.post(path).json(&json!({ "code": code }));
+    let request = if client.csrf_token().is_some() {
+        request.csrf()
+    } else {
+        request
+    };
+    request.send().await
+}
+
+/// A 400 "no login or setup in progress", as Flask-Security words it.
+fn assert_denied(response: &crate::harness::TestResponse) {
+    assert_eq!(
+        response.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        response.text()
+    );
+    assert_eq!(
+        response.response(),
+        json!({"errors": [DENIED], "field_errors": {"": [DENIED]}})
+    );
+}
+
+/// Signs `email` up and turns on the authenticator; returns the client and the secret.
+async fn with_authenticator(app: &TestApp, email: &str) -> (TestClient, String) {
+    let client = app.logged_in(email).await;
+    let setup = client
+        .post("/tf-setup")
+        .json(&json!({"setup": "authenticator"}))
+        .csrf()
+        .send()
+        .await;
+    assert_eq!(setup.status, StatusCode::OK, "{}", setup.text());
+    let secret = setup.response()["tf_authr_b32key"]
+        .as_str()
+        .expect("secret")
+        .to_owned();
+    let done = validate(&client, &code(app, &secret), "/tf-validate").await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.text());
+    (client, secret)
+}
+
+#[tokio::test]
+async fn an_authenticator_is_set_up_and_then_every_login_needs_its_code_once() {
+    each_backend(ON, async |app: TestApp| {
+        let client = app.logged_in("ann@example.com").await;
+        let status = client.get("/tf-setup").accept_json().send().await;
+        assert_eq!(status.status, StatusCode::OK, "{}", status.text());
+        let body = status.response();
+        assert_eq!(body["tf_required"], false);
+        assert_eq!(body["tf_primary_method"], Value::Null);
+        assert_eq!(
+            body["tf_available_methods"],
+            json!(["email", "authenticator"])
+        );
+
+        let setup = client
+            .post("/tf-setup")
+            .json(&json!({"setup": "authenticator"}))
+            .csrf()
+            .send()
+            .await;
+        assert_eq!(setup.status, StatusCode::OK, "{}", setup.text());
+        let body = setup.response();
+        let secret = body["tf_authr_b32key"].as_str().expect("key").to_owned();
+        assert_eq!(body["tf_state"], "validating_profile");
+        assert_eq!(body["tf_authr_issuer"], "FST Sample");
+        assert_eq!(body["tf_authr_username"], "ann@example.com");
+        assert_eq!(body["tf_authr_key"], rampart::totp::grouped(&secret));
+        assert_eq!(
+            body["tf_authr_uri"],
+            format!(
+                "otpauth://totp/FST%20Sample:ann%40example.com?secret={secret}&issuer=FST%20Sample"
+            )
+        );
+        // Not on until a code proves the app has the secret.
+        assert_eq!(
+            client
+                .get("/tf-setup")
+                .accept_json()
+                .send()
+                .await
+                .response()["tf_required"],
+            false
+        );
+        let wrong = validate(&client, "000000", "/tf-validate").await;
+        wrong.assert_field_errors(&json!({"code": ["Invalid code"]}));
+        let setup_code = code(&app, &secret);
+        let done = validate(&client, &setup_code, "/tf-validate").await;
+        assert_eq!(done.status, StatusCode::OK, "{}", done.text());
+        assert_eq!(done.response()["user"]["email"], "ann@example.com");
+        let status = client
+            .get("/tf-setup")
+            .accept_json()
+            .send()
+            .await
+            .response();
+        assert_eq!(status["tf_required"], true);
+        assert_eq!(status["tf_primary_method"], "authenticator");
+        client.logout().await;
+
+        // The password alone no longer signs in.
+        let browser = app.client();
+        let login = browser.login("ann@example.com", PASSWORD).await;
+        assert_eq!(login.status, StatusCode::OK, "{}", login.text());
+        let body = login.response();
+        assert_eq!(body["tf_required"], true);
+        assert_eq!(body["tf_state"], "ready");
+        assert_eq!(body["tf_method"], "authenticator");
+        assert!(body.get("user").is_none(), "{body}");
+        assert!(login.set_cookie("XSRF-TOKEN").is_none());
+        assert_eq!(browser.me().await.status, StatusCode::UNAUTHORIZED);
+
+        // The code used for the setup is spent, even inside its window.
+        let replay = validate(&browser, &setup_code, "/tf-validate").await;
+        replay.assert_field_errors(&json!({"code": ["Invalid code"]}));
+        app.advance(Duration::from_secs(30));
+        let done = validate(
+            &browser,
+            &code(&app, &secret),
+            "/tf-validate?include_auth_token",
+        )
+        .await;
+        assert_eq!(done.status, StatusCode::OK, "{}", done.text());
+        assert!(done.response()["user"]["authentication_token"].is_string());
+        assert!(done.set_cookie("XSRF-TOKEN").is_some());
+        assert_eq!(browser.me().await.status, StatusCode::OK);
+        // Nothing is pending any more.
+        let again = validate(&app.client(), &code(&app, &secret), "/tf-validate").await;
+        assert_denied(&again);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn codes_by_email_set_up_and_sign_in() {
+    each_backend(ON, async |app: TestApp| {
+        let client = app.logged_in("bob@example.com").await;
+        let setup = client
+            .post("/tf-setup")
+            .json(&json!({"setup": "email"}))
+            .csrf()
+            .send()
+            .await;
+        assert_eq!(setup.status, StatusCode::OK, "{}", setup.text());
+        assert_eq!(setup.response()["tf_method"], "email");
+        assert!(setup.response().get("tf_authr_b32key").is_none());
+        let code = mailed_code(&app, "bob@example.com").await;
+        let done = validate(&client, &code, "/tf-validate").await;
+        assert_eq!(done.status, StatusCode::OK, "{}", done.text());
+        client.logout().await;
+
+        app.advance(Duration::from_secs(30));
+        let browser = app.client();
+        let login = browser.login("bob@example.com", PASSWORD).await;
+        assert_eq!(login.response()["tf_method"], "email");
+        let code = mailed_code(&app, "bob@example.com").await;
+        // A mailed code lives five minutes.
+        app.advance(Duration::from_secs(4 * 60));
+        let done = validate(&browser, &code, "/tf-validate").await;
+        assert_eq!(done.status, StatusCode::OK, "{}", done.text());
+        assert_eq!(browser.me().await.status, StatusCode::OK);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn without_the_app_a_code_by_email_rescues_the_login() {
+    each_backend(ON, async |app: TestApp| {
+        let (client, _secret) = with_authenticator(&app, "ann@example.com").await;
+        client.logout().await;
+        app.advance(Duration::from_secs(30));
+        let browser = app.client();
+        browser.login("ann@example.com", PASSWORD).await;
+        let options = browser.get("/tf-rescue").accept_json().send().await;
+        assert_eq!(options.status, StatusCode::OK, "{}", options.text());
+        assert_eq!(
+            options.response()["recovery_options"],
+            json!({"email": "/tf-rescue"})
+        );
+        let rescue = browser
+            .post("/tf-rescue")
+            .json(&json!({"help_setup": "email"}))
+            .send()
+            .await;
+        assert_eq!(rescue.status, StatusCode::OK, "{}", rescue.text());
+        app.advance(Duration::from_secs(31));
+        let code = mailed_code(&app, "ann@example.com").await;
+        let done = validate(&browser, &code, "/tf-validate").await;
+        assert_eq!(done.status, StatusCode::OK, "{}", done.text());
+
+        // No login in progress: nothing to rescue.
+        let nothing = app
+            .client()
+            .post("/tf-rescue")
+            .json(&json!({"help_setup": "email"}))
+            .send()
+            .await;
+        assert_denied(&nothing);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn disabling_restores_password_only_sign_in_and_bad_choices_are_refused() {
+    each_backend(ON, async |app: TestApp| {
+        let (client, _) = with_authenticator(&app, "ann@example.com").await;
+        let bad = client
+            .post("/tf-setup")
+            .json(&json!({"setup": "carrier-pigeon"}))
+            .csrf()
+            .send()
+            .await;
+        bad.assert_field_errors(&json!({"setup": ["Marked method is not valid"]}));
+        let no_csrf = client
+            .post("/tf-setup")
+            .json(&json!({"setup": "disable"}))
+            .send()
+            .await;
+        assert_eq!(no_csrf.status, StatusCode::BAD_REQUEST);
+        let off = client
+            .post("/tf-setup")
+            .json(&json!({"setup": "disable"}))
+            .csrf()
+            .send()
+            .await;
+        assert_eq!(off.status, StatusCode::OK, "{}", off.text());
+        assert_eq!(off.response()["user"]["email"], "ann@example.com");
+        let login = app.client().login_ok("ann@example.com", PASSWORD).await;
+        assert_eq!(login.response()["tf_required"], false);
+
+        let anonymous = app.client().get("/tf-setup").accept_json().send().await;
+        assert_denied(&anonymous);
+    })
+    .await;
+}
+
+const THROTTLED: &[(&str, &str)] = &[
+    ("SECURITY_TWO_FACTOR", "true"),
+    ("SECURITY_LOGIN_IDENTITY_RATE_LIMIT", "3 per 10 minutes"),
+];
+
+#[tokio::test]
+async fn guessing_codes_is_throttled_per_user_and_basic_auth_is_refused() {
+    each_backend(THROTTLED, async |app: TestApp| {
+        let (client, secret) = with_authenticator(&app, "ann@example.com").await;
+        client.logout().await;
+        app.advance(Duration::from_secs(30));
+        let browser = app.client();
+        browser.login("ann@example.com", PASSWORD).await;
+        for guess in ["111111", "222222", "333333"] {
+            let wrong = validate(&browser, guess, "/tf-validate").await;
+            assert_eq!(wrong.status, StatusCode::BAD_REQUEST, "{}", wrong.text());
+        }
+        let limited = validate(&browser, &code(&app, &secret), "/tf-validate").await;
+        assert_eq!(
+            limited.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{}",
+            limited.text()
+        );
+        assert!(limited.header("retry-after").is_some());
+        assert_eq!(browser.me().await.status, StatusCode::UNAUTHORIZED);
+
+        use base64::Engine as _;
+        let pair =
+            base64::engine::general_purpose::STANDARD.encode(format!("ann@example.com:{PASSWORD}"));
+        let basic = app
+            .client()
+            .get("/basic")
+            .accept_json()
+            .header("authorization", &format!("Basic {pair}"))
+            .send()
+            .await;
+        assert_eq!(basic.status, StatusCode::UNAUTHORIZED, "{}", basic.text());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_html_forms_walk_through_setup_and_login() {
+    each_backend(ON, async |app: TestApp| {
+        let client = app.logged_in("ann@example.com").await;
+        let page = client.get("/tf-setup").send().await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.text());
+        assert!(page.html().contains("id=\"tf-status\""), "{}", page.text());
+        let setup = client
+            .post("/tf-setup")
+            .form(&[
+                ("setup", "authenticator"),
+                ("csrf_token", &csrf_in_html(&page.text())),
+            ])
+            .send()
+            .await;
+        assert_eq!(setup.status, StatusCode::OK, "{}", setup.text());
+        let html = setup.html();
+        assert!(html.contains("<svg"), "a QR code: {html}");
+        let start = html.find("id=\"tf-key\">").expect("key") + "id=\"tf-key\">".len();
+        let key: String = html[start..]
+            .chars()
+            .take_while(|c| *c != '<')
+            .filter(|c| *c != '-')
+            .collect();
+        let done = client
+            .post("/tf-validate")
+            .form(&[
+                ("code", code(&app, &key).as_str()),
+                ("csrf_token", &csrf_in_html(&setup.text())),
+            ])
+            .send()
+            .await;
+        assert_eq!(done.status, StatusCode::FOUND, "{}", done.text());
+        assert_eq!(done.location(), Some("/tf-setup"));
+        client.logout().await;
+
+        app.advance(Duration::from_secs(30));
+        let browser = app.client();
+        let form = browser.get("/login").send().await;
+        let login = browser
+            .post("/login?next=/api/me")
+            .form(&[
+                ("email", "ann@example.com"),
+                ("password", PASSWORD),
+                ("csrf_token", &csrf_in_html(&form.text())),
+            ])
+            .send()
+            .await;
+        assert_eq!(login.status, StatusCode::FOUND, "{}", login.text());
+        assert_eq!(login.location(), Some("/tf-validate"));
+        let verify = browser.get("/tf-validate").send().await;
+        assert_eq!(verify.status, StatusCode::OK);
+        assert!(
+            verify.html().contains("id=\"tf-rescue\""),
+            "{}",
+            verify.text()
+        );
+        let wrong = browser
+            .post("/tf-validate")
+            .form(&[
+                ("code", "123"),
+                ("csrf_token", &csrf_in_html(&verify.text())),
+            ])
+            .send()
+            .await;
+        assert_eq!(wrong.status, StatusCode::OK);
+        assert!(wrong.html().contains("Invalid code"), "{}", wrong.text());
+        assert!(wrong.html().contains("aria-invalid=\"true\""));
+        let done = browser
+            .post("/tf-validate")
+            .form(&[
+                ("code", code(&app, &key).as_str()),
+                ("csrf_token", &csrf_in_html(&verify.text())),
+            ])
+            .send()
+            .await;
+        assert_eq!(done.status, StatusCode::FOUND, "{}", done.text());
+        assert_eq!(done.location(), Some("/api/me"));
+        assert_eq!(browser.me().await.status, StatusCode::OK);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn two_factor_is_off_unless_configured() {
+    each_backend(&[], async |app: TestApp| {
+        let client = app.logged_in("ann@example.com").await;
+        let page = client.get("/tf-setup").accept_json().send().await;
+        assert_eq!(page.status, StatusCode::NOT_FOUND);
+    })
+    .await;
+}
