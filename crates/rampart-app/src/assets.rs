@@ -34,6 +34,8 @@ pub const TEMPLATES: &[(&str, &str)] = embedded![
     "security/forgot_password.html",
     "security/reset_password.html",
     "security/change_password.html",
+    "security/change_email.html",
+    "security/two_factor_setup.html",
     "app/home.html",
     "app/profile.html",
     "app/delete_account.html",
@@ -99,6 +101,30 @@ mod tests {
         for (name, source) in TEMPLATES {
             env.add_template(name, source)
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+
+    #[test]
+    fn every_template_file_is_compiled_in() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        let mut files = Vec::new();
+        let mut dirs = vec![root.clone()];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).expect("templates dir") {
+                let path = entry.expect("entry").path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else {
+                    let name = path.strip_prefix(&root).expect("under root");
+                    files.push(name.to_string_lossy().replace('\\', "/"));
+                }
+            }
+        }
+        for file in files {
+            assert!(
+                TEMPLATES.iter().any(|(name, _)| *name == file),
+                "templates/{file} is not in TEMPLATES"
+            );
         }
     }
 

@@ -22,6 +22,11 @@ pub const APP_DEFAULTS: &[(&str, &str)] = &[
     ("SECURITY_USERNAME_ENABLE", "true"),
     ("SECURITY_CHANGE_URL", "/dashboard/security/"),
     ("SECURITY_CHANGE_EMAIL", "true"),
+    ("SECURITY_TWO_FACTOR", "true"),
+    (
+        "SECURITY_TWO_FACTOR_POST_SETUP_VIEW",
+        "/dashboard/security/",
+    ),
     ("SECURITY_DEFAULT_ROLES", "User"),
     ("SECURITY_DEFAULT_REMEMBER_ME", "true"),
     ("SECURITY_EMAIL_SENDER", "no-reply@fst-sample.local"),

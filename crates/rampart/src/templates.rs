@@ -205,6 +205,9 @@ pub async fn page(
             email => u.user.email,
             username => u.user.username,
             roles => u.role_names(),
+            two_factor => crate::two_factor::required(security.config(), &u.user)
+                .then(|| u.user.tf_primary_method.clone())
+                .flatten(),
         }
     });
     let base = context! {

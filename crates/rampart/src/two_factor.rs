@@ -344,27 +344,37 @@ async fn post_setup(
         }
         return Ok(crate::reply::json_ok(response));
     }
-    let qr = (choice == AUTHENTICATOR)
-        .then(|| crate::totp::qr_svg(&uri))
+    let method = user.user.tf_primary_method.clone().filter(|_| enabled);
+    let setup = setup_context(&security, &user.user, &choice, &secret);
+    setup_page(&ctx, enabled, method, Some(setup), &FieldErrors::new()).await
+}
+
+/// What the setup page shows while a new method waits for its first code: the QR code and the
+/// key for an authenticator.
+fn setup_context(security: &Security, user: &User, method: &str, secret: &str) -> Value {
+    let config = security.config();
+    let issuer = config
+        .totp_issuer
+        .clone()
+        .unwrap_or_else(|| config.app_name.clone());
+    let qr = (method == AUTHENTICATOR)
+        .then(|| {
+            crate::totp::qr_svg(&crate::totp::authenticator_uri(
+                &issuer,
+                &user.email,
+                secret,
+            ))
+        })
         .flatten()
         .map(|svg| match svg.find("<svg") {
             Some(start) => svg[start..].to_owned(),
             None => svg,
         });
-    let setup = context! {
-        method => choice,
-        qr => qr,
-        key => crate::totp::grouped(&secret),
-    };
-    let method = user.user.tf_primary_method.clone().filter(|_| enabled);
-    setup_page(
-        &ctx,
-        enabled,
-        method,
-        Some(serde_json::to_value(&setup).unwrap_or(Value::Null)),
-        &FieldErrors::new(),
-    )
-    .await
+    json!({
+        "method": method,
+        "qr": qr,
+        "key": crate::totp::grouped(secret),
+    })
 }
 
 fn post_setup_view(config: &SecurityConfig) -> String {
@@ -411,18 +421,25 @@ async fn verify_page(
     .await
 }
 
-/// Checks `code` for `user` (throttled, single use); `Err(response)` is the refusal to send.
+/// Why a code was not accepted.
+enum Refusal {
+    /// Too many attempts: the 429 answer.
+    Limited(Response),
+    /// Wrong, expired or already used: the form's errors.
+    Invalid(FieldErrors),
+}
+
+/// Checks `code` for `user` (throttled, single use).
 async fn accept_code(
     ctx: &AuthContext,
     user: &User,
     method: &str,
     secret: &str,
     code: &str,
-    page: (Option<String>, bool),
-) -> crate::Result<Result<(), Response>> {
+) -> crate::Result<Result<(), Refusal>> {
     let security = ctx.security();
     if let Some(limited) = crate::rate_limit::code_refused(ctx, user.id).await? {
-        return Ok(Err(limited));
+        return Ok(Err(Refusal::Limited(limited)));
     }
     let accepted = match code_step(security, method, secret, code) {
         Some(step) => security.datastore().claim_otp_step(user.id, step).await?,
@@ -432,15 +449,10 @@ async fn accept_code(
         return Ok(Ok(()));
     }
     crate::rate_limit::count_failed_code(ctx, user.id).await?;
-    let errors = FieldErrors::single("code", security.msg("TWO_FACTOR_INVALID_TOKEN", &[]));
-    if ctx.is_json() {
-        return Ok(Err(crate::reply::json_errors(
-            StatusCode::BAD_REQUEST,
-            &[],
-            Some(&errors),
-        )));
-    }
-    Ok(Err(verify_page(ctx, page.0, page.1, &errors).await?))
+    Ok(Err(Refusal::Invalid(FieldErrors::single(
+        "code",
+        security.msg("TWO_FACTOR_INVALID_TOKEN", &[]),
+    ))))
 }
 
 async fn post_validate(ctx: AuthContext, mut input: FormInput) -> crate::Result<Response> {
@@ -470,9 +482,22 @@ async fn post_validate(ctx: AuthContext, mut input: FormInput) -> crate::Result<
                 &config.url(&config.two_factor_setup_url),
             ));
         }
-        let page = (Some(method.clone()), false);
-        if let Err(refused) = accept_code(&ctx, &user.user, &method, &secret, &code, page).await? {
-            return Ok(refused);
+        match accept_code(&ctx, &user.user, &method, &secret, &code).await? {
+            Ok(()) => {}
+            Err(Refusal::Limited(response)) => return Ok(response),
+            Err(Refusal::Invalid(errors)) if ctx.is_json() => {
+                return Ok(crate::reply::json_errors(
+                    StatusCode::BAD_REQUEST,
+                    &[],
+                    Some(&errors),
+                ));
+            }
+            Err(Refusal::Invalid(errors)) => {
+                let enabled = required(config, &user.user);
+                let current = user.user.tf_primary_method.clone().filter(|_| enabled);
+                let setup = setup_context(&security, &user.user, &method, &secret);
+                return setup_page(&ctx, enabled, current, Some(setup), &errors).await;
+            }
         }
         security
             .datastore()
@@ -509,9 +534,19 @@ async fn post_validate(ctx: AuthContext, mut input: FormInput) -> crate::Result<
     // After a rescue the code came by mail: it lives as long as mailed codes do.
     let rescued: bool = ctx.session.get(PENDING_RESCUED).await?.unwrap_or(false);
     let window = if rescued { EMAIL } else { method.as_str() };
-    let page = (Some(method.clone()), true);
-    if let Err(refused) = accept_code(&ctx, &user, window, &secret, &code, page).await? {
-        return Ok(refused);
+    match accept_code(&ctx, &user, window, &secret, &code).await? {
+        Ok(()) => {}
+        Err(Refusal::Limited(response)) => return Ok(response),
+        Err(Refusal::Invalid(errors)) if ctx.is_json() => {
+            return Ok(crate::reply::json_errors(
+                StatusCode::BAD_REQUEST,
+                &[],
+                Some(&errors),
+            ));
+        }
+        Err(Refusal::Invalid(errors)) => {
+            return verify_page(&ctx, Some(method), true, &errors).await;
+        }
     }
     let remember: bool = ctx.session.get(PENDING_REMEMBER).await?.unwrap_or(false);
     let next: Option<String> = ctx.session.get(PENDING_NEXT).await?.flatten();

@@ -416,3 +416,99 @@ async fn an_admin_deactivates_a_user_who_then_cannot_sign_in_and_others_are_refu
     browser.shot("sign-in").await;
     browser.close().await;
 }
+
+/// The key shown under the QR code, without its dashes.
+fn key_on_page(page: &str) -> String {
+    let marker = "Type this key: ";
+    let start = page.find(marker).expect("the key is shown") + marker.len();
+    page[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .filter(|c| *c != '-')
+        .collect()
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_turns_on_an_authenticator_signs_in_with_a_code_and_changes_the_email_address() {
+    let app = TestApp::start(&Backend::Sqlite, &[]).await;
+    let Some(browser) = Browser::start(&app.base).await else {
+        return;
+    };
+    app.create_user("carol@example.com").await;
+    browser
+        .sign_in("carol@example.com", PASSWORD, "Welcome back")
+        .await;
+
+    // Two-factor from the security page: choose the app, scan, confirm with a code.
+    browser.open("/dashboard/security/").await;
+    browser.wait_for_text("Two-factor authentication").await;
+    browser.click("#tf-manage").await;
+    browser.wait_for_text("Two-factor sign-in is off").await;
+    browser.shot("two-factor-choose").await;
+    browser.click("input[value=authenticator]").await;
+    browser.click("#tf-setup").await;
+    let page = browser
+        .wait_for_text("Scan with your authenticator app")
+        .await;
+    assert!(browser.exists("#tf-qr svg").await, "a QR code");
+    browser.shot("two-factor-scan").await;
+    let key = key_on_page(&page);
+    browser.fill("#code", "000000").await;
+    browser.click("#tf-confirm").await;
+    browser.wait_for_text("Invalid code").await;
+    let setup_code = rampart::totp::code_at(&key, unix_now()).expect("code");
+    browser.fill("#code", &setup_code).await;
+    browser.click("#tf-confirm").await;
+    browser.wait_for_path("/dashboard/security/").await;
+    browser
+        .wait_for_text("You successfully changed your two-factor method.")
+        .await;
+    browser.shot("security-two-factor-on").await;
+
+    // Signing in now asks for the code after the password.
+    browser.sign_out().await;
+    browser.open("/login").await;
+    browser.fill("#email", "carol@example.com").await;
+    browser.fill("#password", PASSWORD).await;
+    browser.click("#sign-in").await;
+    browser.wait_for_path("/tf-validate").await;
+    browser.wait_for_text("Enter your code").await;
+    browser.shot("two-factor-code").await;
+    // The setup spent its step; the app's next code is accepted a little early.
+    let next_code = rampart::totp::code_at(&key, unix_now() + 30).expect("code");
+    browser.fill("#code", &next_code).await;
+    browser.click("#tf-verify").await;
+    browser.wait_for_text("Welcome back").await;
+
+    // A new email address, confirmed from the mail sent to it.
+    browser.open("/dashboard/security/").await;
+    browser.click("#change-email-link").await;
+    browser.wait_for_text("New email address").await;
+    browser.shot("change-email").await;
+    browser.fill("#email", "carol.new@example.com").await;
+    browser.click("#send-change-email").await;
+    browser
+        .wait_for_text("Instructions to confirm your new email address have been sent")
+        .await;
+    let link = link_in_mail(
+        &app,
+        "carol.new@example.com",
+        "Confirm your new email address",
+        "/change-email/",
+    )
+    .await;
+    browser.open(link.trim_start_matches(&app.base)).await;
+    browser
+        .wait_for_text("Change of email address confirmed")
+        .await;
+    browser.open("/dashboard/security/").await;
+    browser.wait_for_text("carol.new@example.com").await;
+    browser.close().await;
+}

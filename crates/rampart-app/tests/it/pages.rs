@@ -615,3 +615,94 @@ async fn the_email_address_is_changed_from_the_security_page_by_a_link_mailed_to
         app.login("taken@example.com", PASSWORD).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_factor_is_turned_on_from_the_security_page_and_then_asked_at_sign_in() {
+    for backend in backends() {
+        let app = TestApp::start(&backend, &[]).await;
+        app.create_user("ann@example.com").await;
+        let (client, _) = app.login("ann@example.com", PASSWORD).await;
+        let (status, html, _) = get(&client, "/dashboard/security/").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains("id=\"tf-state\">Off."), "{html}");
+
+        let (status, html, _) = get(&client, "/tf-setup").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            html.contains("class=\"mainnav\""),
+            "the app's layout: {html}"
+        );
+        let (status, html, _) = post_form(
+            &client,
+            "/tf-setup",
+            &[
+                ("setup", "authenticator"),
+                ("csrf_token", &hidden(&html, "csrf_token")),
+            ],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{html}");
+        assert!(html.contains("<svg"), "{html}");
+        assert!(
+            html.contains(r#"inputmode="numeric""#),
+            "attributes are not escaped: {html}"
+        );
+        let start = html.find("id=\"tf-key\">").expect("key") + "id=\"tf-key\">".len();
+        let key: String = html[start..]
+            .chars()
+            .take_while(|c| *c != '<')
+            .filter(|c| *c != '-')
+            .collect();
+        let now = || u64::try_from(app.security.clock().now().unix_timestamp()).expect("time");
+        let code = rampart::totp::code_at(&key, now()).expect("code");
+        let (status, _, headers) = post_form(
+            &client,
+            "/tf-validate",
+            &[
+                ("code", &code),
+                ("csrf_token", &hidden(&html, "csrf_token")),
+            ],
+        )
+        .await;
+        assert_eq!(status, StatusCode::FOUND);
+        assert_eq!(location(&headers), "/dashboard/security/");
+        let (_, html, _) = get(&client, "/dashboard/security/").await;
+        assert!(html.contains("id=\"tf-state\">On:"), "{html}");
+
+        // A new browser: the password leads to the code page, the code signs in.
+        let browser = app.client();
+        let (_, html, _) = get(&browser, "/login").await;
+        let (status, _, headers) = post_form(
+            &browser,
+            "/login",
+            &[
+                ("email", "ann@example.com"),
+                ("password", PASSWORD),
+                ("csrf_token", &hidden(&html, "csrf_token")),
+            ],
+        )
+        .await;
+        assert_eq!(status, StatusCode::FOUND);
+        assert_eq!(location(&headers), "/tf-validate");
+        let (status, _, _) = get(&browser, "/").await;
+        assert_eq!(status, StatusCode::FOUND, "not signed in yet");
+        let (status, html, _) = get(&browser, "/tf-validate").await;
+        assert_eq!(status, StatusCode::OK);
+        // The setup spent the current step: the app's next code (accepted a little early, as
+        // phones run fast) is the one to use.
+        let fresh = rampart::totp::code_at(&key, now() + 30).expect("code");
+        let (status, _, headers) = post_form(
+            &browser,
+            "/tf-validate",
+            &[
+                ("code", &fresh),
+                ("csrf_token", &hidden(&html, "csrf_token")),
+            ],
+        )
+        .await;
+        assert_eq!(status, StatusCode::FOUND);
+        assert_eq!(location(&headers), "/");
+        let (status, _, _) = get(&browser, "/").await;
+        assert_eq!(status, StatusCode::OK);
+    }
+}
