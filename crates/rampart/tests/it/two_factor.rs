@@ -2,6 +2,11 @@
 //! `/tf-rescue`): setup by authenticator or email, the login's second step, rescue by email,
 //! disable; codes single-use and throttled.
 
+#![expect(
+    clippy::expect_used,
+    reason = "test helpers: a step that cannot be done must fail the test at once, saying which"
+)]
+
 use std::time::Duration;
 
 use axum::http::StatusCode;
