@@ -36,6 +36,7 @@ pub const TEMPLATES: &[(&str, &str)] = embedded![
     "security/change_password.html",
     "security/change_email.html",
     "security/two_factor_setup.html",
+    "security/mf_recovery_codes.html",
     "app/home.html",
     "app/profile.html",
     "app/delete_account.html",

@@ -23,6 +23,7 @@ pub const APP_DEFAULTS: &[(&str, &str)] = &[
     ("SECURITY_CHANGE_URL", "/dashboard/security/"),
     ("SECURITY_CHANGE_EMAIL", "true"),
     ("SECURITY_TWO_FACTOR", "true"),
+    ("SECURITY_MULTI_FACTOR_RECOVERY_CODES", "true"),
     (
         "SECURITY_TWO_FACTOR_POST_SETUP_VIEW",
         "/dashboard/security/",

@@ -357,6 +357,11 @@ pub struct SecurityConfig {
     pub two_factor_mail_validity: Duration,
     /// `SECURITY_TOTP_ISSUER`: the name authenticator apps show (default `SECURITY_APP_NAME`).
     pub totp_issuer: Option<String>,
+    /// `SECURITY_MULTI_FACTOR_RECOVERY_CODES`: one-time recovery codes for users with a second
+    /// factor (off by default).
+    pub multi_factor_recovery_codes: bool,
+    /// `SECURITY_MULTI_FACTOR_RECOVERY_CODES_N` (default 5).
+    pub multi_factor_recovery_codes_n: usize,
     /// `SECURITY_TRACKABLE` (on by default in Rampart: the columns exist anyway).
     pub trackable: bool,
     /// `SECURITY_USERNAME_ENABLE`.
@@ -395,6 +400,10 @@ pub struct SecurityConfig {
     pub two_factor_token_validation_url: String,
     /// `SECURITY_TWO_FACTOR_RESCUE_URL` (default `/tf-rescue`).
     pub two_factor_rescue_url: String,
+    /// `SECURITY_MULTI_FACTOR_RECOVERY_CODES_URL` (default `/mf-recovery-codes`).
+    pub multi_factor_recovery_codes_url: String,
+    /// `SECURITY_MULTI_FACTOR_RECOVERY_URL` (default `/mf-recovery`).
+    pub multi_factor_recovery_url: String,
     /// `SECURITY_POST_LOGIN_VIEW`.
     pub post_login_view: String,
     /// `SECURITY_POST_LOGOUT_VIEW`.
@@ -493,6 +502,8 @@ impl Default for SecurityConfig {
             two_factor_authenticator_validity: Duration::from_secs(120),
             two_factor_mail_validity: Duration::from_secs(300),
             totp_issuer: None,
+            multi_factor_recovery_codes: false,
+            multi_factor_recovery_codes_n: 5,
             trackable: true,
             username_enable: false,
             username_required: false,
@@ -512,6 +523,8 @@ impl Default for SecurityConfig {
             two_factor_setup_url: "/tf-setup".into(),
             two_factor_token_validation_url: "/tf-validate".into(),
             two_factor_rescue_url: "/tf-rescue".into(),
+            multi_factor_recovery_codes_url: "/mf-recovery-codes".into(),
+            multi_factor_recovery_url: "/mf-recovery".into(),
             post_login_view: "/".into(),
             post_logout_view: "/".into(),
             post_register_view: None,
@@ -726,6 +739,21 @@ impl SecurityConfig {
             s.duration("SECURITY_TWO_FACTOR_MAIL_VALIDITY")?
         );
         c.totp_issuer = s.string("SECURITY_TOTP_ISSUER");
+        set!(
+            c.multi_factor_recovery_codes,
+            s.bool("SECURITY_MULTI_FACTOR_RECOVERY_CODES")?
+        );
+        if let Some(n) = s.string("SECURITY_MULTI_FACTOR_RECOVERY_CODES_N") {
+            c.multi_factor_recovery_codes_n = n
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=20).contains(n))
+                .ok_or_else(|| ConfigError::Invalid {
+                    key: "SECURITY_MULTI_FACTOR_RECOVERY_CODES_N".into(),
+                    message: format!("{n:?} is not a number from 1 to 20"),
+                })?;
+        }
         set!(c.trackable, s.bool("SECURITY_TRACKABLE")?);
         set!(c.username_enable, s.bool("SECURITY_USERNAME_ENABLE")?);
         set!(c.username_required, s.bool("SECURITY_USERNAME_REQUIRED")?);
@@ -763,6 +791,14 @@ impl SecurityConfig {
             (
                 &mut c.two_factor_rescue_url,
                 "SECURITY_TWO_FACTOR_RESCUE_URL",
+            ),
+            (
+                &mut c.multi_factor_recovery_codes_url,
+                "SECURITY_MULTI_FACTOR_RECOVERY_CODES_URL",
+            ),
+            (
+                &mut c.multi_factor_recovery_url,
+                "SECURITY_MULTI_FACTOR_RECOVERY_URL",
             ),
             (&mut c.post_login_view, "SECURITY_POST_LOGIN_VIEW"),
             (&mut c.post_logout_view, "SECURITY_POST_LOGOUT_VIEW"),

@@ -75,6 +75,7 @@ pub mod notify;
 pub mod password;
 pub mod rate_limit;
 pub mod recover;
+pub mod recovery_codes;
 pub mod redirect;
 pub mod register;
 pub mod reply;

@@ -193,6 +193,9 @@ impl Security {
         }
         if config.two_factor {
             router = router.merge(crate::two_factor::router(config));
+            if config.multi_factor_recovery_codes {
+                router = router.merge(crate::recovery_codes::router(config));
+            }
         }
         router
             .layer(DefaultBodyLimit::max(config.max_content_length))

@@ -112,7 +112,7 @@ fn send_code(security: &Security, user: &User, to: &str, secret: &str) -> crate:
     )
 }
 
-fn permission_denied(ctx: &AuthContext) -> Response {
+pub(crate) fn permission_denied(ctx: &AuthContext) -> Response {
     let message = ctx.security().msg("TWO_FACTOR_PERMISSION_DENIED", &[]);
     crate::reply::json_errors(
         StatusCode::BAD_REQUEST,
@@ -122,7 +122,7 @@ fn permission_denied(ctx: &AuthContext) -> Response {
 }
 
 /// A browser without a login or setup in progress goes to the sign-in page with the message.
-async fn html_permission_denied(ctx: &AuthContext) -> crate::Result<Response> {
+pub(crate) async fn html_permission_denied(ctx: &AuthContext) -> crate::Result<Response> {
     let security = ctx.security();
     ctx.flash("error", &security.msg("TWO_FACTOR_PERMISSION_DENIED", &[]))
         .await?;
@@ -171,7 +171,7 @@ pub(crate) async fn begin_login(
 }
 
 /// The user whose login waits for a second factor, if any (a stale one is forgotten).
-async fn pending_user(ctx: &AuthContext) -> crate::Result<Option<User>> {
+pub(crate) async fn pending_user(ctx: &AuthContext) -> crate::Result<Option<User>> {
     let Some(uniquifier) = ctx.session.get::<String>(PENDING_USER).await? else {
         return Ok(None);
     };
@@ -192,7 +192,7 @@ async fn pending_user(ctx: &AuthContext) -> crate::Result<Option<User>> {
     Ok(user)
 }
 
-async fn forget_pending(ctx: &AuthContext) -> crate::Result<()> {
+pub(crate) async fn forget_pending(ctx: &AuthContext) -> crate::Result<()> {
     for key in [
         PENDING_USER,
         PENDING_REMEMBER,
@@ -404,19 +404,15 @@ async fn verify_page(
     rescue: bool,
     errors: &FieldErrors,
 ) -> crate::Result<Response> {
-    let rescue = rescue
-        && ctx
-            .security()
-            .config()
-            .two_factor_enabled_methods
-            .iter()
-            .any(|m| m == EMAIL);
+    let config = ctx.security().config();
+    let recovery = rescue && config.multi_factor_recovery_codes;
+    let rescue = rescue && config.two_factor_enabled_methods.iter().any(|m| m == EMAIL);
     crate::templates::form_page(
         ctx,
         "security/two_factor_verify_code.html",
         Value::Null,
         errors,
-        context! { method => method, rescue => rescue },
+        context! { method => method, rescue => rescue, recovery => recovery },
     )
     .await
 }
@@ -548,13 +544,20 @@ async fn post_validate(ctx: AuthContext, mut input: FormInput) -> crate::Result<
             return verify_page(&ctx, Some(method), true, &errors).await;
         }
     }
+    complete_login(&ctx, &user).await
+}
+
+/// Signs in the user whose second factor was just proven (a code, or a recovery code): the
+/// pending state goes, the login completes as a password-only one would (`remember`, `next`).
+pub(crate) async fn complete_login(ctx: &AuthContext, user: &User) -> crate::Result<Response> {
     let remember: bool = ctx.session.get(PENDING_REMEMBER).await?.unwrap_or(false);
     let next: Option<String> = ctx.session.get(PENDING_NEXT).await?.flatten();
-    forget_pending(&ctx).await?;
-    let csrf = crate::auth::login_user(&ctx, &user, remember).await?;
+    forget_pending(ctx).await?;
+    let csrf = crate::auth::login_user(ctx, user, remember).await?;
     if ctx.is_json() {
-        return crate::login::json_login_success(&ctx, &user, csrf).await;
+        return crate::login::json_login_success(ctx, user, csrf).await;
     }
+    let config = ctx.security().config();
     Ok(crate::reply::redirect(
         &next.unwrap_or_else(|| config.post_login_view.clone()),
     ))

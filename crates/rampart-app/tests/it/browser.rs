@@ -306,7 +306,7 @@ async fn expired_and_used_links_are_explained_with_a_way_forward() {
         .wait_for_text("You successfully reset your password")
         .await;
     browser.shot("reset-password-done").await;
-    browser.sign_in(email, NEW_PASSWORD, "Welcome back").await;
+    browser.sign_in(email, NEW_PASSWORD, "Welcome back, ").await;
     browser.sign_out().await;
 
     // The reset link worked once.
@@ -348,7 +348,7 @@ async fn an_admin_deactivates_a_user_who_then_cannot_sign_in_and_others_are_refu
 
     // A plain user: the admin area is refused with the 403 page; unknown pages get the 404 page.
     browser
-        .sign_in("bob@example.com", PASSWORD, "Welcome back")
+        .sign_in("bob@example.com", PASSWORD, "Welcome back, ")
         .await;
     assert!(
         !browser.exists("a[href='/admin/users']").await,
@@ -366,7 +366,7 @@ async fn an_admin_deactivates_a_user_who_then_cannot_sign_in_and_others_are_refu
 
     // The admin: the list has pages and a search.
     browser
-        .sign_in(ADMIN_EMAIL, ADMIN_PASSWORD, "Welcome back")
+        .sign_in(ADMIN_EMAIL, ADMIN_PASSWORD, "Welcome back, ")
         .await;
     browser.click("a[href='/admin/users']").await;
     let page = browser.wait_for_text("13 users").await;
@@ -443,7 +443,7 @@ async fn a_user_turns_on_an_authenticator_signs_in_with_a_code_and_changes_the_e
     };
     app.create_user("carol@example.com").await;
     browser
-        .sign_in("carol@example.com", PASSWORD, "Welcome back")
+        .sign_in("carol@example.com", PASSWORD, "Welcome back, ")
         .await;
 
     // Two-factor from the security page: choose the app, scan, confirm with a code.
@@ -472,6 +472,18 @@ async fn a_user_turns_on_an_authenticator_signs_in_with_a_code_and_changes_the_e
         .await;
     browser.shot("security-two-factor-on").await;
 
+    // Recovery codes, shown once.
+    browser.click("#recovery-codes-link").await;
+    browser.wait_for_text("No recovery codes yet").await;
+    browser.click("#generate-recovery-codes").await;
+    let page = browser.wait_for_text("Save these codes now").await;
+    browser.shot("recovery-codes").await;
+    let recovery_code = page
+        .split_whitespace()
+        .find(|w| w.len() == 14 && w.matches('-').count() == 2)
+        .expect("a recovery code on the page")
+        .to_owned();
+
     // Signing in now asks for the code after the password.
     browser.sign_out().await;
     browser.open("/login").await;
@@ -485,7 +497,21 @@ async fn a_user_turns_on_an_authenticator_signs_in_with_a_code_and_changes_the_e
     let next_code = rampart::totp::code_at(&key, unix_now() + 30).expect("code");
     browser.fill("#code", &next_code).await;
     browser.click("#tf-verify").await;
-    browser.wait_for_text("Welcome back").await;
+    browser.wait_for_text("Welcome back, ").await;
+
+    // Without the phone: a recovery code instead, once.
+    browser.sign_out().await;
+    browser.open("/login").await;
+    browser.fill("#email", "carol@example.com").await;
+    browser.fill("#password", PASSWORD).await;
+    browser.click("#sign-in").await;
+    browser.wait_for_path("/tf-validate").await;
+    browser.click("#tf-use-recovery-code").await;
+    browser.wait_for_text("Use a recovery code").await;
+    browser.shot("recovery-code-sign-in").await;
+    browser.fill("#code", &recovery_code).await;
+    browser.click("#recovery-verify").await;
+    browser.wait_for_text("Welcome back, ").await;
 
     // A new email address, confirmed from the mail sent to it.
     browser.open("/dashboard/security/").await;

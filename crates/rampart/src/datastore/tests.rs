@@ -1071,6 +1071,28 @@ async fn one_time_code_steps_are_claimed_once_and_in_order_per_user() {
         let found = store.user_by_id(ann.id).await.expect("load").expect("ann");
         assert_eq!(found.tf_primary_method, None);
 
+        // Recovery codes change only from the value they were read as.
+        store
+            .set_recovery_codes(ann.id, Some("[\"a\",\"b\"]"), NOW)
+            .await
+            .expect("set codes");
+        assert!(
+            store
+                .swap_recovery_codes(ann.id, "[\"a\",\"b\"]", "[\"b\"]", NOW)
+                .await
+                .expect("swap"),
+            "{backend}"
+        );
+        assert!(
+            !store
+                .swap_recovery_codes(ann.id, "[\"a\",\"b\"]", "[\"a\"]", NOW)
+                .await
+                .expect("stale swap"),
+            "a second spender loses: {backend}"
+        );
+        let found = store.user_by_id(ann.id).await.expect("load").expect("ann");
+        assert_eq!(found.mf_recovery_codes.as_deref(), Some("[\"b\"]"));
+
         assert!(store.delete_user(ann.id).await.expect("delete"));
         assert_eq!(
             scalar(

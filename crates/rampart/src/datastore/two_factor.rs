@@ -61,3 +61,60 @@ impl Datastore {
         Ok(claimed.is_some())
     }
 }
+
+const SET_RECOVERY_CODES: &str = "UPDATE \"user\" SET \"mf_recovery_codes\" = $2, \
+     \"update_datetime\" = $3 WHERE \"id\" = $1";
+
+// Compare-and-swap: the codes change only if nobody changed them since they were read, so one
+// recovery code cannot be spent twice by two racing requests.
+const SWAP_RECOVERY_CODES: &str = "UPDATE \"user\" SET \"mf_recovery_codes\" = $3, \
+     \"update_datetime\" = $4 WHERE \"id\" = $1 AND \"mf_recovery_codes\" = $2";
+
+impl Datastore {
+    /// Replaces the user's stored recovery codes (`None` removes them).
+    ///
+    /// # Errors
+    ///
+    /// As for [`Datastore::set_two_factor`].
+    pub async fn set_recovery_codes(
+        &self,
+        user_id: i64,
+        codes: Option<&str>,
+        now: PrimitiveDateTime,
+    ) -> Result<(), DatastoreError> {
+        let updated = with_pool!(self, |pool| sqlx::query(SET_RECOVERY_CODES)
+            .bind(user_id)
+            .bind(codes)
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        self.cache().invalidate_user(user_id);
+        expect_user(updated, user_id)
+    }
+
+    /// Replaces the stored recovery codes `old` by `new`, only if they are still `old`: `false`
+    /// when another request changed them first.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Datastore::session_load`].
+    pub async fn swap_recovery_codes(
+        &self,
+        user_id: i64,
+        old: &str,
+        new: &str,
+        now: PrimitiveDateTime,
+    ) -> Result<bool, DatastoreError> {
+        let updated = with_pool!(self, |pool| sqlx::query(SWAP_RECOVERY_CODES)
+            .bind(user_id)
+            .bind(old)
+            .bind(new)
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        self.cache().invalidate_user(user_id);
+        Ok(updated > 0)
+    }
+}

@@ -1,0 +1,221 @@
+//! Recovery codes (`SECURITY_MULTI_FACTOR_RECOVERY_CODES`), Flask-Security's
+//! `mf-recovery-codes` and `mf-recovery` views: one-time codes that stand in for the second
+//! factor when the phone is lost.
+//!
+//! `POST /mf-recovery-codes` (signed in) makes `SECURITY_MULTI_FACTOR_RECOVERY_CODES_N` new codes
+//! (`xxxx-xxxx-xxxx`, 48 random bits each), replacing the old ones, and shows them **once**: only
+//! keyed digests are stored (`mf_recovery_codes`), like passwords, so a database dump reveals
+//! none. (Flask-Security stores them readable and shows them again on `GET`; here `GET` tells how
+//! many are left.) `POST /mf-recovery {"code"}` completes a login waiting for its second factor
+//! and spends the code; wrong codes count against the same per-user limit as one-time codes.
+//!
+//! Templates: `security/mf_recovery_codes.html`, `security/mf_recovery.html`.
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse as _, Response};
+use axum::routing::get;
+use minijinja::context;
+use serde_json::{Value, json};
+
+use crate::config::SecurityConfig;
+use crate::context::AuthContext;
+use crate::extract::CurrentUser;
+use crate::forms::{FieldErrors, FormInput};
+use crate::model::User;
+use crate::security::Security;
+
+/// Prefix of the data whose keyed digest is stored, so the digests serve nothing else.
+const DIGEST_LABEL: &str = "mf-recovery-code:";
+
+pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
+    Router::new()
+        .route(
+            &config.url(&config.multi_factor_recovery_codes_url),
+            get(get_codes).post(post_codes),
+        )
+        .route(
+            &config.url(&config.multi_factor_recovery_url),
+            get(get_recovery).post(post_recovery),
+        )
+}
+
+/// A new code: 12 lowercase hex digits in groups of four (`f856-2245-5bac`).
+fn new_code() -> String {
+    let hex = crate::token::random_hex(6);
+    format!("{}-{}-{}", &hex[..4], &hex[4..8], &hex[8..])
+}
+
+/// A code as typed: case, spaces and dashes do not matter.
+fn normalize(code: &str) -> String {
+    code.chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
+fn digest(security: &Security, code: &str) -> String {
+    security
+        .signer()
+        .hash_data(&format!("{DIGEST_LABEL}{}", normalize(code)))
+}
+
+/// The stored digests of the user's unused codes.
+fn stored(user: &User) -> Vec<String> {
+    user.mf_recovery_codes
+        .as_deref()
+        .and_then(|raw| serde_json::from_str::<Vec<String>>(raw).ok())
+        .unwrap_or_default()
+}
+
+/// Makes and stores a new set of codes for `user`, replacing the old ones; returns the codes.
+pub async fn generate(security: &Security, user: &User) -> crate::Result<Vec<String>> {
+    let n = security.config().multi_factor_recovery_codes_n;
+    let codes: Vec<String> = (0..n).map(|_| new_code()).collect();
+    let digests: Vec<String> = codes.iter().map(|c| digest(security, c)).collect();
+    let stored = serde_json::to_string(&digests)
+        .map_err(|e| crate::Error::Internal(format!("recovery codes: {e}")))?;
+    security
+        .datastore()
+        .set_recovery_codes(user.id, Some(&stored), security.now_naive())
+        .await?;
+    Ok(codes)
+}
+
+/// Spends `code` if it is one of `user`'s unused codes: `true` when it was (and is now gone).
+pub async fn spend(security: &Security, user: &User, code: &str) -> crate::Result<bool> {
+    let Some(raw) = user.mf_recovery_codes.as_deref() else {
+        return Ok(false);
+    };
+    let digests = stored(user);
+    let signer = security.signer();
+    let data = format!("{DIGEST_LABEL}{}", normalize(code));
+    // Every digest is checked (constant time each), whichever matches.
+    let matches: Vec<bool> = digests
+        .iter()
+        .map(|d| signer.verify_hash_data(&data, d))
+        .collect();
+    let Some(index) = matches.iter().position(|m| *m) else {
+        return Ok(false);
+    };
+    let mut left = digests;
+    left.remove(index);
+    let new = serde_json::to_string(&left)
+        .map_err(|e| crate::Error::Internal(format!("recovery codes: {e}")))?;
+    Ok(security
+        .datastore()
+        .swap_recovery_codes(user.id, raw, &new, security.now_naive())
+        .await?)
+}
+
+async fn get_codes(ctx: AuthContext, user: Option<CurrentUser>) -> crate::Result<Response> {
+    let Some(user) = user else {
+        return unauthenticated(&ctx);
+    };
+    let left = stored(&user.user).len();
+    if ctx.is_json() {
+        let mut response = ctx.json_base().await?;
+        response.insert("recovery_codes".into(), json!([]));
+        response.insert("recovery_codes_left".into(), json!(left));
+        return Ok(crate::reply::json_ok(response));
+    }
+    codes_page(&ctx, left, None).await
+}
+
+fn unauthenticated(ctx: &AuthContext) -> crate::Result<Response> {
+    Ok(crate::extract::AuthRejection::Unauthenticated(Box::new(ctx.clone())).into_response())
+}
+
+async fn codes_page(
+    ctx: &AuthContext,
+    left: usize,
+    codes: Option<Vec<String>>,
+) -> crate::Result<Response> {
+    crate::templates::page(
+        ctx,
+        "security/mf_recovery_codes.html",
+        StatusCode::OK,
+        context! { left => left, codes => codes },
+    )
+    .await
+}
+
+async fn post_codes(ctx: AuthContext, user: Option<CurrentUser>) -> crate::Result<Response> {
+    let Some(user) = user else {
+        return unauthenticated(&ctx);
+    };
+    let codes = generate(ctx.security(), &user.user).await?;
+    if ctx.is_json() {
+        let mut response = ctx.json_base().await?;
+        response.insert("recovery_codes".into(), json!(codes));
+        return Ok(crate::reply::json_ok(response));
+    }
+    let left = codes.len();
+    codes_page(&ctx, left, Some(codes)).await
+}
+
+async fn get_recovery(ctx: AuthContext) -> crate::Result<Response> {
+    if crate::two_factor::pending_user(&ctx).await?.is_none() {
+        if ctx.is_json() {
+            return Ok(crate::two_factor::permission_denied(&ctx));
+        }
+        return crate::two_factor::html_permission_denied(&ctx).await;
+    }
+    if ctx.is_json() {
+        return Ok(crate::reply::json_ok(ctx.json_base().await?));
+    }
+    recovery_page(&ctx, &FieldErrors::new()).await
+}
+
+async fn recovery_page(ctx: &AuthContext, errors: &FieldErrors) -> crate::Result<Response> {
+    crate::templates::form_page(
+        ctx,
+        "security/mf_recovery.html",
+        Value::Null,
+        errors,
+        context! {},
+    )
+    .await
+}
+
+async fn post_recovery(ctx: AuthContext, mut input: FormInput) -> crate::Result<Response> {
+    let security = ctx.security().clone();
+    let Some(user) = crate::two_factor::pending_user(&ctx).await? else {
+        if ctx.is_json() {
+            return Ok(crate::two_factor::permission_denied(&ctx));
+        }
+        return crate::two_factor::html_permission_denied(&ctx).await;
+    };
+    if let Some(limited) = crate::rate_limit::code_refused(&ctx, user.id).await? {
+        return Ok(limited);
+    }
+    let code = input.text("code").unwrap_or_default();
+    if !spend(&security, &user, &code).await? {
+        crate::rate_limit::count_failed_code(&ctx, user.id).await?;
+        let errors = FieldErrors::single("code", security.msg("INVALID_RECOVERY_CODE", &[]));
+        if ctx.is_json() {
+            return Ok(crate::reply::json_errors(
+                StatusCode::BAD_REQUEST,
+                &[],
+                Some(&errors),
+            ));
+        }
+        return recovery_page(&ctx, &errors).await;
+    }
+    crate::two_factor::complete_login(&ctx, &user).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_look_like_flask_securitys_and_are_read_leniently() {
+        let code = new_code();
+        assert_eq!(code.len(), 14);
+        assert_eq!(code.matches('-').count(), 2);
+        assert_ne!(code, new_code());
+        assert_eq!(normalize(" F856-2245-5BAC "), "f85622455bac");
+        assert_eq!(normalize("f856 2245 5bac"), "f85622455bac");
+    }
+}
