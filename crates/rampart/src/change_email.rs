@@ -8,7 +8,8 @@
 //! works once (after the change the digest no longer matches) and dies with a password change
 //! (which rotates the uniquifier). Opening it needs no session.
 //!
-//! Template: `security/change_email.html`. Mail: `change_email_instructions`.
+//! Template: `security/change_email.html`. Mails: `change_email_instructions` (to the new
+//! address) and, once changed, `change_email_notice` (to the old one).
 
 use axum::Router;
 use axum::extract::Path;
@@ -139,6 +140,18 @@ pub async fn confirm_change(security: &Security, token: &str) -> crate::Result<C
         Err(DatastoreError::Conflict(_)) => return Ok(ChangeEmailOutcome::Taken(new_email)),
         Err(error) => return Err(error.into()),
     }
+    // The old address hears of it, so a takeover does not go unnoticed.
+    crate::notify::send(
+        security,
+        "change_email_notice",
+        &user.email,
+        context! {
+            user => crate::register::user_context(&user),
+            old_email => user.email,
+            new_email => new_email,
+            app_name => security.config().app_name,
+        },
+    )?;
     let mut changed = user;
     changed.email = new_email;
     Ok(ChangeEmailOutcome::Changed(Box::new(changed)))

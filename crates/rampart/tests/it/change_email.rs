@@ -62,6 +62,15 @@ async fn a_new_address_is_confirmed_by_the_link_mailed_to_it() {
             client.me().await.response()["user"]["email"],
             "Ann.New@example.com"
         );
+        let notice = app.mail_to("ann@example.com").await;
+        assert_eq!(notice.subject, "Your email address has been changed");
+        assert!(
+            notice
+                .text
+                .contains("changed from ann@example.com to Ann.New@example.com"),
+            "{}",
+            notice.text
+        );
         let old = app.client().login("ann@example.com", PASSWORD).await;
         old.assert_field_errors(&json!({"email": ["Specified user does not exist"]}));
         app.client().login_ok("ann.new@example.com", PASSWORD).await;
