@@ -13,7 +13,8 @@ use crate::security::Security;
 use crate::session_store::USER_ID_KEY;
 
 const UNIQUIFIER_KEY: &str = "_fs_uid";
-const AUTH_AT_KEY: &str = "_auth_at";
+/// When the session last proved the password (unix seconds): login and re-authentication.
+pub(crate) const AUTH_AT_KEY: &str = "_auth_at";
 const REMEMBER_SALT: &str = "remember-salt";
 
 #[derive(Serialize, Deserialize)]
@@ -90,7 +91,8 @@ pub(crate) async fn authenticate(
         };
         match user {
             Some(user) => {
-                attach_to_session(ctx, &user.user).await?;
+                // Signed in, but the password was not proven now: not fresh.
+                attach_to_session(ctx, &user.user, false).await?;
                 return Ok(Some(user));
             }
             None => ctx.set_cookie(expired_cookie(config, &config.remember_cookie_name, true)),
@@ -106,8 +108,9 @@ async fn forget_user(ctx: &AuthContext) -> crate::Result<()> {
     Ok(())
 }
 
-/// Puts `user` into a fresh session id (fixation defence) with a new CSRF secret.
-async fn attach_to_session(ctx: &AuthContext, user: &User) -> crate::Result<String> {
+/// Puts `user` into a fresh session id (fixation defence) with a new CSRF secret; `proven` when
+/// the password (and any second factor) was just checked, which makes the session fresh.
+async fn attach_to_session(ctx: &AuthContext, user: &User, proven: bool) -> crate::Result<String> {
     if ctx.session.id().is_some() {
         ctx.session.cycle_id().await?;
     }
@@ -115,9 +118,13 @@ async fn attach_to_session(ctx: &AuthContext, user: &User) -> crate::Result<Stri
     ctx.session
         .insert(UNIQUIFIER_KEY, &user.fs_uniquifier)
         .await?;
-    ctx.session
-        .insert(AUTH_AT_KEY, ctx.security.clock().now().unix_timestamp())
-        .await?;
+    if proven {
+        ctx.session
+            .insert(AUTH_AT_KEY, ctx.security.clock().now().unix_timestamp())
+            .await?;
+    } else {
+        ctx.session.remove_value(AUTH_AT_KEY).await?;
+    }
     let csrf = crate::csrf::rotate(ctx).await?;
     ctx.set_cookie(xsrf_cookie(ctx.security.config(), csrf.clone()));
     Ok(csrf)
@@ -128,7 +135,7 @@ async fn attach_to_session(ctx: &AuthContext, user: &User) -> crate::Result<Stri
 pub async fn login_user(ctx: &AuthContext, user: &User, remember: bool) -> crate::Result<String> {
     let security = &ctx.security;
     let config = security.config();
-    let csrf = attach_to_session(ctx, user).await?;
+    let csrf = attach_to_session(ctx, user, true).await?;
     if remember {
         let token = security.signer().sign(
             REMEMBER_SALT,
@@ -163,7 +170,7 @@ pub async fn login_user(ctx: &AuthContext, user: &User, remember: bool) -> crate
 /// Re-binds the current session to `user` after their uniquifier changed (password change), so
 /// this session stays signed in while every other one dies.
 pub async fn refresh_session_user(ctx: &AuthContext, user: &User) -> crate::Result<String> {
-    attach_to_session(ctx, user).await
+    attach_to_session(ctx, user, true).await
 }
 
 /// Signs out: the session is destroyed and the session, `XSRF-TOKEN` and remember cookies are

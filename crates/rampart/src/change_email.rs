@@ -168,6 +168,9 @@ async fn json_answer(ctx: &AuthContext, user: &CurrentUser) -> crate::Result<Res
 }
 
 async fn get_change_email(ctx: AuthContext, user: CurrentUser) -> crate::Result<Response> {
+    if let Some(stale) = crate::freshness::require_fresh(&ctx).await? {
+        return Ok(stale);
+    }
     if ctx.is_json() {
         return json_answer(&ctx, &user).await;
     }
@@ -186,6 +189,9 @@ async fn post_change_email(
     user: CurrentUser,
     mut input: FormInput,
 ) -> crate::Result<Response> {
+    if let Some(stale) = crate::freshness::require_fresh(&ctx).await? {
+        return Ok(stale);
+    }
     let security = ctx.security().clone();
     let new_email = match validate(&security, &user.user, &mut input).await? {
         Ok(email) => email,

@@ -362,6 +362,10 @@ pub struct SecurityConfig {
     pub multi_factor_recovery_codes: bool,
     /// `SECURITY_MULTI_FACTOR_RECOVERY_CODES_N` (default 5).
     pub multi_factor_recovery_codes_n: usize,
+    /// `SECURITY_FRESHNESS`: how recent the password must be for sensitive changes (change of
+    /// email, two-factor, recovery codes); older sessions re-enter it at `SECURITY_VERIFY_URL`.
+    /// Default 24 hours; `off` (or a negative number, as in Flask-Security) disables the check.
+    pub freshness: Option<Duration>,
     /// `SECURITY_TRACKABLE` (on by default in Rampart: the columns exist anyway).
     pub trackable: bool,
     /// `SECURITY_USERNAME_ENABLE`.
@@ -404,6 +408,8 @@ pub struct SecurityConfig {
     pub multi_factor_recovery_codes_url: String,
     /// `SECURITY_MULTI_FACTOR_RECOVERY_URL` (default `/mf-recovery`).
     pub multi_factor_recovery_url: String,
+    /// `SECURITY_VERIFY_URL` (default `/verify`): re-enter the password.
+    pub verify_url: String,
     /// `SECURITY_POST_LOGIN_VIEW`.
     pub post_login_view: String,
     /// `SECURITY_POST_LOGOUT_VIEW`.
@@ -504,6 +510,7 @@ impl Default for SecurityConfig {
             totp_issuer: None,
             multi_factor_recovery_codes: false,
             multi_factor_recovery_codes_n: 5,
+            freshness: Some(Duration::from_secs(24 * 3600)),
             trackable: true,
             username_enable: false,
             username_required: false,
@@ -525,6 +532,7 @@ impl Default for SecurityConfig {
             two_factor_rescue_url: "/tf-rescue".into(),
             multi_factor_recovery_codes_url: "/mf-recovery-codes".into(),
             multi_factor_recovery_url: "/mf-recovery".into(),
+            verify_url: "/verify".into(),
             post_login_view: "/".into(),
             post_logout_view: "/".into(),
             post_register_view: None,
@@ -743,6 +751,14 @@ impl SecurityConfig {
             c.multi_factor_recovery_codes,
             s.bool("SECURITY_MULTI_FACTOR_RECOVERY_CODES")?
         );
+        if let Some(value) = s.string("SECURITY_FRESHNESS") {
+            let value = value.trim();
+            c.freshness = if value.eq_ignore_ascii_case("off") || value.starts_with('-') {
+                None
+            } else {
+                s.duration("SECURITY_FRESHNESS")?
+            };
+        }
         if let Some(n) = s.string("SECURITY_MULTI_FACTOR_RECOVERY_CODES_N") {
             c.multi_factor_recovery_codes_n = n
                 .trim()
@@ -800,6 +816,7 @@ impl SecurityConfig {
                 &mut c.multi_factor_recovery_url,
                 "SECURITY_MULTI_FACTOR_RECOVERY_URL",
             ),
+            (&mut c.verify_url, "SECURITY_VERIFY_URL"),
             (&mut c.post_login_view, "SECURITY_POST_LOGIN_VIEW"),
             (&mut c.post_logout_view, "SECURITY_POST_LOGOUT_VIEW"),
         ] {

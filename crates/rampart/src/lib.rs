@@ -64,6 +64,7 @@ pub mod datastore;
 pub mod error;
 pub mod extract;
 pub mod forms;
+pub mod freshness;
 pub mod guard;
 pub mod layer;
 pub mod login;

@@ -112,6 +112,9 @@ async fn get_codes(ctx: AuthContext, user: Option<CurrentUser>) -> crate::Result
     let Some(user) = user else {
         return unauthenticated(&ctx);
     };
+    if let Some(stale) = crate::freshness::require_fresh(&ctx).await? {
+        return Ok(stale);
+    }
     let left = stored(&user.user).len();
     if ctx.is_json() {
         let mut response = ctx.json_base().await?;
@@ -144,6 +147,9 @@ async fn post_codes(ctx: AuthContext, user: Option<CurrentUser>) -> crate::Resul
     let Some(user) = user else {
         return unauthenticated(&ctx);
     };
+    if let Some(stale) = crate::freshness::require_fresh(&ctx).await? {
+        return Ok(stale);
+    }
     let codes = generate(ctx.security(), &user.user).await?;
     if ctx.is_json() {
         let mut response = ctx.json_base().await?;

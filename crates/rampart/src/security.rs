@@ -175,7 +175,8 @@ impl Security {
         let config = self.config();
         let mut router = Router::new()
             .merge(crate::login::router(config))
-            .merge(crate::logout::router(config));
+            .merge(crate::logout::router(config))
+            .merge(crate::freshness::router(config));
         if config.registerable {
             router = router.merge(crate::register::router(config));
         }

@@ -226,6 +226,9 @@ async fn get_setup(ctx: AuthContext, user: Option<CurrentUser>) -> crate::Result
         }
         return html_permission_denied(&ctx).await;
     };
+    if let Some(stale) = crate::freshness::require_fresh(&ctx).await? {
+        return Ok(stale);
+    }
     let config = ctx.security().config();
     let enabled = required(config, &user.user);
     let method = user.user.tf_primary_method.clone().filter(|_| enabled);
@@ -275,6 +278,9 @@ async fn post_setup(
     let Some(user) = user else {
         return Ok(permission_denied(&ctx));
     };
+    if let Some(stale) = crate::freshness::require_fresh(&ctx).await? {
+        return Ok(stale);
+    }
     let security = ctx.security().clone();
     let config = security.config();
     let enabled = required(config, &user.user);

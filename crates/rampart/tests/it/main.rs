@@ -9,6 +9,7 @@ mod change;
 mod change_email;
 mod confirm;
 mod csrf;
+mod freshness;
 mod guards;
 mod login;
 mod outage;

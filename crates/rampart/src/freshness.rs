@@ -1,0 +1,158 @@
+//! Freshness (`SECURITY_FRESHNESS`), Flask-Security's re-authentication: sensitive changes (the
+//! email address, two-factor, recovery codes) need a password proven recently, so a stolen
+//! session cookie alone cannot take the account over. A stale session is sent to
+//! `SECURITY_VERIFY_URL` (default `/verify`) to enter the password again; JSON clients get
+//! `401 {"errors": ["You must reauthenticate to access this endpoint"], "reauth_required": true}`.
+//!
+//! Auth tokens count as fresh: they live `SECURITY_TOKEN_MAX_AGE` (15 minutes by default), far
+//! less than the freshness window. Template: `security/verify_user.html`.
+
+use axum::Router;
+use axum::extract::Query;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use minijinja::context;
+use serde_json::{Value, json};
+
+use crate::config::SecurityConfig;
+use crate::context::{AuthContext, AuthMethod};
+use crate::extract::CurrentUser;
+use crate::forms::{FieldErrors, FormInput};
+use crate::security::Security;
+
+pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
+    Router::new().route(
+        &config.url(&config.verify_url),
+        get(get_verify).post(post_verify),
+    )
+}
+
+fn unix_now(security: &Security) -> i64 {
+    security.clock().now().unix_timestamp()
+}
+
+/// Whether the request's user proved the password within `SECURITY_FRESHNESS`.
+pub async fn is_fresh(ctx: &AuthContext) -> crate::Result<bool> {
+    let Some(window) = ctx.security().config().freshness else {
+        return Ok(true);
+    };
+    match ctx.user().map(|u| u.method) {
+        Some(AuthMethod::Token | AuthMethod::Basic) => return Ok(true),
+        Some(AuthMethod::Session) => {}
+        None => return Ok(false),
+    }
+    let at: Option<i64> = ctx.session.get(crate::auth::AUTH_AT_KEY).await?;
+    let age = at.map(|at| unix_now(ctx.security()).saturating_sub(at));
+    Ok(age.is_some_and(|age| u64::try_from(age).is_ok_and(|age| age <= window.as_secs())))
+}
+
+/// `Some(answer)` when the request's user must re-enter the password first: a 401 with
+/// `reauth_required` for JSON, a redirect to the verify page (coming back here) for browsers.
+pub async fn require_fresh(ctx: &AuthContext) -> crate::Result<Option<Response>> {
+    if is_fresh(ctx).await? {
+        return Ok(None);
+    }
+    let security = ctx.security();
+    let message = security.msg("REAUTHENTICATION_REQUIRED", &[]);
+    if ctx.is_json() {
+        return Ok(Some(crate::reply::json(
+            StatusCode::UNAUTHORIZED,
+            json!({"errors": [message], "reauth_required": true}),
+        )));
+    }
+    ctx.flash("info", &message).await?;
+    let config = security.config();
+    let next: String =
+        url::form_urlencoded::byte_serialize(ctx.path_and_query().as_bytes()).collect();
+    Ok(Some(crate::reply::redirect(&format!(
+        "{}?next={next}",
+        config.url(&config.verify_url)
+    ))))
+}
+
+#[derive(serde::Deserialize)]
+struct VerifyQuery {
+    next: Option<String>,
+}
+
+async fn get_verify(
+    ctx: AuthContext,
+    _user: CurrentUser,
+    Query(query): Query<VerifyQuery>,
+) -> crate::Result<Response> {
+    if ctx.is_json() {
+        return Ok(crate::reply::json_ok(ctx.json_base().await?));
+    }
+    verify_page(&ctx, query.next.as_deref(), &FieldErrors::new()).await
+}
+
+async fn verify_page(
+    ctx: &AuthContext,
+    next: Option<&str>,
+    errors: &FieldErrors,
+) -> crate::Result<Response> {
+    let config = ctx.security().config();
+    let next = next.filter(|n| crate::redirect::safe_next(config, ctx.host.as_deref(), n).is_ok());
+    crate::templates::form_page(
+        ctx,
+        "security/verify_user.html",
+        Value::Null,
+        errors,
+        context! { next => next },
+    )
+    .await
+}
+
+async fn post_verify(
+    ctx: AuthContext,
+    user: CurrentUser,
+    Query(query): Query<VerifyQuery>,
+    mut input: FormInput,
+) -> crate::Result<Response> {
+    let security = ctx.security().clone();
+    let config = security.config();
+    if let Some(limited) = crate::rate_limit::check_login_identity(&ctx, &user.user.email).await? {
+        return Ok(limited);
+    }
+    let password = input.text("password").unwrap_or_default();
+    let valid = match user.user.password.as_deref() {
+        Some(hash) if !password.is_empty() => {
+            security.hasher().verify(&password, hash).await?.valid
+        }
+        _ => false,
+    };
+    if !valid {
+        let message = if password.is_empty() {
+            security.msg("PASSWORD_NOT_PROVIDED", &[])
+        } else {
+            security.msg("INVALID_PASSWORD", &[])
+        };
+        let errors = FieldErrors::single("password", message);
+        if ctx.is_json() {
+            return Ok(crate::reply::json_errors(
+                StatusCode::BAD_REQUEST,
+                &[],
+                Some(&errors),
+            ));
+        }
+        return verify_page(&ctx, query.next.as_deref(), &errors).await;
+    }
+    crate::rate_limit::clear_login_identity(&security, &user.user.email).await?;
+    ctx.session
+        .insert(crate::auth::AUTH_AT_KEY, unix_now(&security))
+        .await?;
+    if ctx.is_json() {
+        let mut response = ctx.json_base().await?;
+        response.insert("user".into(), ctx.user_payload(&user, false)?);
+        return Ok(crate::reply::json_ok(response));
+    }
+    ctx.flash("success", &security.msg("REAUTHENTICATION_SUCCESSFUL", &[]))
+        .await?;
+    let target = query
+        .next
+        .as_deref()
+        .and_then(|n| crate::redirect::safe_next(config, ctx.host.as_deref(), n).ok())
+        .unwrap_or_else(|| config.post_login_view.clone());
+    Ok(crate::reply::redirect(&target))
+}
