@@ -173,6 +173,26 @@ pub async fn refresh_session_user(ctx: &AuthContext, user: &User) -> crate::Resu
     attach_to_session(ctx, user, true).await
 }
 
+/// Signs `user` out everywhere except here: a new `fs_uniquifier` kills every other session,
+/// every auth token and every remember-me cookie; this session moves to a fresh id and stays
+/// signed in. Returns the new CSRF token.
+///
+/// # Errors
+///
+/// As for the datastore.
+pub async fn sign_out_other_sessions(ctx: &AuthContext, user: &User) -> crate::Result<String> {
+    let security = &ctx.security;
+    let uniquifier = crate::register::new_uniquifier();
+    let datastore = security.datastore();
+    datastore
+        .set_uniquifier(user.id, &uniquifier, security.now_naive())
+        .await?;
+    datastore.delete_sessions_of_user(user.id, None).await?;
+    let mut updated = user.clone();
+    updated.fs_uniquifier = uniquifier;
+    refresh_session_user(ctx, &updated).await
+}
+
 /// Signs out: the session is destroyed and the session, `XSRF-TOKEN` and remember cookies are
 /// deleted.
 pub async fn logout_user(ctx: &AuthContext) -> crate::Result<()> {

@@ -7,7 +7,9 @@
 //!    role links, sessions and picture are deleted, the browser is signed out and sent to the
 //!    sign-in page with a message.
 //!
-//! Both forms carry the CSRF token (checked by the security layer). The security page itself
+//! `POST /dashboard/security/sign-out-others` signs the user out of every other session.
+//!
+//! The forms carry the CSRF token (checked by the security layer). The security page itself
 //! (`GET|POST /dashboard/security/`, change password) is the framework's `change` view, rendered
 //! with the app's `security/change_password.html`.
 
@@ -35,6 +37,23 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/dashboard/security/delete", post(post_delete))
         .route("/dashboard/security/delete/confirm", post(post_confirm))
+        .route(
+            "/dashboard/security/sign-out-others",
+            post(post_sign_out_others),
+        )
+}
+
+/// "Sign out everywhere else": every other session, auth token and remember-me cookie dies.
+async fn post_sign_out_others(
+    State(state): State<AppState>,
+    page: SignedIn,
+) -> Result<Response, HandlerError> {
+    rampart::auth::sign_out_other_sessions(&page.ctx, &page.user.user).await?;
+    page.ctx
+        .flash("success", "You are now signed out everywhere else.")
+        .await?;
+    let config = state.security.config();
+    Ok(rampart::reply::redirect(&config.url(&config.change_url)))
 }
 
 async fn post_delete(

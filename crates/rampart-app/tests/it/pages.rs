@@ -706,3 +706,44 @@ async fn two_factor_is_turned_on_from_the_security_page_and_then_asked_at_sign_i
         assert_eq!(status, StatusCode::OK);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_out_everywhere_else_ends_other_sessions_and_tokens_but_not_this_one() {
+    for backend in backends() {
+        let app = TestApp::start(&backend, &[]).await;
+        app.create_user("ann@example.com").await;
+        let (here, _) = app.login("ann@example.com", PASSWORD).await;
+        let (elsewhere, token) = app.login("ann@example.com", PASSWORD).await;
+        assert_eq!(elsewhere.get_json("/api/me").await.0, StatusCode::OK);
+
+        let (_, html, _) = get(&here, "/dashboard/security/").await;
+        let (status, _, headers) = post_form(
+            &here,
+            "/dashboard/security/sign-out-others",
+            &[("csrf_token", &hidden(&html, "csrf_token"))],
+        )
+        .await;
+        assert_eq!(status, StatusCode::FOUND);
+        assert_eq!(location(&headers), "/dashboard/security/");
+        let (_, html, _) = get(&here, "/dashboard/security/").await;
+        assert!(
+            html.contains("You are now signed out everywhere else."),
+            "{html}"
+        );
+
+        assert_eq!(here.get_json("/api/me").await.0, StatusCode::OK);
+        assert_eq!(
+            elsewhere.get_json("/api/me").await.0,
+            StatusCode::UNAUTHORIZED
+        );
+        let anonymous = app.client();
+        let (status, _) = anonymous
+            .request(reqwest::Method::GET, "/api/me", None, Some(&token))
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "the old token is dead");
+
+        // Without the CSRF token nothing happens.
+        let (status, _, _) = post_form(&here, "/dashboard/security/sign-out-others", &[]).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+}
