@@ -207,6 +207,9 @@ async fn post_change_email(
             .await;
         }
     };
+    if let Some(limited) = crate::rate_limit::check_mail(&ctx, &new_email).await? {
+        return Ok(limited);
+    }
     send_instructions(&security, &user.user, &new_email, &|path| {
         ctx.external_url(path)
     })?;

@@ -461,6 +461,10 @@ pub struct SecurityConfig {
     /// account (email or username), from any address, so guessing spread over many addresses is
     /// throttled too. A successful login clears the account's count.
     pub login_identity_rate_limit: Option<RateLimit>,
+    /// `SECURITY_MAIL_RATE_LIMIT` (default `5 per 10 minutes`): mails a visitor can have sent to
+    /// one address (reset instructions, confirmation, registration, change of email), so nobody
+    /// can flood someone else's mailbox. Applies to any address, known or not.
+    pub mail_rate_limit: Option<RateLimit>,
     /// `SECURITY_TRUSTED_PROXIES`: how many reverse proxies' `X-Forwarded-For` entries to trust.
     pub trusted_proxies: usize,
     /// `SECURITY_MSG_*` overrides.
@@ -554,6 +558,11 @@ impl Default for SecurityConfig {
             token_query_key: "auth_token".into(),
             token_max_age: Duration::from_secs(15 * 60),
             csrf_cookie_name: "XSRF-TOKEN".into(),
+            mail_rate_limit: Some(RateLimit {
+                limit: 5,
+                window: Duration::from_secs(600),
+                description: "5 per 10 minute".into(),
+            }),
             login_identity_rate_limit: Some(RateLimit {
                 limit: 10,
                 window: Duration::from_secs(300),
@@ -880,6 +889,9 @@ impl SecurityConfig {
         }
         if let Some(limit) = optional_rate_limit(s, "SECURITY_LOGIN_IDENTITY_RATE_LIMIT")? {
             c.login_identity_rate_limit = limit;
+        }
+        if let Some(limit) = optional_rate_limit(s, "SECURITY_MAIL_RATE_LIMIT")? {
+            c.mail_rate_limit = limit;
         }
         set!(c.trusted_proxies, s.int("SECURITY_TRUSTED_PROXIES")?);
         for (key, text) in s.with_prefix("SECURITY_MSG_") {

@@ -178,6 +178,11 @@ async fn post_send_confirmation(ctx: AuthContext, mut input: FormInput) -> crate
     let security = ctx.security().clone();
     let (email, mut errors) = crate::register::read_email_field(&security, &mut input);
     if errors.is_empty()
+        && let Some(limited) = crate::rate_limit::check_mail(&ctx, &email).await?
+    {
+        return Ok(limited);
+    }
+    if errors.is_empty()
         && let Err(detailed) =
             resend_confirmation(&security, &email, &|path| ctx.external_url(path)).await?
         && !security.config().return_generic_responses

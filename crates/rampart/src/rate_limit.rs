@@ -139,6 +139,22 @@ pub(crate) async fn count_failed_code(ctx: &AuthContext, user_id: i64) -> crate:
     Ok(())
 }
 
+/// Counts a mail about to be sent to `recipient` on a visitor's request
+/// (`SECURITY_MAIL_RATE_LIMIT`); `Some(response)` (429) when that address has had enough.
+pub(crate) async fn check_mail(
+    ctx: &AuthContext,
+    recipient: &str,
+) -> crate::Result<Option<Response>> {
+    let Some(limit) = ctx.security.config().mail_rate_limit.as_ref() else {
+        return Ok(None);
+    };
+    let key = format!("mail-to:{}", recipient.trim().to_lowercase());
+    match hit(&ctx.security, &key, limit).await? {
+        Ok(()) => Ok(None),
+        Err(retry_after) => Ok(Some(too_many(ctx, limit, retry_after))),
+    }
+}
+
 fn code_key(user_id: i64) -> String {
     format!("tf-code:{user_id}")
 }

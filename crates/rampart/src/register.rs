@@ -369,6 +369,9 @@ async fn post_register(ctx: AuthContext, mut input: FormInput) -> crate::Result<
         }
     };
     let email = form.email.clone();
+    if let Some(limited) = crate::rate_limit::check_mail(&ctx, &email).await? {
+        return Ok(limited);
+    }
     let outcome = register_user(&security, form, &|path| ctx.external_url(path)).await?;
     let signed_in = match &outcome {
         RegisterOutcome::Created(user)

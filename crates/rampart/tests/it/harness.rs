@@ -207,6 +207,7 @@ fn base_settings() -> Vec<(&'static str, &'static str)> {
         ("SECURITY_ARGON2_ITERATIONS", "1"),
         ("SECURITY_ARGON2_PARALLELISM", "1"),
         ("SECURITY_LOGIN_RATE_LIMIT", "off"),
+        ("SECURITY_MAIL_RATE_LIMIT", "off"),
     ]
 }
 

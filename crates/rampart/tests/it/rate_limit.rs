@@ -192,3 +192,49 @@ async fn http_basic_counts_only_failures_and_is_throttled_per_address_and_per_ac
     })
     .await;
 }
+
+const MAIL_LIMIT: &[(&str, &str)] = &[("SECURITY_MAIL_RATE_LIMIT", "2 per 10 minutes")];
+
+#[tokio::test]
+async fn nobody_can_flood_an_address_with_mails() {
+    each_backend(MAIL_LIMIT, async |app: TestApp| {
+        app.signed_up("ann@example.com").await;
+        let forgot = |email: &'static str| {
+            let client = app.client();
+            async move {
+                client
+                    .post("/reset")
+                    .json(&json!({ "email": email }))
+                    .send()
+                    .await
+            }
+        };
+        // Signing up mailed ann once; one reset mail more is the second.
+        assert_eq!(forgot("ann@example.com").await.status, StatusCode::OK);
+        // The address has had its mails, whichever way they are asked for, known or not.
+        let limited = forgot("ANN@example.com").await;
+        assert_eq!(
+            limited.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{}",
+            limited.text()
+        );
+        assert_eq!(limited.response()["errors"], json!(["2 per 10 minute"]));
+        assert!(limited.header("retry-after").is_some());
+        let resend = app
+            .client()
+            .post("/confirm")
+            .json(&json!({"email": "ann@example.com"}))
+            .send()
+            .await;
+        assert_eq!(resend.status, StatusCode::TOO_MANY_REQUESTS);
+        let register = app.client().register("ann@example.com", PASSWORD).await;
+        assert_eq!(register.status, StatusCode::TOO_MANY_REQUESTS);
+        // Other addresses are not affected.
+        assert_eq!(forgot("nobody@example.com").await.status, StatusCode::OK);
+
+        app.advance(Duration::from_secs(10 * 60 + 1));
+        assert_eq!(forgot("ann@example.com").await.status, StatusCode::OK);
+    })
+    .await;
+}
