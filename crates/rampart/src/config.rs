@@ -461,7 +461,7 @@ pub struct SecurityConfig {
     /// account (email or username), from any address, so guessing spread over many addresses is
     /// throttled too. A successful login clears the account's count.
     pub login_identity_rate_limit: Option<RateLimit>,
-    /// `SECURITY_MAIL_RATE_LIMIT` (default `5 per 10 minutes`): mails a visitor can have sent to
+    /// `SECURITY_MAIL_RATE_LIMIT` (default `10 per 10 minutes`, about one a minute): mails a visitor can have sent to
     /// one address (reset instructions, confirmation, registration, change of email), so nobody
     /// can flood someone else's mailbox. Applies to any address, known or not.
     pub mail_rate_limit: Option<RateLimit>,
@@ -559,9 +559,9 @@ impl Default for SecurityConfig {
             token_max_age: Duration::from_secs(15 * 60),
             csrf_cookie_name: "XSRF-TOKEN".into(),
             mail_rate_limit: Some(RateLimit {
-                limit: 5,
+                limit: 10,
                 window: Duration::from_secs(600),
-                description: "5 per 10 minute".into(),
+                description: "10 per 10 minute".into(),
             }),
             login_identity_rate_limit: Some(RateLimit {
                 limit: 10,
