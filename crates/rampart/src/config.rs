@@ -461,9 +461,10 @@ pub struct SecurityConfig {
     /// account (email or username), from any address, so guessing spread over many addresses is
     /// throttled too. A successful login clears the account's count.
     pub login_identity_rate_limit: Option<RateLimit>,
-    /// `SECURITY_MAIL_RATE_LIMIT` (default `10 per 10 minutes`, about one a minute): mails a visitor can have sent to
-    /// one address (reset instructions, confirmation, registration, change of email), so nobody
-    /// can flood someone else's mailbox. Applies to any address, known or not.
+    /// `SECURITY_MAIL_RATE_LIMIT` (default `10 per 10 minutes`, about one a minute): mails
+    /// visitors can have sent to one address (reset instructions, confirmation, registration,
+    /// change of email), so nobody can flood someone else's mailbox. Applies to any address,
+    /// known or not.
     pub mail_rate_limit: Option<RateLimit>,
     /// `SECURITY_TRUSTED_PROXIES`: how many reverse proxies' `X-Forwarded-For` entries to trust.
     pub trusted_proxies: usize,
