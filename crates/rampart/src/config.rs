@@ -357,6 +357,9 @@ pub struct SecurityConfig {
     pub two_factor_mail_validity: Duration,
     /// `SECURITY_TOTP_ISSUER`: the name authenticator apps show (default `SECURITY_APP_NAME`).
     pub totp_issuer: Option<String>,
+    /// `SECURITY_TWO_FACTOR_RESCUE_MAIL`: where a user who lost both their second factor and
+    /// their mail asks for help (`/tf-rescue` with `help`); default `no-reply@localhost`.
+    pub two_factor_rescue_mail: String,
     /// `SECURITY_MULTI_FACTOR_RECOVERY_CODES`: one-time recovery codes for users with a second
     /// factor (off by default).
     pub multi_factor_recovery_codes: bool,
@@ -513,6 +516,7 @@ impl Default for SecurityConfig {
             two_factor_authenticator_validity: Duration::from_secs(120),
             two_factor_mail_validity: Duration::from_secs(300),
             totp_issuer: None,
+            two_factor_rescue_mail: "no-reply@localhost".into(),
             multi_factor_recovery_codes: false,
             multi_factor_recovery_codes_n: 5,
             freshness: Some(Duration::from_secs(24 * 3600)),
@@ -757,6 +761,10 @@ impl SecurityConfig {
             s.duration("SECURITY_TWO_FACTOR_MAIL_VALIDITY")?
         );
         c.totp_issuer = s.string("SECURITY_TOTP_ISSUER");
+        set!(
+            c.two_factor_rescue_mail,
+            s.string("SECURITY_TWO_FACTOR_RESCUE_MAIL")
+        );
         set!(
             c.multi_factor_recovery_codes,
             s.bool("SECURITY_MULTI_FACTOR_RECOVERY_CODES")?

@@ -213,7 +213,7 @@ async fn forget_setup(ctx: &AuthContext) -> crate::Result<()> {
 }
 
 fn available_methods(config: &SecurityConfig) -> Vec<&str> {
-    [EMAIL, AUTHENTICATOR]
+    [AUTHENTICATOR, EMAIL]
         .into_iter()
         .filter(|m| config.two_factor_enabled_methods.iter().any(|e| e == m))
         .collect()
@@ -572,9 +572,9 @@ pub(crate) async fn complete_login(ctx: &AuthContext, user: &User) -> crate::Res
 fn recovery_options(config: &SecurityConfig) -> Value {
     let url = config.url(&config.two_factor_rescue_url);
     if config.two_factor_enabled_methods.iter().any(|m| m == EMAIL) {
-        json!({ "email": url })
+        json!({ "email": url, "help": url })
     } else {
-        json!({})
+        json!({ "help": url })
     }
 }
 
@@ -610,7 +610,8 @@ async fn post_rescue(ctx: AuthContext, mut input: FormInput) -> crate::Result<Re
     };
     let choice = input.text("help_setup").unwrap_or_default();
     let email_allowed = config.two_factor_enabled_methods.iter().any(|m| m == EMAIL);
-    if choice != EMAIL || !email_allowed {
+    let valid = choice == "help" || (choice == EMAIL && email_allowed);
+    if !valid {
         let errors = FieldErrors::single(
             "help_setup",
             security.msg("TWO_FACTOR_METHOD_NOT_AVAILABLE", &[]),
@@ -629,10 +630,20 @@ async fn post_rescue(ctx: AuthContext, mut input: FormInput) -> crate::Result<Re
         return Ok(limited);
     }
     crate::rate_limit::count_failed_code(&ctx, user.id).await?;
-    if let Some(secret) = user.tf_totp_secret.as_deref() {
-        send_code(&security, &user, &user.email, secret)?;
+    if choice == "help" {
+        // Lost the mail too: a person at the site has to help.
+        crate::notify::send(
+            &security,
+            "two_factor_rescue",
+            &config.two_factor_rescue_mail,
+            context! { user => crate::register::user_context(&user), app_name => config.app_name },
+        )?;
+    } else {
+        if let Some(secret) = user.tf_totp_secret.as_deref() {
+            send_code(&security, &user, &user.email, secret)?;
+        }
+        ctx.session.insert(PENDING_RESCUED, true).await?;
     }
-    ctx.session.insert(PENDING_RESCUED, true).await?;
     if ctx.is_json() {
         let mut response = ctx.json_base().await?;
         response.insert("recovery_options".into(), recovery_options(config));

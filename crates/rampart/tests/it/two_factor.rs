@@ -96,7 +96,7 @@ async fn an_authenticator_is_set_up_and_then_every_login_needs_its_code_once() {
         assert_eq!(body["tf_primary_method"], Value::Null);
         assert_eq!(
             body["tf_available_methods"],
-            json!(["email", "authenticator"])
+            json!(["authenticator", "email"])
         );
 
         let setup = client
@@ -221,8 +221,18 @@ async fn without_the_app_a_code_by_email_rescues_the_login() {
         assert_eq!(options.status, StatusCode::OK, "{}", options.text());
         assert_eq!(
             options.response()["recovery_options"],
-            json!({"email": "/tf-rescue"})
+            json!({"email": "/tf-rescue", "help": "/tf-rescue"})
         );
+        // Lost the mail too: the site's rescue address hears of it.
+        let help = browser
+            .post("/tf-rescue")
+            .json(&json!({"help_setup": "help"}))
+            .send()
+            .await;
+        assert_eq!(help.status, StatusCode::OK, "{}", help.text());
+        let asked = app.mail_to("no-reply@localhost").await;
+        assert_eq!(asked.subject, "Two-factor Rescue");
+        assert!(asked.text.contains("ann@example.com"), "{}", asked.text);
         let rescue = browser
             .post("/tf-rescue")
             .json(&json!({"help_setup": "email"}))
