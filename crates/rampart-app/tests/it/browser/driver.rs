@@ -369,3 +369,21 @@ async fn wait_for_driver(url: &str) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+impl Drop for Browser {
+    /// A test that fails mid-way never calls [`Browser::close`], and killing chromedriver leaves
+    /// its Chromium running: end every process of this session's profile, so none linger to slow
+    /// down what runs next.
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("pkill")
+            // `--`: the pattern itself starts with dashes.
+            .args(["-f", "--"])
+            .arg(format!(
+                "--user-data-dir={}",
+                self._profile.path().display()
+            ))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
