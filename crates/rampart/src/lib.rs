@@ -88,6 +88,7 @@ pub mod testing;
 pub mod token;
 pub mod totp;
 pub mod two_factor;
+pub mod unlock;
 
 pub use auth::{login_user, logout_user};
 pub use clock::{Clock, SystemClock, TestClock};

@@ -176,7 +176,8 @@ impl Security {
         let mut router = Router::new()
             .merge(crate::login::router(config))
             .merge(crate::logout::router(config))
-            .merge(crate::freshness::router(config));
+            .merge(crate::freshness::router(config))
+            .merge(crate::unlock::router(config));
         if config.registerable {
             router = router.merge(crate::register::router(config));
         }

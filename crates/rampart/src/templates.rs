@@ -75,6 +75,9 @@ const BUILTIN: &[(&str, &str)] = embedded![
     "security/email/two_factor_rescue/subject.txt.j2",
     "security/email/two_factor_rescue/body.txt.j2",
     "security/email/two_factor_rescue/body.html.j2",
+    "security/email/unlock_instructions/subject.txt.j2",
+    "security/email/unlock_instructions/body.txt.j2",
+    "security/email/unlock_instructions/body.html.j2",
 ];
 
 /// The template environment (cheap to clone).

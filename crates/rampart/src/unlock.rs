@@ -1,0 +1,117 @@
+//! Unlock by email: the per-account login limit (`SECURITY_LOGIN_IDENTITY_RATE_LIMIT`) pauses an
+//! account that is being guessed at, which would also lock its owner out. The first refusal in a
+//! window mails the owner a link (`GET /unlock/<token>`, valid one hour) that clears the pause,
+//! so an attacker can slow guessing down but cannot keep the owner out.
+//!
+//! The refusal looks the same whether or not the account exists; only an existing, active
+//! account gets the mail, at most one per window. Mail: `unlock_instructions`.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Path;
+use axum::response::Response;
+use axum::routing::get;
+use minijinja::context;
+
+use crate::config::{RateLimit, SecurityConfig};
+use crate::context::AuthContext;
+use crate::security::Security;
+
+const SALT: &str = "unlock-salt";
+/// How long an unlock link works.
+const WITHIN: Duration = Duration::from_secs(3600);
+
+fn base(config: &SecurityConfig) -> String {
+    config.url("/unlock")
+}
+
+pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
+    Router::new().route(&format!("{}/{{token}}", base(config)), get(get_unlock))
+}
+
+/// Mails the owner of `identity` an unlock link, once per window of the account limit.
+pub(crate) async fn offer(ctx: &AuthContext, identity: &str) -> crate::Result<()> {
+    let security = ctx.security();
+    let Some(limit) = security.config().login_identity_rate_limit.as_ref() else {
+        return Ok(());
+    };
+    let Some(user) = security
+        .datastore()
+        .user_by_identity(identity.trim())
+        .await?
+        .filter(|u| u.active)
+    else {
+        return Ok(());
+    };
+    let once = RateLimit {
+        limit: 1,
+        window: limit.window,
+        description: String::new(),
+    };
+    let key = format!("unlock-mail:{}", user.id);
+    if crate::rate_limit::hit(security, &key, &once)
+        .await?
+        .is_err()
+    {
+        return Ok(());
+    }
+    let payload = (
+        user.fs_uniquifier.clone(),
+        security.signer().hash_data(&user.email),
+    );
+    let token = security
+        .signer()
+        .sign(SALT, &payload, security.clock().now())?;
+    let link = ctx.external_url(&format!("{}/{token}", base(security.config())));
+    crate::notify::send(
+        security,
+        "unlock_instructions",
+        &user.email,
+        context! {
+            user => crate::register::user_context(&user),
+            unlock_link => link,
+            within => crate::recover::describe_duration(limit.window),
+            app_name => security.config().app_name,
+        },
+    )
+}
+
+async fn get_unlock(ctx: AuthContext, Path(token): Path<String>) -> crate::Result<Response> {
+    let security = ctx.security().clone();
+    let config = security.config();
+    let signer = security.signer();
+    let user = match signer.verify_link::<(String, String)>(
+        SALT,
+        &token,
+        WITHIN,
+        security.clock().now(),
+    ) {
+        Ok(((uniquifier, digest), false)) => security
+            .datastore()
+            .user_by_uniquifier(&uniquifier)
+            .await?
+            .filter(|u| signer.verify_hash_data(&u.email, &digest)),
+        _ => None,
+    };
+    match user {
+        Some(user) => {
+            for identity in std::iter::once(user.email.as_str()).chain(user.username.as_deref()) {
+                crate::rate_limit::clear_login_identity(&security, identity).await?;
+            }
+            ctx.flash(
+                "success",
+                "Your account is unlocked: you can sign in again now.",
+            )
+            .await?;
+        }
+        None => {
+            ctx.flash(
+                "error",
+                "This unlock link is invalid or has expired. The pause ends by itself shortly.",
+            )
+            .await?;
+        }
+    }
+    Ok(crate::reply::redirect(&config.url(&config.login_url)))
+}
