@@ -207,6 +207,9 @@ where
         Ok(response) => response,
         Err(never) => match never {},
     };
+    if !is_json {
+        response = error_page(&ctx, response).await;
+    }
 
     if let Err(error) = persist_session(&security, &session, had_session_cookie, &ctx).await {
         response = error.into_response();
@@ -265,6 +268,38 @@ async fn persist_session(
         ctx.set_cookie(cookie);
     }
     Ok(())
+}
+
+/// An unrendered error answer of the app's routes (404, 405, …) as a full page: the signed-in
+/// user keeps the navigation and user menu. Answers already rendered pass through; if the page
+/// cannot be rendered, [`finish`] renders the plain one.
+async fn error_page(ctx: &AuthContext, response: Response) -> Response {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error())
+        || response.extensions().get::<Rendered>().is_some()
+    {
+        return response;
+    }
+    let extra = minijinja::context! {
+        status => status.as_u16(),
+        title => status.canonical_reason().unwrap_or("Error"),
+        message => reply::status_message(status),
+    };
+    match crate::templates::page(ctx, "security/error.html", status, extra).await {
+        Ok(mut page) => {
+            for name in [header::RETRY_AFTER, header::ALLOW, header::WWW_AUTHENTICATE] {
+                if let Some(value) = response.headers().get(&name) {
+                    page.headers_mut().insert(name, value.clone());
+                }
+            }
+            for cookie in response.headers().get_all(header::SET_COOKIE) {
+                page.headers_mut()
+                    .append(header::SET_COOKIE, cookie.clone());
+            }
+            page
+        }
+        Err(_) => response,
+    }
 }
 
 /// Renders unrendered error responses (404, 405, 413, 500, …) in the request's format and adds

@@ -747,3 +747,27 @@ async fn signing_out_everywhere_else_ends_other_sessions_and_tokens_but_not_this
         assert_eq!(status, StatusCode::BAD_REQUEST);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_in_user_keeps_the_navigation_on_error_pages() {
+    let app = TestApp::start(&crate::harness::Backend::Sqlite, &[]).await;
+    app.create_user("ann@example.com").await;
+    let (client, _) = app.login("ann@example.com", PASSWORD).await;
+    let (status, html, headers) = get(&client, "/no/such/page").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(html.contains("Page not found"), "{html}");
+    assert!(
+        html.contains("id=\"signed-in-email\">ann@example.com<"),
+        "{html}"
+    );
+    assert!(
+        html.contains("id=\"sign-out\""),
+        "a working sign-out form: {html}"
+    );
+    assert_eq!(headers["cache-control"], "private, no-store");
+    // Wrong method: 405 with its Allow header, in the same page.
+    let (status, html, headers) = get(&client, "/dashboard/security/delete").await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(html.contains("id=\"signed-in-email\""), "{html}");
+    assert!(headers.contains_key("allow"), "{headers:?}");
+}
