@@ -170,6 +170,21 @@ pub(crate) async fn begin_login(
     ))
 }
 
+/// Tells `user` by mail that two-factor sign-in is now `method` (on) or off (`None`), so a change
+/// made by someone else does not go unnoticed.
+fn notify_change(security: &Security, user: &User, method: Option<&str>) -> crate::Result<()> {
+    crate::notify::send(
+        security,
+        "two_factor_changed",
+        &user.email,
+        context! {
+            user => crate::register::user_context(user),
+            method => method,
+            app_name => security.config().app_name,
+        },
+    )
+}
+
 /// The user whose login waits for a second factor, if any (a stale one is forgotten).
 pub(crate) async fn pending_user(ctx: &AuthContext) -> crate::Result<Option<User>> {
     let Some(uniquifier) = ctx.session.get::<String>(PENDING_USER).await? else {
@@ -292,6 +307,7 @@ async fn post_setup(
                 .datastore()
                 .set_two_factor(user.user.id, None, None, security.now_naive())
                 .await?;
+            notify_change(&security, &user.user, None)?;
         }
         if ctx.is_json() {
             let mut response = ctx.json_base().await?;
@@ -511,6 +527,7 @@ async fn post_validate(ctx: AuthContext, mut input: FormInput) -> crate::Result<
             )
             .await?;
         forget_setup(&ctx).await?;
+        notify_change(&security, &user.user, Some(&method))?;
         if ctx.is_json() {
             let mut response = ctx.json_base().await?;
             response.insert("user".into(), ctx.user_payload(&user, false)?);

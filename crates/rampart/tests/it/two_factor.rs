@@ -31,9 +31,12 @@ fn code(app: &TestApp, secret: &str) -> String {
     rampart::totp::code_at(secret, now(app)).expect("code")
 }
 
-/// The six digits of the latest "Two-Factor Login" mail to `email`.
+/// The six digits of the next "Two-Factor Login" mail to `email` (notices before it are skipped).
 async fn mailed_code(app: &TestApp, email: &str) -> String {
-    let mail = app.mail_to(email).await;
+    let mut mail = app.mail_to(email).await;
+    while mail.subject.starts_with("Two-factor sign-in is") {
+        mail = app.mail_to(email).await;
+    }
     assert_eq!(mail.subject, "Two-Factor Login");
     let marker = "using the following code: ";
     let start = mail.text.find(marker).expect("code in the mail") + marker.len();
@@ -134,6 +137,13 @@ async fn an_authenticator_is_set_up_and_then_every_login_needs_its_code_once() {
         let done = validate(&client, &setup_code, "/tf-validate").await;
         assert_eq!(done.status, StatusCode::OK, "{}", done.text());
         assert_eq!(done.response()["user"]["email"], "ann@example.com");
+        let notice = app.mail_to("ann@example.com").await;
+        assert_eq!(notice.subject, "Two-factor sign-in is on");
+        assert!(
+            notice.text.contains("a code from your authenticator app"),
+            "{}",
+            notice.text
+        );
         let status = client
             .get("/tf-setup")
             .accept_json()
@@ -281,6 +291,14 @@ async fn disabling_restores_password_only_sign_in_and_bad_choices_are_refused() 
             .await;
         assert_eq!(off.status, StatusCode::OK, "{}", off.text());
         assert_eq!(off.response()["user"]["email"], "ann@example.com");
+        assert_eq!(
+            app.mail_to("ann@example.com").await.subject,
+            "Two-factor sign-in is on"
+        );
+        assert_eq!(
+            app.mail_to("ann@example.com").await.subject,
+            "Two-factor sign-in is off"
+        );
         let login = app.client().login_ok("ann@example.com", PASSWORD).await;
         assert_eq!(login.response()["tf_required"], false);
 
