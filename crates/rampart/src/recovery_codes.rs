@@ -13,7 +13,7 @@
 
 use axum::Router;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse as _, Response};
+use axum::response::Response;
 use axum::routing::get;
 use minijinja::context;
 use serde_json::{Value, json};
@@ -108,10 +108,7 @@ pub async fn spend(security: &Security, user: &User, code: &str) -> crate::Resul
         .await?)
 }
 
-async fn get_codes(ctx: AuthContext, user: Option<CurrentUser>) -> crate::Result<Response> {
-    let Some(user) = user else {
-        return unauthenticated(&ctx);
-    };
+async fn get_codes(ctx: AuthContext, user: CurrentUser) -> crate::Result<Response> {
     if let Some(stale) = crate::freshness::require_fresh(&ctx).await? {
         return Ok(stale);
     }
@@ -123,10 +120,6 @@ async fn get_codes(ctx: AuthContext, user: Option<CurrentUser>) -> crate::Result
         return Ok(crate::reply::json_ok(response));
     }
     codes_page(&ctx, left, None).await
-}
-
-fn unauthenticated(ctx: &AuthContext) -> crate::Result<Response> {
-    Ok(crate::extract::AuthRejection::Unauthenticated(Box::new(ctx.clone())).into_response())
 }
 
 async fn codes_page(
@@ -143,10 +136,7 @@ async fn codes_page(
     .await
 }
 
-async fn post_codes(ctx: AuthContext, user: Option<CurrentUser>) -> crate::Result<Response> {
-    let Some(user) = user else {
-        return unauthenticated(&ctx);
-    };
+async fn post_codes(ctx: AuthContext, user: CurrentUser) -> crate::Result<Response> {
     if let Some(stale) = crate::freshness::require_fresh(&ctx).await? {
         return Ok(stale);
     }
@@ -162,10 +152,7 @@ async fn post_codes(ctx: AuthContext, user: Option<CurrentUser>) -> crate::Resul
 
 async fn get_recovery(ctx: AuthContext) -> crate::Result<Response> {
     if crate::two_factor::pending_user(&ctx).await?.is_none() {
-        if ctx.is_json() {
-            return Ok(crate::two_factor::permission_denied(&ctx));
-        }
-        return crate::two_factor::html_permission_denied(&ctx).await;
+        return crate::two_factor::permission_denied(&ctx).await;
     }
     if ctx.is_json() {
         return Ok(crate::reply::json_ok(ctx.json_base().await?));
@@ -174,7 +161,7 @@ async fn get_recovery(ctx: AuthContext) -> crate::Result<Response> {
 }
 
 async fn recovery_page(ctx: &AuthContext, errors: &FieldErrors) -> crate::Result<Response> {
-    crate::templates::form_page(
+    crate::templates::form_errors(
         ctx,
         "security/mf_recovery.html",
         Value::Null,
@@ -187,10 +174,7 @@ async fn recovery_page(ctx: &AuthContext, errors: &FieldErrors) -> crate::Result
 async fn post_recovery(ctx: AuthContext, mut input: FormInput) -> crate::Result<Response> {
     let security = ctx.security().clone();
     let Some(user) = crate::two_factor::pending_user(&ctx).await? else {
-        if ctx.is_json() {
-            return Ok(crate::two_factor::permission_denied(&ctx));
-        }
-        return crate::two_factor::html_permission_denied(&ctx).await;
+        return crate::two_factor::permission_denied(&ctx).await;
     };
     if let Some(limited) = crate::rate_limit::code_refused(&ctx, user.id).await? {
         return Ok(limited);
@@ -199,13 +183,7 @@ async fn post_recovery(ctx: AuthContext, mut input: FormInput) -> crate::Result<
     if !spend(&security, &user, &code).await? {
         crate::rate_limit::count_failed_code(&ctx, user.id).await?;
         let errors = FieldErrors::single("code", security.msg("INVALID_RECOVERY_CODE", &[]));
-        if ctx.is_json() {
-            return Ok(crate::reply::json_errors(
-                StatusCode::BAD_REQUEST,
-                &[],
-                Some(&errors),
-            ));
-        }
+
         return recovery_page(&ctx, &errors).await;
     }
     crate::two_factor::complete_login(&ctx, &user).await

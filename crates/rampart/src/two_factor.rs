@@ -112,17 +112,22 @@ fn send_code(security: &Security, user: &User, to: &str, secret: &str) -> crate:
     )
 }
 
-pub(crate) fn permission_denied(ctx: &AuthContext) -> Response {
-    let message = ctx.security().msg("TWO_FACTOR_PERMISSION_DENIED", &[]);
-    crate::reply::json_errors(
-        StatusCode::BAD_REQUEST,
-        &[],
-        Some(&FieldErrors::single("", message)),
-    )
+/// No login or setup in progress: a 400 envelope for JSON (`field_errors[""]`, as
+/// Flask-Security), the sign-in page with the message for browsers.
+pub(crate) async fn permission_denied(ctx: &AuthContext) -> crate::Result<Response> {
+    if ctx.is_json() {
+        let message = ctx.security().msg("TWO_FACTOR_PERMISSION_DENIED", &[]);
+        return Ok(crate::reply::json_errors(
+            StatusCode::BAD_REQUEST,
+            &[],
+            Some(&FieldErrors::single("", message)),
+        ));
+    }
+    html_permission_denied(ctx).await
 }
 
 /// A browser without a login or setup in progress goes to the sign-in page with the message.
-pub(crate) async fn html_permission_denied(ctx: &AuthContext) -> crate::Result<Response> {
+async fn html_permission_denied(ctx: &AuthContext) -> crate::Result<Response> {
     let security = ctx.security();
     ctx.flash("error", &security.msg("TWO_FACTOR_PERMISSION_DENIED", &[]))
         .await?;
@@ -236,10 +241,7 @@ fn available_methods(config: &SecurityConfig) -> Vec<&str> {
 
 async fn get_setup(ctx: AuthContext, user: Option<CurrentUser>) -> crate::Result<Response> {
     let Some(user) = user else {
-        if ctx.is_json() {
-            return Ok(permission_denied(&ctx));
-        }
-        return html_permission_denied(&ctx).await;
+        return permission_denied(&ctx).await;
     };
     if let Some(stale) = crate::freshness::require_fresh(&ctx).await? {
         return Ok(stale);
@@ -270,7 +272,7 @@ async fn setup_page(
     errors: &FieldErrors,
 ) -> crate::Result<Response> {
     let config = ctx.security().config();
-    crate::templates::form_page(
+    crate::templates::form_errors(
         ctx,
         "security/two_factor_setup.html",
         Value::Null,
@@ -291,7 +293,7 @@ async fn post_setup(
     mut input: FormInput,
 ) -> crate::Result<Response> {
     let Some(user) = user else {
-        return Ok(permission_denied(&ctx));
+        return permission_denied(&ctx).await;
     };
     if let Some(stale) = crate::freshness::require_fresh(&ctx).await? {
         return Ok(stale);
@@ -323,13 +325,7 @@ async fn post_setup(
             "setup",
             security.msg("TWO_FACTOR_METHOD_NOT_AVAILABLE", &[]),
         );
-        if ctx.is_json() {
-            return Ok(crate::reply::json_errors(
-                StatusCode::BAD_REQUEST,
-                &[],
-                Some(&errors),
-            ));
-        }
+
         let method = user.user.tf_primary_method.clone().filter(|_| enabled);
         return setup_page(&ctx, enabled, method, None, &errors).await;
     }
@@ -416,7 +412,7 @@ async fn get_validate(ctx: AuthContext) -> crate::Result<Response> {
     }
     match pending_user(&ctx).await? {
         Some(user) => verify_page(&ctx, user.tf_primary_method, true, &FieldErrors::new()).await,
-        None => html_permission_denied(&ctx).await,
+        None => permission_denied(&ctx).await,
     }
 }
 
@@ -429,7 +425,7 @@ async fn verify_page(
     let config = ctx.security().config();
     let recovery = rescue && config.multi_factor_recovery_codes;
     let rescue = rescue && config.two_factor_enabled_methods.iter().any(|m| m == EMAIL);
-    crate::templates::form_page(
+    crate::templates::form_errors(
         ctx,
         "security/two_factor_verify_code.html",
         Value::Null,
@@ -503,13 +499,7 @@ async fn post_validate(ctx: AuthContext, mut input: FormInput) -> crate::Result<
         match accept_code(&ctx, &user.user, &method, &secret, &code).await? {
             Ok(()) => {}
             Err(Refusal::Limited(response)) => return Ok(response),
-            Err(Refusal::Invalid(errors)) if ctx.is_json() => {
-                return Ok(crate::reply::json_errors(
-                    StatusCode::BAD_REQUEST,
-                    &[],
-                    Some(&errors),
-                ));
-            }
+
             Err(Refusal::Invalid(errors)) => {
                 let enabled = required(config, &user.user);
                 let current = user.user.tf_primary_method.clone().filter(|_| enabled);
@@ -543,10 +533,7 @@ async fn post_validate(ctx: AuthContext, mut input: FormInput) -> crate::Result<
 
     // Completing a login.
     let Some(user) = pending_user(&ctx).await? else {
-        if ctx.is_json() {
-            return Ok(permission_denied(&ctx));
-        }
-        return html_permission_denied(&ctx).await;
+        return permission_denied(&ctx).await;
     };
     let method = user.tf_primary_method.clone().unwrap_or_default();
     let secret = user.tf_totp_secret.clone().unwrap_or_default();
@@ -556,13 +543,7 @@ async fn post_validate(ctx: AuthContext, mut input: FormInput) -> crate::Result<
     match accept_code(&ctx, &user, window, &secret, &code).await? {
         Ok(()) => {}
         Err(Refusal::Limited(response)) => return Ok(response),
-        Err(Refusal::Invalid(errors)) if ctx.is_json() => {
-            return Ok(crate::reply::json_errors(
-                StatusCode::BAD_REQUEST,
-                &[],
-                Some(&errors),
-            ));
-        }
+
         Err(Refusal::Invalid(errors)) => {
             return verify_page(&ctx, Some(method), true, &errors).await;
         }
@@ -597,10 +578,7 @@ fn recovery_options(config: &SecurityConfig) -> Value {
 
 async fn get_rescue(ctx: AuthContext) -> crate::Result<Response> {
     if pending_user(&ctx).await?.is_none() {
-        if ctx.is_json() {
-            return Ok(permission_denied(&ctx));
-        }
-        return html_permission_denied(&ctx).await;
+        return permission_denied(&ctx).await;
     }
     if !ctx.is_json() {
         let config = ctx.security().config();
@@ -620,10 +598,7 @@ async fn post_rescue(ctx: AuthContext, mut input: FormInput) -> crate::Result<Re
     let security = ctx.security().clone();
     let config = security.config();
     let Some(user) = pending_user(&ctx).await? else {
-        if ctx.is_json() {
-            return Ok(permission_denied(&ctx));
-        }
-        return html_permission_denied(&ctx).await;
+        return permission_denied(&ctx).await;
     };
     let choice = input.text("help_setup").unwrap_or_default();
     let email_allowed = config.two_factor_enabled_methods.iter().any(|m| m == EMAIL);
@@ -633,13 +608,7 @@ async fn post_rescue(ctx: AuthContext, mut input: FormInput) -> crate::Result<Re
             "help_setup",
             security.msg("TWO_FACTOR_METHOD_NOT_AVAILABLE", &[]),
         );
-        if ctx.is_json() {
-            return Ok(crate::reply::json_errors(
-                StatusCode::BAD_REQUEST,
-                &[],
-                Some(&errors),
-            ));
-        }
+
         return verify_page(&ctx, user.tf_primary_method.clone(), true, &errors).await;
     }
     // Every mailed code counts as an attempt, so rescue cannot flood the user's mailbox.
