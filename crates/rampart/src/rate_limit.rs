@@ -27,19 +27,57 @@ pub async fn hit(
     })
 }
 
-/// Applies the login rate limit for the client's address; `Some(response)` when refused.
-pub(crate) async fn check_login(ctx: &AuthContext) -> crate::Result<Option<Response>> {
-    let Some(limit) = ctx.security.config().login_rate_limit.as_ref() else {
+/// Counts a hit on `key` against `limit` (if any): the 429 answer once it is used up.
+async fn count(
+    ctx: &AuthContext,
+    key: &str,
+    limit: Option<&RateLimit>,
+) -> crate::Result<Option<Response>> {
+    let Some(limit) = limit else {
         return Ok(None);
     };
-    match hit(&ctx.security, &address_key(ctx), limit).await? {
-        Ok(()) => Ok(None),
-        Err(retry_after) => Ok(Some(too_many(ctx, limit, retry_after))),
-    }
+    Ok(hit(&ctx.security, key, limit)
+        .await?
+        .err()
+        .map(|retry_after| too_many(ctx, limit, retry_after)))
+}
+
+/// Whether `key` has already used up `limit` (if any), without counting: the 429 answer if so.
+async fn exhausted(
+    ctx: &AuthContext,
+    key: &str,
+    limit: Option<&RateLimit>,
+) -> crate::Result<Option<Response>> {
+    let Some(limit) = limit else {
+        return Ok(None);
+    };
+    Ok(ctx
+        .security
+        .datastore()
+        .rate_limit_exhausted(key, limit.limit, limit.window, ctx.security.now_naive())
+        .await?
+        .map(|retry_after| too_many(ctx, limit, retry_after)))
 }
 
 fn identity_key(identity: &str) -> String {
     format!("login-identity:{}", identity.trim().to_lowercase())
+}
+
+fn code_key(user_id: i64) -> String {
+    format!("tf-code:{user_id}")
+}
+
+fn address_key(ctx: &AuthContext) -> String {
+    let address = ctx
+        .client_ip
+        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+    format!("login:{address}")
+}
+
+/// Applies the login rate limit for the client's address; `Some(response)` when refused.
+pub(crate) async fn check_login(ctx: &AuthContext) -> crate::Result<Option<Response>> {
+    let limit = ctx.security.config().login_rate_limit.as_ref();
+    count(ctx, &address_key(ctx), limit).await
 }
 
 /// Counts a login attempt for an account (any address); `Some(response)` when refused.
@@ -47,13 +85,8 @@ pub(crate) async fn check_login_identity(
     ctx: &AuthContext,
     identity: &str,
 ) -> crate::Result<Option<Response>> {
-    let Some(limit) = ctx.security.config().login_identity_rate_limit.as_ref() else {
-        return Ok(None);
-    };
-    match hit(&ctx.security, &identity_key(identity), limit).await? {
-        Ok(()) => Ok(None),
-        Err(retry_after) => Ok(Some(too_many(ctx, limit, retry_after))),
-    }
+    let limit = ctx.security.config().login_identity_rate_limit.as_ref();
+    count(ctx, &identity_key(identity), limit).await
 }
 
 /// Clears an account's attempt count after a successful login.
@@ -75,67 +108,59 @@ pub(crate) async fn basic_refused(
     identity: &str,
 ) -> crate::Result<Option<Response>> {
     let config = ctx.security.config();
-    let keys = [
-        (address_key(ctx), config.login_rate_limit.as_ref()),
-        (
-            identity_key(identity),
-            config.login_identity_rate_limit.as_ref(),
-        ),
-    ];
-    for (key, limit) in keys {
-        let Some(limit) = limit else { continue };
-        if let Some(retry_after) = ctx
-            .security
-            .datastore()
-            .rate_limit_exhausted(&key, limit.limit, limit.window, ctx.security.now_naive())
-            .await?
-        {
-            return Ok(Some(too_many(ctx, limit, retry_after)));
-        }
+    if let Some(refused) =
+        exhausted(ctx, &address_key(ctx), config.login_rate_limit.as_ref()).await?
+    {
+        return Ok(Some(refused));
     }
-    Ok(None)
+    exhausted(
+        ctx,
+        &identity_key(identity),
+        config.login_identity_rate_limit.as_ref(),
+    )
+    .await
 }
 
-/// Counts a failed HTTP Basic attempt against both login limits.
+/// Counts a failed HTTP Basic attempt against both login limits (the verdict is read by the next
+/// attempt, in [`basic_refused`]).
 pub(crate) async fn count_failed_basic(ctx: &AuthContext, identity: &str) -> crate::Result<()> {
     let config = ctx.security.config();
-    if let Some(limit) = config.login_rate_limit.as_ref() {
-        // The verdict is read by the next attempt (`basic_refused`), not this one.
-        let _counted = hit(&ctx.security, &address_key(ctx), limit).await?;
-    }
-    if let Some(limit) = config.login_identity_rate_limit.as_ref() {
-        let _counted = hit(&ctx.security, &identity_key(identity), limit).await?;
-    }
+    count(ctx, &address_key(ctx), config.login_rate_limit.as_ref()).await?;
+    count(
+        ctx,
+        &identity_key(identity),
+        config.login_identity_rate_limit.as_ref(),
+    )
+    .await?;
     Ok(())
 }
 
-/// Whether `user_id` has used up its attempts at one-time codes (two-factor), counted against
-/// `SECURITY_LOGIN_IDENTITY_RATE_LIMIT`; `Some(response)` (429) when it has.
+/// The limit on wrong one-time codes per user: `SECURITY_LOGIN_IDENTITY_RATE_LIMIT`, or 10 per
+/// 5 minutes when that is off — six digits must never be open to unthrottled guessing.
+fn code_limit(ctx: &AuthContext) -> RateLimit {
+    ctx.security
+        .config()
+        .login_identity_rate_limit
+        .clone()
+        .unwrap_or_else(|| RateLimit {
+            limit: 10,
+            window: Duration::from_secs(300),
+            description: "10 per 5 minute".into(),
+        })
+}
+
+/// Whether `user_id` has used up its attempts at one-time codes (two-factor, recovery codes);
+/// `Some(response)` (429) when it has.
 pub(crate) async fn code_refused(
     ctx: &AuthContext,
     user_id: i64,
 ) -> crate::Result<Option<Response>> {
-    let Some(limit) = ctx.security.config().login_identity_rate_limit.as_ref() else {
-        return Ok(None);
-    };
-    Ok(ctx
-        .security
-        .datastore()
-        .rate_limit_exhausted(
-            &code_key(user_id),
-            limit.limit,
-            limit.window,
-            ctx.security.now_naive(),
-        )
-        .await?
-        .map(|retry_after| too_many(ctx, limit, retry_after)))
+    exhausted(ctx, &code_key(user_id), Some(&code_limit(ctx))).await
 }
 
 /// Counts a wrong one-time code (or a mailed one) for `user_id`.
 pub(crate) async fn count_failed_code(ctx: &AuthContext, user_id: i64) -> crate::Result<()> {
-    if let Some(limit) = ctx.security.config().login_identity_rate_limit.as_ref() {
-        let _counted = hit(&ctx.security, &code_key(user_id), limit).await?;
-    }
+    count(ctx, &code_key(user_id), Some(&code_limit(ctx))).await?;
     Ok(())
 }
 
@@ -145,25 +170,8 @@ pub(crate) async fn check_mail(
     ctx: &AuthContext,
     recipient: &str,
 ) -> crate::Result<Option<Response>> {
-    let Some(limit) = ctx.security.config().mail_rate_limit.as_ref() else {
-        return Ok(None);
-    };
     let key = format!("mail-to:{}", recipient.trim().to_lowercase());
-    match hit(&ctx.security, &key, limit).await? {
-        Ok(()) => Ok(None),
-        Err(retry_after) => Ok(Some(too_many(ctx, limit, retry_after))),
-    }
-}
-
-fn code_key(user_id: i64) -> String {
-    format!("tf-code:{user_id}")
-}
-
-fn address_key(ctx: &AuthContext) -> String {
-    let address = ctx
-        .client_ip
-        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
-    format!("login:{address}")
+    count(ctx, &key, ctx.security.config().mail_rate_limit.as_ref()).await
 }
 
 /// A 429 answer with `Retry-After`, in the request's format.

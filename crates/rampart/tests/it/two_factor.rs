@@ -534,3 +534,30 @@ async fn a_recovery_code_stands_in_for_the_second_factor_once() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn codes_stay_throttled_when_the_account_limit_is_turned_off() {
+    let settings = &[
+        ("SECURITY_TWO_FACTOR", "true"),
+        ("SECURITY_LOGIN_IDENTITY_RATE_LIMIT", "off"),
+    ];
+    each_backend(settings, async |app: TestApp| {
+        let (client, secret) = with_authenticator(&app, "ann@example.com").await;
+        client.logout().await;
+        app.advance(Duration::from_secs(30));
+        let browser = app.client();
+        browser.login("ann@example.com", PASSWORD).await;
+        for _ in 0..10 {
+            let wrong = validate(&browser, "999999", "/tf-validate").await;
+            assert_eq!(wrong.status, StatusCode::BAD_REQUEST, "{}", wrong.text());
+        }
+        let limited = validate(&browser, &code(&app, &secret), "/tf-validate").await;
+        assert_eq!(
+            limited.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{}",
+            limited.text()
+        );
+    })
+    .await;
+}
