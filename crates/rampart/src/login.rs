@@ -310,7 +310,7 @@ async fn post_login(
             if let Some(limited) =
                 crate::rate_limit::check_login_identity(&ctx, &form.identity).await?
             {
-                crate::unlock::offer(&ctx, &form.identity).await?;
+                crate::unlock::offer(&ctx, &form.identity);
                 return Ok(limited);
             }
             let outcome = authenticate(&security, &form).await?;

@@ -30,15 +30,27 @@ pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
     Router::new().route(&format!("{}/{{token}}", base(config)), get(get_unlock))
 }
 
-/// Mails the owner of `identity` an unlock link, once per window of the account limit.
-pub(crate) async fn offer(ctx: &AuthContext, identity: &str) -> crate::Result<()> {
-    let security = ctx.security();
+/// Mails the owner of `identity` an unlock link, once per window of the account limit. The work
+/// (the look-up, the counter, the mail) runs after the answer is sent, so the refusal takes the
+/// same time whether or not the account exists.
+pub(crate) fn offer(ctx: &AuthContext, identity: &str) {
+    let security = ctx.security().clone();
+    let link_base = ctx.external_url(&format!("{}/", base(security.config())));
+    let identity = identity.trim().to_owned();
+    tokio::spawn(async move {
+        if let Err(error) = send_link(&security, &identity, &link_base).await {
+            tracing::warn!(%error, "unlock mail not sent");
+        }
+    });
+}
+
+async fn send_link(security: &Security, identity: &str, link_base: &str) -> crate::Result<()> {
     let Some(limit) = security.config().login_identity_rate_limit.as_ref() else {
         return Ok(());
     };
     let Some(user) = security
         .datastore()
-        .user_by_identity(identity.trim())
+        .user_by_identity(identity)
         .await?
         .filter(|u| u.active)
     else {
@@ -63,14 +75,13 @@ pub(crate) async fn offer(ctx: &AuthContext, identity: &str) -> crate::Result<()
     let token = security
         .signer()
         .sign(SALT, &payload, security.clock().now())?;
-    let link = ctx.external_url(&format!("{}/{token}", base(security.config())));
     crate::notify::send(
         security,
         "unlock_instructions",
         &user.email,
         context! {
             user => crate::register::user_context(&user),
-            unlock_link => link,
+            unlock_link => format!("{link_base}{token}"),
             within => crate::recover::describe_duration(limit.window),
             app_name => security.config().app_name,
         },
