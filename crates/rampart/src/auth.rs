@@ -120,7 +120,7 @@ async fn attach_to_session(ctx: &AuthContext, user: &User, proven: bool) -> crat
         .await?;
     if proven {
         ctx.session
-            .insert(AUTH_AT_KEY, ctx.security.clock().now().unix_timestamp())
+            .insert(AUTH_AT_KEY, ctx.security.unix_now())
             .await?;
     } else {
         ctx.session.remove_value(AUTH_AT_KEY).await?;

@@ -28,10 +28,6 @@ pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
     )
 }
 
-fn unix_now(security: &Security) -> i64 {
-    security.clock().now().unix_timestamp()
-}
-
 /// Whether the request's user proved the password within `SECURITY_FRESHNESS`.
 pub async fn is_fresh(ctx: &AuthContext) -> crate::Result<bool> {
     let Some(window) = ctx.security().config().freshness else {
@@ -42,9 +38,9 @@ pub async fn is_fresh(ctx: &AuthContext) -> crate::Result<bool> {
         Some(AuthMethod::Session) => {}
         None => return Ok(false),
     }
-    let at: Option<i64> = ctx.session.get(crate::auth::AUTH_AT_KEY).await?;
-    let age = at.map(|at| unix_now(ctx.security()).saturating_sub(at));
-    Ok(age.is_some_and(|age| u64::try_from(age).is_ok_and(|age| age <= window.as_secs())))
+    let at: Option<u64> = ctx.session.get(crate::auth::AUTH_AT_KEY).await?;
+    let now = ctx.security().unix_now();
+    Ok(at.is_some_and(|at| now.saturating_sub(at) <= window.as_secs()))
 }
 
 /// `Some(answer)` when the request's user must re-enter the password first: a 401 with
@@ -140,7 +136,7 @@ async fn post_verify(
     }
     crate::rate_limit::clear_login_identity(&security, &user.user.email).await?;
     ctx.session
-        .insert(crate::auth::AUTH_AT_KEY, unix_now(&security))
+        .insert(crate::auth::AUTH_AT_KEY, security.unix_now())
         .await?;
     if ctx.is_json() {
         let mut response = ctx.json_base().await?;

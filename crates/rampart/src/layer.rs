@@ -287,18 +287,23 @@ async fn error_page(ctx: &AuthContext, response: Response) -> Response {
     };
     match crate::templates::page(ctx, "security/error.html", status, extra).await {
         Ok(mut page) => {
-            for name in [header::RETRY_AFTER, header::ALLOW, header::WWW_AUTHENTICATE] {
-                if let Some(value) = response.headers().get(&name) {
-                    page.headers_mut().insert(name, value.clone());
-                }
-            }
-            for cookie in response.headers().get_all(header::SET_COOKIE) {
-                page.headers_mut()
-                    .append(header::SET_COOKIE, cookie.clone());
-            }
+            carry_headers(&response, &mut page);
             page
         }
         Err(_) => response,
+    }
+}
+
+/// Keeps what an error answer says besides its body (`Retry-After`, `Allow`, `WWW-Authenticate`,
+/// cookies) when it is replaced by a rendered page.
+fn carry_headers(from: &Response, to: &mut Response) {
+    for name in [header::RETRY_AFTER, header::ALLOW, header::WWW_AUTHENTICATE] {
+        if let Some(value) = from.headers().get(&name) {
+            to.headers_mut().insert(name, value.clone());
+        }
+    }
+    for cookie in from.headers().get_all(header::SET_COOKIE) {
+        to.headers_mut().append(header::SET_COOKIE, cookie.clone());
     }
 }
 
@@ -310,16 +315,7 @@ fn finish(security: &Security, is_json: bool, mut response: Response) -> Respons
         && response.extensions().get::<Rendered>().is_none()
     {
         let mut rendered = render_error(security, is_json, status, reply::status_message(status));
-        for name in [header::RETRY_AFTER, header::ALLOW, header::WWW_AUTHENTICATE] {
-            if let Some(value) = response.headers().get(&name) {
-                rendered.headers_mut().insert(name, value.clone());
-            }
-        }
-        for cookie in response.headers().get_all(header::SET_COOKIE) {
-            rendered
-                .headers_mut()
-                .append(header::SET_COOKIE, cookie.clone());
-        }
+        carry_headers(&response, &mut rendered);
         response = rendered;
     }
     let headers = response.headers_mut();

@@ -137,6 +137,11 @@ impl Security {
         &self.inner.register_checks
     }
 
+    /// Now in whole seconds since 1970 (0 before), as session timestamps and one-time codes use.
+    pub(crate) fn unix_now(&self) -> u64 {
+        u64::try_from(self.clock().now().unix_timestamp()).unwrap_or(0)
+    }
+
     /// Naive UTC now, as stored in the database.
     pub(crate) fn now_naive(&self) -> time::PrimitiveDateTime {
         crate::clock::naive(self.clock().now())

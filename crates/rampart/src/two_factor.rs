@@ -75,10 +75,6 @@ pub fn required(config: &SecurityConfig, user: &User) -> bool {
     config.two_factor && user.tf_primary_method.is_some() && user.tf_totp_secret.is_some()
 }
 
-fn unix_now(security: &Security) -> u64 {
-    u64::try_from(security.clock().now().unix_timestamp()).unwrap_or(0)
-}
-
 /// The time step of `code` for `method`, if it is a right code now: an authenticator's within
 /// `SECURITY_TWO_FACTOR_AUTHENTICATOR_VALIDITY` either way, a mailed one within
 /// `SECURITY_TWO_FACTOR_MAIL_VALIDITY` after it was sent.
@@ -91,12 +87,12 @@ fn code_step(security: &Security, method: &str, secret: &str, code: &str) -> Opt
         let n = steps(config.two_factor_authenticator_validity);
         (n, n)
     };
-    crate::totp::matching_step(secret, code, unix_now(security), back, forward)
+    crate::totp::matching_step(secret, code, security.unix_now(), back, forward)
 }
 
 /// Mails the current code of `secret` to `to`.
 fn send_code(security: &Security, user: &User, to: &str, secret: &str) -> crate::Result<()> {
-    let code = crate::totp::code_at(secret, unix_now(security))
+    let code = crate::totp::code_at(secret, security.unix_now())
         .ok_or_else(|| crate::Error::Internal("malformed two-factor secret".into()))?;
     let config = security.config();
     crate::notify::send(
@@ -155,7 +151,7 @@ pub(crate) async fn begin_login(
     ctx.session.insert(PENDING_REMEMBER, remember).await?;
     ctx.session.insert(PENDING_NEXT, &next).await?;
     ctx.session
-        .insert(PENDING_SINCE, unix_now(security))
+        .insert(PENDING_SINCE, security.unix_now())
         .await?;
     if method == EMAIL
         && let Some(secret) = user.tf_totp_secret.as_deref()
@@ -196,7 +192,7 @@ pub(crate) async fn pending_user(ctx: &AuthContext) -> crate::Result<Option<User
         return Ok(None);
     };
     let since: u64 = ctx.session.get(PENDING_SINCE).await?.unwrap_or(0);
-    let fresh = unix_now(ctx.security()).saturating_sub(since) <= PENDING_WITHIN.as_secs();
+    let fresh = ctx.security().unix_now().saturating_sub(since) <= PENDING_WITHIN.as_secs();
     let user = if fresh {
         ctx.security()
             .datastore()
@@ -332,7 +328,7 @@ async fn post_setup(
     let secret = crate::totp::new_secret();
     ctx.session.insert(SETUP_SECRET, &secret).await?;
     ctx.session.insert(SETUP_METHOD, &choice).await?;
-    ctx.session.insert(SETUP_SINCE, unix_now(&security)).await?;
+    ctx.session.insert(SETUP_SINCE, security.unix_now()).await?;
     if choice == EMAIL {
         send_code(&security, &user.user, &user.user.email, &secret)?;
     }
@@ -480,7 +476,7 @@ async fn post_validate(ctx: AuthContext, mut input: FormInput) -> crate::Result<
     {
         let method: String = ctx.session.get(SETUP_METHOD).await?.unwrap_or_default();
         let since: u64 = ctx.session.get(SETUP_SINCE).await?.unwrap_or(0);
-        if unix_now(&security).saturating_sub(since) > SETUP_WITHIN.as_secs() {
+        if security.unix_now().saturating_sub(since) > SETUP_WITHIN.as_secs() {
             forget_setup(&ctx).await?;
             let within = crate::recover::describe_duration(SETUP_WITHIN);
             let message = security.msg("TWO_FACTOR_SETUP_EXPIRED", &[("within", &within)]);
