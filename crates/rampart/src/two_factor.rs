@@ -321,7 +321,6 @@ async fn post_setup(
             "setup",
             security.msg("TWO_FACTOR_METHOD_NOT_AVAILABLE", &[]),
         );
-
         let method = user.user.tf_primary_method.clone().filter(|_| enabled);
         return setup_page(&ctx, enabled, method, None, &errors).await;
     }
@@ -332,12 +331,6 @@ async fn post_setup(
     if choice == EMAIL {
         send_code(&security, &user.user, &user.user.email, &secret)?;
     }
-    let issuer = config
-        .totp_issuer
-        .clone()
-        .unwrap_or_else(|| config.app_name.clone());
-    let account = user.user.email.clone();
-    let uri = crate::totp::authenticator_uri(&issuer, &account, &secret);
     if ctx.is_json() {
         let state_token = security.signer().sign(
             STATE_SALT,
@@ -350,11 +343,12 @@ async fn post_setup(
         response.insert("tf_state".into(), json!("validating_profile"));
         response.insert("tf_state_token".into(), json!(state_token));
         if choice == AUTHENTICATOR {
+            let (issuer, uri) = authenticator(config, &user.user, &secret);
             response.insert("tf_authr_b32key".into(), json!(secret));
             response.insert("tf_authr_issuer".into(), json!(issuer));
             response.insert("tf_authr_key".into(), json!(crate::totp::grouped(&secret)));
             response.insert("tf_authr_uri".into(), json!(uri));
-            response.insert("tf_authr_username".into(), json!(account));
+            response.insert("tf_authr_username".into(), json!(user.user.email));
         }
         return Ok(crate::reply::json_ok(response));
     }
@@ -366,29 +360,25 @@ async fn post_setup(
 /// What the setup page shows while a new method waits for its first code: the QR code and the
 /// key for an authenticator.
 fn setup_context(security: &Security, user: &User, method: &str, secret: &str) -> Value {
-    let config = security.config();
-    let issuer = config
-        .totp_issuer
-        .clone()
-        .unwrap_or_else(|| config.app_name.clone());
     let qr = (method == AUTHENTICATOR)
-        .then(|| {
-            crate::totp::qr_svg(&crate::totp::authenticator_uri(
-                &issuer,
-                &user.email,
-                secret,
-            ))
-        })
-        .flatten()
-        .map(|svg| match svg.find("<svg") {
-            Some(start) => svg[start..].to_owned(),
-            None => svg,
-        });
+        .then(|| crate::totp::qr_svg(&authenticator(security.config(), user, secret).1))
+        .flatten();
     json!({
         "method": method,
         "qr": qr,
         "key": crate::totp::grouped(secret),
     })
+}
+
+/// The issuer authenticator apps show (`SECURITY_TOTP_ISSUER`, else the app's name) and the
+/// `otpauth://` URI of `secret` for `user`.
+fn authenticator(config: &SecurityConfig, user: &User, secret: &str) -> (String, String) {
+    let issuer = config
+        .totp_issuer
+        .clone()
+        .unwrap_or_else(|| config.app_name.clone());
+    let uri = crate::totp::authenticator_uri(&issuer, &user.email, secret);
+    (issuer, uri)
 }
 
 fn post_setup_view(config: &SecurityConfig) -> String {
