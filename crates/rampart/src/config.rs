@@ -745,10 +745,10 @@ impl SecurityConfig {
                 .iter()
                 .find(|m| !matches!(m.as_str(), "email" | "authenticator"))
             {
-                return Err(ConfigError::Invalid {
-                    key: "SECURITY_TWO_FACTOR_ENABLED_METHODS".into(),
-                    message: format!("unknown method {bad:?} (email, authenticator)"),
-                });
+                return Err(ConfigError::invalid(
+                    "SECURITY_TWO_FACTOR_ENABLED_METHODS",
+                    format!("unknown method {bad:?} (email, authenticator)"),
+                ));
             }
             c.two_factor_enabled_methods = methods;
         }
@@ -777,16 +777,14 @@ impl SecurityConfig {
                 s.duration("SECURITY_FRESHNESS")?
             };
         }
-        if let Some(n) = s.string("SECURITY_MULTI_FACTOR_RECOVERY_CODES_N") {
-            c.multi_factor_recovery_codes_n = n
-                .trim()
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=20).contains(n))
-                .ok_or_else(|| ConfigError::Invalid {
-                    key: "SECURITY_MULTI_FACTOR_RECOVERY_CODES_N".into(),
-                    message: format!("{n:?} is not a number from 1 to 20"),
-                })?;
+        if let Some(n) = s.int::<usize>("SECURITY_MULTI_FACTOR_RECOVERY_CODES_N")? {
+            if !(1..=20).contains(&n) {
+                return Err(ConfigError::invalid(
+                    "SECURITY_MULTI_FACTOR_RECOVERY_CODES_N",
+                    format!("{n} is not from 1 to 20"),
+                ));
+            }
+            c.multi_factor_recovery_codes_n = n;
         }
         set!(c.trackable, s.bool("SECURITY_TRACKABLE")?);
         set!(c.username_enable, s.bool("SECURITY_USERNAME_ENABLE")?);
@@ -1088,6 +1086,17 @@ mod tests {
         pairs.push(("SECURITY_REGISTERABLE", "maybe"));
         let err = SecurityConfig::from_settings(&Settings::from_pairs(pairs)).unwrap_err();
         assert!(err.to_string().contains("SECURITY_REGISTERABLE"), "{err}");
+        for (key, value) in [
+            ("SECURITY_MULTI_FACTOR_RECOVERY_CODES_N", "0"),
+            ("SECURITY_MULTI_FACTOR_RECOVERY_CODES_N", "many"),
+            ("SECURITY_TWO_FACTOR_ENABLED_METHODS", "email, sms"),
+            ("SECURITY_FRESHNESS", "soon"),
+        ] {
+            let mut pairs = base();
+            pairs.push((key, value));
+            let err = SecurityConfig::from_settings(&Settings::from_pairs(pairs)).unwrap_err();
+            assert!(err.to_string().contains(key), "{key}={value}: {err}");
+        }
     }
 
     #[test]
