@@ -123,7 +123,12 @@ pub async fn confirm_change(security: &Security, token: &str) -> crate::Result<C
         return Ok(ChangeEmailOutcome::Invalid);
     };
     let datastore = security.datastore();
-    let Some(user) = datastore.user_by_uniquifier(&uniquifier).await? else {
+    // A deactivated account changes nothing, even with a link mailed before.
+    let Some(user) = datastore
+        .user_by_uniquifier(&uniquifier)
+        .await?
+        .filter(|u| u.active)
+    else {
         return Ok(ChangeEmailOutcome::Invalid);
     };
     if !signer.verify_hash_data(&user.email, &digest) {

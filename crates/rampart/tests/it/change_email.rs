@@ -81,6 +81,27 @@ async fn a_new_address_is_confirmed_by_the_link_mailed_to_it() {
         assert_eq!(again.location(), Some("/change-email"));
         let forged = app.client().get("/change-email/not-a-token").send().await;
         assert_eq!(forged.location(), Some("/change-email"));
+
+        // A link to a deactivated account changes nothing.
+        let client = app.logged_in("bo@example.com").await;
+        let asked = client
+            .post("/change-email")
+            .json(&json!({"email": "bo.new@example.com"}))
+            .csrf()
+            .send()
+            .await;
+        assert_eq!(asked.status, StatusCode::OK, "{}", asked.text());
+        let path = app
+            .path_in_mail("bo.new@example.com", "/change-email/")
+            .await;
+        let bo = app.user("bo@example.com").await;
+        app.datastore()
+            .set_active(bo.id, false, bo.update_datetime)
+            .await
+            .expect("deactivate");
+        let refused = app.client().get(&path).send().await;
+        assert_eq!(refused.location(), Some("/change-email"));
+        assert_eq!(app.user("bo@example.com").await.email, "bo@example.com");
     })
     .await;
 }
