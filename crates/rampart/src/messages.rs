@@ -419,6 +419,16 @@ const DEFAULTS: &[(&str, &str, &str)] = &[
         "error",
     ),
     (
+        "UNLOCK_SUCCESSFUL",
+        "Your account is unlocked: you can sign in again now.",
+        "success",
+    ),
+    (
+        "UNLOCK_INVALID",
+        "This unlock link is invalid or has expired. The pause ends by itself shortly.",
+        "error",
+    ),
+    (
         "CSRF_SESSION_MISSING",
         "The CSRF session token is missing.",
         "error",

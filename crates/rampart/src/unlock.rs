@@ -110,18 +110,12 @@ async fn get_unlock(ctx: AuthContext, Path(token): Path<String>) -> crate::Resul
             for identity in std::iter::once(user.email.as_str()).chain(user.username.as_deref()) {
                 crate::rate_limit::clear_login_identity(&security, identity).await?;
             }
-            ctx.flash(
-                "success",
-                "Your account is unlocked: you can sign in again now.",
-            )
-            .await?;
+            ctx.flash("success", &security.msg("UNLOCK_SUCCESSFUL", &[]))
+                .await?;
         }
         None => {
-            ctx.flash(
-                "error",
-                "This unlock link is invalid or has expired. The pause ends by itself shortly.",
-            )
-            .await?;
+            ctx.flash("error", &security.msg("UNLOCK_INVALID", &[]))
+                .await?;
         }
     }
     Ok(crate::reply::redirect(&config.url(&config.login_url)))

@@ -276,8 +276,15 @@ async fn a_paused_account_gets_one_unlock_mail_and_the_link_lets_its_owner_in() 
         );
         browser.login_ok("ann@example.com", PASSWORD).await;
 
-        let forged = app.client().get("/unlock/forged-token").send().await;
+        let stranger = app.client();
+        let forged = stranger.get("/unlock/forged-token").send().await;
         assert_eq!(forged.location(), Some("/login"));
+        let page = stranger.get("/login").send().await;
+        assert!(
+            page.html().contains("invalid or has expired"),
+            "{}",
+            page.text()
+        );
     })
     .await;
 }
