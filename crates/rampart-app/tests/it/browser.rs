@@ -486,10 +486,7 @@ async fn a_user_turns_on_an_authenticator_signs_in_with_a_code_and_changes_the_e
 
     // Signing in now asks for the code after the password.
     browser.sign_out().await;
-    browser.open("/login").await;
-    browser.fill("#email", "carol@example.com").await;
-    browser.fill("#password", PASSWORD).await;
-    browser.click("#sign-in").await;
+    browser.submit_sign_in("carol@example.com", PASSWORD).await;
     browser.wait_for_path("/tf-validate").await;
     browser.wait_for_text("Enter your code").await;
     browser.shot("two-factor-code").await;
@@ -501,10 +498,7 @@ async fn a_user_turns_on_an_authenticator_signs_in_with_a_code_and_changes_the_e
 
     // Without the phone: a recovery code instead, once.
     browser.sign_out().await;
-    browser.open("/login").await;
-    browser.fill("#email", "carol@example.com").await;
-    browser.fill("#password", PASSWORD).await;
-    browser.click("#sign-in").await;
+    browser.submit_sign_in("carol@example.com", PASSWORD).await;
     browser.wait_for_path("/tf-validate").await;
     browser.click("#tf-use-recovery-code").await;
     browser.wait_for_text("Use a recovery code").await;

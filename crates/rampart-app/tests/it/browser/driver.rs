@@ -283,11 +283,16 @@ impl Browser {
 
     /// Signs in through the form and waits for `expect` on the next page.
     pub(crate) async fn sign_in(&self, identity: &str, password: &str, expect: &str) {
+        self.submit_sign_in(identity, password).await;
+        self.wait_for_text(expect).await;
+    }
+
+    /// Fills in and sends the sign-in form, waiting for nothing (a second factor may follow).
+    pub(crate) async fn submit_sign_in(&self, identity: &str, password: &str) {
         self.open("/login").await;
         self.fill("#email", identity).await;
         self.fill("#password", password).await;
         self.click("#sign-in").await;
-        self.wait_for_text(expect).await;
     }
 
     /// Signs out through the user menu (a POST form with the CSRF token).
