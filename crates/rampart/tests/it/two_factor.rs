@@ -88,6 +88,17 @@ async fn with_authenticator(app: &TestApp, email: &str) -> (TestClient, String) 
     (client, secret)
 }
 
+/// Signs `client` out, lets the setup's time step pass, and starts a login for `email` in a new
+/// browser: the password is right, the second factor still to come.
+async fn pending_login(app: &TestApp, client: &TestClient, email: &str) -> TestClient {
+    client.logout().await;
+    app.advance(Duration::from_secs(30));
+    let browser = app.client();
+    let login = browser.login(email, PASSWORD).await;
+    assert_eq!(login.response()["tf_required"], true, "{}", login.text());
+    browser
+}
+
 #[tokio::test]
 async fn an_authenticator_is_set_up_and_then_every_login_needs_its_code_once() {
     each_backend(ON, async |app: TestApp| {
@@ -223,10 +234,7 @@ async fn codes_by_email_set_up_and_sign_in() {
 async fn without_the_app_a_code_by_email_rescues_the_login() {
     each_backend(ON, async |app: TestApp| {
         let (client, _secret) = with_authenticator(&app, "ann@example.com").await;
-        client.logout().await;
-        app.advance(Duration::from_secs(30));
-        let browser = app.client();
-        browser.login("ann@example.com", PASSWORD).await;
+        let browser = pending_login(&app, &client, "ann@example.com").await;
         let options = browser.get("/tf-rescue").accept_json().send().await;
         assert_eq!(options.status, StatusCode::OK, "{}", options.text());
         assert_eq!(
@@ -317,10 +325,7 @@ const THROTTLED: &[(&str, &str)] = &[
 async fn guessing_codes_is_throttled_per_user_and_basic_auth_is_refused() {
     each_backend(THROTTLED, async |app: TestApp| {
         let (client, secret) = with_authenticator(&app, "ann@example.com").await;
-        client.logout().await;
-        app.advance(Duration::from_secs(30));
-        let browser = app.client();
-        browser.login("ann@example.com", PASSWORD).await;
+        let browser = pending_login(&app, &client, "ann@example.com").await;
         for guess in ["111111", "222222", "333333"] {
             let wrong = validate(&browser, guess, "/tf-validate").await;
             assert_eq!(wrong.status, StatusCode::BAD_REQUEST, "{}", wrong.text());
@@ -543,10 +548,7 @@ async fn codes_stay_throttled_when_the_account_limit_is_turned_off() {
     ];
     each_backend(settings, async |app: TestApp| {
         let (client, secret) = with_authenticator(&app, "ann@example.com").await;
-        client.logout().await;
-        app.advance(Duration::from_secs(30));
-        let browser = app.client();
-        browser.login("ann@example.com", PASSWORD).await;
+        let browser = pending_login(&app, &client, "ann@example.com").await;
         for _ in 0..10 {
             let wrong = validate(&browser, "999999", "/tf-validate").await;
             assert_eq!(wrong.status, StatusCode::BAD_REQUEST, "{}", wrong.text());
