@@ -52,6 +52,10 @@ pub enum Error {
     Internal(String),
 }
 
+/// How the session store marks a backend error that means "the database is unreachable" (so
+/// [`Error::kind`] reports it as [`ErrorKind::Unavailable`]).
+pub(crate) const SESSION_STORE_UNAVAILABLE: &str = "database unavailable: ";
+
 impl Error {
     /// The broad kind of this error.
     pub fn kind(&self) -> ErrorKind {
@@ -60,9 +64,7 @@ impl Error {
             | Self::Password(PasswordError::Busy) => ErrorKind::Unavailable,
             Self::Session(tower_sessions::session::Error::Store(
                 tower_sessions::session_store::Error::Backend(message),
-            )) if message.starts_with(crate::session_store::UNAVAILABLE_PREFIX) => {
-                ErrorKind::Unavailable
-            }
+            )) if message.starts_with(SESSION_STORE_UNAVAILABLE) => ErrorKind::Unavailable,
             Self::Config(_) => ErrorKind::Config,
             _ => ErrorKind::Internal,
         }

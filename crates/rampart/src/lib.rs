@@ -51,59 +51,26 @@
 
 #![forbid(unsafe_code)]
 
-pub mod auth;
-pub mod auth_token;
-pub mod change;
-pub mod change_email;
 pub mod clock;
 pub mod config;
-pub mod confirm;
-pub mod context;
-pub mod csrf;
 pub mod datastore;
 pub mod error;
-pub mod extract;
-pub mod forms;
-pub mod freshness;
-pub mod guard;
-pub mod layer;
-pub mod login;
-pub mod logout;
+pub mod features;
 pub mod mail;
 pub mod messages;
 pub mod model;
-pub mod notify;
 pub mod password;
-pub mod rate_limit;
-pub mod recover;
-pub mod recovery_codes;
 pub mod redirect;
-pub mod register;
-pub mod reply;
-pub mod security;
-pub mod session_store;
-pub mod templates;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod token;
 pub mod totp;
-pub mod two_factor;
-pub mod unlock;
+pub mod web;
 
-pub use auth::{login_user, logout_user};
 pub use clock::{Clock, SystemClock, TestClock};
 pub use config::{ConfigError, RateLimit, SecurityConfig, Settings};
-pub use context::{AuthContext, AuthMethod, AuthUser};
 pub use datastore::{Datastore, DatastoreError, DbPool};
 pub use error::{Error, ErrorKind, Result};
-pub use extract::{
-    AuthRejection, CurrentUser, PermissionName, RequirePermission, RequireRole, RoleName,
-};
-pub use forms::{FieldErrors, FormInput};
-pub use guard::{
-    anonymous_required, auth_required, auth_required_with, permissions_accepted,
-    permissions_required, roles_accepted, roles_required,
-};
 pub use mail::{
     ConsoleMailer, Mail, MailError, Mailer, MemoryMailer, SharedMailer, SmtpConfig, SmtpMailer,
     SmtpSecurity, find_code, find_link,
@@ -112,6 +79,26 @@ pub use messages::Messages;
 pub use model::{NewUser, Role, User};
 pub use password::{PasswordConfig, PasswordHasher};
 pub use redirect::safe_next;
-pub use security::{RegisterCheck, Security, SecurityBuilder};
-pub use templates::Templates;
 pub use token::TokenSigner;
+pub use web::auth::{login_user, logout_user};
+pub use web::context::{AuthContext, AuthMethod, AuthUser};
+pub use web::extract::{
+    AuthRejection, CurrentUser, PermissionName, RequirePermission, RequireRole, RoleName,
+};
+pub use web::forms::{FieldErrors, FormInput};
+pub use web::guard::{
+    anonymous_required, auth_required, auth_required_with, permissions_accepted,
+    permissions_required, roles_accepted, roles_required,
+};
+pub use web::security::{RegisterCheck, Security, SecurityBuilder};
+pub use web::templates::Templates;
+
+// Paths of the flat layout, kept while the sample app moves to the curated re-exports.
+pub use features::{
+    change, change_email, confirm, login, logout, recover, recovery_codes, register, two_factor,
+    unlock, verify,
+};
+pub use web::{
+    auth, auth_token, context, csrf, extract, forms, guard, layer, notify, rate_limit, reply,
+    security, session_store, templates,
+};

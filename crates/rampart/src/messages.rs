@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The default message table: (key, text, flash category).
 const DEFAULTS: &[(&str, &str, &str)] = &[
@@ -521,6 +522,25 @@ fn interpolate(template: &str, args: &[(&str, &str)]) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// "1 day", "2 hours", "30 minutes": how Flask-Security words a duration in messages.
+pub(crate) fn describe_duration(duration: Duration) -> String {
+    let secs = duration.as_secs();
+    let (n, unit) = if secs.is_multiple_of(86_400) {
+        (secs / 86_400, "day")
+    } else if secs.is_multiple_of(3600) {
+        (secs / 3600, "hour")
+    } else if secs.is_multiple_of(60) {
+        (secs / 60, "minute")
+    } else {
+        (secs, "second")
+    };
+    if n == 1 {
+        format!("1 {unit}")
+    } else {
+        format!("{n} {unit}s")
+    }
 }
 
 #[cfg(test)]

@@ -100,3 +100,13 @@ pub struct NewUser {
     /// Names of roles to link; unknown names are an error.
     pub roles: Vec<String>,
 }
+
+/// A new random `fs_uniquifier`.
+pub(crate) fn new_uniquifier() -> String {
+    uuid::Uuid::new_v4().hyphenated().to_string()
+}
+
+/// Whether signing `user` in needs a second factor (two-factor is on and the user has set it up).
+pub fn second_factor_required(config: &crate::config::SecurityConfig, user: &User) -> bool {
+    config.two_factor && user.tf_primary_method.is_some() && user.tf_totp_secret.is_some()
+}

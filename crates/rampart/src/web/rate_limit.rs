@@ -7,8 +7,8 @@ use axum::response::Response;
 use serde_json::json;
 
 use crate::config::RateLimit;
-use crate::context::AuthContext;
-use crate::security::Security;
+use crate::web::context::AuthContext;
+use crate::web::security::Security;
 
 /// Counts a hit on `key`; `Err(retry_after)` once the limit is reached.
 pub async fn hit(
@@ -178,13 +178,13 @@ pub(crate) async fn check_mail(
 pub(crate) fn too_many(ctx: &AuthContext, limit: &RateLimit, retry_after: Duration) -> Response {
     let secs = retry_after.as_secs().max(1);
     let mut response = if ctx.is_json {
-        crate::reply::json(
+        crate::web::reply::json(
             StatusCode::TOO_MANY_REQUESTS,
             json!({"errors": [limit.description], "retry_after": secs}),
         )
     } else {
         let minutes = secs.div_ceil(60);
-        crate::layer::render_error(
+        crate::web::layer::render_error(
             &ctx.security,
             false,
             StatusCode::TOO_MANY_REQUESTS,

@@ -16,10 +16,10 @@ use minijinja::context;
 use serde_json::{Value, json};
 
 use crate::config::SecurityConfig;
-use crate::context::{AuthContext, AuthMethod};
-use crate::extract::CurrentUser;
-use crate::forms::{FieldErrors, FormInput};
-use crate::security::Security;
+use crate::web::context::{AuthContext, AuthMethod};
+use crate::web::extract::CurrentUser;
+use crate::web::forms::{FieldErrors, FormInput};
+use crate::web::security::Security;
 
 pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
     Router::new().route(
@@ -38,7 +38,7 @@ pub async fn is_fresh(ctx: &AuthContext) -> crate::Result<bool> {
         Some(AuthMethod::Session) => {}
         None => return Ok(false),
     }
-    let at: Option<u64> = ctx.session.get(crate::auth::AUTH_AT_KEY).await?;
+    let at: Option<u64> = ctx.session.get(crate::web::auth::AUTH_AT_KEY).await?;
     let now = ctx.security().unix_now();
     Ok(at.is_some_and(|at| now.saturating_sub(at) <= window.as_secs()))
 }
@@ -52,7 +52,7 @@ pub async fn require_fresh(ctx: &AuthContext) -> crate::Result<Option<Response>>
     let security = ctx.security();
     let message = security.msg("REAUTHENTICATION_REQUIRED", &[]);
     if ctx.is_json() {
-        return Ok(Some(crate::reply::json(
+        return Ok(Some(crate::web::reply::json(
             StatusCode::UNAUTHORIZED,
             json!({"errors": [message], "reauth_required": true}),
         )));
@@ -61,7 +61,7 @@ pub async fn require_fresh(ctx: &AuthContext) -> crate::Result<Option<Response>>
     let config = security.config();
     let next: String =
         url::form_urlencoded::byte_serialize(ctx.path_and_query().as_bytes()).collect();
-    Ok(Some(crate::reply::redirect(&format!(
+    Ok(Some(crate::web::reply::redirect(&format!(
         "{}?next={next}",
         config.url(&config.verify_url)
     ))))
@@ -78,7 +78,7 @@ async fn get_verify(
     Query(query): Query<VerifyQuery>,
 ) -> crate::Result<Response> {
     if ctx.is_json() {
-        return Ok(crate::reply::json_ok(ctx.json_base().await?));
+        return Ok(crate::web::reply::json_ok(ctx.json_base().await?));
     }
     verify_page(&ctx, query.next.as_deref(), &FieldErrors::new()).await
 }
@@ -90,7 +90,7 @@ async fn verify_page(
 ) -> crate::Result<Response> {
     let config = ctx.security().config();
     let next = next.filter(|n| crate::redirect::safe_next(config, ctx.host.as_deref(), n).is_ok());
-    crate::templates::form_page(
+    crate::web::templates::form_page(
         ctx,
         "security/verify_user.html",
         Value::Null,
@@ -108,7 +108,9 @@ async fn post_verify(
 ) -> crate::Result<Response> {
     let security = ctx.security().clone();
     let config = security.config();
-    if let Some(limited) = crate::rate_limit::check_login_identity(&ctx, &user.user.email).await? {
+    if let Some(limited) =
+        crate::web::rate_limit::check_login_identity(&ctx, &user.user.email).await?
+    {
         return Ok(limited);
     }
     let password = input.text("password").unwrap_or_default();
@@ -126,7 +128,7 @@ async fn post_verify(
         };
         let errors = FieldErrors::single("password", message);
         if ctx.is_json() {
-            return Ok(crate::reply::json_errors(
+            return Ok(crate::web::reply::json_errors(
                 StatusCode::BAD_REQUEST,
                 &[],
                 Some(&errors),
@@ -134,14 +136,14 @@ async fn post_verify(
         }
         return verify_page(&ctx, query.next.as_deref(), &errors).await;
     }
-    crate::rate_limit::clear_login_identity(&security, &user.user.email).await?;
+    crate::web::rate_limit::clear_login_identity(&security, &user.user.email).await?;
     ctx.session
-        .insert(crate::auth::AUTH_AT_KEY, security.unix_now())
+        .insert(crate::web::auth::AUTH_AT_KEY, security.unix_now())
         .await?;
     if ctx.is_json() {
         let mut response = ctx.json_base().await?;
         response.insert("user".into(), ctx.user_payload(&user, false)?);
-        return Ok(crate::reply::json_ok(response));
+        return Ok(crate::web::reply::json_ok(response));
     }
     ctx.flash("success", &security.msg("REAUTHENTICATION_SUCCESSFUL", &[]))
         .await?;
@@ -150,5 +152,5 @@ async fn post_verify(
         .as_deref()
         .and_then(|n| crate::redirect::safe_next(config, ctx.host.as_deref(), n).ok())
         .unwrap_or_else(|| config.post_login_view.clone());
-    Ok(crate::reply::redirect(&target))
+    Ok(crate::web::reply::redirect(&target))
 }

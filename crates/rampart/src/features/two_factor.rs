@@ -28,11 +28,11 @@ use minijinja::context;
 use serde_json::{Value, json};
 
 use crate::config::SecurityConfig;
-use crate::context::AuthContext;
-use crate::extract::CurrentUser;
-use crate::forms::{FieldErrors, FormInput};
 use crate::model::User;
-use crate::security::Security;
+use crate::web::context::AuthContext;
+use crate::web::extract::CurrentUser;
+use crate::web::forms::{FieldErrors, FormInput};
+use crate::web::security::Security;
 
 const PENDING_USER: &str = "tf_user";
 const PENDING_REMEMBER: &str = "tf_remember";
@@ -70,10 +70,7 @@ pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
         )
 }
 
-/// Whether signing `user` in needs a second factor.
-pub fn required(config: &SecurityConfig, user: &User) -> bool {
-    config.two_factor && user.tf_primary_method.is_some() && user.tf_totp_secret.is_some()
-}
+pub use crate::model::second_factor_required as required;
 
 /// The time step of `code` for `method`, if it is a right code now: an authenticator's within
 /// `SECURITY_TWO_FACTOR_AUTHENTICATOR_VALIDITY` either way, a mailed one within
@@ -95,14 +92,14 @@ fn send_code(security: &Security, user: &User, to: &str, secret: &str) -> crate:
     let code = crate::totp::code_at(secret, security.unix_now())
         .ok_or_else(|| crate::Error::Internal("malformed two-factor secret".into()))?;
     let config = security.config();
-    crate::notify::send(
+    crate::web::notify::send(
         security,
         "two_factor_instructions",
         to,
         context! {
-            user => crate::register::user_context(user),
+            user => crate::features::register::user_context(user),
             code => code,
-            expire_text => crate::recover::describe_duration(config.two_factor_mail_validity),
+            expire_text => crate::messages::describe_duration(config.two_factor_mail_validity),
             app_name => config.app_name,
         },
     )
@@ -113,7 +110,7 @@ fn send_code(security: &Security, user: &User, to: &str, secret: &str) -> crate:
 pub(crate) async fn permission_denied(ctx: &AuthContext) -> crate::Result<Response> {
     if ctx.is_json() {
         let message = ctx.security().msg("TWO_FACTOR_PERMISSION_DENIED", &[]);
-        return Ok(crate::reply::json_errors(
+        return Ok(crate::web::reply::json_errors(
             StatusCode::BAD_REQUEST,
             &[],
             Some(&FieldErrors::single("", message)),
@@ -128,7 +125,7 @@ async fn html_permission_denied(ctx: &AuthContext) -> crate::Result<Response> {
     ctx.flash("error", &security.msg("TWO_FACTOR_PERMISSION_DENIED", &[]))
         .await?;
     let config = security.config();
-    Ok(crate::reply::redirect(&config.url(&config.login_url)))
+    Ok(crate::web::reply::redirect(&config.url(&config.login_url)))
 }
 
 /// Starts a two-factor login for `user`, whose password was right: the pending user goes into
@@ -164,9 +161,9 @@ pub(crate) async fn begin_login(
         response.insert("tf_primary_method".into(), json!(method));
         response.insert("tf_required".into(), json!(true));
         response.insert("tf_state".into(), json!("ready"));
-        return Ok(crate::reply::json_ok(response));
+        return Ok(crate::web::reply::json_ok(response));
     }
-    Ok(crate::reply::redirect(
+    Ok(crate::web::reply::redirect(
         &config.url(&config.two_factor_token_validation_url),
     ))
 }
@@ -174,12 +171,12 @@ pub(crate) async fn begin_login(
 /// Tells `user` by mail that two-factor sign-in is now `method` (on) or off (`None`), so a change
 /// made by someone else does not go unnoticed.
 fn notify_change(security: &Security, user: &User, method: Option<&str>) -> crate::Result<()> {
-    crate::notify::send(
+    crate::web::notify::send(
         security,
         "two_factor_changed",
         &user.email,
         context! {
-            user => crate::register::user_context(user),
+            user => crate::features::register::user_context(user),
             method => method,
             app_name => security.config().app_name,
         },
@@ -239,7 +236,7 @@ async fn get_setup(ctx: AuthContext, user: Option<CurrentUser>) -> crate::Result
     let Some(user) = user else {
         return permission_denied(&ctx).await;
     };
-    if let Some(stale) = crate::freshness::require_fresh(&ctx).await? {
+    if let Some(stale) = crate::features::verify::require_fresh(&ctx).await? {
         return Ok(stale);
     }
     let config = ctx.security().config();
@@ -255,7 +252,7 @@ async fn get_setup(ctx: AuthContext, user: Option<CurrentUser>) -> crate::Result
         response.insert("tf_phone_number".into(), Value::Null);
         response.insert("tf_primary_method".into(), json!(method));
         response.insert("tf_required".into(), json!(enabled));
-        return Ok(crate::reply::json_ok(response));
+        return Ok(crate::web::reply::json_ok(response));
     }
     setup_page(&ctx, enabled, method, None, &FieldErrors::new()).await
 }
@@ -268,7 +265,7 @@ async fn setup_page(
     errors: &FieldErrors,
 ) -> crate::Result<Response> {
     let config = ctx.security().config();
-    crate::templates::form_errors(
+    crate::web::templates::form_errors(
         ctx,
         "security/two_factor_setup.html",
         Value::Null,
@@ -291,7 +288,7 @@ async fn post_setup(
     let Some(user) = user else {
         return permission_denied(&ctx).await;
     };
-    if let Some(stale) = crate::freshness::require_fresh(&ctx).await? {
+    if let Some(stale) = crate::features::verify::require_fresh(&ctx).await? {
         return Ok(stale);
     }
     let security = ctx.security().clone();
@@ -310,11 +307,11 @@ async fn post_setup(
         if ctx.is_json() {
             let mut response = ctx.json_base().await?;
             response.insert("user".into(), ctx.user_payload(&user, false)?);
-            return Ok(crate::reply::json_ok(response));
+            return Ok(crate::web::reply::json_ok(response));
         }
         ctx.flash("success", &security.msg("TWO_FACTOR_DISABLED", &[]))
             .await?;
-        return Ok(crate::reply::redirect(&post_setup_view(config)));
+        return Ok(crate::web::reply::redirect(&post_setup_view(config)));
     }
     if !available_methods(config).contains(&choice.as_str()) {
         let errors = FieldErrors::single(
@@ -350,7 +347,7 @@ async fn post_setup(
             response.insert("tf_authr_uri".into(), json!(uri));
             response.insert("tf_authr_username".into(), json!(user.user.email));
         }
-        return Ok(crate::reply::json_ok(response));
+        return Ok(crate::web::reply::json_ok(response));
     }
     let method = user.user.tf_primary_method.clone().filter(|_| enabled);
     let setup = setup_context(&security, &user.user, &choice, &secret);
@@ -390,7 +387,7 @@ fn post_setup_view(config: &SecurityConfig) -> String {
 
 async fn get_validate(ctx: AuthContext) -> crate::Result<Response> {
     if ctx.is_json() {
-        return Ok(crate::reply::json_ok(ctx.json_base().await?));
+        return Ok(crate::web::reply::json_ok(ctx.json_base().await?));
     }
     let setup_method = ctx.session.get::<String>(SETUP_METHOD).await?;
     if ctx.user().is_some() && setup_method.is_some() {
@@ -411,7 +408,7 @@ async fn verify_page(
     let config = ctx.security().config();
     let recovery = rescue && config.multi_factor_recovery_codes;
     let rescue = rescue && config.two_factor_enabled_methods.iter().any(|m| m == EMAIL);
-    crate::templates::form_errors(
+    crate::web::templates::form_errors(
         ctx,
         "security/two_factor_verify_code.html",
         Value::Null,
@@ -438,7 +435,7 @@ async fn accept_code(
     code: &str,
 ) -> crate::Result<Result<(), Refusal>> {
     let security = ctx.security();
-    if let Some(limited) = crate::rate_limit::code_refused(ctx, user.id).await? {
+    if let Some(limited) = crate::web::rate_limit::code_refused(ctx, user.id).await? {
         return Ok(Err(Refusal::Limited(limited)));
     }
     let accepted = match code_step(security, method, secret, code) {
@@ -448,7 +445,7 @@ async fn accept_code(
     if accepted {
         return Ok(Ok(()));
     }
-    crate::rate_limit::count_failed_code(ctx, user.id).await?;
+    crate::web::rate_limit::count_failed_code(ctx, user.id).await?;
     Ok(Err(Refusal::Invalid(FieldErrors::single(
         "code",
         security.msg("TWO_FACTOR_INVALID_TOKEN", &[]),
@@ -468,17 +465,17 @@ async fn post_validate(ctx: AuthContext, mut input: FormInput) -> crate::Result<
         let since: u64 = ctx.session.get(SETUP_SINCE).await?.unwrap_or(0);
         if security.unix_now().saturating_sub(since) > SETUP_WITHIN.as_secs() {
             forget_setup(&ctx).await?;
-            let within = crate::recover::describe_duration(SETUP_WITHIN);
+            let within = crate::messages::describe_duration(SETUP_WITHIN);
             let message = security.msg("TWO_FACTOR_SETUP_EXPIRED", &[("within", &within)]);
             if ctx.is_json() {
-                return Ok(crate::reply::json_errors(
+                return Ok(crate::web::reply::json_errors(
                     StatusCode::BAD_REQUEST,
                     &[],
                     Some(&FieldErrors::single("", message)),
                 ));
             }
             ctx.flash("error", &message).await?;
-            return Ok(crate::reply::redirect(
+            return Ok(crate::web::reply::redirect(
                 &config.url(&config.two_factor_setup_url),
             ));
         }
@@ -507,14 +504,14 @@ async fn post_validate(ctx: AuthContext, mut input: FormInput) -> crate::Result<
         if ctx.is_json() {
             let mut response = ctx.json_base().await?;
             response.insert("user".into(), ctx.user_payload(&user, false)?);
-            return Ok(crate::reply::json_ok(response));
+            return Ok(crate::web::reply::json_ok(response));
         }
         ctx.flash(
             "success",
             &security.msg("TWO_FACTOR_CHANGE_METHOD_SUCCESSFUL", &[]),
         )
         .await?;
-        return Ok(crate::reply::redirect(&post_setup_view(config)));
+        return Ok(crate::web::reply::redirect(&post_setup_view(config)));
     }
 
     // Completing a login.
@@ -543,12 +540,12 @@ pub(crate) async fn complete_login(ctx: &AuthContext, user: &User) -> crate::Res
     let remember: bool = ctx.session.get(PENDING_REMEMBER).await?.unwrap_or(false);
     let next: Option<String> = ctx.session.get(PENDING_NEXT).await?.flatten();
     forget_pending(ctx).await?;
-    let csrf = crate::auth::login_user(ctx, user, remember).await?;
+    let csrf = crate::web::auth::login_user(ctx, user, remember).await?;
     if ctx.is_json() {
-        return crate::login::json_login_success(ctx, user, csrf).await;
+        return crate::features::login::json_login_success(ctx, user, csrf).await;
     }
     let config = ctx.security().config();
-    Ok(crate::reply::redirect(
+    Ok(crate::web::reply::redirect(
         &next.unwrap_or_else(|| config.post_login_view.clone()),
     ))
 }
@@ -568,7 +565,7 @@ async fn get_rescue(ctx: AuthContext) -> crate::Result<Response> {
     }
     if !ctx.is_json() {
         let config = ctx.security().config();
-        return Ok(crate::reply::redirect(
+        return Ok(crate::web::reply::redirect(
             &config.url(&config.two_factor_token_validation_url),
         ));
     }
@@ -577,7 +574,7 @@ async fn get_rescue(ctx: AuthContext) -> crate::Result<Response> {
         "recovery_options".into(),
         recovery_options(ctx.security().config()),
     );
-    Ok(crate::reply::json_ok(response))
+    Ok(crate::web::reply::json_ok(response))
 }
 
 async fn post_rescue(ctx: AuthContext, mut input: FormInput) -> crate::Result<Response> {
@@ -598,17 +595,17 @@ async fn post_rescue(ctx: AuthContext, mut input: FormInput) -> crate::Result<Re
         return verify_page(&ctx, user.tf_primary_method.clone(), true, &errors).await;
     }
     // Every mailed code counts as an attempt, so rescue cannot flood the user's mailbox.
-    if let Some(limited) = crate::rate_limit::code_refused(&ctx, user.id).await? {
+    if let Some(limited) = crate::web::rate_limit::code_refused(&ctx, user.id).await? {
         return Ok(limited);
     }
-    crate::rate_limit::count_failed_code(&ctx, user.id).await?;
+    crate::web::rate_limit::count_failed_code(&ctx, user.id).await?;
     if choice == "help" {
         // Lost the mail too: a person at the site has to help.
-        crate::notify::send(
+        crate::web::notify::send(
             &security,
             "two_factor_rescue",
             &config.two_factor_rescue_mail,
-            context! { user => crate::register::user_context(&user), app_name => config.app_name },
+            context! { user => crate::features::register::user_context(&user), app_name => config.app_name },
         )?;
     } else {
         if let Some(secret) = user.tf_totp_secret.as_deref() {
@@ -619,11 +616,11 @@ async fn post_rescue(ctx: AuthContext, mut input: FormInput) -> crate::Result<Re
     if ctx.is_json() {
         let mut response = ctx.json_base().await?;
         response.insert("recovery_options".into(), recovery_options(config));
-        return Ok(crate::reply::json_ok(response));
+        return Ok(crate::web::reply::json_ok(response));
     }
     ctx.flash("info", &security.msg("CODE_HAS_BEEN_SENT", &[]))
         .await?;
-    Ok(crate::reply::redirect(
+    Ok(crate::web::reply::redirect(
         &config.url(&config.two_factor_token_validation_url),
     ))
 }

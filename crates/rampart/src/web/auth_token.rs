@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::model::User;
-use crate::security::Security;
+use crate::web::security::Security;
 
 const SALT: &str = "auth-token-salt";
 

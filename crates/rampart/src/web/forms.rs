@@ -7,7 +7,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
-use crate::reply;
+use crate::web::reply;
 
 /// Validation messages per field, in the order they were found. The key `""` holds errors not
 /// tied to a field.

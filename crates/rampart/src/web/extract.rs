@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 
-use crate::context::{AuthContext, AuthUser};
+use crate::web::context::{AuthContext, AuthUser};
 
 /// Why a guard refused a request.
 #[derive(Debug)]
@@ -32,7 +32,7 @@ impl IntoResponse for AuthRejection {
             Self::Unauthenticated(ctx) => unauthenticated(&ctx),
             Self::Forbidden(ctx) => {
                 let message = ctx.security.msg("UNAUTHORIZED", &[]);
-                crate::layer::render_error(
+                crate::web::layer::render_error(
                     &ctx.security,
                     ctx.is_json,
                     StatusCode::FORBIDDEN,
@@ -42,9 +42,9 @@ impl IntoResponse for AuthRejection {
             Self::AnonymousRequired(ctx) => {
                 if ctx.is_json {
                     let message = ctx.security.msg("ANONYMOUS_USER_REQUIRED", &[]);
-                    crate::reply::json_errors(StatusCode::BAD_REQUEST, &[message], None)
+                    crate::web::reply::json_errors(StatusCode::BAD_REQUEST, &[message], None)
                 } else {
-                    crate::reply::redirect(&ctx.security.config().post_login_view)
+                    crate::web::reply::redirect(&ctx.security.config().post_login_view)
                 }
             }
             Self::MissingLayer => {
@@ -59,14 +59,14 @@ fn unauthenticated(ctx: &AuthContext) -> Response {
     let security = &ctx.security;
     if ctx.is_json {
         let message = security.msg("UNAUTHENTICATED", &[]);
-        return crate::reply::json_errors(StatusCode::UNAUTHORIZED, &[message], None);
+        return crate::web::reply::json_errors(StatusCode::UNAUTHORIZED, &[message], None);
     }
     let config = security.config();
     // `/` may stay as is in a query value (RFC 3986), as Flask-Security sends it: `?next=/api/me`.
     let next = url::form_urlencoded::byte_serialize(ctx.path_and_query.as_bytes())
         .collect::<String>()
         .replace("%2F", "/");
-    crate::reply::redirect(&format!("{}?next={next}", config.url(&config.login_url)))
+    crate::web::reply::redirect(&format!("{}?next={next}", config.url(&config.login_url)))
 }
 
 pub(crate) fn context(parts: &Parts) -> Result<AuthContext, AuthRejection> {

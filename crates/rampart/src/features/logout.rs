@@ -9,19 +9,19 @@ use axum::routing::post;
 use serde_json::Map;
 
 use crate::config::SecurityConfig;
-use crate::context::AuthContext;
-use crate::security::Security;
+use crate::web::context::AuthContext;
+use crate::web::security::Security;
 
 pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
     Router::new().route(&config.url(&config.logout_url), post(post_logout))
 }
 
 async fn post_logout(ctx: AuthContext) -> crate::Result<Response> {
-    crate::auth::logout_user(&ctx).await?;
+    crate::web::auth::logout_user(&ctx).await?;
     if ctx.is_json() {
-        Ok(crate::reply::json_ok(Map::new()))
+        Ok(crate::web::reply::json_ok(Map::new()))
     } else {
-        Ok(crate::reply::redirect(
+        Ok(crate::web::reply::redirect(
             &ctx.security().config().post_logout_view,
         ))
     }

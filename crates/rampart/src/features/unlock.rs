@@ -15,8 +15,8 @@ use axum::routing::get;
 use minijinja::context;
 
 use crate::config::{RateLimit, SecurityConfig};
-use crate::context::AuthContext;
-use crate::security::Security;
+use crate::web::context::AuthContext;
+use crate::web::security::Security;
 
 const SALT: &str = "unlock-salt";
 /// How long an unlock link works.
@@ -62,7 +62,7 @@ async fn send_link(security: &Security, identity: &str, link_base: &str) -> crat
         description: String::new(),
     };
     let key = format!("unlock-mail:{}", user.id);
-    if crate::rate_limit::hit(security, &key, &once)
+    if crate::web::rate_limit::hit(security, &key, &once)
         .await?
         .is_err()
     {
@@ -75,14 +75,14 @@ async fn send_link(security: &Security, identity: &str, link_base: &str) -> crat
     let token = security
         .signer()
         .sign(SALT, &payload, security.clock().now())?;
-    crate::notify::send(
+    crate::web::notify::send(
         security,
         "unlock_instructions",
         &user.email,
         context! {
-            user => crate::register::user_context(&user),
+            user => crate::features::register::user_context(&user),
             unlock_link => format!("{link_base}{token}"),
-            within => crate::recover::describe_duration(limit.window),
+            within => crate::messages::describe_duration(limit.window),
             app_name => security.config().app_name,
         },
     )
@@ -108,7 +108,7 @@ async fn get_unlock(ctx: AuthContext, Path(token): Path<String>) -> crate::Resul
     match user {
         Some(user) => {
             for identity in std::iter::once(user.email.as_str()).chain(user.username.as_deref()) {
-                crate::rate_limit::clear_login_identity(&security, identity).await?;
+                crate::web::rate_limit::clear_login_identity(&security, identity).await?;
             }
             ctx.flash("success", &security.msg("UNLOCK_SUCCESSFUL", &[]))
                 .await?;
@@ -118,5 +118,5 @@ async fn get_unlock(ctx: AuthContext, Path(token): Path<String>) -> crate::Resul
                 .await?;
         }
     }
-    Ok(crate::reply::redirect(&config.url(&config.login_url)))
+    Ok(crate::web::reply::redirect(&config.url(&config.login_url)))
 }

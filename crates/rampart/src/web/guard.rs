@@ -22,8 +22,8 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use tower::{Layer, Service};
 
-use crate::context::{AuthContext, AuthMethod, AuthUser};
-use crate::extract::AuthRejection;
+use crate::web::context::{AuthContext, AuthMethod, AuthUser};
+use crate::web::extract::AuthRejection;
 
 #[derive(Debug)]
 enum Requirement {
@@ -229,25 +229,25 @@ async fn basic_user(ctx: &AuthContext, authorization: Option<&str>) -> crate::Re
     else {
         return Ok(BasicOutcome::Refused);
     };
-    if let Some(response) = crate::rate_limit::basic_refused(ctx, &identity).await? {
+    if let Some(response) = crate::web::rate_limit::basic_refused(ctx, &identity).await? {
         return Ok(BasicOutcome::Limited(response));
     }
     let security = &ctx.security;
-    let user = match crate::login::check_password(security, &identity, &password).await? {
+    let user = match crate::features::login::check_password(security, &identity, &password).await? {
         // HTTP Basic cannot carry a second factor.
-        crate::login::PasswordCheck::Valid(user)
-            if crate::two_factor::required(security.config(), &user) =>
+        crate::features::login::PasswordCheck::Valid(user)
+            if crate::model::second_factor_required(security.config(), &user) =>
         {
             return Ok(BasicOutcome::Refused);
         }
-        crate::login::PasswordCheck::Valid(user) => user,
+        crate::features::login::PasswordCheck::Valid(user) => user,
         _ => {
-            crate::rate_limit::count_failed_basic(ctx, &identity).await?;
+            crate::web::rate_limit::count_failed_basic(ctx, &identity).await?;
             return Ok(BasicOutcome::Refused);
         }
     };
     Ok(
-        match crate::auth::load_user(security, &user.fs_uniquifier, AuthMethod::Basic).await? {
+        match crate::web::auth::load_user(security, &user.fs_uniquifier, AuthMethod::Basic).await? {
             Some(user) => BasicOutcome::User(user),
             None => BasicOutcome::Refused,
         },

@@ -15,11 +15,11 @@ use minijinja::context;
 use serde_json::{Value, json};
 
 use crate::config::SecurityConfig;
-use crate::context::{AuthContext, AuthMethod};
-use crate::extract::CurrentUser;
-use crate::forms::{FieldErrors, FormInput};
 use crate::model::User;
-use crate::security::Security;
+use crate::web::context::{AuthContext, AuthMethod};
+use crate::web::extract::CurrentUser;
+use crate::web::forms::{FieldErrors, FormInput};
+use crate::web::security::Security;
 
 pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
     Router::new().route(
@@ -41,7 +41,7 @@ pub async fn validate(
     if current.as_deref().is_none_or(str::is_empty) && !errors.has("password") {
         errors.add("password", security.msg("PASSWORD_NOT_PROVIDED", &[]));
     }
-    crate::register::new_password_errors(
+    crate::features::register::new_password_errors(
         security,
         &mut errors,
         new_password.as_deref(),
@@ -74,9 +74,9 @@ async fn get_change(ctx: AuthContext, user: CurrentUser) -> crate::Result<Respon
             Value::Bool(user.user.password.is_some()),
         );
         response.insert("user".into(), ctx.user_payload(&user, false)?);
-        return Ok(crate::reply::json_ok(response));
+        return Ok(crate::web::reply::json_ok(response));
     }
-    crate::templates::form_page(
+    crate::web::templates::form_page(
         &ctx,
         "security/change_password.html",
         Value::Null,
@@ -96,7 +96,7 @@ async fn post_change(
     let new_password = match validate(&security, &user.user, &mut input).await? {
         Ok(password) => password,
         Err(errors) => {
-            return crate::templates::form_errors(
+            return crate::web::templates::form_errors(
                 &ctx,
                 "security/change_password.html",
                 json!({}),
@@ -106,11 +106,12 @@ async fn post_change(
             .await;
         }
     };
-    let uniquifier = crate::recover::set_new_password(&security, &user.user, &new_password).await?;
+    let uniquifier =
+        crate::features::recover::set_new_password(&security, &user.user, &new_password).await?;
     let mut updated = user.user.clone();
     updated.fs_uniquifier = uniquifier;
     let csrf = if user.method == AuthMethod::Session {
-        crate::auth::refresh_session_user(&ctx, &updated).await?
+        crate::web::auth::refresh_session_user(&ctx, &updated).await?
     } else {
         ctx.csrf_token().await?
     };
@@ -118,21 +119,21 @@ async fn post_change(
         let recovery_link = config
             .recoverable
             .then(|| ctx.external_url(&config.url(&config.reset_url)));
-        crate::notify::send(
+        crate::web::notify::send(
             &security,
             "change_notice",
             &updated.email,
-            context! { user => crate::register::user_context(&updated), recovery_link => recovery_link, app_name => config.app_name },
+            context! { user => crate::features::register::user_context(&updated), recovery_link => recovery_link, app_name => config.app_name },
         )?;
     }
     if ctx.is_json() {
-        let auth_user = crate::context::AuthUser {
+        let auth_user = crate::web::context::AuthUser {
             user: updated,
             roles: user.roles.clone(),
             method: user.method,
         };
         let response = json!({"csrf_token": csrf, "user": ctx.user_payload(&auth_user, false)?});
-        return Ok(crate::reply::json(StatusCode::OK, response));
+        return Ok(crate::web::reply::json(StatusCode::OK, response));
     }
     ctx.flash("success", &security.msg("PASSWORD_CHANGE", &[]))
         .await?;
@@ -140,5 +141,5 @@ async fn post_change(
         .post_change_view
         .clone()
         .unwrap_or_else(|| config.url(&config.change_url));
-    Ok(crate::reply::redirect(&target))
+    Ok(crate::web::reply::redirect(&target))
 }

@@ -10,8 +10,6 @@
 //! Templates: `security/forgot_password.html`, `security/reset_password.html`. Mails:
 //! `reset_instructions`, `reset_notice`.
 
-use std::time::Duration;
-
 use axum::Router;
 use axum::extract::Path;
 use axum::http::StatusCode;
@@ -21,10 +19,10 @@ use minijinja::context;
 use serde_json::{Map, Value, json};
 
 use crate::config::SecurityConfig;
-use crate::context::AuthContext;
-use crate::forms::{FieldErrors, FormInput};
 use crate::model::User;
-use crate::security::Security;
+use crate::web::context::AuthContext;
+use crate::web::forms::{FieldErrors, FormInput};
+use crate::web::security::Security;
 
 const SALT: &str = "reset-salt";
 
@@ -36,25 +34,6 @@ pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
             &format!("{base}/{{token}}"),
             get(get_reset).post(post_reset),
         )
-}
-
-/// "1 day", "2 hours", "30 minutes": how Flask-Security words a duration in messages.
-pub(crate) fn describe_duration(duration: Duration) -> String {
-    let secs = duration.as_secs();
-    let (n, unit) = if secs.is_multiple_of(86_400) {
-        (secs / 86_400, "day")
-    } else if secs.is_multiple_of(3600) {
-        (secs / 3600, "hour")
-    } else if secs.is_multiple_of(60) {
-        (secs / 60, "minute")
-    } else {
-        (secs, "second")
-    };
-    if n == 1 {
-        format!("1 {unit}")
-    } else {
-        format!("{n} {unit}s")
-    }
 }
 
 fn password_digest(security: &Security, user: &User) -> String {
@@ -75,14 +54,14 @@ pub fn send_reset_instructions(
         .signer()
         .sign(SALT, &payload, security.clock().now())?;
     let reset_link = link(&format!("{}/{token}", config.url(&config.reset_url)));
-    crate::notify::send(
+    crate::web::notify::send(
         security,
         "reset_instructions",
         &user.email,
         context! {
-            user => crate::register::user_context(user),
+            user => crate::features::register::user_context(user),
             reset_link => reset_link,
-            expire_text => describe_duration(config.reset_password_within),
+            expire_text => crate::messages::describe_duration(config.reset_password_within),
             app_name => config.app_name,
         },
     )
@@ -148,7 +127,7 @@ pub async fn set_new_password(
     password: &str,
 ) -> crate::Result<String> {
     let hash = security.hasher().hash(password).await?;
-    let uniquifier = crate::register::new_uniquifier();
+    let uniquifier = crate::model::new_uniquifier();
     let datastore = security.datastore();
     datastore
         .set_password(user.id, &hash, Some(&uniquifier), security.now_naive())
@@ -159,9 +138,9 @@ pub async fn set_new_password(
 
 async fn get_forgot(ctx: AuthContext) -> crate::Result<Response> {
     if ctx.is_json() {
-        return Ok(crate::reply::json_ok(ctx.json_base().await?));
+        return Ok(crate::web::reply::json_ok(ctx.json_base().await?));
     }
-    crate::templates::form_page(
+    crate::web::templates::form_page(
         &ctx,
         "security/forgot_password.html",
         Value::Null,
@@ -173,9 +152,9 @@ async fn get_forgot(ctx: AuthContext) -> crate::Result<Response> {
 
 async fn post_forgot(ctx: AuthContext, mut input: FormInput) -> crate::Result<Response> {
     let security = ctx.security().clone();
-    let (email, mut errors) = crate::register::read_email_field(&security, &mut input);
+    let (email, mut errors) = crate::features::register::read_email_field(&security, &mut input);
     if errors.is_empty()
-        && let Some(limited) = crate::rate_limit::check_mail(&ctx, &email).await?
+        && let Some(limited) = crate::web::rate_limit::check_mail(&ctx, &email).await?
     {
         return Ok(limited);
     }
@@ -187,7 +166,7 @@ async fn post_forgot(ctx: AuthContext, mut input: FormInput) -> crate::Result<Re
         errors = detailed;
     }
     if !errors.is_empty() {
-        return crate::templates::form_errors(
+        return crate::web::templates::form_errors(
             &ctx,
             "security/forgot_password.html",
             json!({"email": email}),
@@ -197,14 +176,14 @@ async fn post_forgot(ctx: AuthContext, mut input: FormInput) -> crate::Result<Re
         .await;
     }
     if ctx.is_json() {
-        return Ok(crate::reply::json_ok(ctx.json_base().await?));
+        return Ok(crate::web::reply::json_ok(ctx.json_base().await?));
     }
     let message = if security.config().return_generic_responses {
         security.msg("GENERIC_RECOVERY", &[])
     } else {
         security.msg("PASSWORD_RESET_REQUEST", &[("email", &email)])
     };
-    crate::templates::message_page(&ctx, "Check your email", &message, None).await
+    crate::web::templates::message_page(&ctx, "Check your email", &message, None).await
 }
 
 async fn invalid_token_redirect(
@@ -216,7 +195,7 @@ async fn invalid_token_redirect(
     let message = match outcome {
         ResetToken::Expired(user) => {
             send_reset_instructions(security, user, &|path| ctx.external_url(path))?;
-            let within = describe_duration(config.reset_password_within);
+            let within = crate::messages::describe_duration(config.reset_password_within);
             security.msg(
                 "PASSWORD_RESET_EXPIRED",
                 &[("within", &within), ("email", &user.email)],
@@ -225,7 +204,7 @@ async fn invalid_token_redirect(
         _ => security.msg("INVALID_RESET_PASSWORD_TOKEN", &[]),
     };
     ctx.flash("error", &message).await?;
-    Ok(crate::reply::redirect(&config.url(&config.reset_url)))
+    Ok(crate::web::reply::redirect(&config.url(&config.reset_url)))
 }
 
 async fn get_reset(ctx: AuthContext, Path(token): Path<String>) -> crate::Result<Response> {
@@ -236,7 +215,7 @@ async fn get_reset(ctx: AuthContext, Path(token): Path<String>) -> crate::Result
     }
     let config = security.config();
     let action = format!("{}/{token}", config.url(&config.reset_url));
-    crate::templates::form_page(
+    crate::web::templates::form_page(
         &ctx,
         "security/reset_password.html",
         Value::Null,
@@ -257,7 +236,7 @@ async fn post_reset(
     let password = input.text("password");
     let confirm = input.text("password_confirm");
     let mut errors = input.take_errors();
-    crate::register::new_password_errors(
+    crate::features::register::new_password_errors(
         &security,
         &mut errors,
         password.as_deref(),
@@ -269,7 +248,7 @@ async fn post_reset(
     let user = match (&outcome, errors.is_empty()) {
         (ResetToken::Valid(user), true) => user.clone(),
         (ResetToken::Valid(_), false) => {
-            return crate::templates::form_errors(
+            return crate::web::templates::form_errors(
                 &ctx,
                 "security/reset_password.html",
                 Value::Null,
@@ -288,13 +267,14 @@ async fn post_reset(
                 let message = match &outcome {
                     ResetToken::Expired(user) => {
                         send_reset_instructions(&security, user, &|path| ctx.external_url(path))?;
-                        let within = describe_duration(config.reset_password_within);
+                        let within =
+                            crate::messages::describe_duration(config.reset_password_within);
                         security.msg(key, &[("within", &within), ("email", &user.email)])
                     }
                     _ => security.msg(key, &[]),
                 };
                 let errors = FieldErrors::single("", message);
-                return Ok(crate::reply::json_errors(
+                return Ok(crate::web::reply::json_errors(
                     StatusCode::BAD_REQUEST,
                     &[],
                     Some(&errors),
@@ -305,15 +285,15 @@ async fn post_reset(
     };
     set_new_password(&security, &user, password.as_deref().unwrap_or_default()).await?;
     if config.send_password_reset_notice_email {
-        crate::notify::send(
+        crate::web::notify::send(
             &security,
             "reset_notice",
             &user.email,
-            context! { user => crate::register::user_context(&user), app_name => config.app_name },
+            context! { user => crate::features::register::user_context(&user), app_name => config.app_name },
         )?;
     }
     if ctx.is_json() {
-        return Ok(crate::reply::json_ok(Map::new()));
+        return Ok(crate::web::reply::json_ok(Map::new()));
     }
     ctx.flash("success", &security.msg("PASSWORD_RESET_NO_LOGIN", &[]))
         .await?;
@@ -321,5 +301,5 @@ async fn post_reset(
         .post_reset_view
         .clone()
         .unwrap_or_else(|| config.url(&config.login_url));
-    Ok(crate::reply::redirect(&target))
+    Ok(crate::web::reply::redirect(&target))
 }

@@ -60,7 +60,7 @@ fn parts(record: &Record) -> StoreResult<(String, Option<i64>, String, time::Pri
 }
 
 /// Prefix of store errors caused by an unreachable database (answered with 503, not 500).
-pub(crate) const UNAVAILABLE_PREFIX: &str = "database unavailable: ";
+pub(crate) use crate::error::SESSION_STORE_UNAVAILABLE as UNAVAILABLE_PREFIX;
 
 fn backend(e: crate::datastore::DatastoreError) -> StoreError {
     if e.is_unavailable() {

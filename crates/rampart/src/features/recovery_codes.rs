@@ -19,11 +19,11 @@ use minijinja::context;
 use serde_json::{Value, json};
 
 use crate::config::SecurityConfig;
-use crate::context::AuthContext;
-use crate::extract::CurrentUser;
-use crate::forms::{FieldErrors, FormInput};
 use crate::model::User;
-use crate::security::Security;
+use crate::web::context::AuthContext;
+use crate::web::extract::CurrentUser;
+use crate::web::forms::{FieldErrors, FormInput};
+use crate::web::security::Security;
 
 /// Prefix of the data whose keyed digest is stored, so the digests serve nothing else.
 const DIGEST_LABEL: &str = "mf-recovery-code:";
@@ -109,7 +109,7 @@ pub async fn spend(security: &Security, user: &User, code: &str) -> crate::Resul
 }
 
 async fn get_codes(ctx: AuthContext, user: CurrentUser) -> crate::Result<Response> {
-    if let Some(stale) = crate::freshness::require_fresh(&ctx).await? {
+    if let Some(stale) = crate::features::verify::require_fresh(&ctx).await? {
         return Ok(stale);
     }
     let left = stored(&user.user).len();
@@ -117,7 +117,7 @@ async fn get_codes(ctx: AuthContext, user: CurrentUser) -> crate::Result<Respons
         let mut response = ctx.json_base().await?;
         response.insert("recovery_codes".into(), json!([]));
         response.insert("recovery_codes_left".into(), json!(left));
-        return Ok(crate::reply::json_ok(response));
+        return Ok(crate::web::reply::json_ok(response));
     }
     codes_page(&ctx, left, None).await
 }
@@ -127,7 +127,7 @@ async fn codes_page(
     left: usize,
     codes: Option<Vec<String>>,
 ) -> crate::Result<Response> {
-    crate::templates::page(
+    crate::web::templates::page(
         ctx,
         "security/mf_recovery_codes.html",
         StatusCode::OK,
@@ -137,31 +137,34 @@ async fn codes_page(
 }
 
 async fn post_codes(ctx: AuthContext, user: CurrentUser) -> crate::Result<Response> {
-    if let Some(stale) = crate::freshness::require_fresh(&ctx).await? {
+    if let Some(stale) = crate::features::verify::require_fresh(&ctx).await? {
         return Ok(stale);
     }
     let codes = generate(ctx.security(), &user.user).await?;
     if ctx.is_json() {
         let mut response = ctx.json_base().await?;
         response.insert("recovery_codes".into(), json!(codes));
-        return Ok(crate::reply::json_ok(response));
+        return Ok(crate::web::reply::json_ok(response));
     }
     let left = codes.len();
     codes_page(&ctx, left, Some(codes)).await
 }
 
 async fn get_recovery(ctx: AuthContext) -> crate::Result<Response> {
-    if crate::two_factor::pending_user(&ctx).await?.is_none() {
-        return crate::two_factor::permission_denied(&ctx).await;
+    if crate::features::two_factor::pending_user(&ctx)
+        .await?
+        .is_none()
+    {
+        return crate::features::two_factor::permission_denied(&ctx).await;
     }
     if ctx.is_json() {
-        return Ok(crate::reply::json_ok(ctx.json_base().await?));
+        return Ok(crate::web::reply::json_ok(ctx.json_base().await?));
     }
     recovery_page(&ctx, &FieldErrors::new()).await
 }
 
 async fn recovery_page(ctx: &AuthContext, errors: &FieldErrors) -> crate::Result<Response> {
-    crate::templates::form_errors(
+    crate::web::templates::form_errors(
         ctx,
         "security/mf_recovery.html",
         Value::Null,
@@ -173,20 +176,20 @@ async fn recovery_page(ctx: &AuthContext, errors: &FieldErrors) -> crate::Result
 
 async fn post_recovery(ctx: AuthContext, mut input: FormInput) -> crate::Result<Response> {
     let security = ctx.security().clone();
-    let Some(user) = crate::two_factor::pending_user(&ctx).await? else {
-        return crate::two_factor::permission_denied(&ctx).await;
+    let Some(user) = crate::features::two_factor::pending_user(&ctx).await? else {
+        return crate::features::two_factor::permission_denied(&ctx).await;
     };
-    if let Some(limited) = crate::rate_limit::code_refused(&ctx, user.id).await? {
+    if let Some(limited) = crate::web::rate_limit::code_refused(&ctx, user.id).await? {
         return Ok(limited);
     }
     let code = input.text("code").unwrap_or_default();
     if !spend(&security, &user, &code).await? {
-        crate::rate_limit::count_failed_code(&ctx, user.id).await?;
+        crate::web::rate_limit::count_failed_code(&ctx, user.id).await?;
         let errors = FieldErrors::single("code", security.msg("INVALID_RECOVERY_CODE", &[]));
 
         return recovery_page(&ctx, &errors).await;
     }
-    crate::two_factor::complete_login(&ctx, &user).await
+    crate::features::two_factor::complete_login(&ctx, &user).await
 }
 
 #[cfg(test)]

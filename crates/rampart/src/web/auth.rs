@@ -7,10 +7,10 @@ use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 
 use crate::config::SecurityConfig;
-use crate::context::{AuthContext, AuthMethod, AuthUser};
 use crate::model::User;
-use crate::security::Security;
-use crate::session_store::USER_ID_KEY;
+use crate::web::context::{AuthContext, AuthMethod, AuthUser};
+use crate::web::security::Security;
+use crate::web::session_store::USER_ID_KEY;
 
 const UNIQUIFIER_KEY: &str = "_fs_uid";
 /// When the session last proved the password (unix seconds): login and re-authentication.
@@ -62,7 +62,7 @@ pub(crate) async fn authenticate(
             })
         });
     if let Some(token) = token
-        && let Some(uid) = crate::auth_token::verify(security, &token)
+        && let Some(uid) = crate::web::auth_token::verify(security, &token)
         && let Some(user) = load_user(security, &uid, AuthMethod::Token).await?
     {
         return Ok(Some(user));
@@ -78,7 +78,7 @@ pub(crate) async fn authenticate(
             }
         }
     }
-    if let Some(cookie) = crate::layer::read_cookie(headers, &config.remember_cookie_name) {
+    if let Some(cookie) = crate::web::layer::read_cookie(headers, &config.remember_cookie_name) {
         let payload = security.signer().verify::<RememberPayload>(
             REMEMBER_SALT,
             cookie,
@@ -125,7 +125,7 @@ async fn attach_to_session(ctx: &AuthContext, user: &User, proven: bool) -> crat
     } else {
         ctx.session.remove_value(AUTH_AT_KEY).await?;
     }
-    let csrf = crate::csrf::rotate(ctx).await?;
+    let csrf = crate::web::csrf::rotate(ctx).await?;
     ctx.set_cookie(xsrf_cookie(ctx.security.config(), csrf.clone()));
     Ok(csrf)
 }
@@ -182,7 +182,7 @@ pub async fn refresh_session_user(ctx: &AuthContext, user: &User) -> crate::Resu
 /// As for the datastore.
 pub async fn sign_out_other_sessions(ctx: &AuthContext, user: &User) -> crate::Result<String> {
     let security = &ctx.security;
-    let uniquifier = crate::register::new_uniquifier();
+    let uniquifier = crate::model::new_uniquifier();
     let datastore = security.datastore();
     datastore
         .set_uniquifier(user.id, &uniquifier, security.now_naive())

@@ -5,7 +5,7 @@
 use minijinja::Value;
 
 use crate::mail::Mail;
-use crate::security::Security;
+use crate::web::security::Security;
 
 /// Renders mail `name` for `to` and sends it without making the request wait (so response time
 /// does not reveal whether a mail was sent).

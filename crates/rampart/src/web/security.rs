@@ -1,22 +1,20 @@
-//! [`Security`]: the framework's handle (cheap to clone), its builder, its router and its layer.
+//! [`Security`]: the framework's handle (cheap to clone), its builder and its layer (its router
+//! is assembled in [`crate::features`]).
 
 use std::sync::Arc;
-
-use axum::Router;
-use axum::extract::DefaultBodyLimit;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::SecurityConfig;
 use crate::datastore::Datastore;
 use crate::error::{Error, Result};
-use crate::forms::{FieldErrors, FormInput};
-use crate::layer::SecurityLayer;
 use crate::mail::{ConsoleMailer, Mailer, SharedMailer};
 use crate::messages::Messages;
 use crate::password::PasswordHasher;
-use crate::session_store::DbSessionStore;
-use crate::templates::Templates;
 use crate::token::TokenSigner;
+use crate::web::forms::{FieldErrors, FormInput};
+use crate::web::layer::SecurityLayer;
+use crate::web::session_store::DbSessionStore;
+use crate::web::templates::Templates;
 
 /// The framework: configuration, datastore, hasher, signer, mailer and templates.
 ///
@@ -43,7 +41,7 @@ struct Inner {
     page_config: std::sync::OnceLock<minijinja::Value>,
 }
 
-/// An extra check of the registration form, run by [`crate::register::validate`] after the
+/// An extra check of the registration form, run by the registration form's validation after the
 /// built-in ones: it reads the input and adds messages to the errors (see
 /// [`SecurityBuilder::register_check`]).
 pub type RegisterCheck = Arc<dyn Fn(&mut FormInput, &mut FieldErrors) + Send + Sync>;
@@ -106,7 +104,7 @@ impl Security {
     pub(crate) fn page_config(&self) -> minijinja::Value {
         self.inner
             .page_config
-            .get_or_init(|| crate::templates::page_config(self))
+            .get_or_init(|| crate::web::templates::page_config(self))
             .clone()
     }
 
@@ -169,44 +167,6 @@ impl Security {
                 }
             }
         })
-    }
-
-    /// The framework's routes (login, logout, register, confirm, reset, change), per the
-    /// configuration. Merge it into the app's router.
-    pub fn router<S>(&self) -> Router<S>
-    where
-        S: Clone + Send + Sync + 'static,
-    {
-        let config = self.config();
-        let mut router = Router::new()
-            .merge(crate::login::router(config))
-            .merge(crate::logout::router(config))
-            .merge(crate::freshness::router(config))
-            .merge(crate::unlock::router(config));
-        if config.registerable {
-            router = router.merge(crate::register::router(config));
-        }
-        if config.confirmable {
-            router = router.merge(crate::confirm::router(config));
-        }
-        if config.recoverable {
-            router = router.merge(crate::recover::router(config));
-        }
-        if config.changeable {
-            router = router.merge(crate::change::router(config));
-        }
-        if config.change_email {
-            router = router.merge(crate::change_email::router(config));
-        }
-        if config.two_factor {
-            router = router.merge(crate::two_factor::router(config));
-            if config.multi_factor_recovery_codes {
-                router = router.merge(crate::recovery_codes::router(config));
-            }
-        }
-        router
-            .layer(DefaultBodyLimit::max(config.max_content_length))
-            .with_state(self.clone())
     }
 
     /// The layer that loads the session or auth token, resolves the user, checks CSRF, renders

@@ -17,9 +17,9 @@ use tower::{Layer, Service};
 use tower_sessions::Session;
 use tower_sessions::session::{Expiry, Id};
 
-use crate::context::{AuthContext, ResponseCookies};
-use crate::reply::{self, Rendered};
-use crate::security::Security;
+use crate::web::context::{AuthContext, ResponseCookies};
+use crate::web::reply::{self, Rendered};
+use crate::web::security::Security;
 
 /// The tower layer returned by [`Security::layer`].
 #[derive(Clone)]
@@ -77,7 +77,7 @@ pub(crate) fn wants_json(headers: &HeaderMap) -> bool {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(crate::forms::is_json_content_type);
+        .is_some_and(crate::web::forms::is_json_content_type);
     let accept = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -152,7 +152,7 @@ where
     let expiry = Expiry::OnInactivity(time::Duration::seconds(
         i64::try_from(config.session_lifetime.as_secs()).unwrap_or(i64::MAX),
     ));
-    let store: Arc<crate::session_store::DbSessionStore> = security.session_store().clone();
+    let store: Arc<crate::web::session_store::DbSessionStore> = security.session_store().clone();
     let session = Session::new(session_id, store, Some(expiry));
     let path_and_query = req
         .uri()
@@ -182,19 +182,19 @@ where
         host,
         path_and_query,
         cookies: ResponseCookies::default(),
-        anonymous_csrf: crate::csrf::AnonymousSecret::from_cookie(read_cookie(
+        anonymous_csrf: crate::web::csrf::AnonymousSecret::from_cookie(read_cookie(
             req.headers(),
-            crate::csrf::anonymous_cookie_name(config),
+            crate::web::csrf::anonymous_cookie_name(config),
         )),
-        csrf_signed: crate::csrf::SignedToken::default(),
+        csrf_signed: crate::web::csrf::SignedToken::default(),
     };
 
-    match crate::auth::authenticate(&ctx, req.headers(), req.uri().query()).await {
+    match crate::web::auth::authenticate(&ctx, req.headers(), req.uri().query()).await {
         Ok(user) => ctx.user = user,
         Err(error) => return finish(&security, is_json, error.into_response()),
     }
 
-    if let Err(response) = crate::csrf::protect(&ctx, &mut req).await {
+    if let Err(response) = crate::web::csrf::protect(&ctx, &mut req).await {
         return finish(&security, is_json, response);
     }
 
@@ -245,7 +245,7 @@ async fn persist_session(
             session.delete().await?;
         }
         if had_cookie {
-            ctx.set_cookie(crate::auth::expired_cookie(
+            ctx.set_cookie(crate::web::auth::expired_cookie(
                 config,
                 &config.session_cookie_name,
                 true,
@@ -285,7 +285,7 @@ async fn error_page(ctx: &AuthContext, response: Response) -> Response {
         title => status.canonical_reason().unwrap_or("Error"),
         message => reply::status_message(status),
     };
-    match crate::templates::page(ctx, "security/error.html", status, extra).await {
+    match crate::web::templates::page(ctx, "security/error.html", status, extra).await {
         Ok(mut page) => {
             carry_headers(&response, &mut page);
             page

@@ -14,12 +14,12 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use minijinja::{Environment, Value, context};
 
-use crate::context::AuthContext;
-use crate::security::Security;
+use crate::web::context::AuthContext;
+use crate::web::security::Security;
 
 macro_rules! embedded {
     ($($name:literal),* $(,)?) => {
-        &[$(($name, include_str!(concat!("../templates/", $name)))),*]
+        &[$(($name, include_str!(concat!("../../templates/", $name)))),*]
     };
 }
 
@@ -192,7 +192,7 @@ pub(crate) fn page_config(security: &Security) -> Value {
         change_url => c.url(&c.change_url),
         change_email => c.change_email,
         change_email_url => c.url(&c.change_email_url),
-        change_email_within => crate::recover::describe_duration(c.change_email_within),
+        change_email_within => crate::messages::describe_duration(c.change_email_within),
         two_factor => c.two_factor,
         two_factor_setup_url => c.url(&c.two_factor_setup_url),
         two_factor_token_validation_url => c.url(&c.two_factor_token_validation_url),
@@ -202,8 +202,8 @@ pub(crate) fn page_config(security: &Security) -> Value {
         recovery_url => c.url(&c.multi_factor_recovery_url),
         verify_url => c.url(&c.verify_url),
         post_login_view => c.post_login_view,
-        confirm_email_within => crate::recover::describe_duration(c.confirm_email_within),
-        reset_password_within => crate::recover::describe_duration(c.reset_password_within),
+        confirm_email_within => crate::messages::describe_duration(c.confirm_email_within),
+        reset_password_within => crate::messages::describe_duration(c.reset_password_within),
         debug => c.debug,
     }
 }
@@ -224,7 +224,7 @@ pub async fn page(
             email => u.user.email,
             username => u.user.username,
             roles => u.role_names(),
-            two_factor => crate::two_factor::required(security.config(), &u.user)
+            two_factor => crate::model::second_factor_required(security.config(), &u.user)
                 .then(|| u.user.tf_primary_method.clone())
                 .flatten(),
         }
@@ -238,7 +238,7 @@ pub async fn page(
     let body = security
         .templates()
         .render(name, context! { ..extra, ..base })?;
-    Ok(crate::reply::html(status, body))
+    Ok(crate::web::reply::html(status, body))
 }
 
 /// Renders a form page: `form.values` (what the user typed, never passwords), `form.errors`
@@ -247,7 +247,7 @@ pub async fn form_page(
     ctx: &AuthContext,
     name: &str,
     values: serde_json::Value,
-    errors: &crate::forms::FieldErrors,
+    errors: &crate::web::forms::FieldErrors,
     extra: Value,
 ) -> crate::Result<Response> {
     let form = context! {
@@ -286,11 +286,11 @@ pub async fn form_errors(
     ctx: &AuthContext,
     name: &str,
     values: serde_json::Value,
-    errors: &crate::forms::FieldErrors,
+    errors: &crate::web::forms::FieldErrors,
     extra: Value,
 ) -> crate::Result<Response> {
     if ctx.is_json() {
-        return Ok(crate::reply::json_errors(
+        return Ok(crate::web::reply::json_errors(
             StatusCode::BAD_REQUEST,
             &[],
             Some(errors),

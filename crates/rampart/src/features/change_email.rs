@@ -19,12 +19,12 @@ use minijinja::context;
 use serde_json::{Value, json};
 
 use crate::config::SecurityConfig;
-use crate::context::AuthContext;
 use crate::datastore::DatastoreError;
-use crate::extract::CurrentUser;
-use crate::forms::{FieldErrors, FormInput};
 use crate::model::User;
-use crate::security::Security;
+use crate::web::context::AuthContext;
+use crate::web::extract::CurrentUser;
+use crate::web::forms::{FieldErrors, FormInput};
+use crate::web::security::Security;
 
 const SALT: &str = "change-email-salt";
 
@@ -62,7 +62,7 @@ pub async fn validate(
     user: &User,
     input: &mut FormInput,
 ) -> crate::Result<Result<String, FieldErrors>> {
-    let (email, mut errors) = crate::register::read_email_field(security, input);
+    let (email, mut errors) = crate::features::register::read_email_field(security, input);
     if errors.is_empty() {
         let taken = email.eq_ignore_ascii_case(&user.email)
             || security.datastore().user_by_email(&email).await?.is_some();
@@ -85,16 +85,16 @@ pub fn send_instructions(
 ) -> crate::Result<()> {
     let config = security.config();
     let link = link(&change_email_path(security, user, new_email)?);
-    crate::notify::send(
+    crate::web::notify::send(
         security,
         "change_email_instructions",
         new_email,
         context! {
-            user => crate::register::user_context(user),
+            user => crate::features::register::user_context(user),
             link => link,
             old_email => user.email,
             new_email => new_email,
-            expire_text => crate::recover::describe_duration(config.change_email_within),
+            expire_text => crate::messages::describe_duration(config.change_email_within),
             app_name => config.app_name,
         },
     )
@@ -146,12 +146,12 @@ pub async fn confirm_change(security: &Security, token: &str) -> crate::Result<C
         Err(error) => return Err(error.into()),
     }
     // The old address hears of it, so a takeover does not go unnoticed.
-    crate::notify::send(
+    crate::web::notify::send(
         security,
         "change_email_notice",
         &user.email,
         context! {
-            user => crate::register::user_context(&user),
+            user => crate::features::register::user_context(&user),
             old_email => user.email,
             new_email => new_email,
             app_name => security.config().app_name,
@@ -169,17 +169,17 @@ async fn json_answer(ctx: &AuthContext, user: &CurrentUser) -> crate::Result<Res
         Value::String(user.user.email.clone()),
     );
     response.insert("user".into(), ctx.user_payload(user, false)?);
-    Ok(crate::reply::json_ok(response))
+    Ok(crate::web::reply::json_ok(response))
 }
 
 async fn get_change_email(ctx: AuthContext, user: CurrentUser) -> crate::Result<Response> {
-    if let Some(stale) = crate::freshness::require_fresh(&ctx).await? {
+    if let Some(stale) = crate::features::verify::require_fresh(&ctx).await? {
         return Ok(stale);
     }
     if ctx.is_json() {
         return json_answer(&ctx, &user).await;
     }
-    crate::templates::form_page(
+    crate::web::templates::form_page(
         &ctx,
         "security/change_email.html",
         Value::Null,
@@ -194,7 +194,7 @@ async fn post_change_email(
     user: CurrentUser,
     mut input: FormInput,
 ) -> crate::Result<Response> {
-    if let Some(stale) = crate::freshness::require_fresh(&ctx).await? {
+    if let Some(stale) = crate::features::verify::require_fresh(&ctx).await? {
         return Ok(stale);
     }
     let security = ctx.security().clone();
@@ -202,7 +202,7 @@ async fn post_change_email(
         Ok(email) => email,
         Err(errors) => {
             let email = input.text("email").unwrap_or_default();
-            return crate::templates::form_errors(
+            return crate::web::templates::form_errors(
                 &ctx,
                 "security/change_email.html",
                 json!({ "email": email }),
@@ -212,7 +212,7 @@ async fn post_change_email(
             .await;
         }
     };
-    if let Some(limited) = crate::rate_limit::check_mail(&ctx, &new_email).await? {
+    if let Some(limited) = crate::web::rate_limit::check_mail(&ctx, &new_email).await? {
         return Ok(limited);
     }
     send_instructions(&security, &user.user, &new_email, &|path| {
@@ -227,7 +227,7 @@ async fn post_change_email(
     )
     .await?;
     let config = security.config();
-    Ok(crate::reply::redirect(
+    Ok(crate::web::reply::redirect(
         &config.url(&config.change_email_url),
     ))
 }
@@ -252,7 +252,7 @@ async fn get_confirm_change(
                 .unwrap_or_else(|| config.post_login_view.clone()),
         ),
         ChangeEmailOutcome::Expired => {
-            let within = crate::recover::describe_duration(config.change_email_within);
+            let within = crate::messages::describe_duration(config.change_email_within);
             (
                 "error",
                 security.msg("CHANGE_EMAIL_EXPIRED", &[("within", &within)]),
@@ -267,5 +267,5 @@ async fn get_confirm_change(
         ChangeEmailOutcome::Invalid => ("error", security.msg("API_ERROR", &[]), error_view),
     };
     ctx.flash(category, &message).await?;
-    Ok(crate::reply::redirect(&target))
+    Ok(crate::web::reply::redirect(&target))
 }

@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 use tower_sessions::Session;
 
 use crate::model::{Role, User};
-use crate::security::Security;
+use crate::web::security::Security;
 
 /// How the current user authenticated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,8 +111,8 @@ pub struct AuthContext {
     pub(crate) host: Option<String>,
     pub(crate) path_and_query: String,
     pub(crate) cookies: ResponseCookies,
-    pub(crate) anonymous_csrf: crate::csrf::AnonymousSecret,
-    pub(crate) csrf_signed: crate::csrf::SignedToken,
+    pub(crate) anonymous_csrf: crate::web::csrf::AnonymousSecret,
+    pub(crate) csrf_signed: crate::web::csrf::SignedToken,
 }
 
 impl std::fmt::Debug for AuthContext {
@@ -169,14 +169,14 @@ impl AuthContext {
     /// The session's CSRF token (creating the session secret if needed), as sent in forms,
     /// `response.csrf_token` and the `XSRF-TOKEN` cookie.
     pub async fn csrf_token(&self) -> crate::Result<String> {
-        crate::csrf::token(self).await
+        crate::web::csrf::token(self).await
     }
 
     /// Whether `token` is this session's CSRF token. The security layer already checks every
     /// state-changing session request (form field or header); this is for handlers that read a
     /// token from somewhere else.
     pub async fn verify_csrf(&self, token: &str) -> bool {
-        crate::csrf::verify(self, Some(token)).await.is_ok()
+        crate::web::csrf::verify(self, Some(token)).await.is_ok()
     }
 
     /// Queues a cookie for the response.
@@ -211,7 +211,7 @@ impl AuthContext {
             "roles": user.role_names(),
         });
         if with_token {
-            let token = crate::auth_token::issue(&self.security, &user.user)?;
+            let token = crate::web::auth_token::issue(&self.security, &user.user)?;
             if let Some(map) = payload.as_object_mut() {
                 map.insert("authentication_token".into(), Value::String(token));
             }

@@ -15,10 +15,10 @@ use minijinja::context;
 use serde_json::{Value, json};
 
 use crate::config::SecurityConfig;
-use crate::context::AuthContext;
-use crate::forms::{FieldErrors, FormInput};
 use crate::model::User;
-use crate::security::Security;
+use crate::web::context::AuthContext;
+use crate::web::forms::{FieldErrors, FormInput};
+use crate::web::security::Security;
 
 const SALT: &str = "confirm-salt";
 
@@ -94,12 +94,12 @@ pub fn send_instructions(
     link: &(dyn Fn(&str) -> String + Sync),
 ) -> crate::Result<()> {
     let confirmation_link = link(&confirmation_path(security, user)?);
-    crate::notify::send(
+    crate::web::notify::send(
         security,
         "confirmation_instructions",
         &user.email,
         context! {
-            user => crate::register::user_context(user),
+            user => crate::features::register::user_context(user),
             confirmation_link => confirmation_link,
             app_name => security.config().app_name,
         },
@@ -141,30 +141,30 @@ async fn get_confirm(ctx: AuthContext, Path(token): Path<String>) -> crate::Resu
                 .post_confirm_view
                 .clone()
                 .unwrap_or_else(|| config.url(&config.login_url));
-            Ok(crate::reply::redirect(&target))
+            Ok(crate::web::reply::redirect(&target))
         }
         ConfirmOutcome::Expired(user) => {
-            let within = crate::recover::describe_duration(config.confirm_email_within);
+            let within = crate::messages::describe_duration(config.confirm_email_within);
             let message = security.msg(
                 "CONFIRMATION_EXPIRED",
                 &[("within", &within), ("email", &user.email)],
             );
             ctx.flash("error", &message).await?;
-            Ok(crate::reply::redirect(&confirm_url))
+            Ok(crate::web::reply::redirect(&confirm_url))
         }
         ConfirmOutcome::Invalid => {
             ctx.flash("error", &security.msg("INVALID_CONFIRMATION_TOKEN", &[]))
                 .await?;
-            Ok(crate::reply::redirect(&confirm_url))
+            Ok(crate::web::reply::redirect(&confirm_url))
         }
     }
 }
 
 async fn get_send_confirmation(ctx: AuthContext) -> crate::Result<Response> {
     if ctx.is_json() {
-        return Ok(crate::reply::json_ok(ctx.json_base().await?));
+        return Ok(crate::web::reply::json_ok(ctx.json_base().await?));
     }
-    crate::templates::form_page(
+    crate::web::templates::form_page(
         &ctx,
         "security/send_confirmation.html",
         Value::Null,
@@ -176,9 +176,9 @@ async fn get_send_confirmation(ctx: AuthContext) -> crate::Result<Response> {
 
 async fn post_send_confirmation(ctx: AuthContext, mut input: FormInput) -> crate::Result<Response> {
     let security = ctx.security().clone();
-    let (email, mut errors) = crate::register::read_email_field(&security, &mut input);
+    let (email, mut errors) = crate::features::register::read_email_field(&security, &mut input);
     if errors.is_empty()
-        && let Some(limited) = crate::rate_limit::check_mail(&ctx, &email).await?
+        && let Some(limited) = crate::web::rate_limit::check_mail(&ctx, &email).await?
     {
         return Ok(limited);
     }
@@ -191,7 +191,7 @@ async fn post_send_confirmation(ctx: AuthContext, mut input: FormInput) -> crate
     }
     if !errors.is_empty() {
         let values = json!({ "email": email });
-        return crate::templates::form_errors(
+        return crate::web::templates::form_errors(
             &ctx,
             "security/send_confirmation.html",
             values,
@@ -201,7 +201,7 @@ async fn post_send_confirmation(ctx: AuthContext, mut input: FormInput) -> crate
         .await;
     }
     if ctx.is_json() {
-        return Ok(crate::reply::json_ok(ctx.json_base().await?));
+        return Ok(crate::web::reply::json_ok(ctx.json_base().await?));
     }
     let message = if security.config().return_generic_responses {
         security.msg("CONFIRMATION_LINK_SENT_GENERIC", &[])
@@ -210,5 +210,5 @@ async fn post_send_confirmation(ctx: AuthContext, mut input: FormInput) -> crate
     };
     ctx.flash("info", &message).await?;
     let config = security.config();
-    Ok(crate::reply::redirect(&config.url(&config.login_url)))
+    Ok(crate::web::reply::redirect(&config.url(&config.login_url)))
 }

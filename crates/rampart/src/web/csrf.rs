@@ -18,8 +18,8 @@ use subtle::ConstantTimeEq;
 use std::sync::{Arc, Mutex};
 
 use crate::config::SecurityConfig;
-use crate::context::{AuthContext, AuthMethod};
-use crate::layer::{is_mutating, render_error};
+use crate::web::context::{AuthContext, AuthMethod};
+use crate::web::layer::{is_mutating, render_error};
 
 const SESSION_KEY: &str = "csrf_token";
 const SALT: &str = "wtf-csrf-token";
@@ -227,7 +227,7 @@ pub(crate) async fn protect(ctx: &AuthContext, req: &mut Request<Body>) -> Resul
     if req.uri().path() == config.url(&config.logout_url) {
         return Ok(());
     }
-    let json_body = crate::forms::is_json_content_type(&content_type(req));
+    let json_body = crate::web::forms::is_json_content_type(&content_type(req));
     if json_body && method.is_none() {
         return Ok(());
     }
@@ -248,7 +248,7 @@ pub(crate) async fn protect(ctx: &AuthContext, req: &mut Request<Body>) -> Resul
                     &ctx.security,
                     ctx.is_json,
                     StatusCode::PAYLOAD_TOO_LARGE,
-                    crate::reply::status_message(StatusCode::PAYLOAD_TOO_LARGE),
+                    crate::web::reply::status_message(StatusCode::PAYLOAD_TOO_LARGE),
                 )
             })?;
         presented = if urlencoded {

@@ -5,7 +5,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use crate::forms::FieldErrors;
+use crate::web::forms::FieldErrors;
 
 /// Marks a response whose body the framework already rendered (so the error renderer leaves it).
 #[derive(Clone, Copy, Debug)]

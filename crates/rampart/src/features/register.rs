@@ -20,11 +20,11 @@ use minijinja::context;
 use serde_json::Value;
 
 use crate::config::SecurityConfig;
-use crate::context::AuthContext;
 use crate::datastore::DatastoreError;
-use crate::forms::{FieldErrors, FormInput};
 use crate::model::{NewUser, User};
-use crate::security::Security;
+use crate::web::context::AuthContext;
+use crate::web::forms::{FieldErrors, FormInput};
+use crate::web::security::Security;
 
 pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
     Router::new().route(
@@ -213,11 +213,6 @@ pub async fn validate(
     }))
 }
 
-/// A new random `fs_uniquifier`.
-pub(crate) fn new_uniquifier() -> String {
-    uuid::Uuid::new_v4().hyphenated().to_string()
-}
-
 /// Creates the account and sends the welcome mail (with the confirmation link if confirmable).
 /// `link` turns a path into an absolute URL.
 pub async fn register_user(
@@ -258,7 +253,7 @@ pub async fn register_user(
     let user = match datastore
         .create_user(
             &new_user,
-            &new_uniquifier(),
+            &crate::model::new_uniquifier(),
             now,
             security.user_created_sql(),
         )
@@ -270,11 +265,13 @@ pub async fn register_user(
     };
     if config.send_register_email {
         let confirmation_link = if config.confirmable {
-            Some(link(&crate::confirm::confirmation_path(security, &user)?))
+            Some(link(&crate::features::confirm::confirmation_path(
+                security, &user,
+            )?))
         } else {
             None
         };
-        crate::notify::send(
+        crate::web::notify::send(
             security,
             "welcome",
             &user.email,
@@ -302,7 +299,7 @@ fn notify_existing(
         .then(|| link(&config.url(&config.reset_url)));
     let login_link = link(&config.url(&config.login_url));
     if let Some(user) = by_email {
-        crate::notify::send(
+        crate::web::notify::send(
             security,
             "welcome_existing",
             &user.email,
@@ -310,7 +307,7 @@ fn notify_existing(
         )?;
     } else if let Some(user) = by_username {
         // The address typed is new, but the username is taken: tell the person who typed it.
-        crate::notify::send(
+        crate::web::notify::send(
             security,
             "welcome_existing_username",
             &form.email,
@@ -322,14 +319,14 @@ fn notify_existing(
 
 async fn get_register(ctx: AuthContext) -> crate::Result<Response> {
     if ctx.is_json() {
-        return Ok(crate::reply::json_ok(ctx.json_base().await?));
+        return Ok(crate::web::reply::json_ok(ctx.json_base().await?));
     }
     if ctx.user().is_some() {
-        return Ok(crate::reply::redirect(
+        return Ok(crate::web::reply::redirect(
             &ctx.security().config().post_login_view,
         ));
     }
-    crate::templates::form_page(
+    crate::web::templates::form_page(
         &ctx,
         "security/register_user.html",
         Value::Null,
@@ -352,13 +349,13 @@ async fn post_register(ctx: AuthContext, mut input: FormInput) -> crate::Result<
                 .filter(|(k, _)| {
                     !matches!(
                         k.as_str(),
-                        "password" | "password_confirm" | crate::csrf::FORM_FIELD
+                        "password" | "password_confirm" | crate::web::csrf::FORM_FIELD
                     )
                 })
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
             let values = Value::Object(values);
-            return crate::templates::form_errors(
+            return crate::web::templates::form_errors(
                 &ctx,
                 "security/register_user.html",
                 values,
@@ -369,7 +366,7 @@ async fn post_register(ctx: AuthContext, mut input: FormInput) -> crate::Result<
         }
     };
     let email = form.email.clone();
-    if let Some(limited) = crate::rate_limit::check_mail(&ctx, &email).await? {
+    if let Some(limited) = crate::web::rate_limit::check_mail(&ctx, &email).await? {
         return Ok(limited);
     }
     let outcome = register_user(&security, form, &|path| ctx.external_url(path)).await?;
@@ -377,7 +374,7 @@ async fn post_register(ctx: AuthContext, mut input: FormInput) -> crate::Result<
         RegisterOutcome::Created(user)
             if !config.confirmable || config.login_without_confirmation =>
         {
-            Some(crate::auth::login_user(&ctx, user, false).await?)
+            Some(crate::web::auth::login_user(&ctx, user, false).await?)
         }
         _ => None,
     };
@@ -389,22 +386,22 @@ async fn post_register(ctx: AuthContext, mut input: FormInput) -> crate::Result<
         if let RegisterOutcome::Created(user) = &outcome
             && !config.return_generic_responses
         {
-            let auth_user = crate::context::AuthUser {
+            let auth_user = crate::web::context::AuthUser {
                 roles: security.datastore().user_roles(user.id).await?,
                 user: user.clone(),
                 method: crate::AuthMethod::Session,
             };
             response.insert("user".into(), ctx.user_payload(&auth_user, false)?);
         }
-        return Ok(crate::reply::json_ok(response));
+        return Ok(crate::web::reply::json_ok(response));
     }
     if let Some(view) = &config.post_register_view {
-        return Ok(crate::reply::redirect(view));
+        return Ok(crate::web::reply::redirect(view));
     }
     if config.confirmable {
         let message = security.msg("CONFIRM_REGISTRATION", &[("email", &email)]);
         let login = config.url(&config.login_url);
-        return crate::templates::message_page(
+        return crate::web::templates::message_page(
             &ctx,
             "Check your email",
             &message,
@@ -412,5 +409,5 @@ async fn post_register(ctx: AuthContext, mut input: FormInput) -> crate::Result<
         )
         .await;
     }
-    Ok(crate::reply::redirect(&config.post_login_view))
+    Ok(crate::web::reply::redirect(&config.post_login_view))
 }

@@ -18,10 +18,10 @@ use minijinja::context;
 use serde_json::{Value, json};
 
 use crate::config::SecurityConfig;
-use crate::context::AuthContext;
-use crate::forms::{FieldErrors, FormInput};
 use crate::model::User;
-use crate::security::Security;
+use crate::web::context::AuthContext;
+use crate::web::forms::{FieldErrors, FormInput};
+use crate::web::security::Security;
 
 pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
     Router::new().route(
@@ -223,7 +223,7 @@ pub(crate) async fn json_login_success(
     user: &User,
     csrf: String,
 ) -> crate::Result<Response> {
-    let auth_user = crate::auth::load_user(
+    let auth_user = crate::web::auth::load_user(
         ctx.security(),
         &user.fs_uniquifier,
         crate::AuthMethod::Session,
@@ -232,7 +232,7 @@ pub(crate) async fn json_login_success(
     .ok_or_else(|| crate::Error::Internal("signed-in user vanished".into()))?;
     let payload = ctx.user_payload(&auth_user, include_auth_token(ctx))?;
     let response = json!({"csrf_token": csrf, "tf_required": false, "user": payload});
-    Ok(crate::reply::json(StatusCode::OK, response))
+    Ok(crate::web::reply::json(StatusCode::OK, response))
 }
 
 async fn get_login(ctx: AuthContext, Query(query): Query<LoginQuery>) -> crate::Result<Response> {
@@ -249,9 +249,9 @@ async fn get_login(ctx: AuthContext, Query(query): Query<LoginQuery>) -> crate::
             response.insert("user".into(), ctx.user_payload(user, false)?);
         }
         if let Some(Value::String(token)) = response.get("csrf_token") {
-            ctx.set_cookie(crate::auth::xsrf_cookie(config, token.clone()));
+            ctx.set_cookie(crate::web::auth::xsrf_cookie(config, token.clone()));
         }
-        return Ok(crate::reply::json_ok(response));
+        return Ok(crate::web::reply::json_ok(response));
     }
     if ctx.user().is_some() {
         let target = query
@@ -259,10 +259,10 @@ async fn get_login(ctx: AuthContext, Query(query): Query<LoginQuery>) -> crate::
             .as_deref()
             .and_then(|n| crate::redirect::safe_next(config, ctx.host.as_deref(), n).ok())
             .unwrap_or_else(|| config.post_login_view.clone());
-        return Ok(crate::reply::redirect(&target));
+        return Ok(crate::web::reply::redirect(&target));
     }
     let token = ctx.csrf_token().await?;
-    ctx.set_cookie(crate::auth::xsrf_cookie(config, token));
+    ctx.set_cookie(crate::web::auth::xsrf_cookie(config, token));
     render_form(
         &ctx,
         StatusCode::OK,
@@ -285,7 +285,7 @@ async fn render_form(
     let form_errors = errors.get("").to_vec();
     let form =
         context! { values => values, errors => errors.to_json(), form_errors => form_errors };
-    crate::templates::page(
+    crate::web::templates::page(
         ctx,
         "security/login_user.html",
         status,
@@ -300,7 +300,7 @@ async fn post_login(
     mut input: FormInput,
 ) -> crate::Result<Response> {
     let _ = &query.include_auth_token;
-    if let Some(limited) = crate::rate_limit::check_login(&ctx).await? {
+    if let Some(limited) = crate::web::rate_limit::check_login(&ctx).await? {
         return Ok(limited);
     }
     let security = ctx.security().clone();
@@ -308,14 +308,14 @@ async fn post_login(
     let outcome = match validate(&security, host.as_deref(), &mut input, query.next.clone()) {
         Ok(form) => {
             if let Some(limited) =
-                crate::rate_limit::check_login_identity(&ctx, &form.identity).await?
+                crate::web::rate_limit::check_login_identity(&ctx, &form.identity).await?
             {
-                crate::unlock::offer(&ctx, &form.identity);
+                crate::features::unlock::offer(&ctx, &form.identity);
                 return Ok(limited);
             }
             let outcome = authenticate(&security, &form).await?;
             if outcome.is_ok() {
-                crate::rate_limit::clear_login_identity(&security, &form.identity).await?;
+                crate::web::rate_limit::clear_login_identity(&security, &form.identity).await?;
             }
             outcome.map(|user| (user, form))
         }
@@ -323,22 +323,28 @@ async fn post_login(
     };
     match outcome {
         Ok((user, form)) => {
-            if crate::two_factor::required(security.config(), &user) {
-                return crate::two_factor::begin_login(&ctx, &user, form.remember, form.next).await;
+            if crate::model::second_factor_required(security.config(), &user) {
+                return crate::features::two_factor::begin_login(
+                    &ctx,
+                    &user,
+                    form.remember,
+                    form.next,
+                )
+                .await;
             }
-            let csrf = crate::auth::login_user(&ctx, &user, form.remember).await?;
+            let csrf = crate::web::auth::login_user(&ctx, &user, form.remember).await?;
             if ctx.is_json() {
                 json_login_success(&ctx, &user, csrf).await
             } else {
                 let target = form
                     .next
                     .unwrap_or_else(|| security.config().post_login_view.clone());
-                Ok(crate::reply::redirect(&target))
+                Ok(crate::web::reply::redirect(&target))
             }
         }
         Err(errors) => {
             if ctx.is_json() {
-                return Ok(crate::reply::json_errors(
+                return Ok(crate::web::reply::json_errors(
                     StatusCode::BAD_REQUEST,
                     &[],
                     Some(&errors),

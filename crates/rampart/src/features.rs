@@ -1,0 +1,62 @@
+//! One module per Flask-Security feature, each with its routes, forms, templates and mails, and
+//! the one place that assembles their routers.
+//!
+//! A feature imports the core and [`crate::web`]; it reaches another feature only through a named
+//! hand-off: register → confirm, login → two_factor, login → unlock, and any → verify.
+
+pub mod change;
+pub mod change_email;
+pub mod confirm;
+pub mod login;
+pub mod logout;
+pub mod recover;
+pub mod recovery_codes;
+pub mod register;
+pub mod two_factor;
+pub mod unlock;
+pub mod verify;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+
+use crate::web::security::Security;
+
+impl Security {
+    /// The framework's routes (login, logout, register, confirm, reset, change), per the
+    /// configuration. Merge it into the app's router.
+    pub fn router<S>(&self) -> Router<S>
+    where
+        S: Clone + Send + Sync + 'static,
+    {
+        let config = self.config();
+        let mut router = Router::new()
+            .merge(login::router(config))
+            .merge(logout::router(config))
+            .merge(verify::router(config))
+            .merge(unlock::router(config));
+        if config.registerable {
+            router = router.merge(register::router(config));
+        }
+        if config.confirmable {
+            router = router.merge(confirm::router(config));
+        }
+        if config.recoverable {
+            router = router.merge(recover::router(config));
+        }
+        if config.changeable {
+            router = router.merge(change::router(config));
+        }
+        if config.change_email {
+            router = router.merge(change_email::router(config));
+        }
+        if config.two_factor {
+            router = router.merge(two_factor::router(config));
+            if config.multi_factor_recovery_codes {
+                router = router.merge(recovery_codes::router(config));
+            }
+        }
+        router
+            .layer(DefaultBodyLimit::max(config.max_content_length))
+            .with_state(self.clone())
+    }
+}
