@@ -420,6 +420,7 @@ async fn users(security: &Security, command: &UsersCommand) -> Result<String, Cl
                 .set_uniquifier(found.id, &rampart::token::random_hex(16), now)
                 .await?;
             datastore.delete_sessions_of_user(found.id, None).await?;
+            datastore.remember_series_delete_of_user(found.id).await?;
             Ok(format!(
                 "User \"{user}\" authentication credentials have been reset."
             ))
@@ -438,6 +439,7 @@ async fn users(security: &Security, command: &UsersCommand) -> Result<String, Cl
                 .set_password(found.id, &hash, Some(&rampart::token::random_hex(16)), now)
                 .await?;
             datastore.delete_sessions_of_user(found.id, None).await?;
+            datastore.remember_series_delete_of_user(found.id).await?;
             Ok(format!("User \"{user}\" password has been changed."))
         }
     }

@@ -94,6 +94,7 @@ macro_rules! role_columns {
 mod cache;
 mod error;
 mod rate_limit;
+mod remember;
 mod roles;
 mod sessions;
 #[cfg(test)]

@@ -13,6 +13,7 @@ pub mod guard;
 pub mod layer;
 pub mod notify;
 pub mod rate_limit;
+pub(crate) mod remember;
 pub mod reply;
 pub mod security;
 pub mod session_store;

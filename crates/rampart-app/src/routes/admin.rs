@@ -194,6 +194,7 @@ async fn set_active(
         format!("{} has been activated and can sign in again.", user.email)
     } else {
         datastore.delete_sessions_of_user(user.id, None).await?;
+        datastore.remember_series_delete_of_user(user.id).await?;
         format!(
             "{} has been deactivated: they are signed out and can't sign in until reactivated.",
             user.email

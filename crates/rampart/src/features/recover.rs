@@ -133,6 +133,7 @@ pub async fn set_new_password(
         .set_password(user.id, &hash, Some(&uniquifier), security.now_naive())
         .await?;
     datastore.delete_sessions_of_user(user.id, None).await?;
+    datastore.remember_series_delete_of_user(user.id).await?;
     Ok(uniquifier)
 }
 

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use axum::http::HeaderMap;
-use serde::{Deserialize, Serialize};
 
 use crate::config::SecurityConfig;
 use crate::model::User;
@@ -15,12 +14,6 @@ use crate::web::session_store::USER_ID_KEY;
 const UNIQUIFIER_KEY: &str = "_fs_uid";
 /// When the session last proved the password (unix seconds): login and re-authentication.
 pub(crate) const AUTH_AT_KEY: &str = "_auth_at";
-const REMEMBER_SALT: &str = "remember-salt";
-
-#[derive(Serialize, Deserialize)]
-struct RememberPayload {
-    uid: String,
-}
 
 /// Loads an active user and their roles by `fs_uniquifier`.
 pub(crate) async fn load_user(
@@ -78,21 +71,19 @@ pub(crate) async fn authenticate(
             }
         }
     }
-    if let Some(cookie) = crate::web::layer::read_cookie(headers, &config.remember_cookie_name) {
-        let payload = security.signer().verify::<RememberPayload>(
-            REMEMBER_SALT,
-            cookie,
-            Some(config.remember_cookie_duration),
-            security.clock().now(),
-        );
-        let user = match payload {
-            Ok(payload) => load_user(security, &payload.uid, AuthMethod::Session).await?,
-            Err(_) => None,
+    if ctx.remember_cookie.is_some() {
+        let user = match crate::web::remember::check(ctx).await? {
+            Some(valid) => load_user(security, &valid.uid, AuthMethod::Session)
+                .await?
+                .filter(|user| user.user.id == valid.user_id)
+                .map(|user| (user, valid)),
+            None => None,
         };
         match user {
-            Some(user) => {
+            Some((user, valid)) => {
                 // Signed in, but the password was not proven now: not fresh.
                 attach_to_session(ctx, &user.user, false).await?;
+                crate::web::remember::adopt(ctx, &valid).await?;
                 return Ok(Some(user));
             }
             None => ctx.set_cookie(expired_cookie(config, &config.remember_cookie_name, true)),
@@ -137,25 +128,7 @@ pub async fn login_user(ctx: &AuthContext, user: &User, remember: bool) -> crate
     let config = security.config();
     let csrf = attach_to_session(ctx, user, true).await?;
     if remember {
-        let token = security.signer().sign(
-            REMEMBER_SALT,
-            &RememberPayload {
-                uid: user.fs_uniquifier.clone(),
-            },
-            security.clock().now(),
-        )?;
-        let max_age = time::Duration::seconds(
-            i64::try_from(config.remember_cookie_duration.as_secs()).unwrap_or(i64::MAX),
-        );
-        ctx.set_cookie(
-            cookie::Cookie::build((config.remember_cookie_name.clone(), token))
-                .path("/")
-                .http_only(true)
-                .secure(config.cookie_secure)
-                .same_site(cookie::SameSite::Lax)
-                .max_age(max_age)
-                .build(),
-        );
+        crate::web::remember::issue(ctx, user).await?;
     }
     if config.trackable {
         let ip = ctx.client_ip.map(|ip| ip.to_string());
@@ -188,15 +161,18 @@ pub async fn sign_out_other_sessions(ctx: &AuthContext, user: &User) -> crate::R
         .set_uniquifier(user.id, &uniquifier, security.now_naive())
         .await?;
     datastore.delete_sessions_of_user(user.id, None).await?;
+    crate::web::remember::end_all(ctx, user.id).await?;
     let mut updated = user.clone();
     updated.fs_uniquifier = uniquifier;
     refresh_session_user(ctx, &updated).await
 }
 
-/// Signs out: the session is destroyed and the session, `XSRF-TOKEN` and remember cookies are
-/// deleted.
+/// Signs out: the remember-me cookie's series ends on the server (a copy of that cookie no
+/// longer signs in; other devices stay remembered), the session is destroyed and the session,
+/// `XSRF-TOKEN` and remember cookies are deleted.
 pub async fn logout_user(ctx: &AuthContext) -> crate::Result<()> {
     let config = ctx.security.config();
+    crate::web::remember::end(ctx).await?;
     if ctx.session.id().is_some() {
         ctx.session.flush().await?;
     }

@@ -110,6 +110,8 @@ pub struct AuthContext {
     pub(crate) client_ip: Option<IpAddr>,
     pub(crate) host: Option<String>,
     pub(crate) path_and_query: String,
+    /// The request's remember-me cookie, if it sent one (not yet checked).
+    pub(crate) remember_cookie: Option<String>,
     pub(crate) cookies: ResponseCookies,
     pub(crate) anonymous_csrf: crate::web::csrf::AnonymousSecret,
     pub(crate) csrf_signed: crate::web::csrf::SignedToken,

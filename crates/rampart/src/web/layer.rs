@@ -181,6 +181,8 @@ where
         client_ip: client_ip(&req, config.trusted_proxies),
         host,
         path_and_query,
+        remember_cookie: read_cookie(req.headers(), &config.remember_cookie_name)
+            .map(str::to_owned),
         cookies: ResponseCookies::default(),
         anonymous_csrf: crate::web::csrf::AnonymousSecret::from_cookie(read_cookie(
             req.headers(),

@@ -585,6 +585,12 @@ impl TestClient {
         self.state.lock().expect("lock").cookies.get(name).cloned()
     }
 
+    /// Puts cookie `name` into the client's jar, as a browser holding it would.
+    pub(crate) fn put_cookie(&self, name: &str, value: &str) {
+        let mut state = self.state.lock().expect("lock");
+        state.cookies.insert(name.to_owned(), value.to_owned());
+    }
+
     /// The CSRF token the client would send.
     pub(crate) fn csrf_token(&self) -> Option<String> {
         self.state.lock().expect("lock").csrf.clone()

@@ -1,0 +1,157 @@
+//! Remember-me cookies, one server-side "series" each (the persistent-login pattern).
+//!
+//! A remember-me cookie is a signed `{uid, series}`: `uid` is the user's `fs_uniquifier` (a new
+//! one, after a password change or "sign out everywhere", kills every cookie), `series` a random
+//! id whose SHA-256 is stored in `rampart_remember`. A cookie signs in only while its series row
+//! lives and has not expired. Logout deletes the series of the cookie the browser sent (and of
+//! the one this session was signed in with), so a copy of that cookie taken earlier is dead
+//! afterwards, while the user's other devices stay remembered.
+
+use base64::Engine as _;
+use rand::RngCore as _;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::config::SecurityConfig;
+use crate::model::User;
+use crate::web::context::AuthContext;
+
+const REMEMBER_SALT: &str = "remember-salt";
+/// The session key holding the hash of the series this session was signed in with.
+const SESSION_SERIES_KEY: &str = "_remember_series";
+
+#[derive(Serialize, Deserialize)]
+struct RememberPayload {
+    uid: String,
+    series: String,
+}
+
+/// A remember-me cookie whose signature, age and series row all check out.
+pub(crate) struct ValidCookie {
+    /// The user's `fs_uniquifier` the cookie was made for.
+    pub(crate) uid: String,
+    /// The user id of the series row.
+    pub(crate) user_id: i64,
+    series_hash: String,
+}
+
+fn series_hash(series: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digest = Sha256::digest(series.as_bytes());
+    let mut hex = String::with_capacity(digest.len() * 2);
+    for byte in digest {
+        hex.push(char::from(HEX[usize::from(byte >> 4)]));
+        hex.push(char::from(HEX[usize::from(byte & 0x0f)]));
+    }
+    hex
+}
+
+fn decode(ctx: &AuthContext, cookie: &str) -> Option<RememberPayload> {
+    let security = &ctx.security;
+    security
+        .signer()
+        .verify::<RememberPayload>(
+            REMEMBER_SALT,
+            cookie,
+            Some(security.config().remember_cookie_duration),
+            security.clock().now(),
+        )
+        .ok()
+}
+
+/// Starts a new series for `user` and sets its cookie; this session remembers the series so
+/// that logging out ends it.
+pub(crate) async fn issue(ctx: &AuthContext, user: &User) -> crate::Result<()> {
+    let security = &ctx.security;
+    let config = security.config();
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    let series = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let hash = series_hash(&series);
+    let now = security.now_naive();
+    let lifetime = time::Duration::seconds(
+        i64::try_from(config.remember_cookie_duration.as_secs()).unwrap_or(i64::MAX / 2),
+    );
+    let expires_at = now.checked_add(lifetime).unwrap_or(now);
+    security
+        .datastore()
+        .remember_series_create(&hash, user.id, now, expires_at)
+        .await?;
+    let token = security.signer().sign(
+        REMEMBER_SALT,
+        &RememberPayload {
+            uid: user.fs_uniquifier.clone(),
+            series,
+        },
+        security.clock().now(),
+    )?;
+    ctx.session.insert(SESSION_SERIES_KEY, &hash).await?;
+    ctx.set_cookie(cookie(config, token, lifetime));
+    Ok(())
+}
+
+/// The request's remember-me cookie, when it is signed, young enough and its series lives.
+pub(crate) async fn check(ctx: &AuthContext) -> crate::Result<Option<ValidCookie>> {
+    let Some(payload) = ctx.remember_cookie.as_deref().and_then(|c| decode(ctx, c)) else {
+        return Ok(None);
+    };
+    let hash = series_hash(&payload.series);
+    let security = &ctx.security;
+    let user_id = security
+        .datastore()
+        .remember_series_use(&hash, security.now_naive())
+        .await?;
+    Ok(user_id.map(|user_id| ValidCookie {
+        uid: payload.uid,
+        user_id,
+        series_hash: hash,
+    }))
+}
+
+/// Records in the (new) session which series signed it in.
+pub(crate) async fn adopt(ctx: &AuthContext, valid: &ValidCookie) -> crate::Result<()> {
+    ctx.session
+        .insert(SESSION_SERIES_KEY, &valid.series_hash)
+        .await?;
+    Ok(())
+}
+
+/// Ends the series of the cookie this request carries and of the one this session was signed
+/// in with. Call before the session is flushed.
+pub(crate) async fn end(ctx: &AuthContext) -> crate::Result<()> {
+    let datastore = ctx.security.datastore();
+    if let Some(payload) = ctx.remember_cookie.as_deref().and_then(|c| decode(ctx, c)) {
+        datastore
+            .remember_series_delete(&series_hash(&payload.series))
+            .await?;
+    }
+    if ctx.session.id().is_some()
+        && let Some(hash) = ctx.session.get::<String>(SESSION_SERIES_KEY).await?
+    {
+        datastore.remember_series_delete(&hash).await?;
+    }
+    Ok(())
+}
+
+/// Ends every series of `user_id` (every device's remember-me cookie).
+pub(crate) async fn end_all(ctx: &AuthContext, user_id: i64) -> crate::Result<()> {
+    ctx.security
+        .datastore()
+        .remember_series_delete_of_user(user_id)
+        .await?;
+    Ok(())
+}
+
+fn cookie(
+    config: &SecurityConfig,
+    token: String,
+    max_age: time::Duration,
+) -> cookie::Cookie<'static> {
+    cookie::Cookie::build((config.remember_cookie_name.clone(), token))
+        .path("/")
+        .http_only(true)
+        .secure(config.cookie_secure)
+        .same_site(cookie::SameSite::Lax)
+        .max_age(max_age)
+        .build()
+}
