@@ -91,6 +91,7 @@ pub use web::guard::{
     permissions_required, roles_accepted, roles_required,
 };
 pub use web::security::{RegisterCheck, Security, SecurityBuilder};
+pub use web::server::{ServerLimits, serve, serve_with_shutdown};
 pub use web::templates::Templates;
 
 // Paths of the flat layout, kept while the sample app moves to the curated re-exports.

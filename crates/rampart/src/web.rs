@@ -15,5 +15,6 @@ pub mod notify;
 pub mod rate_limit;
 pub mod reply;
 pub mod security;
+pub mod server;
 pub mod session_store;
 pub mod templates;

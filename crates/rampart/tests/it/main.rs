@@ -16,6 +16,7 @@ mod outage;
 mod rate_limit;
 mod recover;
 mod register;
+mod server;
 mod smtp;
 mod tokens;
 mod two_factor;
