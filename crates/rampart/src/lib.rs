@@ -31,7 +31,8 @@
 //!     .merge(security.router())
 //!     .layer(security.layer());
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:5000").await?;
-//! axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await?;
+//! // Header, body and keep-alive timeouts and a connection cap; stops on Ctrl-C or SIGTERM.
+//! rampart::serve(listener, app, rampart::ServerLimits::from_settings(&settings)?).await?;
 //! # Ok(())
 //! # }
 //! ```
