@@ -2,13 +2,18 @@
 //!
 //! An upload is trusted for nothing: its format is sniffed from the bytes (PNG, JPEG or WebP
 //! only; the file name and the browser's content type are ignored), it is decoded by the `image`
-//! crate under dimension and memory limits, scaled down to [`AVATAR_MAX_SIDE`] pixels and
+//! crate under dimension and memory limits (the dimensions are read from the header first: more
+//! than [`MAX_INPUT_SIDE`] pixels a side or [`MAX_INPUT_PIXELS`] in all is refused without
+//! decoding), scaled down to [`AVATAR_MAX_SIDE`] pixels and
 //! re-encoded (PNG when it has transparency, JPEG otherwise), so what we store and serve is an
 //! image we wrote ourselves. Files live in `<instance>/media/avatars/` under a random name
 //! prefixed with the owner's id (`<user id>-<32 hex>.png`), served from `/media/avatars/<name>`.
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use image::{DynamicImage, ImageFormat, ImageReader, Limits};
 
@@ -22,7 +27,21 @@ pub const AVATAR_MAX_TEXT: &str = "2 MB";
 pub const AVATAR_MAX_SIDE: u32 = 512;
 
 /// Uploads wider or higher than this are refused before decoding.
-const MAX_INPUT_SIDE: u32 = 8_000;
+pub const MAX_INPUT_SIDE: u32 = 4_096;
+
+/// Uploads of more pixels than this (16 megapixels) are refused before decoding.
+pub const MAX_INPUT_PIXELS: u64 = 16_000_000;
+
+/// The most memory one decode may allocate (a 16-megapixel picture at 4 bytes a pixel, and some
+/// room; deeper pictures that need more are refused as unreadable).
+pub const DECODE_MAX_ALLOC: u64 = 80 * 1024 * 1024;
+
+/// Pictures decoded at once by default (`RAMPART_AVATAR_DECODES`); more uploads meanwhile are
+/// answered 503 with `Retry-After`.
+pub const DEFAULT_MAX_DECODES: usize = 2;
+
+/// The `Retry-After` (seconds) of an upload refused because every decode slot is busy.
+pub const BUSY_RETRY_AFTER_SECS: u64 = 5;
 
 /// The URL path under which avatars are served.
 pub const AVATAR_URL_PREFIX: &str = "/media/avatars/";
@@ -36,9 +55,30 @@ pub enum AvatarRejection {
     /// Not a PNG, JPEG or WebP file.
     #[error("Choose a PNG, JPEG or WebP picture.")]
     UnsupportedFormat,
-    /// Sniffed as an image, but it could not be decoded (or it is too large in pixels).
+    /// More than [`MAX_INPUT_SIDE`] pixels wide or high, or more than [`MAX_INPUT_PIXELS`].
+    #[error(
+        "The picture is too large: {width}×{height} pixels; the limit is 4096×4096 pixels \
+         (16 megapixels)."
+    )]
+    TooManyPixels {
+        /// The width the header declares.
+        width: u32,
+        /// The height the header declares.
+        height: u32,
+    },
+    /// Sniffed as an image, but it could not be decoded.
     #[error("The picture could not be read; it may be damaged. Try another one.")]
     Unreadable,
+    /// Every decode slot is busy ([`MediaStore::try_decode_permit`]); try again shortly.
+    #[error("The server is busy with other pictures. Try again in a few seconds.")]
+    Busy,
+}
+
+impl AvatarRejection {
+    /// Whether the upload was refused for its size (in bytes or pixels).
+    pub fn is_too_large(&self) -> bool {
+        matches!(self, Self::TooLarge | Self::TooManyPixels { .. })
+    }
 }
 
 /// A picture ready to be stored.
@@ -67,11 +107,21 @@ pub fn process(data: &[u8]) -> Result<Avatar, AvatarRejection> {
         Ok(format @ (ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::WebP)) => format,
         _ => return Err(AvatarRejection::UnsupportedFormat),
     };
+    // The header's dimensions first: nothing is decoded for a picture too large in pixels.
+    let (width, height) = ImageReader::with_format(Cursor::new(data), format)
+        .into_dimensions()
+        .map_err(|_| AvatarRejection::Unreadable)?;
+    if width > MAX_INPUT_SIDE
+        || height > MAX_INPUT_SIDE
+        || u64::from(width) * u64::from(height) > MAX_INPUT_PIXELS
+    {
+        return Err(AvatarRejection::TooManyPixels { width, height });
+    }
     let mut reader = ImageReader::with_format(Cursor::new(data), format);
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_INPUT_SIDE);
     limits.max_image_height = Some(MAX_INPUT_SIDE);
-    limits.max_alloc = Some(256 * 1024 * 1024);
+    limits.max_alloc = Some(DECODE_MAX_ALLOC);
     reader.limits(limits);
     let image = reader.decode().map_err(|_| AvatarRejection::Unreadable)?;
     let image = if image.width() > AVATAR_MAX_SIDE || image.height() > AVATAR_MAX_SIDE {
@@ -124,18 +174,62 @@ pub fn content_type(name: &str) -> Option<&'static str> {
     }
 }
 
-/// Where uploaded files live: `<instance>/media`.
+/// `url` when it is an avatar URL the app could have written (`/media/avatars/<name>` of a file
+/// name of ours), else `None`: pages and the API show no other text as a picture.
+pub fn stored_url(url: Option<&str>) -> Option<&str> {
+    url.filter(|url| {
+        url.strip_prefix(AVATAR_URL_PREFIX)
+            .and_then(content_type)
+            .is_some()
+    })
+}
+
+/// Where uploaded files live: `<instance>/media`, and the slots for decoding uploads.
 #[derive(Clone, Debug)]
 pub struct MediaStore {
     dir: PathBuf,
+    decodes: Arc<Semaphore>,
 }
 
 impl MediaStore {
-    /// The store under `instance_dir` (`<instance>/media`; created on the first upload).
+    /// The store under `instance_dir` (`<instance>/media`; created on the first upload), with
+    /// [`DEFAULT_MAX_DECODES`] decode slots.
     pub fn new(instance_dir: &Path) -> Self {
         Self {
             dir: instance_dir.join("media"),
+            decodes: Arc::new(Semaphore::new(DEFAULT_MAX_DECODES)),
         }
+    }
+
+    /// The same store with `max` pictures decoded at once (0 refuses every upload as busy).
+    #[must_use]
+    pub fn with_max_decodes(mut self, max: usize) -> Self {
+        self.decodes = Arc::new(Semaphore::new(max.min(Semaphore::MAX_PERMITS)));
+        self
+    }
+
+    /// A decode slot, held while a picture is decoded, or `None` when all are busy.
+    pub fn try_decode_permit(&self) -> Option<OwnedSemaphorePermit> {
+        Arc::clone(&self.decodes).try_acquire_owned().ok()
+    }
+
+    /// Checks and re-encodes an upload ([`process`]) off the async runtime, in a decode slot.
+    ///
+    /// # Errors
+    ///
+    /// [`AvatarRejection::Busy`] when every slot is taken; else as [`process`].
+    pub async fn process_upload(&self, data: Vec<u8>) -> Result<Avatar, AvatarRejection> {
+        let Some(permit) = self.try_decode_permit() else {
+            return Err(AvatarRejection::Busy);
+        };
+        let decoded = tokio::task::spawn_blocking(move || {
+            let result = process(&data);
+            drop(permit);
+            result
+        })
+        .await;
+        // A panic in the decoder is a picture we cannot read.
+        decoded.unwrap_or(Err(AvatarRejection::Unreadable))
     }
 
     /// The folder of avatars.
@@ -186,7 +280,8 @@ impl MediaStore {
     }
 
     /// Deletes the avatar at `url` if it is a file of ours belonging to `user_id` (a profile's
-    /// `avatar` may hold any text set through the API; files of other users are never touched).
+    /// `avatar` may hold older text once set through the API; files of other users are never
+    /// touched).
     /// Failures are logged: a stray file must not fail the request that replaced it.
     pub async fn delete_avatar(&self, user_id: i64, url: Option<&str>) {
         let Some(name) = url.and_then(|u| u.strip_prefix(AVATAR_URL_PREFIX)) else {
@@ -271,6 +366,107 @@ mod tests {
             process(&vec![0; AVATAR_MAX_BYTES + 1]).unwrap_err(),
             AvatarRejection::TooLarge
         );
+    }
+
+    /// An all-black 1-bit PNG, written row by row: tiny when compressed, however large.
+    pub(crate) fn blank_png(width: u32, height: u32) -> Vec<u8> {
+        use std::io::Write as _;
+        let mut bytes = Vec::new();
+        let mut encoder = png::Encoder::new(&mut bytes, width, height);
+        encoder.set_color(png::ColorType::Grayscale);
+        encoder.set_depth(png::BitDepth::One);
+        let mut writer = encoder.write_header().unwrap();
+        let mut stream = writer.stream_writer().unwrap();
+        let row = vec![0u8; width.div_ceil(8) as usize];
+        for _ in 0..height {
+            stream.write_all(&row).unwrap();
+        }
+        stream.finish().unwrap();
+        writer.finish().unwrap();
+        bytes
+    }
+
+    #[test]
+    fn huge_pictures_are_refused_from_their_header() {
+        // 64 megapixels of zeros (the probe's 8000×8000): refused without decoding.
+        let bomb = blank_png(8_000, 8_000);
+        assert!(bomb.len() < AVATAR_MAX_BYTES, "{}", bomb.len());
+        let start = std::time::Instant::now();
+        assert_eq!(
+            process(&bomb).unwrap_err(),
+            AvatarRejection::TooManyPixels {
+                width: 8_000,
+                height: 8_000
+            }
+        );
+        assert!(start.elapsed() < std::time::Duration::from_millis(500));
+        // Each side within 4096, but more than 16 megapixels in all.
+        assert_eq!(
+            process(&blank_png(4_096, 4_000)).unwrap_err(),
+            AvatarRejection::TooManyPixels {
+                width: 4_096,
+                height: 4_000
+            }
+        );
+        // One side too long.
+        assert!(matches!(
+            process(&blank_png(5_000, 10)).unwrap_err(),
+            AvatarRejection::TooManyPixels { .. }
+        ));
+        // At the limits, fine.
+        let avatar = process(&blank_png(4_000, 4_000)).unwrap();
+        assert_eq!((avatar.width, avatar.height), (512, 512));
+        assert!(
+            AvatarRejection::TooManyPixels {
+                width: 1,
+                height: 1
+            }
+            .is_too_large()
+        );
+    }
+
+    #[tokio::test]
+    async fn decodes_wait_for_a_slot_or_are_refused_as_busy() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MediaStore::new(dir.path()).with_max_decodes(1);
+        let picture = encoded(
+            DynamicImage::ImageRgb8(RgbImage::new(8, 8)),
+            ImageFormat::Png,
+        );
+        let held = store.try_decode_permit().unwrap();
+        assert!(store.try_decode_permit().is_none());
+        assert_eq!(
+            store.process_upload(picture.clone()).await.unwrap_err(),
+            AvatarRejection::Busy
+        );
+        drop(held);
+        assert!(store.process_upload(picture.clone()).await.is_ok());
+        // The slot is given back after a decode, refused or not.
+        assert!(store.process_upload(b"nope".to_vec()).await.is_err());
+        assert!(store.try_decode_permit().is_some());
+        let closed = MediaStore::new(dir.path()).with_max_decodes(0);
+        assert_eq!(
+            closed.process_upload(picture).await.unwrap_err(),
+            AvatarRejection::Busy
+        );
+    }
+
+    #[test]
+    fn only_urls_of_our_files_are_shown() {
+        let url = format!("{AVATAR_URL_PREFIX}12-{}.png", "a".repeat(32));
+        assert_eq!(stored_url(Some(&url)), Some(url.as_str()));
+        for bad in [
+            "javascript:alert(1)",
+            "https://evil.example/x.png",
+            "//evil.example/media/avatars/12-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.png",
+            "/media/avatars/../../secrets.toml",
+            "/media/avatars/12-abc.png",
+            "/media/avatars/12-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.png\" onerror=\"alert(1)",
+            "",
+        ] {
+            assert_eq!(stored_url(Some(bad)), None, "{bad}");
+        }
+        assert_eq!(stored_url(None), None);
     }
 
     #[test]

@@ -314,13 +314,8 @@ pub async fn serve(config: &AppConfig, bind: Option<&str>) -> Result<(), AppErro
         config.security.app_name,
         app.security.datastore().backend_name()
     ));
-    axum::serve(
-        listener,
-        app.router
-            .into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
+    // Header, body and keep-alive timeouts and a connection cap: slow clients are dropped.
+    rampart::serve(listener, app.router, config.server).await?;
     housekeeping.abort();
     say("Stopped.");
     Ok(())
@@ -331,31 +326,6 @@ fn say(line: &str) {
     use std::io::Write as _;
     let mut stdout = std::io::stdout().lock();
     let _ignored = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
-}
-
-/// Resolves on Ctrl-C or (on Unix) SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
-    }
-    tracing::info!("shutting down");
 }
 
 /// Runs an administration command (`users …`, `roles …`) and returns its success message.

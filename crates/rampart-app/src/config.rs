@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rampart::{ConfigError, SecurityConfig, Settings, SmtpConfig, SmtpSecurity};
+use rampart::{ConfigError, SecurityConfig, ServerLimits, Settings, SmtpConfig, SmtpSecurity};
 use secrecy::SecretString;
 
 /// The seed tutorial's settings, applied only where the user set nothing.
@@ -113,7 +113,16 @@ pub struct AppConfig {
     pub generated: Vec<String>,
     /// The settings the configuration was read from (app defaults applied).
     pub settings: Settings,
+    /// The server's timeouts and connection cap (`RAMPART_HEADER_TIMEOUT`,
+    /// `RAMPART_BODY_TIMEOUT`, `RAMPART_KEEPALIVE_TIMEOUT`, `RAMPART_MAX_CONNECTIONS`).
+    pub server: ServerLimits,
+    /// How many uploaded pictures are decoded at once (`RAMPART_AVATAR_DECODES`, default
+    /// [`crate::avatar::DEFAULT_MAX_DECODES`]); beyond it uploads get 503.
+    pub avatar_decodes: usize,
 }
+
+/// Setting: how many uploaded pictures are decoded at once ([`AppConfig::avatar_decodes`]).
+pub const AVATAR_DECODES_KEY: &str = "RAMPART_AVATAR_DECODES";
 
 /// Sets each of [`APP_DEFAULTS`] that `settings` does not set.
 pub fn apply_defaults(settings: &mut Settings) {
@@ -175,6 +184,10 @@ impl AppConfig {
             }),
             _ => None,
         };
+        let server = ServerLimits::from_settings(&settings)?;
+        let avatar_decodes = settings
+            .int::<usize>(AVATAR_DECODES_KEY)?
+            .unwrap_or(crate::avatar::DEFAULT_MAX_DECODES);
         let mut security = SecurityConfig::from_settings(&settings)?;
         // Room for a 2 MB profile picture in the profile form; every other route keeps
         // MAX_CONTENT_LENGTH (1 MiB, as the JSON API contract says).
@@ -190,6 +203,8 @@ impl AppConfig {
             instance_dir: instance_dir.to_owned(),
             generated,
             settings,
+            server,
+            avatar_decodes,
         })
     }
 }
@@ -384,6 +399,31 @@ mod tests {
             Settings::from_pairs([("DEBUG", "false"), ("SECRET_KEY", "0123456789abcdef0123")]);
         let err = AppConfig::from_settings(settings, dir.path()).unwrap_err();
         assert!(err.to_string().contains("SECURITY_PASSWORD_SALT"), "{err}");
+    }
+
+    #[test]
+    fn server_limits_and_decode_slots_come_from_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = AppConfig::from_settings(Settings::default(), dir.path()).unwrap();
+        assert_eq!(config.server, ServerLimits::default());
+        assert_eq!(config.avatar_decodes, crate::avatar::DEFAULT_MAX_DECODES);
+        let settings = Settings::from_pairs([
+            ("RAMPART_HEADER_TIMEOUT", "7"),
+            ("RAMPART_MAX_CONNECTIONS", "50"),
+            (AVATAR_DECODES_KEY, "1"),
+        ]);
+        let config = AppConfig::from_settings(settings, dir.path()).unwrap();
+        assert_eq!(config.server.header_timeout, Duration::from_secs(7));
+        assert_eq!(config.server.max_connections, 50);
+        assert_eq!(config.avatar_decodes, 1);
+        for (key, value) in [
+            ("RAMPART_KEEPALIVE_TIMEOUT", "0"),
+            (AVATAR_DECODES_KEY, "two"),
+        ] {
+            let err = AppConfig::from_settings(Settings::from_pairs([(key, value)]), dir.path())
+                .unwrap_err();
+            assert!(err.to_string().contains(key), "{err}");
+        }
     }
 
     #[test]

@@ -119,7 +119,7 @@ impl FromRef<AppState> for Security {
 #[derive(Clone, Debug)]
 pub struct App {
     /// The complete router (framework routes, app routes and layers). Serve it with
-    /// `into_make_service_with_connect_info::<SocketAddr>()`.
+    /// [`rampart::serve`] (or `into_make_service_with_connect_info::<SocketAddr>()`).
     pub router: Router,
     /// The framework handle (datastore, hasher, mailer…).
     pub security: Security,
@@ -197,7 +197,7 @@ pub async fn build(config: &AppConfig) -> Result<App, AppError> {
 /// As [`connect`].
 pub async fn build_with_clock(config: &AppConfig, clock: impl Clock) -> Result<App, AppError> {
     let security = connect_with_clock(config, clock).await?;
-    let media = MediaStore::new(&config.instance_dir);
+    let media = MediaStore::new(&config.instance_dir).with_max_decodes(config.avatar_decodes);
     Ok(App {
         router: router(&security, &media),
         security,

@@ -2,9 +2,11 @@
 //! updates and storage. Axum-free, shared by the API and tests.
 //!
 //! Ten fields, all optional strings: `first_name`, `last_name`, `city`, `country` (at most 100
-//! characters), `gender` (20), `phone` (32), `zip` (20), `address`, `avatar` (255) and `dob`
-//! (`YYYY-MM-DD`). Values are trimmed; `null` or `""` clears a field. An update is validated as
-//! a whole and applied all-or-nothing.
+//! characters), `gender` (20), `phone` (32), `zip` (20), `address` (255), `dob` (`YYYY-MM-DD`)
+//! and `avatar`. Values are trimmed; `null` or `""` clears a field. An update is validated as a
+//! whole and applied all-or-nothing. `avatar` is the URL of a picture the app stored (uploaded
+//! on the profile page): an update may only clear it (`null`), and a loaded profile shows no
+//! other text there ([`crate::avatar::stored_url`]).
 
 use rampart::{FieldErrors, Security};
 use serde_json::{Map, Value};
@@ -31,6 +33,9 @@ pub const FIELDS: [(&str, Option<usize>); 10] = [
 pub const MUST_BE_STRING: &str = "Must be a string";
 /// Message for a malformed `dob`.
 pub const MUST_BE_DATE: &str = "Must be a date (YYYY-MM-DD)";
+/// Message for an `avatar` other than `null`: the picture is set only by an upload.
+pub const AVATAR_UPLOAD_ONLY: &str =
+    "Upload a picture on the profile page to set it; here only null (remove it) is accepted";
 /// Message for a field the profile does not have.
 pub const UNKNOWN_FIELD: &str = "Unknown field";
 
@@ -60,7 +65,7 @@ pub struct Profile {
     pub zip: Option<String>,
     /// Country.
     pub country: Option<String>,
-    /// Avatar URL.
+    /// Avatar URL: `/media/avatars/<name>` of a file the app stored.
     pub avatar: Option<String>,
 }
 
@@ -132,6 +137,14 @@ pub fn validate(body: &Map<String, Value>) -> Result<ProfileUpdate, ProfileError
     let mut update = ProfileUpdate::default();
     let mut errors = Vec::new();
     for (key, value) in body {
+        if key == "avatar" {
+            // Only ever a file the app stored: set by uploading on the profile page.
+            match value {
+                Value::Null => update.fields.push(("avatar", FieldValue::Text(None))),
+                _ => errors.push((key.clone(), AVATAR_UPLOAD_ONLY.to_owned())),
+            }
+            continue;
+        }
         let Some((column, max)) = FIELDS.iter().find(|(name, _)| name == key) else {
             errors.push((key.clone(), UNKNOWN_FIELD.to_owned()));
             continue;
@@ -185,7 +198,16 @@ pub async fn load(security: &Security, user_id: i64) -> Result<Profile, sqlx::Er
             .fetch_optional(pool)
             .await?
     });
-    Ok(profile.unwrap_or_default())
+    Ok(profile.map(only_stored_avatar).unwrap_or_default())
+}
+
+/// The profile without an avatar that is not a file of ours (text set through the API before
+/// it refused any): pages put the avatar in `<img src>`.
+fn only_stored_avatar(mut profile: Profile) -> Profile {
+    if crate::avatar::stored_url(profile.avatar.as_deref()).is_none() {
+        profile.avatar = None;
+    }
+    profile
 }
 
 /// Applies a validated update in one transaction (creating the row if it is missing) and returns
@@ -231,7 +253,7 @@ pub async fn update(
             .fetch_one(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(profile)
+        Ok(only_stored_avatar(profile))
     })
 }
 
@@ -270,6 +292,42 @@ mod tests {
         assert!(messages.contains(&"zip: Must be a string".to_owned()));
         assert!(messages.contains(&"gender: Must be at most 20 characters".to_owned()));
         assert_eq!(errors.field_errors().get("dob"), [MUST_BE_DATE]);
+    }
+
+    #[test]
+    fn the_avatar_can_only_be_cleared() {
+        for bad in [
+            r#"{"avatar": "javascript:alert(1)"}"#,
+            r#"{"avatar": "/media/avatars/1-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.png"}"#,
+            r#"{"avatar": ""}"#,
+            r#"{"avatar": 1}"#,
+        ] {
+            let errors = validate(&body(bad)).unwrap_err();
+            assert_eq!(
+                errors.field_errors().get("avatar"),
+                [AVATAR_UPLOAD_ONLY],
+                "{bad}"
+            );
+        }
+        let update = validate(&body(r#"{"avatar": null}"#)).unwrap();
+        assert_eq!(update.fields, [("avatar", FieldValue::Text(None))]);
+    }
+
+    #[test]
+    fn a_loaded_avatar_is_only_ever_a_file_of_ours() {
+        let ours = format!("/media/avatars/3-{}.jpg", "0".repeat(32));
+        for (stored, shown) in [
+            (Some("javascript:alert(1)"), None),
+            (Some("https://evil.example/a.png"), None),
+            (Some(ours.as_str()), Some(ours.as_str())),
+            (None, None),
+        ] {
+            let profile = only_stored_avatar(Profile {
+                avatar: stored.map(str::to_owned),
+                ..Profile::default()
+            });
+            assert_eq!(profile.avatar.as_deref(), shown, "{stored:?}");
+        }
     }
 
     #[test]

@@ -31,7 +31,8 @@
 //!     .merge(security.router())
 //!     .layer(security.layer());
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:5000").await?;
-//! axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await?;
+//! // Header, body and keep-alive timeouts and a connection cap; stops on Ctrl-C or SIGTERM.
+//! rampart::serve(listener, app, rampart::ServerLimits::from_settings(&settings)?).await?;
 //! # Ok(())
 //! # }
 //! ```
@@ -91,6 +92,7 @@ pub use web::guard::{
     permissions_required, roles_accepted, roles_required,
 };
 pub use web::security::{RegisterCheck, Security, SecurityBuilder};
+pub use web::server::{ServerLimits, serve, serve_with_shutdown};
 pub use web::templates::Templates;
 
 // Paths of the flat layout, kept while the sample app moves to the curated re-exports.

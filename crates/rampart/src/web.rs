@@ -16,5 +16,6 @@ pub mod rate_limit;
 pub(crate) mod remember;
 pub mod reply;
 pub mod security;
+pub mod server;
 pub mod session_store;
 pub mod templates;

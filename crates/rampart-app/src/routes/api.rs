@@ -163,6 +163,14 @@ async fn post_profile(
         Ok(body) => body,
         Err(response) => return Ok(response),
     };
+    let before = crate::profile::load(&state.security, user.user.id).await?;
+    let mut body = body;
+    // A profile sent back as it was read may carry its avatar unchanged.
+    if let Some(Value::String(avatar)) = body.get("avatar")
+        && before.avatar.as_deref() == Some(avatar.as_str())
+    {
+        body.remove("avatar");
+    }
     let update = match crate::profile::validate(&body) {
         Ok(update) => update,
         Err(errors) => {
@@ -172,10 +180,9 @@ async fn post_profile(
             ));
         }
     };
-    let before = crate::profile::load(&state.security, user.user.id).await?;
     let profile = crate::profile::update(&state.security, user.user.id, &update).await?;
     if before.avatar != profile.avatar {
-        // A picture uploaded on the profile page, replaced through the API.
+        // A picture uploaded on the profile page, removed through the API.
         state
             .media
             .delete_avatar(user.user.id, before.avatar.as_deref())

@@ -3,8 +3,9 @@
 //!
 //! The form is `multipart/form-data` (fields and an optional picture); its CSRF token is checked
 //! by the security layer like any form's. Fields are validated by [`crate::profile::validate`]
-//! (the API's rules), the picture by [`crate::avatar::process`]; nothing is saved unless all of
-//! it is valid. A new picture gets a new random name, and the old file is deleted.
+//! (the API's rules), the picture by [`crate::avatar::process`] (in one of the store's decode
+//! slots: when all are busy, 503 with `Retry-After`; a picture too large, 413); nothing is saved
+//! unless all of it is valid. The picture is the only way to set a profile's avatar. A new picture gets a new random name, and the old file is deleted.
 
 use axum::Router;
 use axum::extract::{Multipart, Path, State};
@@ -17,7 +18,9 @@ use serde_json::{Map, Value};
 
 use super::{HandlerError, SignedIn, display_name, render};
 use crate::AppState;
-use crate::avatar::{AVATAR_MAX_BYTES, AVATAR_MAX_SIDE, AVATAR_MAX_TEXT, AvatarRejection};
+use crate::avatar::{
+    AVATAR_MAX_BYTES, AVATAR_MAX_SIDE, AVATAR_MAX_TEXT, AvatarRejection, BUSY_RETRY_AFTER_SECS,
+};
 use crate::profile::{FIELDS, FieldValue, Profile};
 
 /// The profile page's URL.
@@ -154,21 +157,36 @@ async fn post_profile(
     };
     let avatar = match (submission.too_large, submission.upload) {
         (true, _) => Err(AvatarRejection::TooLarge),
-        (false, Some(bytes)) => tokio::task::spawn_blocking(move || crate::avatar::process(&bytes))
-            .await?
-            .map(Some),
+        (false, Some(bytes)) => state.media.process_upload(bytes).await.map(Some),
         (false, None) => Ok(None),
     };
-    let avatar = match avatar {
-        Ok(avatar) => avatar,
+    let (avatar, refused) = match avatar {
+        Ok(avatar) => (avatar, None),
         Err(rejection) => {
             errors.add("avatar", rejection.to_string());
-            None
+            (None, Some(rejection))
         }
     };
     let old = crate::profile::load(&state.security, user_id).await?;
     if !errors.is_empty() {
-        return render_form(&page, &old, Value::Object(submission.fields), &errors).await;
+        let mut response =
+            render_form(&page, &old, Value::Object(submission.fields), &errors).await?;
+        // Field errors redisplay the form (200, as Flask-Security's forms); a picture too large
+        // is 413, and every decode slot busy 503 with `Retry-After`.
+        match refused {
+            Some(AvatarRejection::Busy) => {
+                *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(BUSY_RETRY_AFTER_SECS),
+                );
+            }
+            Some(rejection) if rejection.is_too_large() => {
+                *response.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+            }
+            _ => {}
+        }
+        return Ok(response);
     }
     let new_avatar = match &avatar {
         Some(avatar) => Some(state.media.save_avatar(user_id, avatar).await?),

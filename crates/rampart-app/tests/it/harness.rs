@@ -3,7 +3,6 @@
 //! through real SMTP to a sink; a reqwest client that keeps cookies and the CSRF token and
 //! never follows redirects.
 
-use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -170,10 +169,14 @@ impl TestApp {
             .expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let router = app.router.clone();
+        // The server `cargo run` uses, with its limits.
+        let limits = config.server;
         let server = tokio::spawn(async move {
-            let _ = axum::serve(
+            let _ = rampart::serve_with_shutdown(
                 listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
+                router,
+                limits,
+                std::future::pending::<()>(),
             )
             .await;
         });

@@ -283,6 +283,186 @@ async fn the_profile_form_checks_csrf_and_stores_only_real_pictures() {
     }
 }
 
+/// An all-black 1-bit PNG, written row by row: a few kilobytes, however many pixels.
+fn blank_png(width: u32, height: u32) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut bytes = Vec::new();
+    let mut encoder = png::Encoder::new(&mut bytes, width, height);
+    encoder.set_color(png::ColorType::Grayscale);
+    encoder.set_depth(png::BitDepth::One);
+    let mut writer = encoder.write_header().expect("png header");
+    let mut stream = writer.stream_writer().expect("png stream");
+    let row = vec![0u8; width.div_ceil(8) as usize];
+    for _ in 0..height {
+        stream.write_all(&row).expect("png row");
+    }
+    stream.finish().expect("png end");
+    writer.finish().expect("png end");
+    bytes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn picture_decoding_is_bounded_in_pixels_and_in_concurrency() {
+    let app = TestApp::start(
+        &crate::harness::Backend::Sqlite,
+        &[("RAMPART_AVATAR_DECODES", "1")],
+    )
+    .await;
+    app.create_user("big@example.com").await;
+    let (client, _) = app.login("big@example.com", PASSWORD).await;
+    let (_, html, _) = get(&client, "/dashboard/profile/").await;
+    let csrf = hidden(&html, "csrf_token");
+    let upload = |bytes: Vec<u8>| {
+        Form::new()
+            .text("csrf_token", csrf.clone())
+            .text("first_name", "Big")
+            .part("avatar", Part::bytes(bytes).file_name("me.png"))
+    };
+
+    // The probe's all-zero 8000×8000 PNG, and 16+ megapixels within 4096 a side: 413 at once,
+    // with the form and a clear message; nothing saved.
+    for (width, height) in [(8_000, 8_000), (4_096, 4_000)] {
+        let start = std::time::Instant::now();
+        let (status, html, _) = post_profile(&client, upload(blank_png(width, height))).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{width}×{height}");
+        assert!(
+            html.contains(&format!("{width}×{height} pixels"))
+                && html.contains("the limit is 4096×4096 pixels"),
+            "{html}"
+        );
+        assert!(html.contains("value=\"Big\""), "what was typed is kept");
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "{width}×{height} took {:?}",
+            start.elapsed()
+        );
+        assert_eq!(profile(&client).await["first_name"], Value::Null);
+    }
+
+    // Every decode slot busy: 503 with Retry-After, the form says to try again.
+    let held = app.media.try_decode_permit().expect("a free slot");
+    let (status, html, headers) = post_profile(&client, upload(png(40, 40))).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(headers[header::RETRY_AFTER], "5");
+    assert!(html.contains("Try again in a few seconds"), "{html}");
+    assert_eq!(profile(&client).await["avatar"], Value::Null);
+
+    // A slot free again: an ordinary picture is stored.
+    drop(held);
+    let (status, _, _) = post_profile(&client, upload(png(40, 40))).await;
+    assert_eq!(status, StatusCode::FOUND);
+    let saved = profile(&client).await;
+    assert!(
+        saved["avatar"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("/media/avatars/")),
+        "{saved}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_avatar_is_only_ever_a_picture_the_app_stored() {
+    for backend in backends() {
+        let app = TestApp::start(&backend, &[]).await;
+        app.create_user("pic@example.com").await;
+        let (client, token) = app.login("pic@example.com", PASSWORD).await;
+
+        // The JSON API refuses any avatar text, session or token, and saves nothing else.
+        for avatar in [
+            "javascript:alert(1)",
+            "JaVaScRiPt:alert(1)",
+            "data:image/svg+xml,<svg onload=alert(1)>",
+            "https://evil.example/a.png",
+            "//evil.example/a.png",
+            "/media/avatars/1-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.png",
+            "\" onerror=\"alert(1)",
+        ] {
+            let (status, body) = client
+                .post_json("/api/profile", json!({"avatar": avatar, "city": "Paris"}))
+                .await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{avatar}: {body}");
+            assert_eq!(
+                body["response"]["field_errors"]["avatar"],
+                json!([rampart_app::profile::AVATAR_UPLOAD_ONLY]),
+                "{avatar}"
+            );
+            let (status, _) = app
+                .client()
+                .request(
+                    reqwest::Method::POST,
+                    "/api/profile",
+                    Some(json!({"avatar": avatar})),
+                    Some(&token),
+                )
+                .await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{avatar} with a token");
+        }
+        let stored = profile(&client).await;
+        assert_eq!(stored["avatar"], Value::Null);
+        assert_eq!(stored["city"], Value::Null);
+
+        // An uploaded picture may be sent back unchanged with the rest of the profile, or
+        // removed with null.
+        let (_, html, _) = get(&client, "/dashboard/profile/").await;
+        let csrf = hidden(&html, "csrf_token");
+        let form = Form::new()
+            .text("csrf_token", csrf)
+            .part("avatar", Part::bytes(png(30, 30)).file_name("me.png"));
+        assert_eq!(post_profile(&client, form).await.0, StatusCode::FOUND);
+        let mut read = profile(&client).await;
+        let url = read["avatar"].as_str().expect("avatar").to_owned();
+        read["city"] = json!("Paris");
+        let (status, body) = client.post_json("/api/profile", read).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["response"]["profile"]["avatar"], url.as_str());
+        assert_eq!(body["response"]["profile"]["city"], "Paris");
+        let (status, body) = client
+            .post_json("/api/profile", json!({"avatar": null}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["response"]["profile"]["avatar"], Value::Null);
+        assert_eq!(get(&app.client(), &url).await.0, StatusCode::NOT_FOUND);
+
+        // Text stored before the API refused it is never shown: not in the API, not in pages.
+        let user_id = app
+            .security
+            .datastore()
+            .user_by_email("pic@example.com")
+            .await
+            .expect("lookup")
+            .expect("user")
+            .id;
+        const SQL: &str = "UPDATE \"profile\" SET \"avatar\" = $1 WHERE \"user_id\" = $2";
+        let evil = "javascript:alert(document.cookie)";
+        match app.security.datastore().pool() {
+            rampart::DbPool::Sqlite(pool) => sqlx::query(SQL)
+                .bind(evil)
+                .bind(user_id)
+                .execute(pool)
+                .await
+                .map(drop),
+            rampart::DbPool::Postgres(pool) => sqlx::query(SQL)
+                .bind(evil)
+                .bind(user_id)
+                .execute(pool)
+                .await
+                .map(drop),
+        }
+        .expect("legacy avatar");
+        assert_eq!(profile(&client).await["avatar"], Value::Null);
+        for path in ["/", "/dashboard/profile/"] {
+            let (status, html, _) = get(&client, path).await;
+            assert_eq!(status, StatusCode::OK, "{path}");
+            assert!(!html.contains("javascript:"), "{path}: {html}");
+        }
+        let (admin, _) = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        let (status, html, _) = get(&admin, "/admin/users").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains("pic@example.com"), "{html}");
+        assert!(!html.contains("javascript:"), "{html}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sign_up_page_needs_the_terms_box_but_the_json_api_does_not() {
     for backend in backends() {

@@ -17,6 +17,7 @@ mod rate_limit;
 mod recover;
 mod register;
 mod remember;
+mod server;
 mod smtp;
 mod tokens;
 mod two_factor;
