@@ -1,49 +1,57 @@
-//! Deleting one's own account (password required). Axum-free, shared by the API, the security
-//! page and tests.
+//! Deleting one's own account (password required, checked against the user's login limit).
+//! Shared by the API and the security page.
 //!
 //! The user row goes with its role links, sessions and credentials (one transaction in the
 //! framework's datastore) and the profile by its `ON DELETE CASCADE`; then the profile picture's
 //! file is removed. Auth tokens die with the user, and the email address can be registered again.
 
+use axum::response::Response;
+use rampart::context::AuthContext;
+use rampart::rate_limit::CurrentPassword;
 use rampart::{FieldErrors, Security, User};
 
 use crate::avatar::MediaStore;
 
-/// Checks `password` against the user's, on the framework's hashing pool (a dummy verification
-/// of equal cost when the user has no password).
-///
-/// Returns `Ok(Err(errors))` with `field: ["Password not provided"]` or `["Invalid password"]`.
+/// Why a password was not accepted.
+#[derive(Debug)]
+pub enum PasswordRefused {
+    /// `field: ["Password not provided"]` or `["Invalid password"]`.
+    Errors(FieldErrors),
+    /// The user's login limit is used up: the framework's 429 answer (`Retry-After`, in the
+    /// request's format), the same whether the password was right or not.
+    Limited(Response),
+}
+
+/// Checks `password` against the request's user's, through the framework's
+/// [`check_current_password`](rampart::rate_limit::check_current_password): the attempt counts
+/// against the user's login limit first, and is refused with 429 while that is used up.
 ///
 /// # Errors
 ///
-/// The framework's error when hashing fails or is saturated.
+/// The framework's error when the database or hashing fails, or hashing is saturated.
 pub async fn check_password(
-    security: &Security,
+    ctx: &AuthContext,
     user: &User,
     password: Option<&str>,
     field: &str,
-) -> rampart::Result<Result<(), FieldErrors>> {
+) -> rampart::Result<Result<(), PasswordRefused>> {
+    let security = ctx.security();
     let Some(password) = password.filter(|p| !p.is_empty()) else {
-        return Ok(Err(FieldErrors::single(
+        return Ok(Err(PasswordRefused::Errors(FieldErrors::single(
             field,
             security.msg("PASSWORD_NOT_PROVIDED", &[]),
-        )));
+        ))));
     };
-    let valid = match user.password.as_deref() {
-        Some(hash) => security.hasher().verify(password, hash).await?.valid,
-        None => {
-            security.hasher().verify_dummy(password).await?;
-            false
-        }
-    };
-    if valid {
-        Ok(Ok(()))
-    } else {
-        Ok(Err(FieldErrors::single(
-            field,
-            security.msg("INVALID_PASSWORD", &[]),
-        )))
-    }
+    Ok(
+        match rampart::rate_limit::check_current_password(ctx, user, password).await? {
+            CurrentPassword::Valid => Ok(()),
+            CurrentPassword::Invalid => Err(PasswordRefused::Errors(FieldErrors::single(
+                field,
+                security.msg("INVALID_PASSWORD", &[]),
+            ))),
+            CurrentPassword::Limited(limited) => Err(PasswordRefused::Limited(limited)),
+        },
+    )
 }
 
 /// Deletes the account of `user` and their profile picture (no password check: see
@@ -68,23 +76,25 @@ pub async fn delete_user(
     Ok(())
 }
 
-/// Checks `password` against the user's and deletes the account.
+/// Checks `password` against the request's user's (see [`check_password`]) and deletes the
+/// account.
 ///
-/// Returns `Ok(Err(errors))` with `password: ["Password not provided"]` or
-/// `["Invalid password"]` when the password is missing or wrong.
+/// Returns `Ok(Err(_))` with `password: ["Password not provided"]` or `["Invalid password"]`
+/// when the password is missing or wrong, or the 429 answer while the user's login limit is used
+/// up.
 ///
 /// # Errors
 ///
 /// The framework's error when hashing or the database fails.
 pub async fn delete_account(
-    security: &Security,
+    ctx: &AuthContext,
     media: &MediaStore,
     user: &User,
     password: Option<&str>,
-) -> rampart::Result<Result<(), FieldErrors>> {
-    if let Err(errors) = check_password(security, user, password, "password").await? {
-        return Ok(Err(errors));
+) -> rampart::Result<Result<(), PasswordRefused>> {
+    if let Err(refused) = check_password(ctx, user, password, "password").await? {
+        return Ok(Err(refused));
     }
-    delete_user(security, media, user).await?;
+    delete_user(ctx.security(), media, user).await?;
     Ok(Ok(()))
 }

@@ -25,6 +25,7 @@ use serde_json::Value;
 
 use super::{HandlerError, SignedIn, render};
 use crate::AppState;
+use crate::account::PasswordRefused;
 
 /// How long the confirmation step stays valid.
 pub const CONFIRM_WITHIN: Duration = Duration::from_secs(10 * 60);
@@ -64,10 +65,11 @@ async fn post_delete(
     let security = &state.security;
     let user = &page.user.user;
     let password = input.text("delete_password");
-    match crate::account::check_password(security, user, password.as_deref(), "delete_password")
+    match crate::account::check_password(&page.ctx, user, password.as_deref(), "delete_password")
         .await?
     {
-        Err(errors) => {
+        Err(PasswordRefused::Limited(limited)) => Ok(limited),
+        Err(PasswordRefused::Errors(errors)) => {
             // The security page again, with the error under the delete form's password.
             render(
                 &page.ctx,

@@ -20,6 +20,7 @@ use time::PrimitiveDateTime;
 
 use super::HandlerError;
 use crate::AppState;
+use crate::account::PasswordRefused;
 
 /// The permission `user-write`, for [`RequirePermission`].
 #[derive(Debug)]
@@ -207,15 +208,17 @@ async fn delete_account(
     if !errors.is_empty() {
         return Ok(json_errors(StatusCode::BAD_REQUEST, &[], Some(&errors)));
     }
-    let security = ctx.security().clone();
-    match crate::account::delete_account(&security, &state.media, &user.user, password.as_deref())
+    match crate::account::delete_account(&ctx, &state.media, &user.user, password.as_deref())
         .await?
     {
         Ok(()) => {
             rampart::logout_user(&ctx).await?;
             Ok(json_ok(object([("deleted", Value::Bool(true))])))
         }
-        Err(errors) => Ok(json_errors(StatusCode::BAD_REQUEST, &[], Some(&errors))),
+        Err(PasswordRefused::Errors(errors)) => {
+            Ok(json_errors(StatusCode::BAD_REQUEST, &[], Some(&errors)))
+        }
+        Err(PasswordRefused::Limited(limited)) => Ok(limited),
     }
 }
 

@@ -87,3 +87,98 @@ async fn a_deleted_account_cannot_sign_in_and_its_email_can_register_again() {
         assert_eq!(status, StatusCode::OK, "{body}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guessing_the_password_to_delete_an_account_is_throttled_by_the_login_limit() {
+    for backend in backends() {
+        let app = TestApp::start(&backend, &[]).await;
+        let email = "staying@example.com";
+        app.create_user(email).await;
+        let (client, _) = app.login(email, PASSWORD).await;
+        let delete = |password: String| {
+            let client = &client;
+            async move {
+                client
+                    .request(
+                        Method::DELETE,
+                        "/api/account",
+                        Some(json!({ "password": password })),
+                        None,
+                    )
+                    .await
+            }
+        };
+        // The default account limit: 10 per 5 minutes.
+        for i in 0..15 {
+            let (status, body) = delete(format!("not my password {i}")).await;
+            let expected = if i < 10 {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::TOO_MANY_REQUESTS
+            };
+            assert_eq!(status, expected, "try {i}: {body}");
+        }
+        let (_, wrong) = delete("not my password".to_owned()).await;
+        assert_eq!(errors(&wrong), ["10 per 5 minute"]);
+        assert!(
+            wrong["response"]["retry_after"].as_u64().is_some(),
+            "{wrong}"
+        );
+        // The right password gets the same refusal, and deletes nothing.
+        let (status, right) = delete(PASSWORD.to_owned()).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{right}");
+        assert_eq!(right["response"]["errors"], wrong["response"]["errors"]);
+        let (status, _) = client.get_json("/api/me").await;
+        assert_eq!(status, StatusCode::OK);
+        // The security page's change of password shares the count, and does not tell either.
+        let (status, body) = client
+            .post_json(
+                "/dashboard/security/",
+                json!({"password": PASSWORD, "new_password": PASSWORD, "new_password_confirm": PASSWORD}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+        assert_eq!(errors(&body), ["10 per 5 minute"]);
+        assert!(
+            app.security
+                .datastore()
+                .user_by_email(email)
+                .await
+                .expect("query")
+                .is_some()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guessing_the_current_password_on_the_security_page_is_throttled() {
+    for backend in backends() {
+        let app = TestApp::start(&backend, &[]).await;
+        let email = "changing@example.com";
+        app.create_user(email).await;
+        let (client, _) = app.login(email, PASSWORD).await;
+        for i in 0..15 {
+            let (status, body) = client
+                .post_json(
+                    "/dashboard/security/",
+                    json!({"password": format!("wrong {i}"), "new_password": "a brand new password", "new_password_confirm": "a brand new password"}),
+                )
+                .await;
+            let expected = if i < 10 {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::TOO_MANY_REQUESTS
+            };
+            assert_eq!(status, expected, "try {i}: {body}");
+        }
+        let (status, body) = client
+            .request(
+                Method::DELETE,
+                "/api/account",
+                Some(json!({ "password": PASSWORD })),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    }
+}

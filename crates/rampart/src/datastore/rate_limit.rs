@@ -121,6 +121,25 @@ impl Datastore {
             }))
     }
 
+    /// Takes back one hit counted on `key` by [`Datastore::rate_limit_hit`] (a check that
+    /// counted first and then succeeded, e.g. an HTTP Basic request with the right password).
+    /// Never goes below zero; a key that is gone (reset, or its window replaced) is left alone.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Datastore::session_load`].
+    pub async fn rate_limit_undo(&self, key: &str) -> Result<(), DatastoreError> {
+        with_pool!(self, |pool| sqlx::query(
+            "UPDATE \"rampart_rate_limit\" SET \"hits\" = \"hits\" - 1 \
+             WHERE \"key\" = $1 AND \"hits\" > 0"
+        )
+        .bind(key)
+        .execute(pool)
+        .await
+        .map(|_| ()))?;
+        Ok(())
+    }
+
     /// Forgets the hits on `key` (e.g. after a successful login).
     ///
     /// # Errors

@@ -914,6 +914,43 @@ async fn rate_limit_allows_the_limit_per_window_then_refuses_until_it_ends() {
 }
 
 #[tokio::test]
+async fn an_undone_hit_gives_its_place_back_and_never_goes_below_zero() {
+    for (store, _guard) in test_datastores().await {
+        let backend = store.backend_name();
+        let window = Duration::from_secs(60);
+        // Nothing to undo: no row appears, and the key starts from zero.
+        store.rate_limit_undo("basic:ann").await.expect("undo");
+        for _ in 0..2 {
+            let hit = store
+                .rate_limit_hit("basic:ann", 2, window, NOW)
+                .await
+                .expect("hit");
+            assert!(hit.allowed, "{backend}");
+        }
+        store.rate_limit_undo("basic:ann").await.expect("undo");
+        let again = store
+            .rate_limit_hit("basic:ann", 2, window, NOW)
+            .await
+            .expect("hit");
+        assert!(again.allowed, "{backend}: the undone hit freed a place");
+        assert_eq!(again.remaining, 0, "{backend}");
+        let refused = store
+            .rate_limit_hit("basic:ann", 2, window, NOW)
+            .await
+            .expect("hit");
+        assert!(!refused.allowed, "{backend}");
+        for _ in 0..5 {
+            store.rate_limit_undo("basic:bob").await.expect("undo");
+        }
+        let bob = store
+            .rate_limit_hit("basic:bob", 2, window, NOW)
+            .await
+            .expect("hit");
+        assert_eq!(bob.remaining, 1, "{backend}: undo never banks hits");
+    }
+}
+
+#[tokio::test]
 async fn concurrent_hits_are_counted_exactly() {
     for (store, _guard) in test_datastores().await {
         let backend = store.backend_name();

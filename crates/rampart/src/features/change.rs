@@ -19,6 +19,7 @@ use crate::model::User;
 use crate::web::context::{AuthContext, AuthMethod};
 use crate::web::extract::CurrentUser;
 use crate::web::forms::{FieldErrors, FormInput};
+use crate::web::rate_limit::CurrentPassword;
 use crate::web::security::Security;
 
 pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
@@ -28,15 +29,42 @@ pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
     )
 }
 
-/// Validates a change of password for `user`, checking the current one on the hashing pool.
+/// Why a change of password was not accepted.
+#[derive(Debug)]
+pub enum ChangeRefusal {
+    /// The form's errors (missing or wrong current password, a weak or mismatched new one).
+    Errors(FieldErrors),
+    /// The account's login limit is used up: the 429 answer (see
+    /// [`check_current_password`](crate::web::rate_limit::check_current_password)); it says
+    /// nothing about the current password, right or wrong.
+    Limited(Response),
+}
+
+/// Validates a change of password for the request's `user`, checking the current one on the
+/// hashing pool; the check counts against the user's login limit first.
 pub async fn validate(
-    security: &Security,
+    ctx: &AuthContext,
     user: &User,
     input: &mut FormInput,
-) -> crate::Result<Result<String, FieldErrors>> {
+) -> crate::Result<Result<String, ChangeRefusal>> {
+    let security = ctx.security();
     let current = input.text("password");
     let new_password = input.text("new_password");
     let confirm = input.text("new_password_confirm");
+    // Counted and checked before anything else is said: while the limit is used up, the answer
+    // is the same 429 whatever the password (no "same as the previous one").
+    let current_valid = match current.as_deref().filter(|c| !c.is_empty()) {
+        Some(current) => {
+            match crate::web::rate_limit::check_current_password(ctx, user, current).await? {
+                CurrentPassword::Limited(limited) => {
+                    return Ok(Err(ChangeRefusal::Limited(limited)));
+                }
+                CurrentPassword::Valid => Some(true),
+                CurrentPassword::Invalid => Some(false),
+            }
+        }
+        None => None,
+    };
     let mut errors = input.take_errors();
     if current.as_deref().is_none_or(str::is_empty) && !errors.has("password") {
         errors.add("password", security.msg("PASSWORD_NOT_PROVIDED", &[]));
@@ -49,21 +77,17 @@ pub async fn validate(
         "new_password",
         "new_password_confirm",
     );
-    if let (Some(current), Some(hash)) = (
-        current.as_deref().filter(|c| !c.is_empty()),
-        user.password.as_deref(),
-    ) {
-        if !security.hasher().verify(current, hash).await?.valid {
-            errors.add("password", security.msg("INVALID_PASSWORD", &[]));
-        } else if new_password.as_deref() == Some(current) {
+    match current_valid {
+        Some(false) => errors.add("password", security.msg("INVALID_PASSWORD", &[])),
+        Some(true) if new_password.is_some() && new_password == current => {
             errors.add("password", security.msg("PASSWORD_IS_THE_SAME", &[]));
         }
-    } else if user.password.is_none() && current.is_some() {
-        errors.add("password", security.msg("INVALID_PASSWORD", &[]));
+        _ => {}
     }
     Ok(errors
         .into_result()
-        .map(|()| new_password.unwrap_or_default()))
+        .map(|()| new_password.unwrap_or_default())
+        .map_err(ChangeRefusal::Errors))
 }
 
 async fn get_change(ctx: AuthContext, user: CurrentUser) -> crate::Result<Response> {
@@ -93,9 +117,10 @@ async fn post_change(
 ) -> crate::Result<Response> {
     let security = ctx.security().clone();
     let config = security.config();
-    let new_password = match validate(&security, &user.user, &mut input).await? {
+    let new_password = match validate(&ctx, &user.user, &mut input).await? {
         Ok(password) => password,
-        Err(errors) => {
+        Err(ChangeRefusal::Limited(limited)) => return Ok(limited),
+        Err(ChangeRefusal::Errors(errors)) => {
             return crate::web::templates::form_errors(
                 &ctx,
                 "security/change_password.html",

@@ -8,8 +8,14 @@
 //! works once (after the change the digest no longer matches) and dies with a password change
 //! (which rotates the uniquifier). Opening it needs no session.
 //!
+//! Every request counts against a per-user limit (`SECURITY_MAIL_RATE_LIMIT`, 10 per 10 minutes
+//! when that is off) and the per-address mail limit. With `SECURITY_RETURN_GENERIC_RESPONSES`
+//! (default) an address another account has gets the same answer as a free one, and that
+//! account's owner is mailed `change_email_existing` instead of the link.
+//!
 //! Template: `security/change_email.html`. Mails: `change_email_instructions` (to the new
-//! address) and, once changed, `change_email_notice` (to the old one).
+//! address), `change_email_existing` (to the owner of a taken one) and, once changed,
+//! `change_email_notice` (to the old one).
 
 use axum::Router;
 use axum::extract::Path;
@@ -56,24 +62,61 @@ pub fn change_email_path(
     Ok(format!("{}/{token}", config.url(&config.change_email_url)))
 }
 
-/// Checks a requested new address for `user`; `Err` holds the field errors.
+/// Checks the form of a requested new address for `user` (a valid address, not the current
+/// one); `Err` holds the field errors. Whether another account has it is for
+/// [`request_change`] to find out.
 pub async fn validate(
     security: &Security,
     user: &User,
     input: &mut FormInput,
 ) -> crate::Result<Result<String, FieldErrors>> {
     let (email, mut errors) = crate::features::register::read_email_field(security, input);
-    if errors.is_empty() {
-        let taken = email.eq_ignore_ascii_case(&user.email)
-            || security.datastore().user_by_email(&email).await?.is_some();
-        if taken {
-            errors.add(
-                "email",
-                security.msg("EMAIL_ALREADY_ASSOCIATED", &[("email", &email)]),
-            );
-        }
+    if errors.is_empty() && email.eq_ignore_ascii_case(&user.email) {
+        errors.add(
+            "email",
+            security.msg("EMAIL_ALREADY_ASSOCIATED", &[("email", &email)]),
+        );
     }
     Ok(errors.into_result().map(|()| email))
+}
+
+/// Asks to change `user`'s address to `new_email` (validated): the link goes to that address.
+/// When another account has it, with `SECURITY_RETURN_GENERIC_RESPONSES` the outcome looks the
+/// same to the requester and that account's owner is mailed `change_email_existing` instead;
+/// without, `Err` says the address is taken.
+pub async fn request_change(
+    security: &Security,
+    user: &User,
+    new_email: &str,
+    link: &(dyn Fn(&str) -> String + Sync),
+) -> crate::Result<Result<(), FieldErrors>> {
+    let config = security.config();
+    let Some(owner) = security.datastore().user_by_email(new_email).await? else {
+        send_instructions(security, user, new_email, link)?;
+        return Ok(Ok(()));
+    };
+    if !config.return_generic_responses {
+        return Ok(Err(FieldErrors::single(
+            "email",
+            security.msg("EMAIL_ALREADY_ASSOCIATED", &[("email", new_email)]),
+        )));
+    }
+    // The same work as for a free address (a token signed, a mail rendered and handed over).
+    let _same_work = change_email_path(security, user, new_email)?;
+    let recovery_link = config
+        .recoverable
+        .then(|| link(&config.url(&config.reset_url)));
+    crate::web::notify::send(
+        security,
+        "change_email_existing",
+        &owner.email,
+        context! {
+            user => crate::features::register::user_context(&owner),
+            recovery_link => recovery_link,
+            app_name => config.app_name,
+        },
+    )?;
+    Ok(Ok(()))
 }
 
 /// Mails the confirmation link for `new_email` to that address.
@@ -198,26 +241,37 @@ async fn post_change_email(
         return Ok(stale);
     }
     let security = ctx.security().clone();
+    let form_errors = async |errors: &FieldErrors, email: &str| {
+        crate::web::templates::form_errors(
+            &ctx,
+            "security/change_email.html",
+            json!({ "email": email }),
+            errors,
+            context! { current_email => user.user.email },
+        )
+        .await
+    };
     let new_email = match validate(&security, &user.user, &mut input).await? {
         Ok(email) => email,
         Err(errors) => {
             let email = input.text("email").unwrap_or_default();
-            return crate::web::templates::form_errors(
-                &ctx,
-                "security/change_email.html",
-                json!({ "email": email }),
-                &errors,
-                context! { current_email => user.user.email },
-            )
-            .await;
+            return form_errors(&errors, &email).await;
         }
     };
+    // Every request counts, per user and per address, before anything is looked up.
+    if let Some(limited) = crate::web::rate_limit::count_change_email(&ctx, user.user.id).await? {
+        return Ok(limited);
+    }
     if let Some(limited) = crate::web::rate_limit::check_mail(&ctx, &new_email).await? {
         return Ok(limited);
     }
-    send_instructions(&security, &user.user, &new_email, &|path| {
+    if let Err(errors) = request_change(&security, &user.user, &new_email, &|path| {
         ctx.external_url(path)
-    })?;
+    })
+    .await?
+    {
+        return form_errors(&errors, &new_email).await;
+    }
     if ctx.is_json() {
         return json_answer(&ctx, &user).await;
     }

@@ -52,12 +52,21 @@ pub async fn check_password(
     identity: &str,
     password: &str,
 ) -> crate::Result<PasswordCheck> {
-    let hasher = security.hasher();
-    let Some(user) = security
+    let user = security
         .datastore()
         .user_by_identity(identity.trim())
-        .await?
-    else {
+        .await?;
+    check_user_password(security, user, password).await
+}
+
+/// [`check_password`] for the account an identity was already looked up to (`None`: unknown).
+pub(crate) async fn check_user_password(
+    security: &Security,
+    user: Option<User>,
+    password: &str,
+) -> crate::Result<PasswordCheck> {
+    let hasher = security.hasher();
+    let Some(user) = user else {
         hasher.verify_dummy(password).await?;
         return Ok(PasswordCheck::UnknownIdentity);
     };
@@ -162,6 +171,19 @@ pub async fn authenticate(
     security: &Security,
     form: &LoginForm,
 ) -> crate::Result<Result<User, FieldErrors>> {
+    let user = security
+        .datastore()
+        .user_by_identity(form.identity.trim())
+        .await?;
+    authenticate_user(security, form, user).await
+}
+
+/// [`authenticate`] for the account the form's identity was already looked up to.
+async fn authenticate_user(
+    security: &Security,
+    form: &LoginForm,
+    user: Option<User>,
+) -> crate::Result<Result<User, FieldErrors>> {
     let config = security.config();
     let generic = |errors: FieldErrors| {
         if config.return_generic_responses {
@@ -170,7 +192,7 @@ pub async fn authenticate(
             errors
         }
     };
-    let user = match check_password(security, &form.identity, &form.password).await? {
+    let user = match check_user_password(security, user, &form.password).await? {
         PasswordCheck::Valid(user) => user,
         PasswordCheck::UnknownIdentity => {
             let errors = FieldErrors::single(
@@ -307,15 +329,21 @@ async fn post_login(
     let host = ctx.host.clone();
     let outcome = match validate(&security, host.as_deref(), &mut input, query.next.clone()) {
         Ok(form) => {
+            // The per-account count is keyed on the account, whichever identity names it.
+            let account = security
+                .datastore()
+                .user_by_identity(form.identity.trim())
+                .await?;
             if let Some(limited) =
-                crate::web::rate_limit::check_login_identity(&ctx, &form.identity).await?
+                crate::web::rate_limit::check_login_account(&ctx, account.as_ref(), &form.identity)
+                    .await?
             {
                 crate::features::unlock::offer(&ctx, &form.identity);
                 return Ok(limited);
             }
-            let outcome = authenticate(&security, &form).await?;
-            if outcome.is_ok() {
-                crate::web::rate_limit::clear_login_identity(&security, &form.identity).await?;
+            let outcome = authenticate_user(&security, &form, account).await?;
+            if let Ok(user) = &outcome {
+                crate::web::rate_limit::clear_login_account(&security, user.id).await?;
             }
             outcome.map(|user| (user, form))
         }

@@ -42,24 +42,26 @@ fn password_digest(security: &Security, user: &User) -> String {
         .hash_data(user.password.as_deref().unwrap_or(""))
 }
 
-/// Mails reset instructions with a fresh link to `user`.
-pub fn send_reset_instructions(
+/// The reset instructions for the account with `uniquifier`, `password_digest` and `user` (its
+/// template context), mailed to `to`: the link is signed and the mail rendered, not sent.
+fn reset_mail(
     security: &Security,
-    user: &User,
+    (uniquifier, digest): (String, String),
+    user: minijinja::Value,
+    to: &str,
     link: &(dyn Fn(&str) -> String + Sync),
-) -> crate::Result<()> {
+) -> crate::Result<crate::mail::Mail> {
     let config = security.config();
-    let payload = (user.fs_uniquifier.clone(), password_digest(security, user));
     let token = security
         .signer()
-        .sign(SALT, &payload, security.clock().now())?;
+        .sign(SALT, &(uniquifier, digest), security.clock().now())?;
     let reset_link = link(&format!("{}/{token}", config.url(&config.reset_url)));
-    crate::web::notify::send(
+    crate::web::notify::render(
         security,
         "reset_instructions",
-        &user.email,
+        to,
         context! {
-            user => crate::features::register::user_context(user),
+            user => user,
             reset_link => reset_link,
             expire_text => crate::messages::describe_duration(config.reset_password_within),
             app_name => config.app_name,
@@ -67,23 +69,60 @@ pub fn send_reset_instructions(
     )
 }
 
+/// Mails reset instructions with a fresh link to `user`.
+pub fn send_reset_instructions(
+    security: &Security,
+    user: &User,
+    link: &(dyn Fn(&str) -> String + Sync),
+) -> crate::Result<()> {
+    let payload = (user.fs_uniquifier.clone(), password_digest(security, user));
+    let user_context = crate::features::register::user_context(user);
+    let mail = reset_mail(security, payload, user_context, &user.email, link)?;
+    crate::web::notify::deliver(security, mail);
+    Ok(())
+}
+
 /// Starts a reset for `email`. `Err` holds the detailed error (unknown user), which callers hide
 /// when generic responses are on.
+///
+/// Both outcomes do the same work, so the time taken does not tell them apart: for an unknown
+/// (or inactive) address a link is signed and the mail rendered just the same, and dropped
+/// instead of handed to the mailer (which runs off the request path either way).
 pub async fn forgot_password(
     security: &Security,
     email: &str,
     link: &(dyn Fn(&str) -> String + Sync),
 ) -> crate::Result<Result<(), FieldErrors>> {
-    match security.datastore().user_by_email(email).await? {
-        Some(user) if user.active => {
-            send_reset_instructions(security, &user, link)?;
-            Ok(Ok(()))
-        }
-        _ => Ok(Err(FieldErrors::single(
+    let user = security
+        .datastore()
+        .user_by_email(email)
+        .await?
+        .filter(|u| u.active);
+    let (payload, user_context, to) = match &user {
+        Some(user) => (
+            (user.fs_uniquifier.clone(), password_digest(security, user)),
+            crate::features::register::user_context(user),
+            user.email.as_str(),
+        ),
+        None => (
+            (
+                crate::model::new_uniquifier(),
+                security.signer().hash_data(""),
+            ),
+            context! { email => email, username => Option::<&str>::None },
+            email,
+        ),
+    };
+    let mail = reset_mail(security, payload, user_context, to, link)?;
+    if user.is_none() {
+        drop(mail);
+        return Ok(Err(FieldErrors::single(
             "email",
             security.msg("USER_DOES_NOT_EXIST", &[]),
-        ))),
+        )));
     }
+    crate::web::notify::deliver(security, mail);
+    Ok(Ok(()))
 }
 
 /// What a reset token turned out to be.

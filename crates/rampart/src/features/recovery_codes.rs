@@ -179,16 +179,17 @@ async fn post_recovery(ctx: AuthContext, mut input: FormInput) -> crate::Result<
     let Some(user) = crate::features::two_factor::pending_user(&ctx).await? else {
         return crate::features::two_factor::permission_denied(&ctx).await;
     };
-    if let Some(limited) = crate::web::rate_limit::code_refused(&ctx, user.id).await? {
+    // Counted before the check, atomically: a concurrent burst gets at most the limit checked.
+    if let Some(limited) = crate::web::rate_limit::count_code(&ctx, user.id).await? {
         return Ok(limited);
     }
     let code = input.text("code").unwrap_or_default();
     if !spend(&security, &user, &code).await? {
-        crate::web::rate_limit::count_failed_code(&ctx, user.id).await?;
         let errors = FieldErrors::single("code", security.msg("INVALID_RECOVERY_CODE", &[]));
 
         return recovery_page(&ctx, &errors).await;
     }
+    crate::web::rate_limit::clear_codes(&security, user.id).await?;
     crate::features::two_factor::complete_login(&ctx, &user).await
 }
 

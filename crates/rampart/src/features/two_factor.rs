@@ -435,7 +435,8 @@ async fn accept_code(
     code: &str,
 ) -> crate::Result<Result<(), Refusal>> {
     let security = ctx.security();
-    if let Some(limited) = crate::web::rate_limit::code_refused(ctx, user.id).await? {
+    // Counted before the check, atomically: a concurrent burst gets at most the limit checked.
+    if let Some(limited) = crate::web::rate_limit::count_code(ctx, user.id).await? {
         return Ok(Err(Refusal::Limited(limited)));
     }
     let accepted = match code_step(security, method, secret, code) {
@@ -443,9 +444,9 @@ async fn accept_code(
         None => false,
     };
     if accepted {
+        crate::web::rate_limit::clear_codes(security, user.id).await?;
         return Ok(Ok(()));
     }
-    crate::web::rate_limit::count_failed_code(ctx, user.id).await?;
     Ok(Err(Refusal::Invalid(FieldErrors::single(
         "code",
         security.msg("TWO_FACTOR_INVALID_TOKEN", &[]),
@@ -595,10 +596,9 @@ async fn post_rescue(ctx: AuthContext, mut input: FormInput) -> crate::Result<Re
         return verify_page(&ctx, user.tf_primary_method.clone(), true, &errors).await;
     }
     // Every mailed code counts as an attempt, so rescue cannot flood the user's mailbox.
-    if let Some(limited) = crate::web::rate_limit::code_refused(&ctx, user.id).await? {
+    if let Some(limited) = crate::web::rate_limit::count_code(&ctx, user.id).await? {
         return Ok(limited);
     }
-    crate::web::rate_limit::count_failed_code(&ctx, user.id).await?;
     if choice == "help" {
         // Lost the mail too: a person at the site has to help.
         crate::web::notify::send(

@@ -107,9 +107,7 @@ async fn get_unlock(ctx: AuthContext, Path(token): Path<String>) -> crate::Resul
     };
     match user {
         Some(user) => {
-            for identity in std::iter::once(user.email.as_str()).chain(user.username.as_deref()) {
-                crate::web::rate_limit::clear_login_identity(&security, identity).await?;
-            }
+            crate::web::rate_limit::clear_login_account(&security, user.id).await?;
             ctx.flash("success", &security.msg("UNLOCK_SUCCESSFUL", &[]))
                 .await?;
         }

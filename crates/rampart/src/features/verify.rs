@@ -19,6 +19,7 @@ use crate::config::SecurityConfig;
 use crate::web::context::{AuthContext, AuthMethod};
 use crate::web::extract::CurrentUser;
 use crate::web::forms::{FieldErrors, FormInput};
+use crate::web::rate_limit::CurrentPassword;
 use crate::web::security::Security;
 
 pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
@@ -108,17 +109,15 @@ async fn post_verify(
 ) -> crate::Result<Response> {
     let security = ctx.security().clone();
     let config = security.config();
-    if let Some(limited) =
-        crate::web::rate_limit::check_login_identity(&ctx, &user.user.email).await?
-    {
-        return Ok(limited);
-    }
     let password = input.text("password").unwrap_or_default();
-    let valid = match user.user.password.as_deref() {
-        Some(hash) if !password.is_empty() => {
-            security.hasher().verify(&password, hash).await?.valid
+    let valid = if password.is_empty() {
+        false
+    } else {
+        match crate::web::rate_limit::check_current_password(&ctx, &user.user, &password).await? {
+            CurrentPassword::Limited(limited) => return Ok(limited),
+            CurrentPassword::Valid => true,
+            CurrentPassword::Invalid => false,
         }
-        _ => false,
     };
     if !valid {
         let message = if password.is_empty() {
@@ -136,7 +135,6 @@ async fn post_verify(
         }
         return verify_page(&ctx, query.next.as_deref(), &errors).await;
     }
-    crate::web::rate_limit::clear_login_identity(&security, &user.user.email).await?;
     ctx.session
         .insert(crate::web::auth::AUTH_AT_KEY, security.unix_now())
         .await?;

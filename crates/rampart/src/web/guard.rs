@@ -212,8 +212,9 @@ enum BasicOutcome {
     Limited(Response),
 }
 
-/// Checks HTTP Basic credentials (email or username, and password). Failures count against the
-/// login rate limits; successes do not (every Basic request authenticates).
+/// Checks HTTP Basic credentials (email or username, and password). Every attempt counts against
+/// the login rate limits before the password is checked; a success takes its hits back (every
+/// Basic request authenticates), so only failures use the limits up.
 async fn basic_user(ctx: &AuthContext, authorization: Option<&str>) -> crate::Result<BasicOutcome> {
     let Some(encoded) = authorization.and_then(|v| v.strip_prefix("Basic ")) else {
         return Ok(BasicOutcome::Refused);
@@ -229,23 +230,27 @@ async fn basic_user(ctx: &AuthContext, authorization: Option<&str>) -> crate::Re
     else {
         return Ok(BasicOutcome::Refused);
     };
-    if let Some(response) = crate::web::rate_limit::basic_refused(ctx, &identity).await? {
+    let security = &ctx.security;
+    let account = security
+        .datastore()
+        .user_by_identity(identity.trim())
+        .await?;
+    // Counted before the password is checked (atomically), taken back on success.
+    if let Some(response) =
+        crate::web::rate_limit::count_basic(ctx, account.as_ref(), &identity).await?
+    {
         return Ok(BasicOutcome::Limited(response));
     }
-    let security = &ctx.security;
-    let user = match crate::features::login::check_password(security, &identity, &password).await? {
-        // HTTP Basic cannot carry a second factor.
-        crate::features::login::PasswordCheck::Valid(user)
-            if crate::model::second_factor_required(security.config(), &user) =>
-        {
-            return Ok(BasicOutcome::Refused);
-        }
-        crate::features::login::PasswordCheck::Valid(user) => user,
-        _ => {
-            crate::web::rate_limit::count_failed_basic(ctx, &identity).await?;
-            return Ok(BasicOutcome::Refused);
-        }
+    let crate::features::login::PasswordCheck::Valid(user) =
+        crate::features::login::check_user_password(security, account, &password).await?
+    else {
+        return Ok(BasicOutcome::Refused);
     };
+    crate::web::rate_limit::undo_basic(ctx, &user).await?;
+    // HTTP Basic cannot carry a second factor.
+    if crate::model::second_factor_required(security.config(), &user) {
+        return Ok(BasicOutcome::Refused);
+    }
     Ok(
         match crate::web::auth::load_user(security, &user.fs_uniquifier, AuthMethod::Basic).await? {
             Some(user) => BasicOutcome::User(user),

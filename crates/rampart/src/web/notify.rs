@@ -11,13 +11,18 @@ use crate::web::security::Security;
 /// does not reveal whether a mail was sent).
 pub(crate) fn send(security: &Security, name: &str, to: &str, ctx: Value) -> crate::Result<()> {
     let mail = render(security, name, to, ctx)?;
+    deliver(security, mail);
+    Ok(())
+}
+
+/// Hands a rendered `mail` to the mailer in the background (see [`send`]).
+pub(crate) fn deliver(security: &Security, mail: Mail) {
     let mailer = security.mailer().clone();
     tokio::spawn(async move {
         if let Err(error) = mailer.send(&mail).await {
             tracing::warn!(%error, subject = %mail.subject, "mail not sent");
         }
     });
-    Ok(())
 }
 
 /// Renders mail `name` without sending it.

@@ -7,6 +7,7 @@ use axum::response::Response;
 use serde_json::json;
 
 use crate::config::RateLimit;
+use crate::model::User;
 use crate::web::context::AuthContext;
 use crate::web::security::Security;
 
@@ -42,25 +43,18 @@ async fn count(
         .map(|retry_after| too_many(ctx, limit, retry_after)))
 }
 
-/// Whether `key` has already used up `limit` (if any), without counting: the 429 answer if so.
-async fn exhausted(
-    ctx: &AuthContext,
-    key: &str,
-    limit: Option<&RateLimit>,
-) -> crate::Result<Option<Response>> {
-    let Some(limit) = limit else {
-        return Ok(None);
-    };
-    Ok(ctx
-        .security
-        .datastore()
-        .rate_limit_exhausted(key, limit.limit, limit.window, ctx.security.now_naive())
-        .await?
-        .map(|retry_after| too_many(ctx, limit, retry_after)))
-}
-
 fn identity_key(identity: &str) -> String {
     format!("login-identity:{}", identity.trim().to_lowercase())
+}
+
+fn account_key(user_id: i64) -> String {
+    format!("login-account:{user_id}")
+}
+
+/// The per-account key: the account once it is known, so every spelling of it (email, username,
+/// any case) shares one count; an unknown identity keys on what was typed (normalised).
+fn login_key(user: Option<&User>, identity: &str) -> String {
+    user.map_or_else(|| identity_key(identity), |user| account_key(user.id))
 }
 
 fn code_key(user_id: i64) -> String {
@@ -80,64 +74,64 @@ pub(crate) async fn check_login(ctx: &AuthContext) -> crate::Result<Option<Respo
     count(ctx, &address_key(ctx), limit).await
 }
 
-/// Counts a login attempt for an account (any address); `Some(response)` when refused.
-pub(crate) async fn check_login_identity(
+/// Counts a login attempt on an account (from any address), before its password is checked:
+/// `user` is the account `identity` names, if any. `Some(response)` when refused.
+pub(crate) async fn check_login_account(
     ctx: &AuthContext,
+    user: Option<&User>,
     identity: &str,
 ) -> crate::Result<Option<Response>> {
     let limit = ctx.security.config().login_identity_rate_limit.as_ref();
-    count(ctx, &identity_key(identity), limit).await
+    count(ctx, &login_key(user, identity), limit).await
 }
 
-/// Clears an account's attempt count after a successful login.
-pub(crate) async fn clear_login_identity(security: &Security, identity: &str) -> crate::Result<()> {
-    if security.config().login_identity_rate_limit.is_some() {
-        security
-            .datastore()
-            .rate_limit_reset(&identity_key(identity))
-            .await?;
-    }
+/// Clears an account's attempt count after a successful login (or an unlock link).
+pub(crate) async fn clear_login_account(security: &Security, user_id: i64) -> crate::Result<()> {
+    security
+        .datastore()
+        .rate_limit_reset(&account_key(user_id))
+        .await?;
     Ok(())
 }
 
-/// HTTP Basic credentials authenticate every request, so only failures count against the login
-/// limits (per address and per account); once either is used up, Basic attempts are refused
-/// with 429 before any password is checked. `Some(response)` when refused.
-pub(crate) async fn basic_refused(
+/// HTTP Basic credentials authenticate every request. Each attempt counts against both login
+/// limits (per address, per account) *before* the password is checked, so a concurrent burst
+/// gets at most the limit checked; a success takes its hits back ([`undo_basic`]), so only
+/// failures use the limits up. `Some(response)` (429) when either is used up.
+pub(crate) async fn count_basic(
     ctx: &AuthContext,
+    user: Option<&User>,
     identity: &str,
 ) -> crate::Result<Option<Response>> {
     let config = ctx.security.config();
-    if let Some(refused) =
-        exhausted(ctx, &address_key(ctx), config.login_rate_limit.as_ref()).await?
-    {
+    if let Some(refused) = count(ctx, &address_key(ctx), config.login_rate_limit.as_ref()).await? {
         return Ok(Some(refused));
     }
-    exhausted(
+    count(
         ctx,
-        &identity_key(identity),
+        &login_key(user, identity),
         config.login_identity_rate_limit.as_ref(),
     )
     .await
 }
 
-/// Counts a failed HTTP Basic attempt against both login limits (the verdict is read by the next
-/// attempt, in [`basic_refused`]).
-pub(crate) async fn count_failed_basic(ctx: &AuthContext, identity: &str) -> crate::Result<()> {
+/// Takes back the hits of a successful HTTP Basic attempt (see [`count_basic`]).
+pub(crate) async fn undo_basic(ctx: &AuthContext, user: &User) -> crate::Result<()> {
     let config = ctx.security.config();
-    count(ctx, &address_key(ctx), config.login_rate_limit.as_ref()).await?;
-    count(
-        ctx,
-        &identity_key(identity),
-        config.login_identity_rate_limit.as_ref(),
-    )
-    .await?;
+    let datastore = ctx.security.datastore();
+    if config.login_rate_limit.is_some() {
+        datastore.rate_limit_undo(&address_key(ctx)).await?;
+    }
+    if config.login_identity_rate_limit.is_some() {
+        datastore.rate_limit_undo(&account_key(user.id)).await?;
+    }
     Ok(())
 }
 
-/// The limit on wrong one-time codes per user: `SECURITY_LOGIN_IDENTITY_RATE_LIMIT`, or 10 per
-/// 5 minutes when that is off — six digits must never be open to unthrottled guessing.
-fn code_limit(ctx: &AuthContext) -> RateLimit {
+/// `SECURITY_LOGIN_IDENTITY_RATE_LIMIT`, or 10 per 5 minutes when that is off: one-time codes
+/// (six digits) and current passwords behind a signed-in session must never be open to
+/// unthrottled guessing.
+fn account_limit(ctx: &AuthContext) -> RateLimit {
     ctx.security
         .config()
         .login_identity_rate_limit
@@ -149,19 +143,87 @@ fn code_limit(ctx: &AuthContext) -> RateLimit {
         })
 }
 
-/// Whether `user_id` has used up its attempts at one-time codes (two-factor, recovery codes);
-/// `Some(response)` (429) when it has.
-pub(crate) async fn code_refused(
+/// Counts an attempt at a one-time code (two-factor, recovery code, or a mailed code) for
+/// `user_id` *before* it is checked, atomically: `Some(response)` (429) once the limit is used
+/// up, so a concurrent burst gets at most the limit checked.
+pub(crate) async fn count_code(ctx: &AuthContext, user_id: i64) -> crate::Result<Option<Response>> {
+    count(ctx, &code_key(user_id), Some(&account_limit(ctx))).await
+}
+
+/// Forgets `user_id`'s attempts at codes once one was right.
+pub(crate) async fn clear_codes(security: &Security, user_id: i64) -> crate::Result<()> {
+    security
+        .datastore()
+        .rate_limit_reset(&code_key(user_id))
+        .await?;
+    Ok(())
+}
+
+/// What a check of a signed-in user's current password came to ([`check_current_password`]).
+#[derive(Debug)]
+#[must_use]
+pub enum CurrentPassword {
+    /// The password is right (the account's attempt count is cleared).
+    Valid,
+    /// The password is wrong, or the user has none.
+    Invalid,
+    /// The account's login limit is used up: the 429 answer (with `Retry-After`, in the request's
+    /// format). Nothing was checked, so it says nothing about the password.
+    Limited(Response),
+}
+
+/// Checks `password` against `user`'s current one (change of password, re-authentication,
+/// deleting an account, …): the attempt counts against the user's login limit
+/// (`SECURITY_LOGIN_IDENTITY_RATE_LIMIT`, shared with `/login`; 10 per 5 minutes when that is
+/// off) *first*, atomically, and while that is used up the answer is
+/// [`CurrentPassword::Limited`] whether the password is right or not. A right password clears
+/// the count, as a login does. Users without a password get a dummy verification of equal cost.
+///
+/// # Errors
+///
+/// The datastore's error, or the hasher's when it fails or is saturated.
+pub async fn check_current_password(
+    ctx: &AuthContext,
+    user: &User,
+    password: &str,
+) -> crate::Result<CurrentPassword> {
+    let limit = account_limit(ctx);
+    if let Some(limited) = count(ctx, &account_key(user.id), Some(&limit)).await? {
+        return Ok(CurrentPassword::Limited(limited));
+    }
+    let hasher = ctx.security.hasher();
+    let valid = match user.password.as_deref() {
+        Some(hash) => hasher.verify(password, hash).await?.valid,
+        None => {
+            hasher.verify_dummy(password).await?;
+            false
+        }
+    };
+    if !valid {
+        return Ok(CurrentPassword::Invalid);
+    }
+    clear_login_account(&ctx.security, user.id).await?;
+    Ok(CurrentPassword::Valid)
+}
+
+/// Counts a request by `user_id` to change their email address (`SECURITY_MAIL_RATE_LIMIT`, or
+/// 10 per 10 minutes when that is off: each request may mail someone, and the answers must not
+/// be a fast way to try addresses); `Some(response)` (429) once used up.
+pub(crate) async fn count_change_email(
     ctx: &AuthContext,
     user_id: i64,
 ) -> crate::Result<Option<Response>> {
-    exhausted(ctx, &code_key(user_id), Some(&code_limit(ctx))).await
-}
-
-/// Counts a wrong one-time code (or a mailed one) for `user_id`.
-pub(crate) async fn count_failed_code(ctx: &AuthContext, user_id: i64) -> crate::Result<()> {
-    count(ctx, &code_key(user_id), Some(&code_limit(ctx))).await?;
-    Ok(())
+    let limit = ctx
+        .security
+        .config()
+        .mail_rate_limit
+        .clone()
+        .unwrap_or_else(|| RateLimit {
+            limit: 10,
+            window: Duration::from_secs(600),
+            description: "10 per 10 minute".into(),
+        });
+    count(ctx, &format!("change-email:{user_id}"), Some(&limit)).await
 }
 
 /// Counts a mail about to be sent to `recipient` on a visitor's request

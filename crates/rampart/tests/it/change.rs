@@ -157,3 +157,80 @@ async fn a_token_client_can_change_its_password_without_csrf() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn guessing_the_current_password_is_throttled_by_the_login_limit() {
+    // The default account limit: 10 per 5 minutes.
+    each_backend(GENERIC, async |app: TestApp| {
+        let client = app.logged_in("ann@example.com").await;
+        let mut answers = Vec::new();
+        for i in 0..15 {
+            let guess = format!("wrong password {i}");
+            answers.push(change(&client, &guess, NEW_PASSWORD, NEW_PASSWORD).await);
+        }
+        for (i, answer) in answers.iter().enumerate() {
+            let expected = if i < 10 {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::TOO_MANY_REQUESTS
+            };
+            assert_eq!(answer.status, expected, "try {i}: {}", answer.text());
+        }
+        let wrong = &answers[14];
+        assert_eq!(wrong.response()["errors"], json!(["10 per 5 minute"]));
+        assert!(wrong.header("retry-after").is_some());
+        // While refused, the right password says nothing more: not "the same as before", not OK.
+        for (new, confirm) in [(PASSWORD, PASSWORD), (NEW_PASSWORD, NEW_PASSWORD)] {
+            let right = change(&client, PASSWORD, new, confirm).await;
+            assert_eq!(
+                right.status,
+                StatusCode::TOO_MANY_REQUESTS,
+                "{}",
+                right.text()
+            );
+            assert_eq!(right.response(), wrong.response());
+            assert_eq!(right.header("retry-after"), wrong.header("retry-after"));
+        }
+        // The login shares the count.
+        let login = app.client().login("ann@example.com", PASSWORD).await;
+        assert_eq!(login.status, StatusCode::TOO_MANY_REQUESTS);
+        // The browser form gets the 429 page.
+        let page = client
+            .post(CHANGE_URL)
+            .form(&[
+                ("password", PASSWORD),
+                ("new_password", NEW_PASSWORD),
+                ("new_password_confirm", NEW_PASSWORD),
+            ])
+            .csrf()
+            .send()
+            .await;
+        assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS);
+        assert!(page.text().contains("Too many attempts"), "{}", page.text());
+
+        app.advance(std::time::Duration::from_secs(5 * 60 + 1));
+        let changed = change(&client, PASSWORD, NEW_PASSWORD, NEW_PASSWORD).await;
+        assert_eq!(changed.status, StatusCode::OK, "{}", changed.text());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_burst_of_concurrent_current_password_guesses_gets_at_most_the_limit_checked() {
+    each_backend(GENERIC, async |app: TestApp| {
+        let client = app.logged_in("ann@example.com").await;
+        let guesses: Vec<String> = (0..40).map(|i| format!("wrong password {i}")).collect();
+        let answers = futures_util::future::join_all(
+            guesses
+                .iter()
+                .map(|guess| change(&client, guess, NEW_PASSWORD, NEW_PASSWORD)),
+        )
+        .await;
+        let checked = answers
+            .iter()
+            .filter(|a| a.status != StatusCode::TOO_MANY_REQUESTS)
+            .count();
+        assert_eq!(checked, 10, "exactly the limit was checked");
+    })
+    .await;
+}

@@ -227,3 +227,117 @@ async fn the_feature_is_off_unless_configured() {
     })
     .await;
 }
+
+const GENERIC_ON: &[(&str, &str)] = &[("SECURITY_CHANGE_EMAIL", "true")];
+
+#[tokio::test]
+async fn with_generic_responses_a_taken_address_answers_as_a_free_one_and_its_owner_hears() {
+    each_backend(GENERIC_ON, async |app: TestApp| {
+        app.signed_up("bob@example.com").await;
+        let client = app.logged_in("ann@example.com").await;
+        let ask = |email: &'static str| {
+            let client = &client;
+            async move {
+                client
+                    .post("/change-email")
+                    .json(&json!({ "email": email }))
+                    .csrf()
+                    .send()
+                    .await
+            }
+        };
+        let free = ask("free@example.com").await;
+        let taken = ask("BOB@example.com").await;
+        assert_eq!(free.status, StatusCode::OK, "{}", free.text());
+        assert_eq!(taken.status, StatusCode::OK, "{}", taken.text());
+        let without_csrf = |mut body: serde_json::Value| {
+            body.as_object_mut().expect("object").remove("csrf_token");
+            body
+        };
+        assert_eq!(
+            without_csrf(free.response()),
+            without_csrf(taken.response())
+        );
+        assert_eq!(
+            app.mail_to("free@example.com").await.subject,
+            "Confirm your new email address"
+        );
+        // The owner of the taken address is told, and gets no link.
+        let notice = app.mail_to("bob@example.com").await;
+        assert_eq!(notice.subject, "Someone tried to use your email address");
+        assert!(
+            notice.text.contains("already belongs to your account"),
+            "{}",
+            notice.text
+        );
+        assert!(
+            rampart::find_link(&notice.text, "/change-email/").is_none(),
+            "{}",
+            notice.text
+        );
+        assert_eq!(app.user("bob@example.com").await.email, "bob@example.com");
+        assert_eq!(app.user("ann@example.com").await.email, "ann@example.com");
+
+        // The browser form says the same for both.
+        let page = client.get("/change-email").send().await;
+        let csrf = csrf_in_html(&page.text());
+        for email in ["other@example.com", "bob@example.com"] {
+            let sent = client
+                .post("/change-email")
+                .form(&[("email", email), ("csrf_token", &csrf)])
+                .send()
+                .await;
+            assert_eq!(sent.status, StatusCode::FOUND, "{email}: {}", sent.text());
+            assert_eq!(sent.location(), Some("/change-email"));
+            let shown = client.get("/change-email").send().await;
+            assert!(
+                shown.html().contains(&format!(
+                    "Instructions to confirm your new email address have been sent to {email}."
+                )),
+                "{email}: {}",
+                shown.text()
+            );
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn asking_to_change_the_address_is_counted_per_user() {
+    // The harness turns the mail limit off: the fallback is 10 per 10 minutes.
+    each_backend(GENERIC_ON, async |app: TestApp| {
+        app.signed_up("bob@example.com").await;
+        let client = app.logged_in("ann@example.com").await;
+        for i in 0..10 {
+            let email = if i % 2 == 0 {
+                format!("try{i}@example.com")
+            } else {
+                "bob@example.com".to_owned()
+            };
+            let asked = client
+                .post("/change-email")
+                .json(&json!({ "email": email }))
+                .csrf()
+                .send()
+                .await;
+            assert_eq!(asked.status, StatusCode::OK, "{i}: {}", asked.text());
+        }
+        for email in ["next@example.com", "bob@example.com"] {
+            let limited = client
+                .post("/change-email")
+                .json(&json!({ "email": email }))
+                .csrf()
+                .send()
+                .await;
+            assert_eq!(
+                limited.status,
+                StatusCode::TOO_MANY_REQUESTS,
+                "{}",
+                limited.text()
+            );
+            assert!(limited.header("retry-after").is_some());
+        }
+        app.assert_no_mail_to("next@example.com").await;
+    })
+    .await;
+}

@@ -181,3 +181,45 @@ async fn freshness_off_never_asks() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn verify_is_throttled_by_the_login_limit_and_says_nothing_while_refused() {
+    each_backend(TEN_MINUTES, async |app: TestApp| {
+        let client = app.logged_in("ann@example.com").await;
+        let verify = |password: String| {
+            let client = &client;
+            async move {
+                client
+                    .post("/verify")
+                    .json(&json!({ "password": password }))
+                    .csrf()
+                    .send()
+                    .await
+            }
+        };
+        for i in 0..15 {
+            let answer = verify(format!("wrong password {i}")).await;
+            let expected = if i < 10 {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::TOO_MANY_REQUESTS
+            };
+            assert_eq!(answer.status, expected, "try {i}: {}", answer.text());
+        }
+        let wrong = verify("wrong password".to_owned()).await;
+        let right = verify(PASSWORD.to_owned()).await;
+        assert_eq!(
+            right.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{}",
+            right.text()
+        );
+        assert_eq!(right.response(), wrong.response());
+        assert!(right.header("retry-after").is_some());
+
+        app.advance(Duration::from_secs(5 * 60 + 1));
+        let right = verify(PASSWORD.to_owned()).await;
+        assert_eq!(right.status, StatusCode::OK, "{}", right.text());
+    })
+    .await;
+}

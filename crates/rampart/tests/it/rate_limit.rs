@@ -288,3 +288,103 @@ async fn a_paused_account_gets_one_unlock_mail_and_the_link_lets_its_owner_in() 
     })
     .await;
 }
+
+/// Registers and confirms `email` with `username`.
+async fn signed_up_with_username(app: &TestApp, email: &str, username: &str) {
+    let client = app.client();
+    let registered = client
+        .post("/register")
+        .json(&json!({"email": email, "username": username, "password": PASSWORD, "password_confirm": PASSWORD}))
+        .send()
+        .await;
+    assert_eq!(registered.status, StatusCode::OK, "{}", registered.text());
+    let path = app.path_in_mail(email, "/confirm/").await;
+    client.get(&path).send().await;
+}
+
+#[tokio::test]
+async fn the_account_limit_is_shared_by_every_spelling_of_the_account() {
+    each_backend(IDENTITY_LIMIT, async |app: TestApp| {
+        signed_up_with_username(&app, "ann@example.com", "Annie").await;
+        signed_up_with_username(&app, "bob@example.com", "bobby").await;
+        // Used up by email (any case)...
+        for identity in ["ann@example.com", "ANN@example.com", "Ann@Example.com"] {
+            let guess = app.client().login(identity, "wrong password").await;
+            assert_eq!(guess.status, StatusCode::BAD_REQUEST, "{}", guess.text());
+        }
+        // ...it holds for the username too, right password or not.
+        for identity in ["Annie", "aNNIE", "ann@example.com"] {
+            let limited = app.client().login(identity, PASSWORD).await;
+            assert_eq!(
+                limited.status,
+                StatusCode::TOO_MANY_REQUESTS,
+                "{identity}: {}",
+                limited.text()
+            );
+            assert_eq!(limited.response()["errors"], json!(["3 per 10 minute"]));
+        }
+        // The other way round: used up by username, the email is refused.
+        for _ in 0..3 {
+            let guess = app.client().login("bobby", "wrong password").await;
+            assert_eq!(guess.status, StatusCode::BAD_REQUEST, "{}", guess.text());
+        }
+        let limited = app.client().login("bob@example.com", PASSWORD).await;
+        assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+        // Unknown identities are limited alike, with the same answer.
+        for _ in 0..3 {
+            let guess = app.client().login("nobody@example.com", "guess").await;
+            assert_eq!(guess.status, StatusCode::BAD_REQUEST, "{}", guess.text());
+        }
+        let unknown = app.client().login("nobody@example.com", "guess").await;
+        assert_eq!(unknown.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(unknown.response(), limited.response());
+        // A new window lets the owner in, by any spelling.
+        app.advance(Duration::from_secs(10 * 60 + 1));
+        app.client().login_ok("Annie", PASSWORD).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_burst_of_concurrent_wrong_basic_credentials_gets_at_most_the_limit_checked() {
+    let settings = &[("SECURITY_LOGIN_IDENTITY_RATE_LIMIT", "5 per 1 hour")];
+    each_backend(settings, async |app: TestApp| {
+        app.signed_up("ann@example.com").await;
+        let clients: Vec<_> = (0..40).map(|_| app.client()).collect();
+        let answers =
+            futures_util::future::join_all(clients.iter().enumerate().map(|(i, client)| {
+                client
+                    .get("/basic")
+                    .accept_json()
+                    .header(
+                        "authorization",
+                        &basic("ann@example.com", &format!("guess {i}")),
+                    )
+                    .send()
+            }))
+            .await;
+        let checked = answers
+            .iter()
+            .filter(|a| a.status != StatusCode::TOO_MANY_REQUESTS)
+            .count();
+        assert!(
+            answers.iter().all(|a| a.status == StatusCode::UNAUTHORIZED
+                || a.status == StatusCode::TOO_MANY_REQUESTS)
+        );
+        assert_eq!(checked, 5, "exactly the limit was checked");
+        let right = app
+            .client()
+            .get("/basic")
+            .accept_json()
+            .header("authorization", &basic("ann@example.com", PASSWORD))
+            .send()
+            .await;
+        assert_eq!(
+            right.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{}",
+            right.text()
+        );
+    })
+    .await;
+}

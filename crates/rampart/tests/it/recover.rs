@@ -344,3 +344,46 @@ async fn with_trusted_hosts_a_forged_host_cannot_steer_the_reset_link() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn forgot_password_does_the_same_work_for_known_and_unknown_addresses() {
+    // A reset mail that cannot be rendered: if only the known address's path signed and rendered
+    // it, the two answers would differ (a 500 for one, a 200 for the other).
+    let dir = tempfile::tempdir().expect("template dir");
+    let mail = dir.path().join("security/email/reset_instructions");
+    std::fs::create_dir_all(&mail).expect("mail template dir");
+    std::fs::write(
+        mail.join("body.txt.j2"),
+        "{% include \"security/email/no_such_part.txt\" %}",
+    )
+    .expect("mail template");
+    let template_dir = dir.path().to_str().expect("UTF-8 path");
+    let settings = &[("SECURITY_TEMPLATE_DIR", template_dir)];
+    each_backend(settings, async |app: TestApp| {
+        app.signed_up("ann@example.com").await;
+        let ask = |email: &'static str| {
+            let client = app.client();
+            async move {
+                client
+                    .post("/reset")
+                    .json(&json!({ "email": email }))
+                    .send()
+                    .await
+            }
+        };
+        let known = ask("ann@example.com").await;
+        assert_eq!(
+            known.status,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "{}",
+            known.text()
+        );
+        for unknown in ["nobody@example.com", "NOBODY@example.org"] {
+            let unknown = ask(unknown).await;
+            assert_eq!(unknown.status, known.status, "{}", unknown.text());
+            assert_eq!(unknown.response(), known.response());
+        }
+        app.assert_no_mail_to("ann@example.com").await;
+    })
+    .await;
+}

@@ -563,3 +563,124 @@ async fn codes_stay_throttled_when_the_account_limit_is_turned_off() {
     })
     .await;
 }
+
+/// `count` six-digit codes that are wrong now (none is valid for the current time step or the
+/// ones next to it).
+fn wrong_codes(app: &TestApp, secret: &str, count: usize) -> Vec<String> {
+    let now = now(app);
+    let valid: Vec<String> = [now - 30, now, now + 30]
+        .iter()
+        .map(|at| rampart::totp::code_at(secret, *at).expect("code"))
+        .collect();
+    (100_000..)
+        .map(|n| n.to_string())
+        .filter(|c| !valid.contains(c))
+        .take(count)
+        .collect()
+}
+
+/// How many answers were not 429 (the attempts that were checked); every answer is a 400 or 429.
+fn checked(answers: &[crate::harness::TestResponse]) -> usize {
+    for answer in answers {
+        assert!(
+            matches!(
+                answer.status,
+                StatusCode::BAD_REQUEST | StatusCode::TOO_MANY_REQUESTS
+            ),
+            "{}: {}",
+            answer.status,
+            answer.text()
+        );
+    }
+    answers
+        .iter()
+        .filter(|a| a.status != StatusCode::TOO_MANY_REQUESTS)
+        .count()
+}
+
+#[tokio::test]
+async fn a_burst_of_concurrent_wrong_codes_gets_at_most_the_limit_checked() {
+    // The default account limit: 10 per 5 minutes.
+    each_backend(ON, async |app: TestApp| {
+        let (client, secret) = with_authenticator(&app, "ann@example.com").await;
+        let browser = pending_login(&app, &client, "ann@example.com").await;
+        let guesses = wrong_codes(&app, &secret, 60);
+        let answers = futures_util::future::join_all(
+            guesses
+                .iter()
+                .map(|guess| validate(&browser, guess, "/tf-validate")),
+        )
+        .await;
+        assert_eq!(checked(&answers), 10, "exactly the limit was checked");
+        let right = validate(&browser, &code(&app, &secret), "/tf-validate").await;
+        assert_eq!(
+            right.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{}",
+            right.text()
+        );
+        assert!(right.header("retry-after").is_some());
+        assert_eq!(browser.me().await.status, StatusCode::UNAUTHORIZED);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_right_code_clears_the_count_so_normal_use_never_adds_up() {
+    each_backend(THROTTLED, async |app: TestApp| {
+        let (mut client, secret) = with_authenticator(&app, "ann@example.com").await;
+        // Two wrong codes and a right one, four logins in a row: 12 attempts, limit 3.
+        for _ in 0..4 {
+            let browser = pending_login(&app, &client, "ann@example.com").await;
+            for guess in wrong_codes(&app, &secret, 2) {
+                let wrong = validate(&browser, &guess, "/tf-validate").await;
+                assert_eq!(wrong.status, StatusCode::BAD_REQUEST, "{}", wrong.text());
+            }
+            let right = validate(&browser, &code(&app, &secret), "/tf-validate").await;
+            assert_eq!(right.status, StatusCode::OK, "{}", right.text());
+            client = browser;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_burst_of_concurrent_wrong_recovery_codes_gets_at_most_the_limit_checked() {
+    each_backend(WITH_RECOVERY, async |app: TestApp| {
+        let (client, _) = with_authenticator(&app, "ann@example.com").await;
+        let made = client
+            .post("/mf-recovery-codes")
+            .json(&json!({}))
+            .csrf()
+            .send()
+            .await;
+        assert_eq!(made.status, StatusCode::OK, "{}", made.text());
+        let right = made.response()["recovery_codes"][0]
+            .as_str()
+            .expect("a code")
+            .to_owned();
+        let browser = pending_login(&app, &client, "ann@example.com").await;
+        let guesses: Vec<String> = (0..60).map(|i| format!("0000-0000-{i:04}")).collect();
+        let answers = futures_util::future::join_all(guesses.iter().map(|guess| {
+            browser
+                .post("/mf-recovery")
+                .json(&json!({ "code": guess }))
+                .send()
+        }))
+        .await;
+        assert_eq!(checked(&answers), 10, "exactly the limit was checked");
+        let refused = browser
+            .post("/mf-recovery")
+            .json(&json!({ "code": right }))
+            .send()
+            .await;
+        assert_eq!(
+            refused.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{}",
+            refused.text()
+        );
+        assert_eq!(browser.me().await.status, StatusCode::UNAUTHORIZED);
+    })
+    .await;
+}
