@@ -45,7 +45,7 @@ pub async fn seed_admin(security: &Security, admin: &AdminSeed) -> Result<bool, 
     if datastore.user_by_email(&admin.email).await?.is_some() {
         return Ok(false);
     }
-    if !admin.email.contains('@') {
+    if rampart::normalize_email(&admin.email).is_err() {
         return Err(invalid("ADMIN_EMAIL", "expected an email address".into()));
     }
     let password = admin.password.expose_secret();

@@ -379,6 +379,10 @@ pub struct SecurityConfig {
     pub username_min_length: usize,
     /// `SECURITY_USERNAME_MAX_LENGTH`.
     pub username_max_length: usize,
+    /// `SECURITY_USERNAME_NORMALIZE_FORM`: the Unicode form usernames are stored and looked up
+    /// in (default NFKD, as Flask-Security; `None` turns it off). Non-ASCII
+    /// letters are case-folded in any case, see [`crate::identity`].
+    pub username_normalize_form: Option<crate::identity::NormalizeForm>,
     /// `SECURITY_RETURN_GENERIC_RESPONSES` (Rampart default `true`).
     pub return_generic_responses: bool,
     /// `SECURITY_DEFAULT_REMEMBER_ME`.
@@ -525,6 +529,7 @@ impl Default for SecurityConfig {
             username_required: false,
             username_min_length: 4,
             username_max_length: 32,
+            username_normalize_form: Some(crate::identity::NormalizeForm::Nfkd),
             return_generic_responses: true,
             default_remember_me: false,
             default_roles: Vec::new(),
@@ -797,6 +802,14 @@ impl SecurityConfig {
             c.username_max_length,
             s.int("SECURITY_USERNAME_MAX_LENGTH")?
         );
+        if let Some(form) = s.string("SECURITY_USERNAME_NORMALIZE_FORM") {
+            c.username_normalize_form = match form.trim() {
+                "" | "None" | "none" => None,
+                name => Some(name.parse().map_err(|e: crate::identity::UnknownForm| {
+                    ConfigError::invalid("SECURITY_USERNAME_NORMALIZE_FORM", e.to_string())
+                })?),
+            };
+        }
         set!(
             c.return_generic_responses,
             s.bool("SECURITY_RETURN_GENERIC_RESPONSES")?
@@ -1078,6 +1091,29 @@ mod tests {
         let limit = RateLimit::parse("100/minute").unwrap();
         assert_eq!((limit.limit, limit.window), (100, Duration::from_secs(60)));
         assert!(RateLimit::parse("lots").is_err());
+    }
+
+    #[test]
+    fn the_username_normalize_form_is_nfkd_unless_set() {
+        use crate::identity::NormalizeForm;
+        let form = |value: Option<&'static str>| {
+            let mut pairs = base();
+            if let Some(value) = value {
+                pairs.push(("SECURITY_USERNAME_NORMALIZE_FORM", value));
+            }
+            SecurityConfig::from_settings(&Settings::from_pairs(pairs))
+                .map(|c| c.username_normalize_form)
+        };
+        assert_eq!(form(None).unwrap(), Some(NormalizeForm::Nfkd));
+        assert_eq!(form(Some("NFC")).unwrap(), Some(NormalizeForm::Nfc));
+        assert_eq!(form(Some("nfkc")).unwrap(), Some(NormalizeForm::Nfkc));
+        assert_eq!(form(Some("none")).unwrap(), None);
+        assert_eq!(form(Some("None")).unwrap(), None);
+        let err = form(Some("NFX")).unwrap_err();
+        assert!(
+            err.to_string().contains("SECURITY_USERNAME_NORMALIZE_FORM"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -10,9 +10,12 @@
 //! each method body is stamped out for both pool types by a small macro. Every operation that writes
 //! more than one statement runs in one transaction.
 //!
-//! Email and username lookups are case-insensitive (`lower()` on both sides, backed by unique
-//! expression indexes, so two accounts cannot differ only by case). SQLite's `lower()` folds ASCII
-//! only; PostgreSQL folds according to the database's locale.
+//! Emails and usernames are stored and looked up in their canonical spelling
+//! ([`crate::identity`]: NFKC and IDNA for emails, `SECURITY_USERNAME_NORMALIZE_FORM` for
+//! usernames, non-ASCII letters case-folded), and compared case-insensitively (`lower()` on both
+//! sides, backed by unique expression indexes, so two accounts cannot differ only by case or by a
+//! look-alike spelling). SQLite's `lower()` folds ASCII only, which is why non-ASCII letters are
+//! folded before they are stored.
 
 use std::borrow::Cow;
 use std::future::Future;
@@ -148,6 +151,7 @@ pub struct Datastore {
 struct Shared {
     cache: cache::Cache,
     session_writer: sessions::SessionWriter,
+    username_form: users::UsernameForm,
 }
 
 impl Datastore {

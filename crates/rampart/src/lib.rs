@@ -57,6 +57,7 @@ pub mod config;
 pub mod datastore;
 pub mod error;
 pub mod features;
+pub mod identity;
 pub mod mail;
 pub mod messages;
 pub mod model;
@@ -72,6 +73,7 @@ pub use clock::{Clock, SystemClock, TestClock};
 pub use config::{ConfigError, RateLimit, SecurityConfig, Settings};
 pub use datastore::{Datastore, DatastoreError, DbPool};
 pub use error::{Error, ErrorKind, Result};
+pub use identity::{NormalizeForm, normalize_email, normalize_username};
 pub use mail::{
     ConsoleMailer, Mail, MailError, Mailer, MemoryMailer, SharedMailer, SmtpConfig, SmtpMailer,
     SmtpSecurity, find_code, find_link,

@@ -308,3 +308,88 @@ async fn roles_commands_manage_roles_and_permissions() {
         assert_eq!(err.to_string(), "User not found.");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_create_refuses_look_alikes_and_commands_find_users_by_any_spelling() {
+    for backend in backends() {
+        let app = TestApp::start(&backend, &[]).await;
+        let message = run_cli(
+            &app.security,
+            &[
+                "users",
+                "create",
+                "ｚｏｅ@exämple.com",
+                "--username",
+                "ｚｏｅｙ",
+                "--password",
+                PASSWORD,
+            ],
+        )
+        .await
+        .expect("created");
+        assert!(
+            message.starts_with("User created successfully."),
+            "{message}"
+        );
+        let user = app
+            .security
+            .datastore()
+            .user_by_email("zoe@xn--exmple-cua.com")
+            .await
+            .expect("query")
+            .expect("stored in its canonical spelling");
+        assert_eq!(user.email, "zoe@xn--exmple-cua.com");
+        assert_eq!(user.username.as_deref(), Some("zoey"));
+
+        for (email, username) in [
+            ("zoe@xn--exmple-cua.com", "another1"),
+            ("other@example.com", "ZOEY"),
+        ] {
+            let err = run_cli(
+                &app.security,
+                &[
+                    "users",
+                    "create",
+                    email,
+                    "--username",
+                    username,
+                    "--password",
+                    PASSWORD,
+                ],
+            )
+            .await
+            .expect_err("a look-alike duplicate");
+            assert!(
+                err.to_string()
+                    .contains("is already associated with an account."),
+                "{err}"
+            );
+        }
+        let err = run_cli(
+            &app.security,
+            &[
+                "users",
+                "create",
+                "other@example.com",
+                "--username",
+                "zоey",
+                "--password",
+                PASSWORD,
+            ],
+        )
+        .await
+        .expect_err("mixed scripts");
+        assert!(
+            err.to_string()
+                .contains("Username contains illegal characters"),
+            "{err}"
+        );
+
+        run_cli(&app.security, &["users", "activate", "ＺＯＥ@EXÄMPLE.COM"])
+            .await
+            .expect("found by another spelling of the email");
+        run_cli(&app.security, &["users", "deactivate", "ｚｏｅｙ"])
+            .await
+            .expect("found by another spelling of the username");
+    }
+}

@@ -22,6 +22,10 @@ pub enum DatastoreError {
     /// Applying migrations failed (or an applied migration was changed since).
     #[error("database migration failed")]
     Migration(#[source] MigrateError),
+    /// A value the datastore will not store, such as an email address without a canonical form
+    /// (see [`crate::identity::normalize_email`]); holds the field (`"email"`).
+    #[error("invalid value: {0}")]
+    Invalid(String),
     /// The datastore is misconfigured (bad URL, out-of-range argument).
     #[error("invalid datastore configuration: {0}")]
     Config(String),

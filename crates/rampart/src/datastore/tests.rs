@@ -244,7 +244,8 @@ async fn create_user_links_roles_and_runs_extra_sql_in_one_go() {
             .create_user(&new, "uniq-ann", NOW, &extra)
             .await
             .expect("create user");
-        assert_eq!(user.email, "Ann@Example.com", "{backend}");
+        // The local part keeps its case; the domain is stored in its canonical (IDNA) form.
+        assert_eq!(user.email, "Ann@example.com", "{backend}");
         assert_eq!(user.username.as_deref(), Some("ann"));
         assert_eq!(user.password.as_deref(), Some("$argon2id$hash"));
         assert!(user.active);
@@ -380,6 +381,173 @@ async fn lookups_ignore_case_and_duplicates_in_another_case_conflict() {
             .expect_err("email taken");
         assert!(err.is_conflict(), "{backend}: {err:?}");
         assert_eq!(store.count_users().await.expect("count"), 2, "{backend}");
+    }
+}
+
+#[tokio::test]
+async fn look_alike_spellings_of_an_email_or_username_are_one_account() {
+    for (store, _guard) in test_datastores().await {
+        let backend = store.backend_name();
+        let user = store
+            .create_user(
+                &new_user("ａｌｉｃｅ@Exämple.com", Some("ＡｌｉｃｅＷ")),
+                "u1",
+                NOW,
+                &[],
+            )
+            .await
+            .expect("create");
+        assert_eq!(user.email, "alice@xn--exmple-cua.com", "{backend}");
+        assert_eq!(user.username.as_deref(), Some("AliceW"), "{backend}");
+        for found in [
+            store.user_by_email("alice@exämple.com").await,
+            store.user_by_email("ALICE@xn--exmple-cua.com").await,
+            store
+                .user_by_email(" ａｌｉｃｅ＠ｅｘäｍｐｌｅ．ｃｏｍ ")
+                .await,
+            store.user_by_username("alicew").await,
+            store.user_by_username("ａｌｉｃｅｗ").await,
+            store.user_by_identity("Alice@EXA\u{308}MPLE.com").await,
+            store.user_by_identity("ＡＬＩＣＥＷ").await,
+        ] {
+            assert_eq!(
+                found.expect("query").map(|u| u.id),
+                Some(user.id),
+                "{backend}"
+            );
+        }
+        for (email, username) in [
+            ("alice@xn--exmple-cua.com", None),
+            ("ALICE@EXÄMPLE.COM", None),
+            ("other@example.com", Some("ａｌｉｃｅｗ")),
+        ] {
+            let err = store
+                .create_user(&new_user(email, username), "u2", NOW, &[])
+                .await
+                .expect_err("a look-alike duplicate");
+            assert!(err.is_conflict(), "{backend} {email}: {err:?}");
+        }
+        // Non-ASCII letters are folded, so case differences outside ASCII conflict too (which
+        // SQLite's ASCII-only lower() would miss).
+        store
+            .create_user(
+                &new_user("ÉLODIE@example.com", Some("ЖЕНЯ")),
+                "u3",
+                NOW,
+                &[],
+            )
+            .await
+            .expect("create");
+        for (email, username) in [
+            ("élodie@example.com", None),
+            ("other@example.com", Some("женя")),
+        ] {
+            let err = store
+                .create_user(&new_user(email, username), "u4", NOW, &[])
+                .await
+                .expect_err("a duplicate in another case");
+            assert!(err.is_conflict(), "{backend} {email}: {err:?}");
+        }
+        let finance = store
+            .create_user(&new_user("ﬁnance@example.com", None), "u5", NOW, &[])
+            .await
+            .expect("create");
+        assert_eq!(finance.email, "finance@example.com", "{backend}");
+        let err = store
+            .set_email(user.id, "ＦＩＮＡＮＣＥ@example.com", NOW)
+            .await
+            .expect_err("taken in another spelling");
+        assert!(err.is_conflict(), "{backend}: {err:?}");
+        let err = store
+            .set_email(user.id, "not an address", NOW)
+            .await
+            .expect_err("invalid");
+        assert!(
+            matches!(&err, DatastoreError::Invalid(field) if field == "email"),
+            "{backend}: {err:?}"
+        );
+        store
+            .set_email(user.id, "alice@ｎｅｗ.example", NOW)
+            .await
+            .expect("set email");
+        assert_eq!(
+            store
+                .user_by_id(user.id)
+                .await
+                .expect("query")
+                .expect("found")
+                .email,
+            "alice@new.example"
+        );
+        assert_eq!(store.count_users().await.expect("count"), 3, "{backend}");
+    }
+}
+
+#[tokio::test]
+async fn rows_written_before_normalisation_are_rewritten_unless_another_account_has_the_spelling() {
+    for (store, _guard) in test_datastores().await {
+        let backend = store.backend_name();
+        let taken = store
+            .create_user(&new_user("bob@example.com", None), "u0", NOW, &[])
+            .await
+            .expect("create");
+        // As another program (or an earlier version) would have written them.
+        for (email, username, uniquifier) in [
+            ("ａｌｉｃｅ@exämple.com", "ＡＬＩＣＥ", "u1"),
+            ("ｂｏｂ@example.com", "ｂｏｂ", "u2"),
+            ("plain@example.com", "plain", "u3"),
+        ] {
+            exec(
+                &store,
+                &format!(
+                    "INSERT INTO \"user\" (\"email\", \"username\", \"active\", \"fs_uniquifier\") \
+                     VALUES ('{email}', '{username}', TRUE, '{uniquifier}')"
+                ),
+            )
+            .await;
+        }
+        assert!(
+            store
+                .user_by_email("alice@exämple.com")
+                .await
+                .expect("query")
+                .is_none(),
+            "{backend}: not found before"
+        );
+        assert_eq!(
+            store.normalize_stored_identities().await.expect("rewrite"),
+            1,
+            "{backend}"
+        );
+        let alice = store
+            .user_by_identity("alice@xn--exmple-cua.com")
+            .await
+            .expect("query")
+            .expect("found after");
+        assert_eq!(alice.fs_uniquifier, "u1");
+        assert_eq!(alice.email, "alice@xn--exmple-cua.com");
+        assert_eq!(alice.username.as_deref(), Some("ALICE"));
+        // `ｂｏｂ@example.com` would become bob@example.com, which is taken: left alone.
+        let found = store
+            .user_by_email("bob@example.com")
+            .await
+            .expect("query")
+            .expect("found");
+        assert_eq!(found.id, taken.id, "{backend}");
+        assert_eq!(
+            scalar(
+                &store,
+                "SELECT COUNT(*) FROM \"user\" WHERE \"email\" = 'ｂｏｂ@example.com'"
+            )
+            .await,
+            1,
+            "{backend}"
+        );
+        assert_eq!(
+            store.normalize_stored_identities().await.expect("again"),
+            0,
+            "{backend}"
+        );
     }
 }
 

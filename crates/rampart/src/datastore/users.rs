@@ -4,10 +4,12 @@ use sqlx::{FromRow, Row};
 use time::PrimitiveDateTime;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use super::cache::UserWithRoles;
 use super::roles::role_from_parts;
 use super::{Datastore, DatastoreError, escape_like};
+use crate::identity::{NormalizeForm, email_lookup_key, normalize_email, normalize_username};
 use crate::model::{NewUser, Role, User};
 
 const USER_BY_ID: &str = concat!(
@@ -25,11 +27,12 @@ const USER_BY_USERNAME: &str = concat!(
     user_columns!(""),
     " FROM \"user\" WHERE lower(\"username\") = lower($1)"
 );
-// An email match wins over a username match (they could belong to two accounts).
+// An email match wins over a username match (they could belong to two accounts). `$1` is the
+// identity spelt as an email, `$2` spelt as a username.
 const USER_BY_IDENTITY: &str = concat!(
     "SELECT ",
     user_columns!(""),
-    " FROM \"user\" WHERE lower(\"email\") = lower($1) OR lower(\"username\") = lower($1)",
+    " FROM \"user\" WHERE lower(\"email\") = lower($1) OR lower(\"username\") = lower($2)",
     " ORDER BY CASE WHEN lower(\"email\") = lower($1) THEN 0 ELSE 1 END LIMIT 1"
 );
 const USER_BY_UNIQUIFIER: &str = concat!(
@@ -75,6 +78,13 @@ const RECORD_LOGIN: &str = "UPDATE \"user\" SET \
      \"login_count\" = COALESCE(\"login_count\", 0) + 1, \
      \"update_datetime\" = $2 \
      WHERE \"id\" = $1";
+const SET_IDENTITY: &str =
+    "UPDATE \"user\" SET \"email\" = $2, \"username\" = $3 WHERE \"id\" = $1";
+// Rows whose email or username has a character outside printable ASCII.
+const NON_ASCII_IDENTITIES_SQLITE: &str = "SELECT CAST(\"id\" AS BIGINT), \"email\", \"username\" \
+     FROM \"user\" WHERE \"email\" GLOB '*[^ -~]*' OR \"username\" GLOB '*[^ -~]*'";
+const NON_ASCII_IDENTITIES_POSTGRES: &str = "SELECT CAST(\"id\" AS BIGINT), \"email\", \"username\" \
+     FROM \"user\" WHERE \"email\" ~ '[^ -~]' OR \"username\" ~ '[^ -~]'";
 const COUNT_USERS: &str = "SELECT COUNT(*) FROM \"user\"";
 const COUNT_MATCHING_USERS: &str = concat!(
     "SELECT COUNT(*) FROM \"user\" WHERE lower(\"email\") LIKE $1 ESCAPE '\\'",
@@ -103,31 +113,118 @@ impl Datastore {
         .await?))
     }
 
-    /// The user with this email address, compared case-insensitively.
+    /// The user with this email address, in any equivalent spelling
+    /// ([`crate::identity::normalize_email`]: NFKC, IDNA domain), compared case-insensitively.
     ///
     /// # Errors
     ///
     /// As for [`Datastore::user_by_id`].
     pub async fn user_by_email(&self, email: &str) -> Result<Option<User>, DatastoreError> {
-        self.user_where(USER_BY_EMAIL, email).await
+        self.user_where(USER_BY_EMAIL, &email_lookup_key(email))
+            .await
     }
 
-    /// The user with this username, compared case-insensitively.
+    /// The user with this username, in any equivalent spelling (normalised with
+    /// [`Datastore::set_username_normalize_form`]'s form, case-folded), compared
+    /// case-insensitively.
     ///
     /// # Errors
     ///
     /// As for [`Datastore::user_by_id`].
     pub async fn user_by_username(&self, username: &str) -> Result<Option<User>, DatastoreError> {
-        self.user_where(USER_BY_USERNAME, username).await
+        self.user_where(USER_BY_USERNAME, &self.username_key(username))
+            .await
     }
 
-    /// The user whose email or username is `identity` (case-insensitive); an email match wins.
+    /// The user whose email or username is `identity`, each in any equivalent spelling
+    /// (case-insensitive); an email match wins.
     ///
     /// # Errors
     ///
     /// As for [`Datastore::user_by_id`].
     pub async fn user_by_identity(&self, identity: &str) -> Result<Option<User>, DatastoreError> {
-        self.user_where(USER_BY_IDENTITY, identity).await
+        let email = email_lookup_key(identity);
+        let username = self.username_key(identity);
+        Ok(with_pool!(self, |pool| sqlx::query_as::<_, User>(
+            USER_BY_IDENTITY
+        )
+        .bind(&email)
+        .bind(&username)
+        .fetch_optional(pool)
+        .await?))
+    }
+
+    /// The Unicode form usernames are stored and looked up in
+    /// (`SECURITY_USERNAME_NORMALIZE_FORM`, NFKD by default; `None`: no normalisation). Applies
+    /// to every clone of this datastore; [`crate::Security`] sets it from its configuration.
+    pub fn set_username_normalize_form(&self, form: Option<NormalizeForm>) {
+        self.shared.username_form.set(form);
+    }
+
+    /// The form set by [`Datastore::set_username_normalize_form`].
+    pub fn username_normalize_form(&self) -> Option<NormalizeForm> {
+        self.shared.username_form.get()
+    }
+
+    /// The canonical spelling of `username` for this datastore.
+    pub fn username_key(&self, username: &str) -> String {
+        normalize_username(username, self.username_normalize_form())
+    }
+
+    /// Rewrites the emails and usernames of existing accounts that are not in their canonical
+    /// spelling (rows written before normalisation, or by another program), so that lookups find
+    /// them and the unique indexes hold on the canonical spellings. Only rows with non-ASCII text
+    /// can differ. A row whose canonical spelling another account already has is left as it is
+    /// (and logged): two accounts are never merged. Returns the number of rows rewritten.
+    ///
+    /// [`crate::Security`] runs it at start-up, after the migrations.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Datastore::user_by_id`].
+    pub async fn normalize_stored_identities(&self) -> Result<u64, DatastoreError> {
+        let rows: Vec<(i64, String, Option<String>)> = match &self.pool {
+            super::DbPool::Sqlite(pool) => {
+                sqlx::query_as(NON_ASCII_IDENTITIES_SQLITE)
+                    .fetch_all(pool)
+                    .await?
+            }
+            super::DbPool::Postgres(pool) => {
+                sqlx::query_as(NON_ASCII_IDENTITIES_POSTGRES)
+                    .fetch_all(pool)
+                    .await?
+            }
+        };
+        let mut rewritten = 0;
+        for (id, email, username) in rows {
+            let new_email = normalize_email(&email).unwrap_or_else(|_| email.clone());
+            let new_username = username.as_deref().map(|u| self.username_key(u));
+            if new_email == email && new_username == username {
+                continue;
+            }
+            let result = with_pool!(self, |pool| sqlx::query(SET_IDENTITY)
+                .bind(id)
+                .bind(&new_email)
+                .bind(new_username.as_deref())
+                .execute(pool)
+                .await
+                .map(|_| ())
+                .map_err(DatastoreError::from));
+            match result {
+                Ok(_) => {
+                    rewritten += 1;
+                    self.cache().invalidate_user(id);
+                }
+                Err(DatastoreError::Conflict(column)) => tracing::warn!(
+                    user_id = id,
+                    column,
+                    "the canonical spelling of this user's {column} belongs to another account: \
+                     left as it is"
+                ),
+                Err(other) => return Err(other),
+            }
+        }
+        Ok(rewritten)
     }
 
     /// The user with this `fs_uniquifier`.
@@ -217,9 +314,14 @@ impl Datastore {
     ///
     /// # Errors
     ///
+    /// The email and username are stored in their canonical spelling ([`crate::identity`]).
+    ///
+    /// # Errors
+    ///
+    /// [`DatastoreError::Invalid`] (`"email"`) for an email address without a canonical form,
     /// [`DatastoreError::Conflict`] with `"email"` or `"username"` when another account has it
-    /// (case-insensitively), [`DatastoreError::NotFound`] (`"role X"`) for an unknown role, or the
-    /// error of a failing `extra_sql` statement.
+    /// (in any equivalent spelling), [`DatastoreError::NotFound`] (`"role X"`) for an unknown
+    /// role, or the error of a failing `extra_sql` statement.
     pub async fn create_user(
         &self,
         new: &NewUser,
@@ -227,6 +329,9 @@ impl Datastore {
         now: PrimitiveDateTime,
         extra_sql: &[String],
     ) -> Result<User, DatastoreError> {
+        let email =
+            normalize_email(&new.email).map_err(|_| DatastoreError::Invalid("email".to_owned()))?;
+        let username = new.username.as_deref().map(|u| self.username_key(u));
         let mut role_names: Vec<&str> = Vec::with_capacity(new.roles.len());
         for name in &new.roles {
             if !role_names.contains(&name.as_str()) {
@@ -236,8 +341,8 @@ impl Datastore {
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             let user = sqlx::query_as::<_, User>(INSERT_USER)
-                .bind(&new.email)
-                .bind(new.username.as_deref())
+                .bind(&email)
+                .bind(username.as_deref())
                 .bind(new.password_hash.as_deref())
                 .bind(new.active)
                 .bind(uniquifier)
@@ -338,21 +443,24 @@ impl Datastore {
         expect_user(updated, user_id)
     }
 
-    /// Changes the email address.
+    /// Changes the email address (stored in its canonical spelling).
     ///
     /// # Errors
     ///
-    /// [`DatastoreError::Conflict`] (`"email"`) when another account has it (case-insensitively),
-    /// [`DatastoreError::NotFound`] when there is no such user.
+    /// [`DatastoreError::Invalid`] (`"email"`) for an address without a canonical form,
+    /// [`DatastoreError::Conflict`] (`"email"`) when another account has it (in any equivalent
+    /// spelling), [`DatastoreError::NotFound`] when there is no such user.
     pub async fn set_email(
         &self,
         user_id: i64,
         email: &str,
         now: PrimitiveDateTime,
     ) -> Result<(), DatastoreError> {
+        let email =
+            normalize_email(email).map_err(|_| DatastoreError::Invalid("email".to_owned()))?;
         let updated = with_pool!(self, |pool| sqlx::query(SET_EMAIL)
             .bind(user_id)
-            .bind(email)
+            .bind(&email)
             .bind(now)
             .execute(pool)
             .await?
@@ -505,5 +613,41 @@ pub(super) fn expect_user(rows_affected: u64, user_id: i64) -> Result<(), Datast
         Err(DatastoreError::NotFound(format!("user {user_id}")))
     } else {
         Ok(())
+    }
+}
+
+/// The username normalisation form shared by the clones of a datastore (NFKD by default).
+#[derive(Debug)]
+pub(super) struct UsernameForm(AtomicU8);
+
+impl Default for UsernameForm {
+    fn default() -> Self {
+        Self(AtomicU8::new(Self::encode(Some(NormalizeForm::Nfkd))))
+    }
+}
+
+impl UsernameForm {
+    fn encode(form: Option<NormalizeForm>) -> u8 {
+        match form {
+            None => 0,
+            Some(NormalizeForm::Nfc) => 1,
+            Some(NormalizeForm::Nfd) => 2,
+            Some(NormalizeForm::Nfkc) => 3,
+            Some(NormalizeForm::Nfkd) => 4,
+        }
+    }
+
+    fn set(&self, form: Option<NormalizeForm>) {
+        self.0.store(Self::encode(form), Ordering::Relaxed);
+    }
+
+    fn get(&self) -> Option<NormalizeForm> {
+        match self.0.load(Ordering::Relaxed) {
+            0 => None,
+            1 => Some(NormalizeForm::Nfc),
+            2 => Some(NormalizeForm::Nfd),
+            3 => Some(NormalizeForm::Nfkc),
+            _ => Some(NormalizeForm::Nfkd),
+        }
     }
 }

@@ -129,7 +129,7 @@ pub(crate) fn validate(
     let mut errors = input.take_errors();
     let (identity_field, identity) = match (email, username) {
         (Some(email), _) => {
-            if !config.username_enable && !email_address::EmailAddress::is_valid(&email) {
+            if !config.username_enable && crate::identity::normalize_email(&email).is_err() {
                 errors.add("email", security.msg("INVALID_EMAIL_ADDRESS", &[]));
             }
             ("email", email)

@@ -36,9 +36,10 @@ pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
 /// A validated registration.
 #[derive(Debug)]
 pub struct ValidRegister {
-    /// The email, trimmed, as typed.
+    /// The email, in its canonical spelling ([`crate::identity::normalize_email`]).
     pub email: String,
-    /// The username, if given.
+    /// The username, if given, in its canonical spelling
+    /// ([`crate::Datastore::username_key`]).
     pub username: Option<String>,
     /// The password (NFKD-normalised by the hasher).
     pub password: String,
@@ -58,12 +59,16 @@ pub enum RegisterOutcome {
     Existing,
 }
 
-/// Checks a username against the configured length and character rules.
+/// Checks a username (as typed) against the configured length and character rules, and refuses
+/// look-alike spellings ([`crate::identity::check_username_lookalike`]).
 pub(crate) fn username_errors(security: &Security, username: &str) -> Option<String> {
     let config = security.config();
     if !username.chars().all(char::is_alphanumeric) {
         // The seed app's message (CONTRACT.md), Flask-Security's INVALID_INPUT.
         return Some(security.msg("INVALID_INPUT", &[]));
+    }
+    if crate::identity::check_username_lookalike(username).is_err() {
+        return Some(security.msg("USERNAME_ILLEGAL_CHARACTERS", &[]));
     }
     let length = username.chars().count();
     if length < config.username_min_length || length > config.username_max_length {
@@ -76,7 +81,9 @@ pub(crate) fn username_errors(security: &Security, username: &str) -> Option<Str
     None
 }
 
-/// Reads and checks the `email` field of a one-field form (resend confirmation, forgot password).
+/// Reads and checks the `email` field of a one-field form (resend confirmation, forgot password,
+/// change of email). The address comes back in its canonical spelling
+/// ([`crate::identity::normalize_email`]) when it is valid, trimmed as typed otherwise.
 pub(crate) fn read_email_field(
     security: &Security,
     input: &mut FormInput,
@@ -86,23 +93,25 @@ pub(crate) fn read_email_field(
         .map(|e| e.trim().to_owned())
         .unwrap_or_default();
     let mut errors = input.take_errors();
-    if !errors.has("email")
-        && let Some(message) = email_error(security, &email)
-    {
-        errors.add("email", message);
+    if errors.has("email") {
+        return (email, errors);
     }
-    (email, errors)
+    match canonical_email(security, &email) {
+        Ok(email) => (email, errors),
+        Err(message) => {
+            errors.add("email", message);
+            (email, errors)
+        }
+    }
 }
 
-/// Checks an email address's form (no DNS look-up).
-pub(crate) fn email_error(security: &Security, email: &str) -> Option<String> {
-    if email.is_empty() {
-        Some(security.msg("EMAIL_NOT_PROVIDED", &[]))
-    } else if email_address::EmailAddress::is_valid(email) && !email.contains(char::is_whitespace) {
-        None
-    } else {
-        Some(security.msg("INVALID_EMAIL_ADDRESS", &[]))
-    }
+/// The canonical spelling of an email address (NFKC, IDNA domain; no DNS look-up), or the
+/// message saying why it has none.
+pub(crate) fn canonical_email(security: &Security, email: &str) -> Result<String, String> {
+    crate::identity::normalize_email(email).map_err(|error| match error {
+        crate::identity::EmailError::Empty => security.msg("EMAIL_NOT_PROVIDED", &[]),
+        _ => security.msg("INVALID_EMAIL_ADDRESS", &[]),
+    })
 }
 
 /// Checks a new password and its confirmation; errors go to `field` / `confirm_field`.
@@ -147,11 +156,11 @@ pub async fn validate(
     input: &mut FormInput,
 ) -> crate::Result<Result<ValidRegister, FieldErrors>> {
     let config = security.config();
-    let email = input
+    let mut email = input
         .text("email")
         .map(|e| e.trim().to_owned())
         .unwrap_or_default();
-    let username = if config.username_enable {
+    let mut username = if config.username_enable {
         input
             .text("username")
             .map(|u| u.trim().to_owned())
@@ -163,28 +172,36 @@ pub async fn validate(
     let confirm = input.text("password_confirm");
     let mut errors = input.take_errors();
     if !errors.has("email") {
-        if let Some(message) = email_error(security, &email) {
-            errors.add("email", message);
-        } else if !config.return_generic_responses
-            && security.datastore().user_by_email(&email).await?.is_some()
-        {
-            errors.add(
-                "email",
-                security.msg("EMAIL_ALREADY_ASSOCIATED", &[("email", &email)]),
-            );
+        match canonical_email(security, &email) {
+            Err(message) => errors.add("email", message),
+            Ok(canonical) => {
+                email = canonical;
+                if !config.return_generic_responses
+                    && security.datastore().user_by_email(&email).await?.is_some()
+                {
+                    errors.add(
+                        "email",
+                        security.msg("EMAIL_ALREADY_ASSOCIATED", &[("email", &email)]),
+                    );
+                }
+            }
         }
     }
-    match &username {
+    match &mut username {
         Some(name) => {
             if let Some(message) = username_errors(security, name) {
                 errors.add("username", message);
-            } else if !config.return_generic_responses
-                && security.datastore().user_by_username(name).await?.is_some()
-            {
-                errors.add(
-                    "username",
-                    security.msg("USERNAME_ALREADY_ASSOCIATED", &[("username", name)]),
-                );
+            } else {
+                // Checked as typed (as Flask-Security), kept in its canonical spelling.
+                *name = security.datastore().username_key(name);
+                if !config.return_generic_responses
+                    && security.datastore().user_by_username(name).await?.is_some()
+                {
+                    errors.add(
+                        "username",
+                        security.msg("USERNAME_ALREADY_ASSOCIATED", &[("username", name)]),
+                    );
+                }
             }
         }
         None if config.username_enable && config.username_required && !errors.has("username") => {

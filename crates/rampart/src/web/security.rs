@@ -286,8 +286,10 @@ impl SecurityBuilder {
         let datastore = self
             .datastore
             .ok_or_else(|| Error::Internal("SecurityBuilder: no datastore given".into()))?;
+        datastore.set_username_normalize_form(self.config.username_normalize_form);
         if self.migrate {
             datastore.migrate().await?;
+            datastore.normalize_stored_identities().await?;
         }
         datastore.set_cache_ttl(self.config.auth_cache_ttl);
         let hasher = PasswordHasher::new(&self.config.password)?;

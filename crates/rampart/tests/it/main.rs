@@ -11,6 +11,7 @@ mod confirm;
 mod csrf;
 mod freshness;
 mod guards;
+mod identity;
 mod login;
 mod outage;
 mod rate_limit;

@@ -92,7 +92,7 @@ async fn a_duplicate_email_is_refused_whatever_its_case() {
         app.client().register("ann@example.com", PASSWORD).await;
         let response = app.client().register("Ann@Example.COM", PASSWORD).await;
         response.assert_field_errors(
-            &json!({"email": ["Ann@Example.COM is already associated with an account."]}),
+            &json!({"email": ["Ann@example.com is already associated with an account."]}),
         );
         assert_eq!(app.datastore().count_users().await.unwrap(), 1);
     })
