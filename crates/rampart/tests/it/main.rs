@@ -15,6 +15,7 @@ mod login;
 mod outage;
 mod rate_limit;
 mod recover;
+mod redirect;
 mod register;
 mod smtp;
 mod tokens;
