@@ -302,9 +302,11 @@ pub fn bind_address(config: &AppConfig, flag: Option<&str>) -> Result<SocketAddr
 /// [`AppError`] when the app cannot start or the address cannot be bound.
 pub async fn serve(config: &AppConfig, bind: Option<&str>) -> Result<(), AppError> {
     let addr = bind_address(config, bind)?;
-    let app = crate::build(config).await?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
+    let config = with_own_server_name(config, local);
+    let config = &config;
+    let app = crate::build(config).await?;
     // Expired sessions are never loaded, but their rows are deleted hourly.
     let housekeeping = app
         .security
@@ -319,6 +321,23 @@ pub async fn serve(config: &AppConfig, bind: Option<&str>) -> Result<(), AppErro
     housekeeping.abort();
     say("Stopped.");
     Ok(())
+}
+
+/// In `DEBUG` with neither `SERVER_NAME` nor `TRUSTED_HOSTS` set, `SERVER_NAME` becomes the
+/// address the server listens on (`localhost:<port>` when it listens on every interface), so
+/// links in mails never follow a forged `Host` header. Outside `DEBUG` the framework refuses to
+/// start without one of them instead.
+pub fn with_own_server_name(config: &AppConfig, local: SocketAddr) -> AppConfig {
+    let mut config = config.clone();
+    let security = &mut config.security;
+    if security.debug && security.server_name.is_none() && security.trusted_hosts.is_empty() {
+        security.server_name = Some(if local.ip().is_unspecified() {
+            format!("localhost:{}", local.port())
+        } else {
+            local.to_string()
+        });
+    }
+    config
 }
 
 /// Prints a line to stdout; a closed stdout (the reader went away) is not worth a panic.

@@ -16,6 +16,7 @@
 //!     ("SECRET_KEY", "change-me-to-a-long-random-string"),
 //!     ("SECURITY_PASSWORD_SALT", "change-me-too"),
 //!     ("SECURITY_REGISTERABLE", "true"),
+//!     ("SERVER_NAME", "127.0.0.1:5000"), // or TRUSTED_HOSTS; one is required outside DEBUG
 //! ]);
 //! let config = SecurityConfig::from_settings(&settings)?;
 //! let datastore = Datastore::connect("sqlite://app.db?mode=rwc").await?;

@@ -167,3 +167,87 @@ fn serve_prints_its_url_answers_and_stops_on_sigterm() {
     let exit = child.wait().expect("wait");
     assert_eq!(exit.code(), Some(0));
 }
+
+#[test]
+fn outside_debug_serve_refuses_to_start_without_server_name_or_trusted_hosts() {
+    let dir = tempfile::tempdir().expect("dir");
+    let env = [
+        ("DEBUG", "false"),
+        ("SECRET_KEY", "a-long-enough-secret-key"),
+        ("SECURITY_PASSWORD_SALT", "salt"),
+        ("RAMPART_BIND", "127.0.0.1:0"),
+    ];
+    let output = run(dir.path(), &env, &["serve"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("SERVER_NAME"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        stderr(&output).contains("TRUSTED_HOSTS"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn by_default_serve_mails_links_to_its_own_address_whatever_the_host() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut child = command(
+        dir.path(),
+        &[
+            ("RAMPART_BIND", "127.0.0.1:0"),
+            ("ADMIN_EMAIL", "root@example.com"),
+            ("ADMIN_PASSWORD", "admin-password-1"),
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("spawn");
+    let (lines, received) = std::sync::mpsc::channel::<String>();
+    let stdout = child.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let wait = std::time::Duration::from_secs(20);
+    let first = received.recv_timeout(wait).expect("first line");
+    let url = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {first:?}"))
+        .to_owned();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    let status = runtime.block_on(async {
+        reqwest::Client::new()
+            .post(format!("{url}reset"))
+            .header("Host", "evil.example.com")
+            .json(&serde_json::json!({"email": "root@example.com"}))
+            .send()
+            .await
+            .expect("POST /reset")
+            .status()
+    });
+    assert_eq!(status, reqwest::StatusCode::OK);
+    let link = loop {
+        let line = received.recv_timeout(wait).expect("the mailed reset link");
+        if let Some(link) = rampart::find_link(&line, "/reset/") {
+            break link;
+        }
+    };
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    assert!(link.starts_with(&format!("{url}reset/")), "{link} vs {url}");
+    assert!(!link.contains("evil"), "{link}");
+}

@@ -155,19 +155,21 @@ impl TestApp {
                 (Some(db), url)
             }
         };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        // As `serve` does: links in mails name the server's own address, whatever the Host.
         let config = AppConfig::from_settings(
             settings(&database_url, &sink, extra),
             &dir.path().join("instance"),
         )
         .expect("config");
+        let config = rampart_app::cli::with_own_server_name(&config, addr);
         let clock = TestClock::default();
         let app = rampart_app::build_with_clock(&config, clock.clone())
             .await
             .expect("app builds");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("local addr");
         let router = app.router.clone();
         // The server `cargo run` uses, with its limits.
         let limits = config.server;

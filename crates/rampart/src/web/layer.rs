@@ -72,6 +72,11 @@ where
     }
 }
 
+/// The longest request target (path and query) answered: longer ones get 414 in the request's
+/// format, as a reverse proxy's 8 KiB request-line buffer would refuse them. (hyper itself
+/// refuses targets over 64 KiB with a bare 414 before any service runs.)
+const MAX_URI_BYTES: usize = 8 * 1024;
+
 /// Whether the client speaks JSON: a JSON body, or `Accept: application/json`.
 pub(crate) fn wants_json(headers: &HeaderMap) -> bool {
     let content_type = headers
@@ -132,6 +137,9 @@ where
 {
     let config = security.config();
     let is_json = wants_json(req.headers());
+    if req.uri().path_and_query().map_or(0, |pq| pq.as_str().len()) > MAX_URI_BYTES {
+        return finish(&security, is_json, StatusCode::URI_TOO_LONG.into_response());
+    }
     let body_limit = config.body_limit_for(req.uri().path());
     if let Some(len) = req
         .headers()
@@ -196,18 +204,28 @@ where
         Err(error) => return finish(&security, is_json, error.into_response()),
     }
 
-    if let Err(response) = crate::web::csrf::protect(&ctx, &mut req).await {
-        return finish(&security, is_json, response);
-    }
+    let csrf = crate::web::csrf::protect(&ctx, &mut req).await;
 
     req.extensions_mut().insert(session.clone());
     req.extensions_mut().insert(ctx.clone());
-    // `MAX_CONTENT_LENGTH` for the app's routes too (axum's extractors otherwise allow 2 MB), so
-    // a body without `Content-Length` is refused with the same 413; a route may set its own limit.
-    let mut limited = axum::extract::DefaultBodyLimit::max(body_limit).layer(inner);
-    let mut response = match limited.call(req).await {
-        Ok(response) => response,
-        Err(never) => match never {},
+    let mut response = match csrf {
+        Ok(()) => {
+            // `MAX_CONTENT_LENGTH` for the app's routes too (axum's extractors otherwise allow
+            // 2 MB), so a body without `Content-Length` is refused with the same 413; a route may
+            // set its own limit.
+            let mut limited = axum::extract::DefaultBodyLimit::max(body_limit).layer(inner);
+            match limited.call(req).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            }
+        }
+        Err(refusal) => match routing_refusal(&security, &req) {
+            Some(probe) => match probe.await {
+                Some(not_routed) => not_routed,
+                None => return finish(&security, is_json, refusal),
+            },
+            None => return finish(&security, is_json, refusal),
+        },
     };
     if !is_json {
         response = error_page(&ctx, response).await;
@@ -222,6 +240,56 @@ where
         }
     }
     finish(&security, is_json, response)
+}
+
+/// For a request refused by CSRF protection: the 404 or 405 routing gives it instead, if any.
+///
+/// Routing decides before CSRF does, so a `DELETE` to an unknown path is a 404 and a `PUT` to a
+/// framework page that only answers `GET`/`POST` a 405 (with `Allow`), not "CSRF token missing".
+/// `Router::layer` runs this layer after routing, around the matched handler (or the fallback),
+/// so nothing may be called here to find out: a request without [`axum::extract::MatchedPath`]
+/// reached the router's fallback (no route has its path), and for a matched path the framework's
+/// own routes are asked with a body-less `OPTIONS` (they have no `OPTIONS` handler, so none
+/// runs). `None` (the CSRF refusal stands) for every route that takes the method, and for an
+/// app route whose methods are not known here.
+fn routing_refusal(
+    security: &Security,
+    req: &Request<Body>,
+) -> Option<impl Future<Output = Option<Response>> + Send + use<>> {
+    if req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .is_none()
+    {
+        let not_found = StatusCode::NOT_FOUND.into_response();
+        return Some(futures_util::future::Either::Left(std::future::ready(
+            Some(not_found),
+        )));
+    }
+    let method = req.method().clone();
+    let probe = Request::builder()
+        .method(Method::OPTIONS)
+        .uri(req.uri().path())
+        .body(Body::empty())
+        .ok()?;
+    let framework: axum::Router = security.router();
+    Some(futures_util::future::Either::Right(async move {
+        let response = match tower::ServiceExt::oneshot(framework, probe).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        };
+        if response.status() != StatusCode::METHOD_NOT_ALLOWED {
+            return None;
+        }
+        let allowed = response
+            .headers()
+            .get_all(header::ALLOW)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|m| m.trim().eq_ignore_ascii_case(method.as_str()));
+        (!allowed).then_some(response)
+    }))
 }
 
 fn valid_host(host: &str) -> bool {

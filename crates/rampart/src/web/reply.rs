@@ -127,6 +127,10 @@ pub fn status_message(status: StatusCode) -> &'static str {
             "The server closed the network connection because the browser didn't finish the request within the specified time."
         }
         413 => "The data value transmitted exceeds the capacity limit.",
+        414 => {
+            "The length of the requested URL exceeds the capacity limit for this server. The \
+             request cannot be processed."
+        }
         415 => "The server does not support the media type transmitted in the request.",
         429 => "Too many requests. Please try again later.",
         503 => {

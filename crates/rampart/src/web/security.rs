@@ -272,17 +272,12 @@ impl SecurityBuilder {
     }
 
     /// Validates the configuration, applies migrations and builds the [`Security`].
+    ///
+    /// Outside `DEBUG`, one of `SERVER_NAME` and `TRUSTED_HOSTS` is required: without either,
+    /// links in mails would follow the request's (forgeable) `Host` header.
     pub async fn build(self) -> Result<Security> {
         self.config.validate()?;
-        if !self.config.debug
-            && self.config.server_name.is_none()
-            && self.config.trusted_hosts.is_empty()
-        {
-            tracing::warn!(
-                "neither SERVER_NAME nor TRUSTED_HOSTS is set: links in mails (confirmation, \
-                 password reset) use the request's Host header; set one of them in production"
-            );
-        }
+        require_own_host(&self.config)?;
         let datastore = self
             .datastore
             .ok_or_else(|| Error::Internal("SecurityBuilder: no datastore given".into()))?;
@@ -320,5 +315,68 @@ impl SecurityBuilder {
                 register_checks: self.register_checks,
             }),
         })
+    }
+}
+
+/// Outside `DEBUG`, refuses a configuration with neither `SERVER_NAME` nor `TRUSTED_HOSTS`: links
+/// in mails (confirmation, password reset) would then be built from the request's `Host` header,
+/// which anyone can forge to point a victim's reset link at their own site.
+fn require_own_host(config: &SecurityConfig) -> std::result::Result<(), crate::ConfigError> {
+    if config.debug || config.server_name.is_some() || !config.trusted_hosts.is_empty() {
+        return Ok(());
+    }
+    Err(crate::ConfigError::Missing {
+        key: "SERVER_NAME".into(),
+        message: "outside DEBUG, set SERVER_NAME (the host and port of the links in mails, e.g. \
+                  app.example.com) or TRUSTED_HOSTS (the hosts this app answers for); without \
+                  either, links in mails follow the request's Host header, which a client can forge"
+            .into(),
+    })
+}
+
+#[cfg(test)]
+mod own_host_tests {
+    use super::*;
+
+    /// A configuration that passes `validate` (secret key and salt set), outside `DEBUG`.
+    fn valid() -> SecurityConfig {
+        SecurityConfig::from_settings(&crate::Settings::from_pairs([
+            ("SECRET_KEY", "unit-test-secret-key-0123456789"),
+            ("SECURITY_PASSWORD_SALT", "unit-test-salt"),
+        ]))
+        .expect("valid settings")
+    }
+
+    #[tokio::test]
+    async fn outside_debug_start_up_needs_server_name_or_trusted_hosts() {
+        let Err(error) = Security::builder(valid()).build().await else {
+            panic!("built without SERVER_NAME or TRUSTED_HOSTS");
+        };
+        assert_eq!(error.kind(), crate::ErrorKind::Config);
+        let text = error.to_string();
+        assert!(text.contains("SERVER_NAME"), "{text}");
+        assert!(text.contains("TRUSTED_HOSTS"), "{text}");
+
+        for config in [
+            SecurityConfig {
+                debug: true,
+                ..valid()
+            },
+            SecurityConfig {
+                server_name: Some("app.example.com".into()),
+                ..valid()
+            },
+            SecurityConfig {
+                trusted_hosts: vec!["app.example.com".into()],
+                ..valid()
+            },
+        ] {
+            assert!(require_own_host(&config).is_ok());
+            // Past the check, the build stops at the next missing piece: the datastore.
+            let Err(error) = Security::builder(config).build().await else {
+                panic!("built without a datastore");
+            };
+            assert!(!error.to_string().contains("TRUSTED_HOSTS"), "{error}");
+        }
     }
 }

@@ -349,3 +349,119 @@ async fn a_malformed_csrf_cookie_is_replaced() {
     })
     .await;
 }
+
+const METHOD_NOT_ALLOWED: &str = "The method is not allowed for the requested URL.";
+const NOT_FOUND: &str = "The requested URL was not found on the server. If you entered the URL \
+                         manually please check your spelling and try again.";
+
+#[tokio::test]
+async fn routing_decides_before_csrf_unknown_paths_are_404_and_other_methods_405() {
+    use axum::http::Method;
+    each_backend(GENERIC, async |app: TestApp| {
+        let client = app.logged_in("ann@example.com").await;
+        for method in [Method::PUT, Method::PATCH, Method::DELETE] {
+            // Framework pages (GET and POST; GET only) and an unknown path.
+            for path in ["/login", "/verify", "/tf-setup-nope/x", "/api/nope"] {
+                let response = client
+                    .request(method.clone(), path)
+                    .accept_json()
+                    .json(&json!({}))
+                    .send()
+                    .await;
+                if path.contains("nope") {
+                    response.assert_errors(StatusCode::NOT_FOUND, &[NOT_FOUND]);
+                    continue;
+                }
+                response.assert_errors(StatusCode::METHOD_NOT_ALLOWED, &[METHOD_NOT_ALLOWED]);
+                let allow = response.header("allow").unwrap_or_default().to_owned();
+                assert!(allow.contains("GET"), "{method} {path}: Allow {allow:?}");
+                assert!(
+                    !allow.contains(method.as_str()),
+                    "{method} {path}: {allow:?}"
+                );
+            }
+            // The same for a browser: an HTML error page, not "CSRF token missing".
+            let page = client
+                .request(method.clone(), "/login")
+                .form(&[("a", "b")])
+                .send()
+                .await;
+            assert_eq!(
+                page.status,
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{}",
+                page.text()
+            );
+            assert!(page.header("allow").is_some());
+            assert!(page.text().contains(METHOD_NOT_ALLOWED), "{}", page.text());
+            assert!(!page.text().contains("CSRF"), "{}", page.text());
+            let missing = client
+                .request(method.clone(), "/no/such/page")
+                .form(&[("a", "b")])
+                .send()
+                .await;
+            assert_eq!(missing.status, StatusCode::NOT_FOUND, "{}", missing.text());
+            assert!(missing.html().contains("Not Found"), "{}", missing.text());
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn real_state_changing_routes_still_need_the_csrf_token() {
+    each_backend(GENERIC, async |app: TestApp| {
+        let client = app.logged_in("ann@example.com").await;
+        assert!(
+            client.cookie("session").is_some(),
+            "signed in with a session cookie"
+        );
+        for path in [
+            "/api/echo",
+            crate::harness::CHANGE_URL,
+            "/login",
+            "/logout-nope",
+        ] {
+            if path == "/logout-nope" {
+                // Not a route: 404 rather than a CSRF refusal.
+                let response = client.post(path).json(&json!({})).send().await;
+                response.assert_errors(StatusCode::NOT_FOUND, &[NOT_FOUND]);
+                continue;
+            }
+            let response = client.post(path).json(&json!({})).send().await;
+            response.assert_errors(StatusCode::BAD_REQUEST, &["The CSRF token is missing."]);
+        }
+        let form = client
+            .post(crate::harness::CHANGE_URL)
+            .form(&[("password", PASSWORD), ("new_password", "x")])
+            .send()
+            .await;
+        assert_eq!(form.status, StatusCode::BAD_REQUEST, "{}", form.text());
+        assert!(form.text().contains("CSRF"), "{}", form.text());
+        // Logged in still, password unchanged.
+        assert_eq!(client.me().await.status, StatusCode::OK);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_over_long_url_gets_414_in_the_request_format() {
+    each_backend(GENERIC, async |app: TestApp| {
+        let client = app.client();
+        let long = format!("/login?q={}", "a".repeat(10 * 1024));
+        let json = client.get(&long).accept_json().send().await;
+        json.assert_errors(
+            StatusCode::URI_TOO_LONG,
+            &[
+                "The length of the requested URL exceeds the capacity limit for this server. The \
+               request cannot be processed.",
+            ],
+        );
+        let page = client.get(&long).send().await;
+        assert_eq!(page.status, StatusCode::URI_TOO_LONG);
+        assert!(page.html().contains("URI Too Long"), "{}", page.text());
+        // A long but sane URL is still served.
+        let fine = format!("/login?q={}", "a".repeat(4 * 1024));
+        assert_eq!(client.get(&fine).send().await.status, StatusCode::OK);
+    })
+    .await;
+}

@@ -208,6 +208,8 @@ fn base_settings() -> Vec<(&'static str, &'static str)> {
         ("SECURITY_ARGON2_PARALLELISM", "1"),
         ("SECURITY_LOGIN_RATE_LIMIT", "off"),
         ("SECURITY_MAIL_RATE_LIMIT", "off"),
+        // Required outside DEBUG; links in mails still follow the (trusted) request host.
+        ("TRUSTED_HOSTS", "rampart.test, 127.0.0.1"),
     ]
 }
 

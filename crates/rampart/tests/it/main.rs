@@ -16,6 +16,7 @@ mod login;
 mod outage;
 mod rate_limit;
 mod recover;
+mod redirect;
 mod register;
 mod remember;
 mod server;

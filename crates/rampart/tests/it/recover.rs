@@ -387,3 +387,32 @@ async fn forgot_password_does_the_same_work_for_known_and_unknown_addresses() {
     })
     .await;
 }
+
+/// `SERVER_NAME` alone (no `TRUSTED_HOSTS`): every request is answered, links name the server.
+const NAMED: &[(&str, &str)] = &[
+    ("SERVER_NAME", "app.example.com:8443"),
+    ("TRUSTED_HOSTS", ""),
+];
+
+#[tokio::test]
+async fn with_server_name_a_forged_host_cannot_steer_the_reset_link() {
+    each_backend(NAMED, async |app: TestApp| {
+        app.signed_up("sam@example.com").await;
+        for host in ["evil.example.com", "evil.example.com:5000", "rampart.test"] {
+            let response = app
+                .client()
+                .post("/reset")
+                .json(&json!({"email": "sam@example.com"}))
+                .header("host", host)
+                .send()
+                .await;
+            assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+            let link = app.link_in_mail("sam@example.com", "/reset/").await;
+            assert!(
+                link.starts_with("http://app.example.com:8443/reset/"),
+                "Host {host}: {link}"
+            );
+        }
+    })
+    .await;
+}

@@ -684,3 +684,48 @@ async fn a_burst_of_concurrent_wrong_recovery_codes_gets_at_most_the_limit_check
     })
     .await;
 }
+
+#[tokio::test]
+async fn after_tf_validate_only_a_normalised_local_next_is_followed() {
+    each_backend(ON, async |app: TestApp| {
+        let (client, secret) = with_authenticator(&app, "ann@example.com").await;
+        client.logout().await;
+        app.advance(Duration::from_secs(30));
+        for next in crate::redirect::EVIL {
+            let browser = app.client();
+            let login = browser
+                .post("/login")
+                .json(&json!({"email": "ann@example.com", "password": PASSWORD, "next": next}))
+                .send()
+                .await;
+            assert_eq!(login.status, StatusCode::BAD_REQUEST, "{next:?}");
+            assert_ne!(login.response()["tf_required"], true, "{next:?}");
+            let pending = browser.get("/tf-validate").send().await;
+            assert_ne!(pending.status, StatusCode::OK, "{next:?}: no login pending");
+        }
+        let browser = app.client();
+        let form = browser.get("/login").send().await;
+        let login = browser
+            .post("/login?next=%2Fa%2F..%2F%2E%2Fapi%2Fme")
+            .form(&[
+                ("email", "ann@example.com"),
+                ("password", PASSWORD),
+                ("csrf_token", &csrf_in_html(&form.text())),
+            ])
+            .send()
+            .await;
+        assert_eq!(login.location(), Some("/tf-validate"), "{}", login.text());
+        let page = browser.get("/tf-validate").send().await;
+        let done = browser
+            .post("/tf-validate")
+            .form(&[
+                ("code", code(&app, &secret).as_str()),
+                ("csrf_token", &csrf_in_html(&page.text())),
+            ])
+            .send()
+            .await;
+        assert_eq!(done.status, StatusCode::FOUND, "{}", done.text());
+        assert_eq!(done.location(), Some("/api/me"));
+    })
+    .await;
+}
