@@ -32,9 +32,9 @@ pub fn email(i: u64) -> String {
     format!("user{i}@bench.example")
 }
 
-/// The app's settings for a database file: fixed secrets, production mode with cookies allowed
-/// over plain HTTP, console mail, the login rate limits (per address and per account) raised out
-/// of the way, any free port.
+/// The app's settings for a database file: fixed secrets, production mode (`SERVER_NAME` set)
+/// with cookies allowed over plain HTTP, console mail, the login rate limits (per address and per
+/// account) raised out of the way, any free port.
 ///
 /// `extra` is added last (e.g. cheap argon2 parameters for tests).
 pub fn app_settings(database: &Path, extra: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -46,6 +46,8 @@ pub fn app_settings(database: &Path, extra: &[(&str, &str)]) -> Vec<(String, Str
         ("SECRET_KEY", SECRET_KEY.to_owned()),
         ("SECURITY_PASSWORD_SALT", PASSWORD_SALT.to_owned()),
         ("DEBUG", "false".to_owned()),
+        // Production mode needs the links' host named (links in mails never follow `Host`).
+        ("SERVER_NAME", "localhost".to_owned()),
         ("SESSION_COOKIE_SECURE", "false".to_owned()),
         ("MAIL_BACKEND", "console".to_owned()),
         (
