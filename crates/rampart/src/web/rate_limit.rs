@@ -43,8 +43,13 @@ async fn count(
         .map(|retry_after| too_many(ctx, limit, retry_after)))
 }
 
+/// The key of an identity that names no account: its canonical spelling (as the datastore would
+/// look it up), lower-cased, so look-alike spellings of one unknown address share one count.
 fn identity_key(identity: &str) -> String {
-    format!("login-identity:{}", identity.trim().to_lowercase())
+    let canonical = crate::identity::normalize_email(identity).unwrap_or_else(|_| {
+        crate::identity::normalize_username(identity, Some(crate::identity::NormalizeForm::Nfkc))
+    });
+    format!("login-identity:{}", canonical.to_lowercase())
 }
 
 fn account_key(user_id: i64) -> String {

@@ -330,12 +330,17 @@ async fn the_account_limit_is_shared_by_every_spelling_of_the_account() {
         }
         let limited = app.client().login("bob@example.com", PASSWORD).await;
         assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
-        // Unknown identities are limited alike, with the same answer.
-        for _ in 0..3 {
-            let guess = app.client().login("nobody@example.com", "guess").await;
+        // Unknown identities are limited alike, with the same answer, every look-alike spelling
+        // of one address sharing one count (fullwidth, case, an IDNA domain).
+        for spelling in [
+            "nobody@exämple.com",
+            "\u{ff4e}\u{ff4f}\u{ff42}\u{ff4f}\u{ff44}\u{ff59}@exämple.com",
+            "NOBODY@xn--exmple-cua.com",
+        ] {
+            let guess = app.client().login(spelling, "guess").await;
             assert_eq!(guess.status, StatusCode::BAD_REQUEST, "{}", guess.text());
         }
-        let unknown = app.client().login("nobody@example.com", "guess").await;
+        let unknown = app.client().login("nobody@EXÄMPLE.com", "guess").await;
         assert_eq!(unknown.status, StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(unknown.response(), limited.response());
         // A new window lets the owner in, by any spelling.
