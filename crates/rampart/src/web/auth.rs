@@ -348,3 +348,96 @@ pub(crate) fn expired_cookie(
     c.make_removal();
     c
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::datastore::Datastore;
+    use crate::model::NewUser;
+
+    async fn security() -> Security {
+        let config = SecurityConfig::from_settings(&crate::Settings::from_pairs([
+            ("SECRET_KEY", "unit-test-secret-key-0123456789"),
+            ("SECURITY_PASSWORD_SALT", "unit-test-salt"),
+            ("DEBUG", "true"),
+        ]))
+        .expect("valid settings");
+        let datastore = Datastore::connect("sqlite::memory:")
+            .await
+            .expect("memory database");
+        Security::builder(config)
+            .datastore(datastore)
+            .build()
+            .await
+            .expect("security")
+    }
+
+    #[tokio::test]
+    async fn rotating_the_uniquifier_ends_every_session_and_remember_series_of_the_user() {
+        let security = security().await;
+        let store = security.datastore();
+        let now = security.now_naive();
+        let later = now + time::Duration::hours(1);
+        let new_user = |email: &str| NewUser {
+            email: email.to_owned(),
+            username: None,
+            password_hash: Some("old-hash".to_owned()),
+            active: true,
+            confirmed_at: None,
+            roles: Vec::new(),
+        };
+        let ann = store
+            .create_user(&new_user("ann@example.com"), "ann-uid", now, &[])
+            .await
+            .expect("ann");
+        let bob = store
+            .create_user(&new_user("bob@example.com"), "bob-uid", now, &[])
+            .await
+            .expect("bob");
+        for (hash, user) in [("ann-1", &ann), ("ann-2", &ann), ("bob-1", &bob)] {
+            store
+                .session_create(hash, Some(user.id), "{}", later)
+                .await
+                .expect("session");
+            store
+                .remember_series_create(hash, user.id, now, later)
+                .await
+                .expect("series");
+        }
+
+        let uniquifier = rotate_uniquifier(&security, ann.id, None)
+            .await
+            .expect("rotate");
+        let after = store.user_by_id(ann.id).await.expect("load").expect("ann");
+        assert_eq!(after.fs_uniquifier, uniquifier);
+        assert_ne!(uniquifier, "ann-uid");
+        assert_eq!(after.password.as_deref(), Some("old-hash"), "password kept");
+        for hash in ["ann-1", "ann-2"] {
+            assert_eq!(store.session_load(hash, now).await.expect("load"), None);
+            assert_eq!(
+                store.remember_series_use(hash, now).await.expect("use"),
+                None
+            );
+        }
+        assert!(
+            store
+                .session_load("bob-1", now)
+                .await
+                .expect("load")
+                .is_some()
+        );
+        assert_eq!(
+            store.remember_series_use("bob-1", now).await.expect("use"),
+            Some(bob.id),
+            "other users keep theirs"
+        );
+
+        let second = rotate_uniquifier(&security, ann.id, Some("new-hash"))
+            .await
+            .expect("rotate with a password");
+        let after = store.user_by_id(ann.id).await.expect("load").expect("ann");
+        assert_eq!(after.fs_uniquifier, second);
+        assert_ne!(second, uniquifier);
+        assert_eq!(after.password.as_deref(), Some("new-hash"));
+    }
+}
