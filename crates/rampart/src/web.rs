@@ -12,6 +12,7 @@ pub mod forms;
 pub mod guard;
 pub mod layer;
 pub mod notify;
+pub(crate) mod pending_login;
 pub mod rate_limit;
 pub(crate) mod remember;
 pub mod reply;

@@ -69,7 +69,7 @@ pub async fn validate(
     if current.as_deref().is_none_or(str::is_empty) && !errors.has("password") {
         errors.add("password", security.msg("PASSWORD_NOT_PROVIDED", &[]));
     }
-    crate::features::register::new_password_errors(
+    crate::web::forms::new_password_errors(
         security,
         &mut errors,
         new_password.as_deref(),
@@ -132,7 +132,7 @@ async fn post_change(
         }
     };
     let uniquifier =
-        crate::features::recover::set_new_password(&security, &user.user, &new_password).await?;
+        crate::web::auth::set_new_password(&security, &user.user, &new_password).await?;
     let mut updated = user.user.clone();
     updated.fs_uniquifier = uniquifier;
     let csrf = if user.method == AuthMethod::Session {
@@ -148,7 +148,7 @@ async fn post_change(
             &security,
             "change_notice",
             &updated.email,
-            context! { user => crate::features::register::user_context(&updated), recovery_link => recovery_link, app_name => config.app_name },
+            context! { user => crate::web::notify::user_context(&updated), recovery_link => recovery_link, app_name => config.app_name },
         )?;
     }
     if ctx.is_json() {

@@ -70,7 +70,7 @@ pub async fn validate(
     user: &User,
     input: &mut FormInput,
 ) -> crate::Result<Result<String, FieldErrors>> {
-    let (email, mut errors) = crate::features::register::read_email_field(security, input);
+    let (email, mut errors) = crate::web::forms::read_email_field(security, input);
     if errors.is_empty() && email.eq_ignore_ascii_case(&user.email) {
         errors.add(
             "email",
@@ -111,7 +111,7 @@ pub async fn request_change(
         "change_email_existing",
         &owner.email,
         context! {
-            user => crate::features::register::user_context(&owner),
+            user => crate::web::notify::user_context(&owner),
             recovery_link => recovery_link,
             app_name => config.app_name,
         },
@@ -133,7 +133,7 @@ pub fn send_instructions(
         "change_email_instructions",
         new_email,
         context! {
-            user => crate::features::register::user_context(user),
+            user => crate::web::notify::user_context(user),
             link => link,
             old_email => user.email,
             new_email => new_email,
@@ -194,7 +194,7 @@ pub async fn confirm_change(security: &Security, token: &str) -> crate::Result<C
         "change_email_notice",
         &user.email,
         context! {
-            user => crate::features::register::user_context(&user),
+            user => crate::web::notify::user_context(&user),
             old_email => user.email,
             new_email => new_email,
             app_name => security.config().app_name,

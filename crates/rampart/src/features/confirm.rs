@@ -99,7 +99,7 @@ pub fn send_instructions(
         "confirmation_instructions",
         &user.email,
         context! {
-            user => crate::features::register::user_context(user),
+            user => crate::web::notify::user_context(user),
             confirmation_link => confirmation_link,
             app_name => security.config().app_name,
         },
@@ -176,7 +176,7 @@ async fn get_send_confirmation(ctx: AuthContext) -> crate::Result<Response> {
 
 async fn post_send_confirmation(ctx: AuthContext, mut input: FormInput) -> crate::Result<Response> {
     let security = ctx.security().clone();
-    let (email, mut errors) = crate::features::register::read_email_field(&security, &mut input);
+    let (email, mut errors) = crate::web::forms::read_email_field(&security, &mut input);
     if errors.is_empty()
         && let Some(limited) = crate::web::rate_limit::check_mail(&ctx, &email).await?
     {

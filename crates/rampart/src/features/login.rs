@@ -23,69 +23,15 @@ use crate::web::context::AuthContext;
 use crate::web::forms::{FieldErrors, FormInput};
 use crate::web::security::Security;
 
+use crate::web::auth::check_user_password;
+/// Checking a password lives in the web layer, shared with HTTP Basic.
+pub use crate::web::auth::{PasswordCheck, check_password};
+
 pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
     Router::new().route(
         &config.url(&config.login_url),
         get(get_login).post(post_login),
     )
-}
-
-/// The result of checking an identity and a password.
-#[derive(Debug)]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "short-lived outcome value; boxing would only add an allocation"
-)]
-pub enum PasswordCheck {
-    /// The password is right (the hash was upgraded if needed).
-    Valid(User),
-    /// No such user (a dummy hash was verified to spend the same time).
-    UnknownIdentity,
-    /// The user exists but the password is wrong (or they have none).
-    InvalidPassword,
-}
-
-/// Looks up `identity` (email or username) and verifies `password`, upgrading an outdated hash
-/// (bcrypt, pbkdf2, older argon2 parameters) to the current scheme.
-pub async fn check_password(
-    security: &Security,
-    identity: &str,
-    password: &str,
-) -> crate::Result<PasswordCheck> {
-    let user = security
-        .datastore()
-        .user_by_identity(identity.trim())
-        .await?;
-    check_user_password(security, user, password).await
-}
-
-/// [`check_password`] for the account an identity was already looked up to (`None`: unknown).
-pub(crate) async fn check_user_password(
-    security: &Security,
-    user: Option<User>,
-    password: &str,
-) -> crate::Result<PasswordCheck> {
-    let hasher = security.hasher();
-    let Some(user) = user else {
-        hasher.verify_dummy(password).await?;
-        return Ok(PasswordCheck::UnknownIdentity);
-    };
-    let Some(hash) = user.password.as_deref() else {
-        hasher.verify_dummy(password).await?;
-        return Ok(PasswordCheck::InvalidPassword);
-    };
-    let verification = hasher.verify(password, hash).await?;
-    if !verification.valid {
-        return Ok(PasswordCheck::InvalidPassword);
-    }
-    if verification.needs_rehash {
-        let new_hash = hasher.hash(password).await?;
-        security
-            .datastore()
-            .set_password(user.id, &new_hash, None, security.now_naive())
-            .await?;
-    }
-    Ok(PasswordCheck::Valid(user))
 }
 
 /// A validated login form.
@@ -233,30 +179,6 @@ struct LoginQuery {
     include_auth_token: Option<String>,
 }
 
-fn include_auth_token(ctx: &AuthContext) -> bool {
-    ctx.path_and_query().split_once('?').is_some_and(|(_, q)| {
-        url::form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == "include_auth_token")
-    })
-}
-
-/// The JSON answer of a completed authentication: `csrf_token`, `tf_required: false`, `user`.
-pub(crate) async fn json_login_success(
-    ctx: &AuthContext,
-    user: &User,
-    csrf: String,
-) -> crate::Result<Response> {
-    let auth_user = crate::web::auth::load_user(
-        ctx.security(),
-        &user.fs_uniquifier,
-        crate::AuthMethod::Session,
-    )
-    .await?
-    .ok_or_else(|| crate::Error::Internal("signed-in user vanished".into()))?;
-    let payload = ctx.user_payload(&auth_user, include_auth_token(ctx))?;
-    let response = json!({"csrf_token": csrf, "tf_required": false, "user": payload});
-    Ok(crate::web::reply::json(StatusCode::OK, response))
-}
-
 async fn get_login(ctx: AuthContext, Query(query): Query<LoginQuery>) -> crate::Result<Response> {
     let security = ctx.security();
     let config = security.config();
@@ -360,15 +282,7 @@ async fn post_login(
                 )
                 .await;
             }
-            let csrf = crate::web::auth::login_user(&ctx, &user, form.remember).await?;
-            if ctx.is_json() {
-                json_login_success(&ctx, &user, csrf).await
-            } else {
-                let target = form
-                    .next
-                    .unwrap_or_else(|| security.config().post_login_view.clone());
-                Ok(crate::web::reply::redirect(&target))
-            }
+            crate::web::auth::finish_login(&ctx, &user, form.remember, form.next).await
         }
         Err(errors) => {
             if ctx.is_json() {

@@ -24,6 +24,9 @@ use crate::web::context::AuthContext;
 use crate::web::forms::{FieldErrors, FormInput};
 use crate::web::security::Security;
 
+/// Setting the new password of a reset lives in the web layer, shared with change password.
+pub use crate::web::auth::set_new_password;
+
 const SALT: &str = "reset-salt";
 
 pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
@@ -76,7 +79,7 @@ pub fn send_reset_instructions(
     link: &(dyn Fn(&str) -> String + Sync),
 ) -> crate::Result<()> {
     let payload = (user.fs_uniquifier.clone(), password_digest(security, user));
-    let user_context = crate::features::register::user_context(user);
+    let user_context = crate::web::notify::user_context(user);
     let mail = reset_mail(security, payload, user_context, &user.email, link)?;
     crate::web::notify::deliver(security, mail);
     Ok(())
@@ -101,7 +104,7 @@ pub async fn forgot_password(
     let (payload, user_context, to) = match &user {
         Some(user) => (
             (user.fs_uniquifier.clone(), password_digest(security, user)),
-            crate::features::register::user_context(user),
+            crate::web::notify::user_context(user),
             user.email.as_str(),
         ),
         None => (
@@ -159,23 +162,6 @@ pub async fn check_reset_token(security: &Security, token: &str) -> crate::Resul
     })
 }
 
-/// Sets `user`'s new password, rotating `fs_uniquifier` and ending every session of theirs.
-pub async fn set_new_password(
-    security: &Security,
-    user: &User,
-    password: &str,
-) -> crate::Result<String> {
-    let hash = security.hasher().hash(password).await?;
-    let uniquifier = crate::model::new_uniquifier();
-    let datastore = security.datastore();
-    datastore
-        .set_password(user.id, &hash, Some(&uniquifier), security.now_naive())
-        .await?;
-    datastore.delete_sessions_of_user(user.id, None).await?;
-    datastore.remember_series_delete_of_user(user.id).await?;
-    Ok(uniquifier)
-}
-
 async fn get_forgot(ctx: AuthContext) -> crate::Result<Response> {
     if ctx.is_json() {
         return Ok(crate::web::reply::json_ok(ctx.json_base().await?));
@@ -192,7 +178,7 @@ async fn get_forgot(ctx: AuthContext) -> crate::Result<Response> {
 
 async fn post_forgot(ctx: AuthContext, mut input: FormInput) -> crate::Result<Response> {
     let security = ctx.security().clone();
-    let (email, mut errors) = crate::features::register::read_email_field(&security, &mut input);
+    let (email, mut errors) = crate::web::forms::read_email_field(&security, &mut input);
     if errors.is_empty()
         && let Some(limited) = crate::web::rate_limit::check_mail(&ctx, &email).await?
     {
@@ -276,7 +262,7 @@ async fn post_reset(
     let password = input.text("password");
     let confirm = input.text("password_confirm");
     let mut errors = input.take_errors();
-    crate::features::register::new_password_errors(
+    crate::web::forms::new_password_errors(
         &security,
         &mut errors,
         password.as_deref(),
@@ -329,7 +315,7 @@ async fn post_reset(
             &security,
             "reset_notice",
             &user.email,
-            context! { user => crate::features::register::user_context(&user), app_name => config.app_name },
+            context! { user => crate::web::notify::user_context(&user), app_name => config.app_name },
         )?;
     }
     if ctx.is_json() {

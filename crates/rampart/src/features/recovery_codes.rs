@@ -23,6 +23,7 @@ use crate::model::User;
 use crate::web::context::AuthContext;
 use crate::web::extract::CurrentUser;
 use crate::web::forms::{FieldErrors, FormInput};
+use crate::web::pending_login;
 use crate::web::security::Security;
 
 /// Prefix of the data whose keyed digest is stored, so the digests serve nothing else.
@@ -151,11 +152,8 @@ async fn post_codes(ctx: AuthContext, user: CurrentUser) -> crate::Result<Respon
 }
 
 async fn get_recovery(ctx: AuthContext) -> crate::Result<Response> {
-    if crate::features::two_factor::pending_user(&ctx)
-        .await?
-        .is_none()
-    {
-        return crate::features::two_factor::permission_denied(&ctx).await;
+    if pending_login::pending_user(&ctx).await?.is_none() {
+        return pending_login::permission_denied(&ctx).await;
     }
     if ctx.is_json() {
         return Ok(crate::web::reply::json_ok(ctx.json_base().await?));
@@ -176,8 +174,8 @@ async fn recovery_page(ctx: &AuthContext, errors: &FieldErrors) -> crate::Result
 
 async fn post_recovery(ctx: AuthContext, mut input: FormInput) -> crate::Result<Response> {
     let security = ctx.security().clone();
-    let Some(user) = crate::features::two_factor::pending_user(&ctx).await? else {
-        return crate::features::two_factor::permission_denied(&ctx).await;
+    let Some(user) = pending_login::pending_user(&ctx).await? else {
+        return pending_login::permission_denied(&ctx).await;
     };
     // Counted before the check, atomically: a concurrent burst gets at most the limit checked.
     if let Some(limited) = crate::web::rate_limit::count_code(&ctx, user.id).await? {
@@ -190,7 +188,7 @@ async fn post_recovery(ctx: AuthContext, mut input: FormInput) -> crate::Result<
         return recovery_page(&ctx, &errors).await;
     }
     crate::web::rate_limit::clear_codes(&security, user.id).await?;
-    crate::features::two_factor::complete_login(&ctx, &user).await
+    pending_login::complete_login(&ctx, &user).await
 }
 
 #[cfg(test)]

@@ -32,20 +32,14 @@ use crate::model::User;
 use crate::web::context::AuthContext;
 use crate::web::extract::CurrentUser;
 use crate::web::forms::{FieldErrors, FormInput};
+use crate::web::pending_login;
 use crate::web::security::Security;
 
-const PENDING_USER: &str = "tf_user";
-const PENDING_REMEMBER: &str = "tf_remember";
-const PENDING_NEXT: &str = "tf_next";
-const PENDING_SINCE: &str = "tf_since";
-const PENDING_RESCUED: &str = "tf_rescued";
 const SETUP_SECRET: &str = "tf_setup_secret";
 const SETUP_METHOD: &str = "tf_setup_method";
 const SETUP_SINCE: &str = "tf_setup_since";
 const STATE_SALT: &str = "tf-state-salt";
 
-/// How long a login may wait for its second factor.
-const PENDING_WITHIN: Duration = Duration::from_secs(10 * 60);
 /// How long a setup may wait for its first code (Flask-Security's `TWO_FACTOR_SETUP_WITHIN`).
 const SETUP_WITHIN: Duration = Duration::from_secs(30 * 60);
 
@@ -97,35 +91,12 @@ fn send_code(security: &Security, user: &User, to: &str, secret: &str) -> crate:
         "two_factor_instructions",
         to,
         context! {
-            user => crate::features::register::user_context(user),
+            user => crate::web::notify::user_context(user),
             code => code,
             expire_text => crate::messages::describe_duration(config.two_factor_mail_validity),
             app_name => config.app_name,
         },
     )
-}
-
-/// No login or setup in progress: a 400 envelope for JSON (`field_errors[""]`, as
-/// Flask-Security), the sign-in page with the message for browsers.
-pub(crate) async fn permission_denied(ctx: &AuthContext) -> crate::Result<Response> {
-    if ctx.is_json() {
-        let message = ctx.security().msg("TWO_FACTOR_PERMISSION_DENIED", &[]);
-        return Ok(crate::web::reply::json_errors(
-            StatusCode::BAD_REQUEST,
-            &[],
-            Some(&FieldErrors::single("", message)),
-        ));
-    }
-    html_permission_denied(ctx).await
-}
-
-/// A browser without a login or setup in progress goes to the sign-in page with the message.
-async fn html_permission_denied(ctx: &AuthContext) -> crate::Result<Response> {
-    let security = ctx.security();
-    ctx.flash("error", &security.msg("TWO_FACTOR_PERMISSION_DENIED", &[]))
-        .await?;
-    let config = security.config();
-    Ok(crate::web::reply::redirect(&config.url(&config.login_url)))
 }
 
 /// Starts a two-factor login for `user`, whose password was right: the pending user goes into
@@ -139,17 +110,7 @@ pub(crate) async fn begin_login(
     let security = ctx.security();
     let config = security.config();
     let method = user.tf_primary_method.clone().unwrap_or_default();
-    if ctx.session.id().is_some() {
-        ctx.session.cycle_id().await?;
-    }
-    ctx.session
-        .insert(PENDING_USER, &user.fs_uniquifier)
-        .await?;
-    ctx.session.insert(PENDING_REMEMBER, remember).await?;
-    ctx.session.insert(PENDING_NEXT, &next).await?;
-    ctx.session
-        .insert(PENDING_SINCE, security.unix_now())
-        .await?;
+    pending_login::start(ctx, user, remember, next).await?;
     if method == EMAIL
         && let Some(secret) = user.tf_totp_secret.as_deref()
     {
@@ -176,46 +137,11 @@ fn notify_change(security: &Security, user: &User, method: Option<&str>) -> crat
         "two_factor_changed",
         &user.email,
         context! {
-            user => crate::features::register::user_context(user),
+            user => crate::web::notify::user_context(user),
             method => method,
             app_name => security.config().app_name,
         },
     )
-}
-
-/// The user whose login waits for a second factor, if any (a stale one is forgotten).
-pub(crate) async fn pending_user(ctx: &AuthContext) -> crate::Result<Option<User>> {
-    let Some(uniquifier) = ctx.session.get::<String>(PENDING_USER).await? else {
-        return Ok(None);
-    };
-    let since: u64 = ctx.session.get(PENDING_SINCE).await?.unwrap_or(0);
-    let fresh = ctx.security().unix_now().saturating_sub(since) <= PENDING_WITHIN.as_secs();
-    let user = if fresh {
-        ctx.security()
-            .datastore()
-            .user_by_uniquifier(&uniquifier)
-            .await?
-            .filter(|u| u.active && required(ctx.security().config(), u))
-    } else {
-        None
-    };
-    if user.is_none() {
-        forget_pending(ctx).await?;
-    }
-    Ok(user)
-}
-
-pub(crate) async fn forget_pending(ctx: &AuthContext) -> crate::Result<()> {
-    for key in [
-        PENDING_USER,
-        PENDING_REMEMBER,
-        PENDING_NEXT,
-        PENDING_SINCE,
-        PENDING_RESCUED,
-    ] {
-        ctx.session.remove_value(key).await?;
-    }
-    Ok(())
 }
 
 async fn forget_setup(ctx: &AuthContext) -> crate::Result<()> {
@@ -234,7 +160,7 @@ fn available_methods(config: &SecurityConfig) -> Vec<&str> {
 
 async fn get_setup(ctx: AuthContext, user: Option<CurrentUser>) -> crate::Result<Response> {
     let Some(user) = user else {
-        return permission_denied(&ctx).await;
+        return pending_login::permission_denied(&ctx).await;
     };
     if let Some(stale) = crate::features::verify::require_fresh(&ctx).await? {
         return Ok(stale);
@@ -286,7 +212,7 @@ async fn post_setup(
     mut input: FormInput,
 ) -> crate::Result<Response> {
     let Some(user) = user else {
-        return permission_denied(&ctx).await;
+        return pending_login::permission_denied(&ctx).await;
     };
     if let Some(stale) = crate::features::verify::require_fresh(&ctx).await? {
         return Ok(stale);
@@ -393,9 +319,9 @@ async fn get_validate(ctx: AuthContext) -> crate::Result<Response> {
     if ctx.user().is_some() && setup_method.is_some() {
         return verify_page(&ctx, setup_method, false, &FieldErrors::new()).await;
     }
-    match pending_user(&ctx).await? {
+    match pending_login::pending_user(&ctx).await? {
         Some(user) => verify_page(&ctx, user.tf_primary_method, true, &FieldErrors::new()).await,
-        None => permission_denied(&ctx).await,
+        None => pending_login::permission_denied(&ctx).await,
     }
 }
 
@@ -516,13 +442,13 @@ async fn post_validate(ctx: AuthContext, mut input: FormInput) -> crate::Result<
     }
 
     // Completing a login.
-    let Some(user) = pending_user(&ctx).await? else {
-        return permission_denied(&ctx).await;
+    let Some(user) = pending_login::pending_user(&ctx).await? else {
+        return pending_login::permission_denied(&ctx).await;
     };
     let method = user.tf_primary_method.clone().unwrap_or_default();
     let secret = user.tf_totp_secret.clone().unwrap_or_default();
     // After a rescue the code came by mail: it lives as long as mailed codes do.
-    let rescued: bool = ctx.session.get(PENDING_RESCUED).await?.unwrap_or(false);
+    let rescued = pending_login::rescued(&ctx).await?;
     let window = if rescued { EMAIL } else { method.as_str() };
     match accept_code(&ctx, &user, window, &secret, &code).await? {
         Ok(()) => {}
@@ -532,23 +458,7 @@ async fn post_validate(ctx: AuthContext, mut input: FormInput) -> crate::Result<
             return verify_page(&ctx, Some(method), true, &errors).await;
         }
     }
-    complete_login(&ctx, &user).await
-}
-
-/// Signs in the user whose second factor was just proven (a code, or a recovery code): the
-/// pending state goes, the login completes as a password-only one would (`remember`, `next`).
-pub(crate) async fn complete_login(ctx: &AuthContext, user: &User) -> crate::Result<Response> {
-    let remember: bool = ctx.session.get(PENDING_REMEMBER).await?.unwrap_or(false);
-    let next: Option<String> = ctx.session.get(PENDING_NEXT).await?.flatten();
-    forget_pending(ctx).await?;
-    let csrf = crate::web::auth::login_user(ctx, user, remember).await?;
-    if ctx.is_json() {
-        return crate::features::login::json_login_success(ctx, user, csrf).await;
-    }
-    let config = ctx.security().config();
-    Ok(crate::web::reply::redirect(
-        &next.unwrap_or_else(|| config.post_login_view.clone()),
-    ))
+    pending_login::complete_login(&ctx, &user).await
 }
 
 fn recovery_options(config: &SecurityConfig) -> Value {
@@ -561,8 +471,8 @@ fn recovery_options(config: &SecurityConfig) -> Value {
 }
 
 async fn get_rescue(ctx: AuthContext) -> crate::Result<Response> {
-    if pending_user(&ctx).await?.is_none() {
-        return permission_denied(&ctx).await;
+    if pending_login::pending_user(&ctx).await?.is_none() {
+        return pending_login::permission_denied(&ctx).await;
     }
     if !ctx.is_json() {
         let config = ctx.security().config();
@@ -581,8 +491,8 @@ async fn get_rescue(ctx: AuthContext) -> crate::Result<Response> {
 async fn post_rescue(ctx: AuthContext, mut input: FormInput) -> crate::Result<Response> {
     let security = ctx.security().clone();
     let config = security.config();
-    let Some(user) = pending_user(&ctx).await? else {
-        return permission_denied(&ctx).await;
+    let Some(user) = pending_login::pending_user(&ctx).await? else {
+        return pending_login::permission_denied(&ctx).await;
     };
     let choice = input.text("help_setup").unwrap_or_default();
     let email_allowed = config.two_factor_enabled_methods.iter().any(|m| m == EMAIL);
@@ -605,13 +515,13 @@ async fn post_rescue(ctx: AuthContext, mut input: FormInput) -> crate::Result<Re
             &security,
             "two_factor_rescue",
             &config.two_factor_rescue_mail,
-            context! { user => crate::features::register::user_context(&user), app_name => config.app_name },
+            context! { user => crate::web::notify::user_context(&user), app_name => config.app_name },
         )?;
     } else {
         if let Some(secret) = user.tf_totp_secret.as_deref() {
             send_code(&security, &user, &user.email, secret)?;
         }
-        ctx.session.insert(PENDING_RESCUED, true).await?;
+        pending_login::mark_rescued(&ctx).await?;
     }
     if ctx.is_json() {
         let mut response = ctx.json_base().await?;

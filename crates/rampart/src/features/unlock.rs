@@ -80,7 +80,7 @@ async fn send_link(security: &Security, identity: &str, link_base: &str) -> crat
         "unlock_instructions",
         &user.email,
         context! {
-            user => crate::features::register::user_context(&user),
+            user => crate::web::notify::user_context(&user),
             unlock_link => format!("{link_base}{token}"),
             within => crate::messages::describe_duration(limit.window),
             app_name => security.config().app_name,

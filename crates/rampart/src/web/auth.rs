@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde_json::json;
 
 use crate::config::SecurityConfig;
 use crate::model::User;
@@ -121,6 +123,64 @@ async fn attach_to_session(ctx: &AuthContext, user: &User, proven: bool) -> crat
     Ok(csrf)
 }
 
+/// The result of checking an identity and a password.
+#[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "short-lived outcome value; boxing would only add an allocation"
+)]
+pub enum PasswordCheck {
+    /// The password is right (the hash was upgraded if needed).
+    Valid(User),
+    /// No such user (a dummy hash was verified to spend the same time).
+    UnknownIdentity,
+    /// The user exists but the password is wrong (or they have none).
+    InvalidPassword,
+}
+
+/// Looks up `identity` (email or username) and verifies `password`, upgrading an outdated hash
+/// (bcrypt, pbkdf2, older argon2 parameters) to the current scheme.
+pub async fn check_password(
+    security: &Security,
+    identity: &str,
+    password: &str,
+) -> crate::Result<PasswordCheck> {
+    let user = security
+        .datastore()
+        .user_by_identity(identity.trim())
+        .await?;
+    check_user_password(security, user, password).await
+}
+
+/// [`check_password`] for the account an identity was already looked up to (`None`: unknown).
+pub(crate) async fn check_user_password(
+    security: &Security,
+    user: Option<User>,
+    password: &str,
+) -> crate::Result<PasswordCheck> {
+    let hasher = security.hasher();
+    let Some(user) = user else {
+        hasher.verify_dummy(password).await?;
+        return Ok(PasswordCheck::UnknownIdentity);
+    };
+    let Some(hash) = user.password.as_deref() else {
+        hasher.verify_dummy(password).await?;
+        return Ok(PasswordCheck::InvalidPassword);
+    };
+    let verification = hasher.verify(password, hash).await?;
+    if !verification.valid {
+        return Ok(PasswordCheck::InvalidPassword);
+    }
+    if verification.needs_rehash {
+        let new_hash = hasher.hash(password).await?;
+        security
+            .datastore()
+            .set_password(user.id, &new_hash, None, security.now_naive())
+            .await?;
+    }
+    Ok(PasswordCheck::Valid(user))
+}
+
 /// Signs `user` in: new session id, CSRF secret rotated, `XSRF-TOKEN` cookie, remember-me cookie
 /// when asked, trackable fields updated. Returns the new CSRF token.
 pub async fn login_user(ctx: &AuthContext, user: &User, remember: bool) -> crate::Result<String> {
@@ -140,10 +200,94 @@ pub async fn login_user(ctx: &AuthContext, user: &User, remember: bool) -> crate
     Ok(csrf)
 }
 
+/// Signs `user` in ([`login_user`]) once every factor is proven, and answers as a completed
+/// sign-in does: JSON gets `csrf_token`, `tf_required: false` and `user` (with the auth token
+/// when the query asks `include_auth_token`); a browser goes to `next`, else
+/// `SECURITY_POST_LOGIN_VIEW`. Shared by the password sign-in and the second factor's.
+pub(crate) async fn finish_login(
+    ctx: &AuthContext,
+    user: &User,
+    remember: bool,
+    next: Option<String>,
+) -> crate::Result<Response> {
+    let csrf = login_user(ctx, user, remember).await?;
+    if ctx.is_json() {
+        return json_login_success(ctx, user, csrf).await;
+    }
+    let config = ctx.security.config();
+    Ok(crate::web::reply::redirect(
+        &next.unwrap_or_else(|| config.post_login_view.clone()),
+    ))
+}
+
+fn include_auth_token(ctx: &AuthContext) -> bool {
+    ctx.path_and_query().split_once('?').is_some_and(|(_, q)| {
+        url::form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == "include_auth_token")
+    })
+}
+
+/// The JSON answer of a completed authentication: `csrf_token`, `tf_required: false`, `user`.
+async fn json_login_success(
+    ctx: &AuthContext,
+    user: &User,
+    csrf: String,
+) -> crate::Result<Response> {
+    let auth_user = load_user(ctx.security(), &user.fs_uniquifier, AuthMethod::Session)
+        .await?
+        .ok_or_else(|| crate::Error::Internal("signed-in user vanished".into()))?;
+    let payload = ctx.user_payload(&auth_user, include_auth_token(ctx))?;
+    let response = json!({"csrf_token": csrf, "tf_required": false, "user": payload});
+    Ok(crate::web::reply::json(StatusCode::OK, response))
+}
+
 /// Re-binds the current session to `user` after their uniquifier changed (password change), so
 /// this session stays signed in while every other one dies.
 pub async fn refresh_session_user(ctx: &AuthContext, user: &User) -> crate::Result<String> {
     attach_to_session(ctx, user, true).await
+}
+
+/// Gives the user `user_id` a new `fs_uniquifier` (and `new_password_hash` as their password,
+/// when given) and ends every session of theirs on the server: every session, every auth token
+/// and every remember-me cookie issued before dies. Returns the new uniquifier. The request's own
+/// session is left as it is (see [`sign_out_other_sessions`], [`refresh_session_user`]).
+///
+/// # Errors
+///
+/// As for the datastore.
+pub(crate) async fn rotate_uniquifier(
+    security: &Security,
+    user_id: i64,
+    new_password_hash: Option<&str>,
+) -> crate::Result<String> {
+    let uniquifier = crate::model::new_uniquifier();
+    let datastore = security.datastore();
+    let now = security.now_naive();
+    match new_password_hash {
+        Some(hash) => {
+            datastore
+                .set_password(user_id, hash, Some(&uniquifier), now)
+                .await?;
+        }
+        None => datastore.set_uniquifier(user_id, &uniquifier, now).await?,
+    }
+    datastore.delete_sessions_of_user(user_id, None).await?;
+    datastore.remember_series_delete_of_user(user_id).await?;
+    Ok(uniquifier)
+}
+
+/// Sets `user`'s new password (hashed on the pool), rotating `fs_uniquifier` and ending every
+/// session of theirs on the server. Returns the new uniquifier.
+///
+/// # Errors
+///
+/// As for the hasher and the datastore.
+pub async fn set_new_password(
+    security: &Security,
+    user: &User,
+    password: &str,
+) -> crate::Result<String> {
+    let hash = security.hasher().hash(password).await?;
+    rotate_uniquifier(security, user.id, Some(&hash)).await
 }
 
 /// Signs `user` out everywhere except here: a new `fs_uniquifier` kills every other session,
@@ -154,14 +298,7 @@ pub async fn refresh_session_user(ctx: &AuthContext, user: &User) -> crate::Resu
 ///
 /// As for the datastore.
 pub async fn sign_out_other_sessions(ctx: &AuthContext, user: &User) -> crate::Result<String> {
-    let security = &ctx.security;
-    let uniquifier = crate::model::new_uniquifier();
-    let datastore = security.datastore();
-    datastore
-        .set_uniquifier(user.id, &uniquifier, security.now_naive())
-        .await?;
-    datastore.delete_sessions_of_user(user.id, None).await?;
-    crate::web::remember::end_all(ctx, user.id).await?;
+    let uniquifier = rotate_uniquifier(&ctx.security, user.id, None).await?;
     let mut updated = user.clone();
     updated.fs_uniquifier = uniquifier;
     refresh_session_user(ctx, &updated).await
@@ -210,4 +347,97 @@ pub(crate) fn expired_cookie(
         .build();
     c.make_removal();
     c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::datastore::Datastore;
+    use crate::model::NewUser;
+
+    async fn security() -> Security {
+        let config = SecurityConfig::from_settings(&crate::Settings::from_pairs([
+            ("SECRET_KEY", "unit-test-secret-key-0123456789"),
+            ("SECURITY_PASSWORD_SALT", "unit-test-salt"),
+            ("DEBUG", "true"),
+        ]))
+        .expect("valid settings");
+        let datastore = Datastore::connect("sqlite::memory:")
+            .await
+            .expect("memory database");
+        Security::builder(config)
+            .datastore(datastore)
+            .build()
+            .await
+            .expect("security")
+    }
+
+    #[tokio::test]
+    async fn rotating_the_uniquifier_ends_every_session_and_remember_series_of_the_user() {
+        let security = security().await;
+        let store = security.datastore();
+        let now = security.now_naive();
+        let later = now + time::Duration::hours(1);
+        let new_user = |email: &str| NewUser {
+            email: email.to_owned(),
+            username: None,
+            password_hash: Some("old-hash".to_owned()),
+            active: true,
+            confirmed_at: None,
+            roles: Vec::new(),
+        };
+        let ann = store
+            .create_user(&new_user("ann@example.com"), "ann-uid", now, &[])
+            .await
+            .expect("ann");
+        let bob = store
+            .create_user(&new_user("bob@example.com"), "bob-uid", now, &[])
+            .await
+            .expect("bob");
+        for (hash, user) in [("ann-1", &ann), ("ann-2", &ann), ("bob-1", &bob)] {
+            store
+                .session_create(hash, Some(user.id), "{}", later)
+                .await
+                .expect("session");
+            store
+                .remember_series_create(hash, user.id, now, later)
+                .await
+                .expect("series");
+        }
+
+        let uniquifier = rotate_uniquifier(&security, ann.id, None)
+            .await
+            .expect("rotate");
+        let after = store.user_by_id(ann.id).await.expect("load").expect("ann");
+        assert_eq!(after.fs_uniquifier, uniquifier);
+        assert_ne!(uniquifier, "ann-uid");
+        assert_eq!(after.password.as_deref(), Some("old-hash"), "password kept");
+        for hash in ["ann-1", "ann-2"] {
+            assert_eq!(store.session_load(hash, now).await.expect("load"), None);
+            assert_eq!(
+                store.remember_series_use(hash, now).await.expect("use"),
+                None
+            );
+        }
+        assert!(
+            store
+                .session_load("bob-1", now)
+                .await
+                .expect("load")
+                .is_some()
+        );
+        assert_eq!(
+            store.remember_series_use("bob-1", now).await.expect("use"),
+            Some(bob.id),
+            "other users keep theirs"
+        );
+
+        let second = rotate_uniquifier(&security, ann.id, Some("new-hash"))
+            .await
+            .expect("rotate with a password");
+        let after = store.user_by_id(ann.id).await.expect("load").expect("ann");
+        assert_eq!(after.fs_uniquifier, second);
+        assert_ne!(second, uniquifier);
+        assert_eq!(after.password.as_deref(), Some("new-hash"));
+    }
 }

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
 use crate::web::reply;
+use crate::web::security::Security;
 
 /// Validation messages per field, in the order they were found. The key `""` holds errors not
 /// tied to a field.
@@ -158,6 +159,74 @@ impl FormInput {
     /// Errors recorded while reading fields (wrong types).
     pub fn take_errors(&mut self) -> FieldErrors {
         std::mem::take(&mut self.errors)
+    }
+}
+
+/// Reads and checks the `email` field of a one-field form (resend confirmation, forgot password,
+/// change of email). The address comes back in its canonical spelling
+/// ([`crate::identity::normalize_email`]) when it is valid, trimmed as typed otherwise.
+pub(crate) fn read_email_field(
+    security: &Security,
+    input: &mut FormInput,
+) -> (String, FieldErrors) {
+    let email = input
+        .text("email")
+        .map(|e| e.trim().to_owned())
+        .unwrap_or_default();
+    let mut errors = input.take_errors();
+    if errors.has("email") {
+        return (email, errors);
+    }
+    match canonical_email(security, &email) {
+        Ok(email) => (email, errors),
+        Err(message) => {
+            errors.add("email", message);
+            (email, errors)
+        }
+    }
+}
+
+/// The canonical spelling of an email address (NFKC, IDNA domain; no DNS look-up), or the
+/// message saying why it has none.
+pub(crate) fn canonical_email(security: &Security, email: &str) -> Result<String, String> {
+    crate::identity::normalize_email(email).map_err(|error| match error {
+        crate::identity::EmailError::Empty => security.msg("EMAIL_NOT_PROVIDED", &[]),
+        _ => security.msg("INVALID_EMAIL_ADDRESS", &[]),
+    })
+}
+
+/// Checks a new password and its confirmation; errors go to `field` / `confirm_field`.
+pub(crate) fn new_password_errors(
+    security: &Security,
+    errors: &mut FieldErrors,
+    password: Option<&str>,
+    confirm: Option<&str>,
+    field: &str,
+    confirm_field: &str,
+) {
+    match password {
+        None | Some("") => {
+            if !errors.has(field) {
+                errors.add(field, security.msg("PASSWORD_NOT_PROVIDED", &[]));
+            }
+        }
+        Some(password) => {
+            if let Err(violation) = security.hasher().policy().check(password) {
+                errors.add(field, violation.to_string());
+            }
+        }
+    }
+    match confirm {
+        None | Some("") => {
+            if !errors.has(confirm_field) {
+                errors.add(confirm_field, security.msg("PASSWORD_NOT_PROVIDED", &[]));
+            }
+        }
+        Some(confirm) => {
+            if password.is_some_and(|p| !p.is_empty() && p != confirm) {
+                errors.add(confirm_field, security.msg("RETYPE_PASSWORD_MISMATCH", &[]));
+            }
+        }
     }
 }
 

@@ -241,8 +241,8 @@ async fn basic_user(ctx: &AuthContext, authorization: Option<&str>) -> crate::Re
     {
         return Ok(BasicOutcome::Limited(response));
     }
-    let crate::features::login::PasswordCheck::Valid(user) =
-        crate::features::login::check_user_password(security, account, &password).await?
+    let crate::web::auth::PasswordCheck::Valid(user) =
+        crate::web::auth::check_user_password(security, account, &password).await?
     else {
         return Ok(BasicOutcome::Refused);
     };

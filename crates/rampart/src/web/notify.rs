@@ -2,10 +2,16 @@
 //! the background, after the database work committed. A failed send is logged; nothing is undone,
 //! and the user can ask again (resend confirmation, forgot password).
 
-use minijinja::Value;
+use minijinja::{Value, context};
 
 use crate::mail::Mail;
+use crate::model::User;
 use crate::web::security::Security;
+
+/// The user fields mail templates may use.
+pub(crate) fn user_context(user: &User) -> minijinja::Value {
+    context! { email => user.email, username => user.username }
+}
 
 /// Renders mail `name` for `to` and sends it without making the request wait (so response time
 /// does not reveal whether a mail was sent).

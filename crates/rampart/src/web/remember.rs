@@ -133,15 +133,6 @@ pub(crate) async fn end(ctx: &AuthContext) -> crate::Result<()> {
     Ok(())
 }
 
-/// Ends every series of `user_id` (every device's remember-me cookie).
-pub(crate) async fn end_all(ctx: &AuthContext, user_id: i64) -> crate::Result<()> {
-    ctx.security
-        .datastore()
-        .remember_series_delete_of_user(user_id)
-        .await?;
-    Ok(())
-}
-
 fn cookie(
     config: &SecurityConfig,
     token: String,

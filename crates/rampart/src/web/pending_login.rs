@@ -1,0 +1,124 @@
+//! A sign-in waiting for its second factor: the password was right, and the session holds who is
+//! waiting (with `remember` and `next`) until a one-time code (`features::two_factor`) or a
+//! recovery code (`features::recovery_codes`) proves the second factor and finishes the sign-in
+//! here.
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use axum::response::Response;
+
+use crate::model::User;
+use crate::web::context::AuthContext;
+use crate::web::forms::FieldErrors;
+
+const PENDING_USER: &str = "tf_user";
+const PENDING_REMEMBER: &str = "tf_remember";
+const PENDING_NEXT: &str = "tf_next";
+const PENDING_SINCE: &str = "tf_since";
+const PENDING_RESCUED: &str = "tf_rescued";
+
+/// How long a login may wait for its second factor.
+const PENDING_WITHIN: Duration = Duration::from_secs(10 * 60);
+
+/// Puts `user`, whose password was right, into a fresh session id as waiting for a second
+/// factor, with the `remember` and `next` of the sign-in; nobody is signed in yet.
+pub(crate) async fn start(
+    ctx: &AuthContext,
+    user: &User,
+    remember: bool,
+    next: Option<String>,
+) -> crate::Result<()> {
+    if ctx.session.id().is_some() {
+        ctx.session.cycle_id().await?;
+    }
+    ctx.session
+        .insert(PENDING_USER, &user.fs_uniquifier)
+        .await?;
+    ctx.session.insert(PENDING_REMEMBER, remember).await?;
+    ctx.session.insert(PENDING_NEXT, &next).await?;
+    ctx.session
+        .insert(PENDING_SINCE, ctx.security().unix_now())
+        .await?;
+    Ok(())
+}
+
+/// The user whose login waits for a second factor, if any (a stale one is forgotten).
+pub(crate) async fn pending_user(ctx: &AuthContext) -> crate::Result<Option<User>> {
+    let Some(uniquifier) = ctx.session.get::<String>(PENDING_USER).await? else {
+        return Ok(None);
+    };
+    let since: u64 = ctx.session.get(PENDING_SINCE).await?.unwrap_or(0);
+    let fresh = ctx.security().unix_now().saturating_sub(since) <= PENDING_WITHIN.as_secs();
+    let user = if fresh {
+        ctx.security()
+            .datastore()
+            .user_by_uniquifier(&uniquifier)
+            .await?
+            .filter(|u| {
+                u.active && crate::model::second_factor_required(ctx.security().config(), u)
+            })
+    } else {
+        None
+    };
+    if user.is_none() {
+        forget(ctx).await?;
+    }
+    Ok(user)
+}
+
+/// Records that the waiting sign-in was rescued: its code came by mail.
+pub(crate) async fn mark_rescued(ctx: &AuthContext) -> crate::Result<()> {
+    ctx.session.insert(PENDING_RESCUED, true).await?;
+    Ok(())
+}
+
+/// Whether the waiting sign-in was rescued ([`mark_rescued`]).
+pub(crate) async fn rescued(ctx: &AuthContext) -> crate::Result<bool> {
+    Ok(ctx.session.get(PENDING_RESCUED).await?.unwrap_or(false))
+}
+
+async fn forget(ctx: &AuthContext) -> crate::Result<()> {
+    for key in [
+        PENDING_USER,
+        PENDING_REMEMBER,
+        PENDING_NEXT,
+        PENDING_SINCE,
+        PENDING_RESCUED,
+    ] {
+        ctx.session.remove_value(key).await?;
+    }
+    Ok(())
+}
+
+/// Signs in the user whose second factor was just proven (a code, or a recovery code): the
+/// pending state goes, the login completes as a password-only one would (`remember`, `next`).
+pub(crate) async fn complete_login(ctx: &AuthContext, user: &User) -> crate::Result<Response> {
+    let remember: bool = ctx.session.get(PENDING_REMEMBER).await?.unwrap_or(false);
+    let next: Option<String> = ctx.session.get(PENDING_NEXT).await?.flatten();
+    forget(ctx).await?;
+    crate::web::auth::finish_login(ctx, user, remember, next).await
+}
+
+/// No login or setup in progress: a 400 envelope for JSON (`field_errors[""]`, as
+/// Flask-Security), the sign-in page with the message for browsers.
+pub(crate) async fn permission_denied(ctx: &AuthContext) -> crate::Result<Response> {
+    if ctx.is_json() {
+        let message = ctx.security().msg("TWO_FACTOR_PERMISSION_DENIED", &[]);
+        return Ok(crate::web::reply::json_errors(
+            StatusCode::BAD_REQUEST,
+            &[],
+            Some(&FieldErrors::single("", message)),
+        ));
+    }
+    html_permission_denied(ctx).await
+}
+
+/// A browser without a login or setup in progress goes to the sign-in page with the message.
+async fn html_permission_denied(ctx: &AuthContext) -> crate::Result<Response> {
+    let security = ctx.security();
+    ctx.flash("error", &security.msg("TWO_FACTOR_PERMISSION_DENIED", &[]))
+        .await?;
+    let config = security.config();
+    Ok(crate::web::reply::redirect(&config.url(&config.login_url)))
+}
