@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use rampart::testing::smtp_sink::{ReceivedMail, SmtpSink};
+use rampart::testing::{TestBackend, TestDatabase};
 use rampart::{Security, TestClock};
 use rampart_app::AppConfig;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
@@ -21,76 +22,13 @@ pub(crate) const ADMIN_PASSWORD: &str = "admin-password-1";
 /// The password test users get.
 pub(crate) const PASSWORD: &str = "correct horse battery";
 
-/// A database backend to run a test on.
-#[derive(Clone, Debug)]
-pub(crate) enum Backend {
-    Sqlite,
-    /// The admin URL of a PostgreSQL server.
-    Postgres(String),
-}
+/// A database backend to run a test on: SQLite, or a fresh database on the PostgreSQL server
+/// behind an admin URL (the framework's fixture, shared with its own tests).
+pub(crate) type Backend = TestBackend;
 
 /// SQLite always; PostgreSQL too when `TEST_DATABASE_URL` is set.
 pub(crate) fn backends() -> Vec<Backend> {
-    let mut all = vec![Backend::Sqlite];
-    if let Ok(url) = std::env::var("TEST_DATABASE_URL")
-        && !url.trim().is_empty()
-    {
-        all.push(Backend::Postgres(url));
-    }
-    all
-}
-
-/// A PostgreSQL database made for one test, dropped with it.
-struct PgDatabase {
-    admin_url: String,
-    name: String,
-}
-
-impl PgDatabase {
-    async fn create(admin_url: &str) -> (Self, String) {
-        let name = format!("rampart_app_test_{}", rampart::token::random_hex(6));
-        let admin = sqlx::PgPool::connect(admin_url)
-            .await
-            .expect("connect TEST_DATABASE_URL");
-        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
-            .execute(&admin)
-            .await
-            .expect("create test database");
-        admin.close().await;
-        let mut url = reqwest::Url::parse(admin_url).expect("TEST_DATABASE_URL is a URL");
-        url.set_path(&format!("/{name}"));
-        (
-            Self {
-                admin_url: admin_url.to_owned(),
-                name,
-            },
-            url.to_string(),
-        )
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        let admin_url = self.admin_url.clone();
-        let name = self.name.clone();
-        // Drop runs inside the test's runtime: use a thread with its own.
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(async {
-                if let Ok(admin) = sqlx::PgPool::connect(&admin_url).await {
-                    let _ =
-                        sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                            .execute(&admin)
-                            .await;
-                    admin.close().await;
-                }
-            });
-        })
-        .join();
-    }
+    TestBackend::all_from_env()
 }
 
 /// A running app.
@@ -104,7 +42,7 @@ pub(crate) struct TestApp {
     pub(crate) media: rampart_app::MediaStore,
     _dir: TempDir,
     server: tokio::task::JoinHandle<()>,
-    _pg: Option<PgDatabase>,
+    _pg: Option<TestDatabase>,
 }
 
 impl Drop for TestApp {
@@ -150,8 +88,11 @@ impl TestApp {
                 None,
                 format!("sqlite://{}?mode=rwc", dir.path().join("app.db").display()),
             ),
-            Backend::Postgres(admin) => {
-                let (db, url) = PgDatabase::create(admin).await;
+            Backend::Postgres(_) => {
+                let db = TestDatabase::create(backend)
+                    .await
+                    .expect("make the test database (TEST_DATABASE_URL reachable?)");
+                let url = db.url().to_owned();
                 (Some(db), url)
             }
         };

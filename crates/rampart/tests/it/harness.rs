@@ -20,6 +20,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode
 use axum::response::Response;
 use axum::routing::{get, post};
 use rampart::testing::smtp_sink::SmtpSink;
+use rampart::testing::{TestBackend, TestDatabase};
 use rampart::{
     AuthMethod, CurrentUser, Datastore, Mail, MemoryMailer, Security, SecurityConfig, Settings,
     TestClock, User, anonymous_required, auth_required, auth_required_with, permissions_accepted,
@@ -27,7 +28,6 @@ use rampart::{
 };
 use rampart::{SmtpConfig, SmtpMailer};
 use serde_json::{Value, json};
-use sqlx::{Connection, Executor, PgConnection};
 use tower::ServiceExt;
 
 /// The password the helpers register users with.
@@ -45,20 +45,8 @@ const CLIENT_ADDR: ([u8; 4], u16) = ([127, 0, 0, 1], 50_000);
 /// The `Host` header of requests (links in mails are built from it).
 pub(crate) const HOST: &str = "rampart.test";
 
-/// Where a test's database lives.
-enum Backend {
-    Sqlite,
-    Postgres(String),
-}
-
-fn backends() -> Vec<Backend> {
-    let mut backends = vec![Backend::Sqlite];
-    if let Ok(url) = std::env::var("TEST_DATABASE_URL")
-        && !url.is_empty()
-    {
-        backends.push(Backend::Postgres(url));
-    }
-    backends
+fn backends() -> Vec<TestBackend> {
+    TestBackend::all_from_env()
 }
 
 /// Runs `body` on a fresh [`TestApp`] per backend: SQLite, and PostgreSQL when
@@ -122,72 +110,16 @@ pub(crate) async fn each_backend_with_broken_mail(
     }
 }
 
-/// Keeps a test database alive; dropping it deletes the database.
-enum DbGuard {
-    Sqlite(#[expect(dead_code, reason = "held for its Drop")] tempfile::TempDir),
-    Postgres { admin_url: String, database: String },
-}
-
-impl Drop for DbGuard {
-    fn drop(&mut self) {
-        let Self::Postgres {
-            admin_url,
-            database,
-        } = self
-        else {
-            return;
-        };
-        let admin_url = admin_url.clone();
-        let sql = format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)");
-        // Drop is synchronous and runs inside the test's runtime: use a thread with its own.
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(async {
-                let mut admin = PgConnection::connect(&admin_url).await?;
-                admin.execute(sql.as_str()).await?;
-                admin.close().await?;
-                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("could not drop test database {database}: {dropped:?}");
-        }
-    }
-}
-
-async fn open(backend: Backend) -> (Datastore, DbGuard, &'static str) {
-    match backend {
-        Backend::Sqlite => {
-            let dir = tempfile::tempdir().expect("temp dir");
-            let url = format!("sqlite:{}", dir.path().join("rampart.db").display());
-            let store = Datastore::connect(&url).await.expect("open SQLite");
-            (store, DbGuard::Sqlite(dir), "sqlite")
-        }
-        Backend::Postgres(admin_url) => {
-            let database = format!("rampart_it_{}", uuid::Uuid::new_v4().simple());
-            let mut admin = PgConnection::connect(&admin_url)
-                .await
-                .expect("connect to TEST_DATABASE_URL");
-            admin
-                .execute(format!("CREATE DATABASE \"{database}\"").as_str())
-                .await
-                .expect("create the test database");
-            admin.close().await.expect("close the admin connection");
-            let mut url = url::Url::parse(&admin_url).expect("TEST_DATABASE_URL is a URL");
-            url.set_path(&format!("/{database}"));
-            let guard = DbGuard::Postgres {
-                admin_url,
-                database,
-            };
-            let store = Datastore::connect(url.as_str())
-                .await
-                .expect("open PostgreSQL");
-            (store, guard, "postgres")
-        }
-    }
+/// A fresh migrated datastore on `backend`, and the database that lives while it is held.
+async fn open(backend: TestBackend) -> (Datastore, TestDatabase, &'static str) {
+    let database = TestDatabase::create(&backend)
+        .await
+        .expect("make the test database (TEST_DATABASE_URL reachable?)");
+    let store = Datastore::connect(database.url())
+        .await
+        .expect("open the test database");
+    let name = database.backend();
+    (store, database, name)
 }
 
 /// The settings every test app starts from.
@@ -223,12 +155,12 @@ pub(crate) struct TestApp {
     /// Per address, how many of its mails the test has taken.
     taken: Mutex<HashMap<String, usize>>,
     // Last, so the database outlives everything that uses it.
-    _db: DbGuard,
+    _db: TestDatabase,
 }
 
 impl TestApp {
     async fn on(
-        backend: Backend,
+        backend: TestBackend,
         settings: &[(&str, &str)],
         mailer: Option<rampart::SharedMailer>,
     ) -> Self {
