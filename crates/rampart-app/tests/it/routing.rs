@@ -130,3 +130,71 @@ async fn a_wrong_method_on_the_app_routes_is_405_and_real_routes_still_need_the_
         assert_eq!(status, StatusCode::OK);
     }
 }
+
+/// Sends `request` on a new connection and reads the answer until the server closes it.
+async fn raw(base: &str, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let addr = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(request).await.expect("write");
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut answer),
+    )
+    .await
+    .expect("the server closes the connection")
+    .expect("read");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_100_kb_url_gets_414_in_the_request_format() {
+    let app = TestApp::start(&crate::harness::Backend::Sqlite, &[]).await;
+    let host = app.base.trim_start_matches("http://").to_owned();
+    let long = "a".repeat(100 * 1024);
+    let json = raw(
+        &app.base,
+        format!("GET /login?q={long} HTTP/1.1\r\nHost: {host}\r\nAccept: application/json\r\n\r\n")
+            .as_bytes(),
+    )
+    .await;
+    assert!(json.starts_with("HTTP/1.1 414 URI Too Long"), "{json}");
+    let body = json.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let envelope: serde_json::Value = serde_json::from_str(body).expect("the JSON envelope");
+    assert_eq!(envelope["meta"]["code"], 414, "{envelope}");
+    assert!(
+        errors(&envelope)
+            .first()
+            .is_some_and(|e| e.contains("exceeds the capacity limit")),
+        "{envelope}"
+    );
+    // An API path is answered in JSON without `Accept`; a page with the error page.
+    let api = raw(
+        &app.base,
+        format!("DELETE /api/account?{long} HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes(),
+    )
+    .await;
+    assert!(api.starts_with("HTTP/1.1 414"), "{api}");
+    assert!(api.contains("\"code\":414"), "{api}");
+    let page = raw(
+        &app.base,
+        format!("GET /dashboard/profile/?{long} HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes(),
+    )
+    .await;
+    assert!(page.starts_with("HTTP/1.1 414"), "{page}");
+    assert!(page.contains("text/html"), "{page}");
+    assert!(page.contains("URI Too Long"), "{page}");
+
+    // Ordinary requests on a fresh connection still work, kept alive.
+    let client = app.client();
+    for _ in 0..2 {
+        let response = client
+            .http
+            .get(format!("{}/login", app.base))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+}

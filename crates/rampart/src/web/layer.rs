@@ -92,8 +92,14 @@ where
 
 /// The longest request target (path and query) answered: longer ones get 414 in the request's
 /// format, as a reverse proxy's 8 KiB request-line buffer would refuse them. (hyper itself
-/// refuses targets over 64 KiB with a bare 414 before any service runs.)
-const MAX_URI_BYTES: usize = 8 * 1024;
+/// refuses targets over 64 KiB with a bare 414 before any service runs; [`crate::serve`] reads
+/// a connection's first request line before hyper and marks an over-long one [`UriTooLong`].)
+pub(crate) const MAX_URI_BYTES: usize = 8 * 1024;
+
+/// Marks a request that stands for one whose target was too long to parse: answered 414 in its
+/// format before anything else.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct UriTooLong;
 
 /// Whether the client speaks JSON: a JSON body, or `Accept: application/json`.
 pub(crate) fn wants_json(headers: &HeaderMap) -> bool {
@@ -160,7 +166,9 @@ where
 {
     let config = security.config();
     let is_json = wants_json(req.headers());
-    if req.uri().path_and_query().map_or(0, |pq| pq.as_str().len()) > MAX_URI_BYTES {
+    if req.uri().path_and_query().map_or(0, |pq| pq.as_str().len()) > MAX_URI_BYTES
+        || req.extensions().get::<UriTooLong>().is_some()
+    {
         return finish(&security, is_json, StatusCode::URI_TOO_LONG.into_response());
     }
     let body_limit = config.body_limit_for(req.uri().path());
