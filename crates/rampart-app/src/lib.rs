@@ -212,14 +212,18 @@ pub fn router(security: &Security, media: &MediaStore) -> Router {
         security: security.clone(),
         media: media.clone(),
     };
-    Router::new()
+    let routes = Router::new()
         .merge(routes::router())
         .with_state(state)
-        .merge(security.router())
+        .merge(security.router());
+    // The layer learns every route, so a wrong method on the app's pages is a 405, not a CSRF
+    // refusal.
+    let layer = security.layer().routes(&routes);
+    routes
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             config::REQUEST_TIMEOUT,
         ))
-        .layer(security.layer())
+        .layer(layer)
         .layer(TraceLayer::new_for_http())
 }

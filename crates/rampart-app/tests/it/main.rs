@@ -14,3 +14,4 @@ mod flow;
 mod guards;
 mod harness;
 mod pages;
+mod routing;

@@ -25,11 +25,26 @@ use crate::web::security::Security;
 #[derive(Clone)]
 pub struct SecurityLayer {
     security: Security,
+    routes: RouteProbe,
 }
 
 impl SecurityLayer {
     pub(crate) fn new(security: Security) -> Self {
-        Self { security }
+        let routes = RouteProbe::new(&security.router());
+        Self { security, routes }
+    }
+
+    /// The app's whole router (its own routes and [`Security::router`], before this layer), so
+    /// that routing decides before CSRF protection on the app's routes too: a state-changing
+    /// request without a valid CSRF token to a route that lacks its method gets 405 with `Allow`
+    /// rather than "CSRF token missing". Without it only the framework's routes are known.
+    ///
+    /// The layer keeps a copy of `router` in which every handler is replaced by a stub, so
+    /// asking it which methods a path takes never runs a handler.
+    #[must_use]
+    pub fn routes(mut self, router: &axum::Router) -> Self {
+        self.routes = RouteProbe::new(router);
+        self
     }
 }
 
@@ -39,6 +54,7 @@ impl<S> Layer<S> for SecurityLayer {
     fn layer(&self, inner: S) -> Self::Service {
         SecurityService {
             security: self.security.clone(),
+            routes: self.routes.clone(),
             inner,
         }
     }
@@ -48,6 +64,7 @@ impl<S> Layer<S> for SecurityLayer {
 #[derive(Clone)]
 pub struct SecurityService<S> {
     security: Security,
+    routes: RouteProbe,
     inner: S,
 }
 
@@ -68,14 +85,21 @@ where
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
         let security = self.security.clone();
-        Box::pin(async move { Ok(handle(security, inner, req).await) })
+        let routes = self.routes.clone();
+        Box::pin(async move { Ok(handle(security, routes, inner, req).await) })
     }
 }
 
 /// The longest request target (path and query) answered: longer ones get 414 in the request's
 /// format, as a reverse proxy's 8 KiB request-line buffer would refuse them. (hyper itself
-/// refuses targets over 64 KiB with a bare 414 before any service runs.)
-const MAX_URI_BYTES: usize = 8 * 1024;
+/// refuses targets over 64 KiB with a bare 414 before any service runs; [`crate::serve`] reads
+/// a connection's first request line before hyper and marks an over-long one [`UriTooLong`].)
+pub(crate) const MAX_URI_BYTES: usize = 8 * 1024;
+
+/// Marks a request that stands for one whose target was too long to parse: answered 414 in its
+/// format before anything else.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct UriTooLong;
 
 /// Whether the client speaks JSON: a JSON body, or `Accept: application/json`.
 pub(crate) fn wants_json(headers: &HeaderMap) -> bool {
@@ -130,14 +154,21 @@ pub(crate) fn read_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a 
         .map(|(_, v)| v.trim_matches('"'))
 }
 
-async fn handle<S>(security: Security, inner: S, mut req: Request<Body>) -> Response
+async fn handle<S>(
+    security: Security,
+    routes: RouteProbe,
+    inner: S,
+    mut req: Request<Body>,
+) -> Response
 where
     S: Service<Request<Body>, Response = Response, Error = Infallible> + Send + 'static,
     S::Future: Send + 'static,
 {
     let config = security.config();
     let is_json = wants_json(req.headers());
-    if req.uri().path_and_query().map_or(0, |pq| pq.as_str().len()) > MAX_URI_BYTES {
+    if req.uri().path_and_query().map_or(0, |pq| pq.as_str().len()) > MAX_URI_BYTES
+        || req.extensions().get::<UriTooLong>().is_some()
+    {
         return finish(&security, is_json, StatusCode::URI_TOO_LONG.into_response());
     }
     let body_limit = config.body_limit_for(req.uri().path());
@@ -219,7 +250,7 @@ where
                 Err(never) => match never {},
             }
         }
-        Err(refusal) => match routing_refusal(&security, &req) {
+        Err(refusal) => match routing_refusal(&routes, &req) {
             Some(probe) => match probe.await {
                 Some(not_routed) => not_routed,
                 None => return finish(&security, is_json, refusal),
@@ -245,15 +276,14 @@ where
 /// For a request refused by CSRF protection: the 404 or 405 routing gives it instead, if any.
 ///
 /// Routing decides before CSRF does, so a `DELETE` to an unknown path is a 404 and a `PUT` to a
-/// framework page that only answers `GET`/`POST` a 405 (with `Allow`), not "CSRF token missing".
+/// page that only answers `GET`/`POST` a 405 (with `Allow`), not "CSRF token missing".
 /// `Router::layer` runs this layer after routing, around the matched handler (or the fallback),
 /// so nothing may be called here to find out: a request without [`axum::extract::MatchedPath`]
-/// reached the router's fallback (no route has its path), and for a matched path the framework's
-/// own routes are asked with a body-less `OPTIONS` (they have no `OPTIONS` handler, so none
-/// runs). `None` (the CSRF refusal stands) for every route that takes the method, and for an
-/// app route whose methods are not known here.
+/// reached the router's fallback (no route has its path), and for a matched path the
+/// [`RouteProbe`] is asked. `None` (the CSRF refusal stands) for every route that takes the
+/// method, and for a path whose methods are not known (a service, `any`).
 fn routing_refusal(
-    security: &Security,
+    routes: &RouteProbe,
     req: &Request<Body>,
 ) -> Option<impl Future<Output = Option<Response>> + Send + use<>> {
     if req
@@ -266,30 +296,67 @@ fn routing_refusal(
             Some(not_found),
         )));
     }
-    let method = req.method().clone();
     let probe = Request::builder()
-        .method(Method::OPTIONS)
+        .method(req.method().clone())
         .uri(req.uri().path())
         .body(Body::empty())
         .ok()?;
-    let framework: axum::Router = security.router();
+    let router = routes.0.clone();
     Some(futures_util::future::Either::Right(async move {
-        let response = match tower::ServiceExt::oneshot(framework, probe).await {
+        let response = match tower::ServiceExt::oneshot(router, probe).await {
             Ok(response) => response,
             Err(never) => match never {},
         };
-        if response.status() != StatusCode::METHOD_NOT_ALLOWED {
+        // Only a route's method fallback gets `Allow` (see `RouteProbe::new`).
+        let allow = response.headers().get(header::ALLOW)?.clone();
+        if response.status() != StatusCode::METHOD_NOT_ALLOWED || allow.is_empty() {
             return None;
         }
-        let allowed = response
-            .headers()
-            .get_all(header::ALLOW)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|m| m.trim().eq_ignore_ascii_case(method.as_str()));
-        (!allowed).then_some(response)
+        let mut not_allowed = StatusCode::METHOD_NOT_ALLOWED.into_response();
+        not_allowed.headers_mut().insert(header::ALLOW, allow);
+        Some(not_allowed)
     }))
+}
+
+/// A copy of a router with every handler, fallback and service replaced by a stub: asked with a
+/// request's method and path, it says which methods the route takes when it lacks this one
+/// (405 with `Allow`), and never runs anything of the app's.
+#[derive(Clone)]
+struct RouteProbe(axum::Router);
+
+impl RouteProbe {
+    fn new(router: &axum::Router) -> Self {
+        // `layer` reaches every handler, service and fallback. axum adds `Allow` only to what
+        // a route's method fallback answers, so a stub's 405 with `Allow` means "not this
+        // method", and one without means a handler (or `any`, or a service) would have run.
+        Self(router.clone().layer(Stub(StatusCode::METHOD_NOT_ALLOWED)))
+    }
+}
+
+/// The layer of [`RouteProbe`]: drops the service it wraps and answers its status, empty.
+#[derive(Clone, Copy)]
+struct Stub(StatusCode);
+
+impl<S> Layer<S> for Stub {
+    type Service = Stub;
+
+    fn layer(&self, _dropped: S) -> Self::Service {
+        *self
+    }
+}
+
+impl Service<Request<Body>> for Stub {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _req: Request<Body>) -> Self::Future {
+        std::future::ready(Ok(self.0.into_response()))
+    }
 }
 
 fn valid_host(host: &str) -> bool {
@@ -473,6 +540,48 @@ mod tests {
             HeaderValue::from_static("application/json; charset=utf-8"),
         );
         assert!(wants_json(&h));
+    }
+
+    #[tokio::test]
+    async fn the_route_probe_knows_the_methods_and_never_runs_a_handler() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let ran = Arc::new(AtomicUsize::new(0));
+        let count = |ran: &Arc<AtomicUsize>| {
+            let ran = Arc::clone(ran);
+            move || {
+                ran.fetch_add(1, Ordering::SeqCst);
+                std::future::ready("ran")
+            }
+        };
+        let router: axum::Router = axum::Router::new()
+            .route("/page", axum::routing::get(count(&ran)).post(count(&ran)))
+            .route("/gone", axum::routing::delete(count(&ran)))
+            .route("/any", axum::routing::any(count(&ran)))
+            .fallback(count(&ran));
+        let probe = RouteProbe::new(&router);
+        let ask = |method: Method, path: &str| {
+            let request = Request::builder()
+                .method(method)
+                .uri(path)
+                .body(Body::empty())
+                .unwrap();
+            tower::ServiceExt::oneshot(probe.0.clone(), request)
+        };
+        let response = ask(Method::PUT, "/page").await.unwrap();
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(response.headers()[header::ALLOW], "GET,HEAD,POST");
+        let response = ask(Method::POST, "/page").await.unwrap();
+        assert!(response.headers().get(header::ALLOW).is_none());
+        let response = ask(Method::POST, "/gone").await.unwrap();
+        assert_eq!(response.headers()[header::ALLOW], "DELETE");
+        let response = ask(Method::DELETE, "/gone").await.unwrap();
+        assert!(response.headers().get(header::ALLOW).is_none());
+        // `any` and the fallback take every method: no `Allow`, nothing run.
+        let response = ask(Method::PUT, "/any").await.unwrap();
+        assert!(response.headers().get(header::ALLOW).is_none());
+        let response = ask(Method::PUT, "/elsewhere").await.unwrap();
+        assert!(response.headers().get(header::ALLOW).is_none());
+        assert_eq!(ran.load(Ordering::SeqCst), 0, "no handler ran");
     }
 
     #[test]

@@ -170,7 +170,9 @@ impl Security {
     }
 
     /// The layer that loads the session or auth token, resolves the user, checks CSRF, renders
-    /// errors in the request's format and sets security headers. Wrap the whole app in it.
+    /// errors in the request's format and sets security headers. Wrap the whole app in it, and
+    /// give it the app's router with [`SecurityLayer::routes`] so that a wrong method on the
+    /// app's routes gets 405 rather than a CSRF refusal.
     pub fn layer(&self) -> SecurityLayer {
         SecurityLayer::new(self.clone())
     }

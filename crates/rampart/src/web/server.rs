@@ -15,6 +15,14 @@
 //! - **connection cap** ([`ServerLimits::max_connections`], `RAMPART_MAX_CONNECTIONS`, 1024):
 //!   beyond it new connections wait in the listen queue until one closes.
 //!
+//! - **request line** (first request of a connection): its head is read before hyper sees it
+//!   (within the header timeout, at most [`MAX_SNIFFED_HEAD`] bytes kept); a request line over
+//!   [`MAX_REQUEST_LINE`] is answered `414 URI Too Long` in the request's format (the error
+//!   envelope when its `Accept` or `Content-Type` says JSON or its path starts with `/api/`,
+//!   else the error page) and the connection closed. Later requests on a kept-alive connection
+//!   go straight to hyper: the security layer answers targets over 8 KiB with the same 414,
+//!   but hyper refuses those over 64 KiB itself with a bare 414.
+//!
 //! Each request carries axum's `ConnectInfo<SocketAddr>` (the per-address limits read it).
 //! [`serve`] stops on Ctrl-C or SIGTERM: it stops accepting, lets the requests in flight finish
 //! and closes idle connections.
@@ -51,6 +59,20 @@ pub const BODY_TIMEOUT_KEY: &str = "RAMPART_BODY_TIMEOUT";
 pub const KEEPALIVE_TIMEOUT_KEY: &str = "RAMPART_KEEPALIVE_TIMEOUT";
 /// Setting: how many connections are served at once ([`ServerLimits::max_connections`]).
 pub const MAX_CONNECTIONS_KEY: &str = "RAMPART_MAX_CONNECTIONS";
+
+/// The longest request line (method, target, version) a connection's first request may have;
+/// a longer one gets 414 (see the [module](self) documentation).
+pub const MAX_REQUEST_LINE: usize = 16 * 1024;
+
+/// The most bytes of a connection's first request head read and kept before hyper parses it.
+pub const MAX_SNIFFED_HEAD: usize = 64 * 1024;
+
+/// The most bytes of header lines kept from a request with an over-long line (to choose the
+/// answer's format); the most read of its head in all is [`MAX_REFUSED_HEAD`].
+const MAX_KEPT_HEADERS: usize = 8 * 1024;
+
+/// The most bytes read of the head of a request whose line is over-long.
+const MAX_REFUSED_HEAD: usize = 1024 * 1024;
 
 /// The most connections [`ServerLimits::max_connections`] may allow.
 pub const MAX_CONNECTIONS_CEILING: usize = 1_000_000;
@@ -232,10 +254,31 @@ async fn serve_connection(
     mut stopped: watch::Receiver<bool>,
 ) {
     let activity = Arc::new(Activity::new());
-    let io = TokioIo::new(Tracked {
+    let mut tracked = Tracked {
         inner: stream,
         activity: Arc::clone(&activity),
-    });
+    };
+    if *stopped.borrow() {
+        return;
+    }
+    let first = tokio::select! {
+        first = tokio::time::timeout(
+            limits.header_timeout,
+            read_first_head(&mut tracked, limits.keep_alive_timeout),
+        ) => {
+            first.unwrap_or(FirstHead::Closed)
+        }
+        _ = stopped.changed() => FirstHead::Closed,
+    };
+    let (replay, uri_too_long) = match first {
+        FirstHead::Pass(bytes) => (Replay::new(bytes, tracked, true), false),
+        FirstHead::TooLong(head) => {
+            tracing::debug!(%addr, "request line too long: 414");
+            (Replay::new(head, tracked, false), true)
+        }
+        FirstHead::Closed => return,
+    };
+    let io = TokioIo::new(replay);
     let service = hyper::service::service_fn({
         let activity = Arc::clone(&activity);
         move |request| {
@@ -245,6 +288,7 @@ async fn serve_connection(
                 addr,
                 limits.body_timeout,
                 Arc::clone(&activity),
+                uri_too_long,
             )
         }
     });
@@ -290,8 +334,12 @@ async fn handle(
     addr: SocketAddr,
     body_timeout: Duration,
     activity: Arc<Activity>,
+    uri_too_long: bool,
 ) -> Result<Response<Body>, Infallible> {
     let _in_flight = InFlight::new(activity);
+    if uri_too_long {
+        return Ok(uri_too_long_response(request, router, addr).await);
+    }
     let (parts, body) = request.into_parts();
     let body_done = Arc::new(AtomicBool::new(http_body::Body::is_end_stream(&body)));
     let body = Body::new(WatchedBody {
@@ -311,6 +359,286 @@ async fn handle(
     tokio::select! {
         response = response => response,
         () = deadline => Ok(body_timeout_response()),
+    }
+}
+
+/// The answer to a request whose line was too long, from the stand-in head [`read_first_head`]
+/// made: the security layer's 414 in the request's format, or a plain 414 from a router without
+/// it. The connection closes after it.
+async fn uri_too_long_response(
+    request: Request<Incoming>,
+    router: Router,
+    addr: SocketAddr,
+) -> Response<Body> {
+    let (parts, _empty) = request.into_parts();
+    let mut request = Request::from_parts(parts, Body::empty());
+    request.extensions_mut().insert(ConnectInfo(addr));
+    request
+        .extensions_mut()
+        .insert(crate::web::layer::UriTooLong);
+    let mut response = match router.oneshot(request).await {
+        Ok(response) if response.status() == StatusCode::URI_TOO_LONG => response,
+        Ok(_) | Err(_) => {
+            let mut plain = Response::new(Body::from("URI Too Long\n"));
+            *plain.status_mut() = StatusCode::URI_TOO_LONG;
+            plain.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            plain
+        }
+    };
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// What came first on a new connection.
+#[derive(Debug, PartialEq, Eq)]
+enum FirstHead {
+    /// A request (or whatever hyper is to judge): these bytes, then the socket.
+    Pass(Vec<u8>),
+    /// A request line over [`MAX_REQUEST_LINE`]: a stand-in head (`GET /` with the request's
+    /// `Host`, `Accept` and `Content-Type`, `Connection: close`) to answer 414 from; the rest
+    /// of the request is not read.
+    TooLong(Vec<u8>),
+    /// Closed, failed or timed out before a request line: nothing to answer.
+    Closed,
+}
+
+/// Reads the first request's head (up to [`MAX_SNIFFED_HEAD`] bytes) to hand it to hyper, or,
+/// when its line is over [`MAX_REQUEST_LINE`], the rest of its head (up to
+/// [`MAX_REFUSED_HEAD`], keeping at most [`MAX_KEPT_HEADERS`] of it) to answer 414. A
+/// connection that sends nothing for `idle` is closed, as an idle kept-alive one is.
+async fn read_first_head<R: AsyncRead + Unpin>(stream: &mut R, idle: Duration) -> FirstHead {
+    use tokio::io::AsyncReadExt as _;
+    let mut buf = Vec::new();
+    let mut chunk = vec![0_u8; 8 * 1024];
+    let mut over_long: Option<OverLong> = None;
+    loop {
+        let n = match tokio::time::timeout(idle, stream.read(&mut chunk)).await {
+            Ok(Ok(n)) => n,
+            Ok(Err(_)) | Err(_) => return FirstHead::Closed,
+        };
+        let Some(read) = chunk.get(..n) else {
+            return FirstHead::Closed;
+        };
+        if let Some(refused) = over_long.as_mut() {
+            if n == 0 || refused.feed(read) {
+                return FirstHead::TooLong(refused.stand_in());
+            }
+            continue;
+        }
+        if n == 0 {
+            return FirstHead::Closed;
+        }
+        buf.extend_from_slice(read);
+        // Servers ignore empty lines before a request line.
+        let start = buf
+            .iter()
+            .position(|b| !matches!(b, b'\r' | b'\n'))
+            .unwrap_or(buf.len());
+        let rest = buf.get(start..).unwrap_or_default();
+        match rest.iter().position(|&b| b == b'\n') {
+            Some(end) if end <= MAX_REQUEST_LINE => {
+                if head_ends(rest) || buf.len() >= MAX_SNIFFED_HEAD {
+                    return FirstHead::Pass(buf);
+                }
+            }
+            None if rest.len() <= MAX_REQUEST_LINE => {
+                if buf.len() >= MAX_SNIFFED_HEAD {
+                    return FirstHead::Pass(buf);
+                }
+            }
+            _ => {
+                let mut refused = OverLong::default();
+                if refused.feed(rest) {
+                    return FirstHead::TooLong(refused.stand_in());
+                }
+                over_long = Some(refused);
+                buf = Vec::new();
+            }
+        }
+    }
+}
+
+/// Whether `head` (from its request line on) holds the empty line that ends a head.
+fn head_ends(head: &[u8]) -> bool {
+    head.windows(2).any(|w| w == b"\n\n") || head.windows(3).any(|w| w == b"\n\r\n")
+}
+
+/// What is kept of a request whose line is over-long, as its head arrives.
+#[derive(Debug, Default)]
+struct OverLong {
+    /// The start of its request line (method and the start of the target).
+    line: Vec<u8>,
+    /// Whether its request line has ended.
+    line_done: bool,
+    /// Its header lines (up to [`MAX_KEPT_HEADERS`]).
+    headers: Vec<u8>,
+    /// How many bytes were read of it.
+    read: usize,
+}
+
+impl OverLong {
+    /// The start of the request line kept: enough for the method and a path prefix.
+    const LINE_KEPT: usize = 64;
+
+    /// Takes the next bytes; `true` when enough of the head is read.
+    fn feed(&mut self, mut bytes: &[u8]) -> bool {
+        self.read = self.read.saturating_add(bytes.len());
+        if !self.line_done {
+            let end = bytes.iter().position(|&b| b == b'\n');
+            let line = bytes.get(..end.unwrap_or(bytes.len())).unwrap_or_default();
+            let room = Self::LINE_KEPT.saturating_sub(self.line.len());
+            self.line
+                .extend_from_slice(line.get(..room.min(line.len())).unwrap_or_default());
+            match end {
+                None => return self.read > MAX_REFUSED_HEAD,
+                Some(end) => {
+                    self.line_done = true;
+                    bytes = bytes.get(end + 1..).unwrap_or_default();
+                }
+            }
+        }
+        let room = MAX_KEPT_HEADERS.saturating_sub(self.headers.len());
+        self.headers
+            .extend_from_slice(bytes.get(..room.min(bytes.len())).unwrap_or_default());
+        self.headers.starts_with(b"\n")
+            || self.headers.starts_with(b"\r\n")
+            || head_ends(&self.headers)
+            || self.headers.len() >= MAX_KEPT_HEADERS
+            || self.read > MAX_REFUSED_HEAD
+    }
+
+    /// The head hyper is given instead: `GET /` with the headers that choose the answer's
+    /// format, and `Accept: application/json` for a path under `/api/`.
+    fn stand_in(&self) -> Vec<u8> {
+        let mut head = b"GET / HTTP/1.1\r\n".to_vec();
+        let api = self
+            .line
+            .splitn(2, |&b| b == b' ')
+            .nth(1)
+            .is_some_and(|target| target.starts_with(b"/api/"));
+        let mut accept = false;
+        let end = self
+            .headers
+            .windows(2)
+            .position(|w| w == b"\n\n")
+            .into_iter()
+            .chain(self.headers.windows(3).position(|w| w == b"\n\r\n"))
+            .min()
+            .map_or(self.headers.len(), |at| at + 1);
+        for line in self
+            .headers
+            .get(..end)
+            .unwrap_or_default()
+            .split(|&b| b == b'\n')
+        {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let Some(colon) = line.iter().position(|&b| b == b':') else {
+                continue;
+            };
+            let (name, value) = line.split_at(colon);
+            let value = value.get(1..).unwrap_or_default();
+            let wanted = [&b"host"[..], b"accept", b"content-type"]
+                .iter()
+                .any(|w| name.eq_ignore_ascii_case(w));
+            let clean = value
+                .iter()
+                .all(|&b| b == b'\t' || (b' '..=b'~').contains(&b));
+            if wanted && clean && HeaderValue::from_bytes(value.trim_ascii()).is_ok() {
+                accept |= name.eq_ignore_ascii_case(b"accept");
+                head.extend_from_slice(name);
+                head.extend_from_slice(b": ");
+                head.extend_from_slice(value.trim_ascii());
+                head.extend_from_slice(b"\r\n");
+            }
+        }
+        if api && !accept {
+            head.extend_from_slice(b"Accept: application/json\r\n");
+        }
+        head.extend_from_slice(b"Connection: close\r\n\r\n");
+        head
+    }
+}
+
+/// A socket whose first bytes are given back from a buffer (the head read before hyper), then
+/// read from the socket itself, or, for a stand-in head, never (hyper answers it and closes).
+struct Replay<T> {
+    prefix: Vec<u8>,
+    at: usize,
+    then_socket: bool,
+    inner: T,
+}
+
+impl<T> Replay<T> {
+    fn new(prefix: Vec<u8>, inner: T, then_socket: bool) -> Self {
+        Self {
+            prefix,
+            at: 0,
+            then_socket,
+            inner,
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Replay<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        if let Some(left) = this.prefix.get(this.at..)
+            && !left.is_empty()
+        {
+            let n = left.len().min(buf.remaining());
+            buf.put_slice(left.get(..n).unwrap_or_default());
+            this.at += n;
+            if this.at == this.prefix.len() {
+                this.prefix = Vec::new();
+                this.at = 0;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        if this.then_socket {
+            Pin::new(&mut this.inner).poll_read(cx, buf)
+        } else {
+            // Nothing more is read of a refused request: hyper answers the stand-in and closes.
+            Poll::Pending
+        }
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Replay<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
@@ -506,6 +834,70 @@ mod tests {
                 max_connections: 10,
             }
         );
+    }
+
+    async fn first_head(bytes: &[u8]) -> FirstHead {
+        read_first_head(&mut &bytes[..], Duration::from_secs(5)).await
+    }
+
+    #[tokio::test]
+    async fn the_first_head_is_passed_on_whole() {
+        let head = b"\r\nGET /a?b=c HTTP/1.1\r\nHost: x\r\n\r\nPOST".to_vec();
+        assert_eq!(first_head(&head).await, FirstHead::Pass(head.clone()));
+        // Cut short by the client: nothing to answer.
+        assert_eq!(
+            first_head(b"GET / HTTP/1.1\r\nHost").await,
+            FirstHead::Closed
+        );
+        let line = format!(
+            "GET /{} HTTP/1.1\r\n\r\n",
+            "a".repeat(MAX_REQUEST_LINE - 20)
+        );
+        assert!(matches!(
+            first_head(line.as_bytes()).await,
+            FirstHead::Pass(_)
+        ));
+        // A huge head with a sane line goes to hyper (which answers 431) once the sniff is full.
+        let big = format!(
+            "GET / HTTP/1.1\r\nX-Big: {}\r\n\r\n",
+            "b".repeat(MAX_SNIFFED_HEAD)
+        );
+        match first_head(big.as_bytes()).await {
+            FirstHead::Pass(bytes) => assert!(bytes.len() <= MAX_SNIFFED_HEAD + 8 * 1024),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_over_long_line_gets_a_stand_in_head_with_the_format_headers() {
+        let long = "a".repeat(100 * 1024);
+        let request = format!(
+            "GET /login?q={long} HTTP/1.1\r\nHost: example.com\r\nCookie: s=1\r\n\
+             Accept: application/json\r\nContent-Length: 5\r\n\r\nabcde"
+        );
+        let FirstHead::TooLong(head) = first_head(request.as_bytes()).await else {
+            panic!("not refused");
+        };
+        assert_eq!(
+            String::from_utf8(head).unwrap(),
+            "GET / HTTP/1.1\r\nHost: example.com\r\nAccept: application/json\r\n\
+             Connection: close\r\n\r\n"
+        );
+        // An API path without `Accept` gets JSON; a page the HTML default.
+        let api = format!("DELETE /api/x?{long} HTTP/1.1\r\nHost: h\r\n\r\n");
+        let FirstHead::TooLong(head) = first_head(api.as_bytes()).await else {
+            panic!("not refused");
+        };
+        assert!(
+            String::from_utf8(head)
+                .unwrap()
+                .contains("Accept: application/json")
+        );
+        let page = format!("GET /{long}");
+        let FirstHead::TooLong(head) = first_head(page.as_bytes()).await else {
+            panic!("not refused");
+        };
+        assert_eq!(head, b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n");
     }
 
     #[test]

@@ -274,3 +274,47 @@ async fn shutdown_closes_idle_connections_and_returns() {
         .expect("task");
     assert!(result.is_ok(), "{result:?}");
 }
+
+#[tokio::test]
+async fn a_url_over_64_kib_gets_a_414_with_a_body_and_other_requests_still_work() {
+    let server = Server::start(limits(5, 5, 5, 16)).await;
+    let mut stream = server.connect().await;
+    let long = format!(
+        "GET /?q={} HTTP/1.1\r\nHost: test\r\n\r\n",
+        "a".repeat(100 * 1024)
+    );
+    stream.write_all(long.as_bytes()).await.expect("write");
+    // The whole answer, then the server closes the connection.
+    let response = read_response(&mut stream, "\u{0}", Duration::from_secs(5)).await;
+    assert!(
+        response.starts_with("HTTP/1.1 414 URI Too Long"),
+        "{response}"
+    );
+    assert!(
+        response.to_ascii_lowercase().contains("connection: close"),
+        "{response}"
+    );
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
+    assert!(body.contains("URI Too Long"), "a body: {response}");
+    assert!(!body.contains("hello"), "no handler ran: {response}");
+
+    // A fresh connection: an ordinary request, then another on the same connection.
+    let mut stream = server.connect().await;
+    for _ in 0..2 {
+        stream.write_all(GET).await.expect("write");
+        let response = read_response(&mut stream, "hello", Duration::from_secs(5)).await;
+        assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+    }
+    // A first request sent in pieces, its body after its head, still works.
+    let mut stream = server.connect().await;
+    stream.write_all(b"POST /ec").await.expect("write");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    stream
+        .write_all(b"ho HTTP/1.1\r\nHost: test\r\nContent-Length: 3\r\n\r\n")
+        .await
+        .expect("write");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    stream.write_all(b"abc").await.expect("write");
+    let response = read_response(&mut stream, "got 3", Duration::from_secs(5)).await;
+    assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+}
