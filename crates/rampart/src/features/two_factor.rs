@@ -17,31 +17,39 @@
 //!
 //! Templates: `security/two_factor_setup.html`, `security/two_factor_verify_code.html`. Mail:
 //! `two_factor_instructions`.
+//!
+//! Files: this one holds the router and what the steps share (the code check, mailing a code,
+//! the code page); `two_factor/setup.rs` turns a method on or off (`/tf-setup`, and the first
+//! code at `/tf-validate`), `two_factor/signin.rs` is the login's second step (`begin_login`,
+//! the hand-off from login, and `/tf-validate`), `two_factor/rescue.rs` is `/tf-rescue`.
+//!
+//! Without axum, for HTML, JSON, the CLI and tests alike: [`begin`] (the second step of a
+//! sign-in, mailing a code for the email method), [`check_code`] / [`check_code_for`] (a
+//! throttled, single-use code check), [`start_setup`], [`confirm_setup`] and [`disable`], and
+//! [`rescue`]. The handlers keep the pending state in the session and render the answer.
+
+mod rescue;
+mod setup;
+mod signin;
 
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use minijinja::context;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::config::SecurityConfig;
 use crate::model::User;
 use crate::web::context::AuthContext;
-use crate::web::extract::CurrentUser;
-use crate::web::forms::{FieldErrors, FormInput};
-use crate::web::pending_login;
+use crate::web::forms::FieldErrors;
 use crate::web::security::Security;
 
-const SETUP_SECRET: &str = "tf_setup_secret";
-const SETUP_METHOD: &str = "tf_setup_method";
-const SETUP_SINCE: &str = "tf_setup_since";
-const STATE_SALT: &str = "tf-state-salt";
-
-/// How long a setup may wait for its first code (Flask-Security's `TWO_FACTOR_SETUP_WITHIN`).
-const SETUP_WITHIN: Duration = Duration::from_secs(30 * 60);
+pub use rescue::{Rescue, RescueOutcome, rescue};
+pub use setup::{PendingSetup, SetupVerdict, confirm_setup, disable, start_setup};
+pub(crate) use signin::begin_login;
+pub use signin::{SecondFactorPending, begin};
 
 /// The authenticator method's name.
 pub const AUTHENTICATOR: &str = "authenticator";
@@ -52,23 +60,82 @@ pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
     Router::new()
         .route(
             &config.url(&config.two_factor_setup_url),
-            get(get_setup).post(post_setup),
+            get(setup::get_setup).post(setup::post_setup),
         )
         .route(
             &config.url(&config.two_factor_token_validation_url),
-            get(get_validate).post(post_validate),
+            get(signin::get_validate).post(signin::post_validate),
         )
         .route(
             &config.url(&config.two_factor_rescue_url),
-            get(get_rescue).post(post_rescue),
+            get(rescue::get_rescue).post(rescue::post_rescue),
         )
 }
 
 pub use crate::model::second_factor_required as required;
 
-/// The time step of `code` for `method`, if it is a right code now: an authenticator's within
-/// `SECURITY_TWO_FACTOR_AUTHENTICATOR_VALIDITY` either way, a mailed one within
-/// `SECURITY_TWO_FACTOR_MAIL_VALIDITY` after it was sent.
+/// What a check of a one-time code came to ([`check_code`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub enum CodeVerdict {
+    /// Right, and now used: the same code (time step) is not accepted again.
+    Accepted,
+    /// Wrong, expired or already used.
+    Invalid,
+    /// Too many attempts for this user: no code was checked; try again after `retry_after`.
+    Limited {
+        /// How long until the user's attempts are counted afresh.
+        retry_after: Duration,
+    },
+}
+
+/// Checks `code` against `user`'s own second factor (their method and secret): the second step
+/// of a sign-in. See [`check_code_for`].
+///
+/// # Errors
+///
+/// The datastore's errors.
+pub async fn check_code(
+    security: &Security,
+    user: &User,
+    code: &str,
+) -> crate::Result<CodeVerdict> {
+    let method = user.tf_primary_method.as_deref().unwrap_or_default();
+    let secret = user.tf_totp_secret.as_deref().unwrap_or_default();
+    check_code_for(security, user, method, secret, code).await
+}
+
+/// Checks `code` for `user` against `secret`, with `method`'s window (an authenticator's codes
+/// within `SECURITY_TWO_FACTOR_AUTHENTICATOR_VALIDITY` either way, a mailed one within
+/// `SECURITY_TWO_FACTOR_MAIL_VALIDITY` after it was sent). The attempt counts against the user's
+/// limit *before* the check, atomically, so a concurrent burst gets at most the limit checked; a
+/// right code is used up and clears the count.
+///
+/// # Errors
+///
+/// The datastore's errors.
+pub async fn check_code_for(
+    security: &Security,
+    user: &User,
+    method: &str,
+    secret: &str,
+    code: &str,
+) -> crate::Result<CodeVerdict> {
+    if let Err(retry_after) = crate::web::rate_limit::hit_code(security, user.id).await? {
+        return Ok(CodeVerdict::Limited { retry_after });
+    }
+    let accepted = match code_step(security, method, secret, code) {
+        Some(step) => security.datastore().claim_otp_step(user.id, step).await?,
+        None => false,
+    };
+    if !accepted {
+        return Ok(CodeVerdict::Invalid);
+    }
+    crate::web::rate_limit::clear_codes(security, user.id).await?;
+    Ok(CodeVerdict::Accepted)
+}
+
+/// The time step of `code` for `method`, if it is a right code now (see [`check_code_for`]).
 fn code_step(security: &Security, method: &str, secret: &str, code: &str) -> Option<u64> {
     let config = security.config();
     let steps = |d: Duration| d.as_secs() / crate::totp::STEP;
@@ -99,232 +166,13 @@ fn send_code(security: &Security, user: &User, to: &str, secret: &str) -> crate:
     )
 }
 
-/// Starts a two-factor login for `user`, whose password was right: the pending user goes into
-/// a fresh session, a code is mailed for the email method; nobody is signed in yet.
-pub(crate) async fn begin_login(
-    ctx: &AuthContext,
-    user: &User,
-    remember: bool,
-    next: Option<String>,
-) -> crate::Result<Response> {
-    let security = ctx.security();
-    let config = security.config();
-    let method = user.tf_primary_method.clone().unwrap_or_default();
-    pending_login::start(ctx, user, remember, next).await?;
-    if method == EMAIL
-        && let Some(secret) = user.tf_totp_secret.as_deref()
-    {
-        send_code(security, user, &user.email, secret)?;
-    }
-    if ctx.is_json() {
-        let mut response = ctx.json_base().await?;
-        response.insert("tf_method".into(), json!(method));
-        response.insert("tf_primary_method".into(), json!(method));
-        response.insert("tf_required".into(), json!(true));
-        response.insert("tf_state".into(), json!("ready"));
-        return Ok(crate::web::reply::json_ok(response));
-    }
-    Ok(crate::web::reply::redirect(
-        &config.url(&config.two_factor_token_validation_url),
-    ))
+/// The form's error for a code [`CodeVerdict::Invalid`].
+fn invalid_code(security: &Security) -> FieldErrors {
+    FieldErrors::single("code", security.msg("TWO_FACTOR_INVALID_TOKEN", &[]))
 }
 
-/// Tells `user` by mail that two-factor sign-in is now `method` (on) or off (`None`), so a change
-/// made by someone else does not go unnoticed.
-fn notify_change(security: &Security, user: &User, method: Option<&str>) -> crate::Result<()> {
-    crate::web::notify::send(
-        security,
-        "two_factor_changed",
-        &user.email,
-        context! {
-            user => crate::web::notify::user_context(user),
-            method => method,
-            app_name => security.config().app_name,
-        },
-    )
-}
-
-async fn forget_setup(ctx: &AuthContext) -> crate::Result<()> {
-    for key in [SETUP_SECRET, SETUP_METHOD, SETUP_SINCE] {
-        ctx.session.remove_value(key).await?;
-    }
-    Ok(())
-}
-
-fn available_methods(config: &SecurityConfig) -> Vec<&str> {
-    [AUTHENTICATOR, EMAIL]
-        .into_iter()
-        .filter(|m| config.two_factor_enabled_methods.iter().any(|e| e == m))
-        .collect()
-}
-
-async fn get_setup(ctx: AuthContext, user: Option<CurrentUser>) -> crate::Result<Response> {
-    let Some(user) = user else {
-        return pending_login::permission_denied(&ctx).await;
-    };
-    if let Some(stale) = crate::features::verify::require_fresh(&ctx).await? {
-        return Ok(stale);
-    }
-    let config = ctx.security().config();
-    let enabled = required(config, &user.user);
-    let method = user.user.tf_primary_method.clone().filter(|_| enabled);
-    if ctx.is_json() {
-        let mut response = ctx.json_base().await?;
-        response.insert(
-            "tf_available_methods".into(),
-            json!(available_methods(config)),
-        );
-        response.insert("tf_method".into(), json!(method));
-        response.insert("tf_phone_number".into(), Value::Null);
-        response.insert("tf_primary_method".into(), json!(method));
-        response.insert("tf_required".into(), json!(enabled));
-        return Ok(crate::web::reply::json_ok(response));
-    }
-    setup_page(&ctx, enabled, method, None, &FieldErrors::new()).await
-}
-
-async fn setup_page(
-    ctx: &AuthContext,
-    enabled: bool,
-    method: Option<String>,
-    setup: Option<Value>,
-    errors: &FieldErrors,
-) -> crate::Result<Response> {
-    let config = ctx.security().config();
-    crate::web::templates::form_errors(
-        ctx,
-        "security/two_factor_setup.html",
-        Value::Null,
-        errors,
-        context! {
-            enabled => enabled,
-            method => method,
-            available_methods => available_methods(config),
-            setup => setup,
-        },
-    )
-    .await
-}
-
-async fn post_setup(
-    ctx: AuthContext,
-    user: Option<CurrentUser>,
-    mut input: FormInput,
-) -> crate::Result<Response> {
-    let Some(user) = user else {
-        return pending_login::permission_denied(&ctx).await;
-    };
-    if let Some(stale) = crate::features::verify::require_fresh(&ctx).await? {
-        return Ok(stale);
-    }
-    let security = ctx.security().clone();
-    let config = security.config();
-    let enabled = required(config, &user.user);
-    let choice = input.text("setup").unwrap_or_default();
-    if choice == "disable" {
-        forget_setup(&ctx).await?;
-        if enabled {
-            security
-                .datastore()
-                .set_two_factor(user.user.id, None, None, security.now_naive())
-                .await?;
-            notify_change(&security, &user.user, None)?;
-        }
-        if ctx.is_json() {
-            let mut response = ctx.json_base().await?;
-            response.insert("user".into(), ctx.user_payload(&user, false)?);
-            return Ok(crate::web::reply::json_ok(response));
-        }
-        ctx.flash("success", &security.msg("TWO_FACTOR_DISABLED", &[]))
-            .await?;
-        return Ok(crate::web::reply::redirect(&post_setup_view(config)));
-    }
-    if !available_methods(config).contains(&choice.as_str()) {
-        let errors = FieldErrors::single(
-            "setup",
-            security.msg("TWO_FACTOR_METHOD_NOT_AVAILABLE", &[]),
-        );
-        let method = user.user.tf_primary_method.clone().filter(|_| enabled);
-        return setup_page(&ctx, enabled, method, None, &errors).await;
-    }
-    let secret = crate::totp::new_secret();
-    ctx.session.insert(SETUP_SECRET, &secret).await?;
-    ctx.session.insert(SETUP_METHOD, &choice).await?;
-    ctx.session.insert(SETUP_SINCE, security.unix_now()).await?;
-    if choice == EMAIL {
-        send_code(&security, &user.user, &user.user.email, &secret)?;
-    }
-    if ctx.is_json() {
-        let state_token = security.signer().sign(
-            STATE_SALT,
-            &(user.user.fs_uniquifier.as_str(), choice.as_str()),
-            security.clock().now(),
-        )?;
-        let mut response = ctx.json_base().await?;
-        response.insert("tf_method".into(), json!(choice));
-        response.insert("tf_primary_method".into(), json!(choice));
-        response.insert("tf_state".into(), json!("validating_profile"));
-        response.insert("tf_state_token".into(), json!(state_token));
-        if choice == AUTHENTICATOR {
-            let (issuer, uri) = authenticator(config, &user.user, &secret);
-            response.insert("tf_authr_b32key".into(), json!(secret));
-            response.insert("tf_authr_issuer".into(), json!(issuer));
-            response.insert("tf_authr_key".into(), json!(crate::totp::grouped(&secret)));
-            response.insert("tf_authr_uri".into(), json!(uri));
-            response.insert("tf_authr_username".into(), json!(user.user.email));
-        }
-        return Ok(crate::web::reply::json_ok(response));
-    }
-    let method = user.user.tf_primary_method.clone().filter(|_| enabled);
-    let setup = setup_context(&security, &user.user, &choice, &secret);
-    setup_page(&ctx, enabled, method, Some(setup), &FieldErrors::new()).await
-}
-
-/// What the setup page shows while a new method waits for its first code: the QR code and the
-/// key for an authenticator.
-fn setup_context(security: &Security, user: &User, method: &str, secret: &str) -> Value {
-    let qr = (method == AUTHENTICATOR)
-        .then(|| crate::totp::qr_svg(&authenticator(security.config(), user, secret).1))
-        .flatten();
-    json!({
-        "method": method,
-        "qr": qr,
-        "key": crate::totp::grouped(secret),
-    })
-}
-
-/// The issuer authenticator apps show (`SECURITY_TOTP_ISSUER`, else the app's name) and the
-/// `otpauth://` URI of `secret` for `user`.
-fn authenticator(config: &SecurityConfig, user: &User, secret: &str) -> (String, String) {
-    let issuer = config
-        .totp_issuer
-        .clone()
-        .unwrap_or_else(|| config.app_name.clone());
-    let uri = crate::totp::authenticator_uri(&issuer, &user.email, secret);
-    (issuer, uri)
-}
-
-fn post_setup_view(config: &SecurityConfig) -> String {
-    config
-        .two_factor_post_setup_view
-        .clone()
-        .unwrap_or_else(|| config.url(&config.two_factor_setup_url))
-}
-
-async fn get_validate(ctx: AuthContext) -> crate::Result<Response> {
-    if ctx.is_json() {
-        return Ok(crate::web::reply::json_ok(ctx.json_base().await?));
-    }
-    let setup_method = ctx.session.get::<String>(SETUP_METHOD).await?;
-    if ctx.user().is_some() && setup_method.is_some() {
-        return verify_page(&ctx, setup_method, false, &FieldErrors::new()).await;
-    }
-    match pending_login::pending_user(&ctx).await? {
-        Some(user) => verify_page(&ctx, user.tf_primary_method, true, &FieldErrors::new()).await,
-        None => pending_login::permission_denied(&ctx).await,
-    }
-}
-
+/// The code page (`security/two_factor_verify_code.html`): for a setup's first code, or for a
+/// sign-in's second step (`rescue`: with the ways out when the code does not come).
 async fn verify_page(
     ctx: &AuthContext,
     method: Option<String>,
@@ -342,195 +190,4 @@ async fn verify_page(
         context! { method => method, rescue => rescue, recovery => recovery },
     )
     .await
-}
-
-/// Why a code was not accepted.
-enum Refusal {
-    /// Too many attempts: the 429 answer.
-    Limited(Response),
-    /// Wrong, expired or already used: the form's errors.
-    Invalid(FieldErrors),
-}
-
-/// Checks `code` for `user` (throttled, single use).
-async fn accept_code(
-    ctx: &AuthContext,
-    user: &User,
-    method: &str,
-    secret: &str,
-    code: &str,
-) -> crate::Result<Result<(), Refusal>> {
-    let security = ctx.security();
-    // Counted before the check, atomically: a concurrent burst gets at most the limit checked.
-    if let Some(limited) = crate::web::rate_limit::count_code(ctx, user.id).await? {
-        return Ok(Err(Refusal::Limited(limited)));
-    }
-    let accepted = match code_step(security, method, secret, code) {
-        Some(step) => security.datastore().claim_otp_step(user.id, step).await?,
-        None => false,
-    };
-    if accepted {
-        crate::web::rate_limit::clear_codes(security, user.id).await?;
-        return Ok(Ok(()));
-    }
-    Ok(Err(Refusal::Invalid(FieldErrors::single(
-        "code",
-        security.msg("TWO_FACTOR_INVALID_TOKEN", &[]),
-    ))))
-}
-
-async fn post_validate(ctx: AuthContext, mut input: FormInput) -> crate::Result<Response> {
-    let security = ctx.security().clone();
-    let config = security.config();
-    let code = input.text("code").unwrap_or_default();
-
-    // Finishing a setup (signed in).
-    if let Some(user) = ctx.user().cloned()
-        && let Some(secret) = ctx.session.get::<String>(SETUP_SECRET).await?
-    {
-        let method: String = ctx.session.get(SETUP_METHOD).await?.unwrap_or_default();
-        let since: u64 = ctx.session.get(SETUP_SINCE).await?.unwrap_or(0);
-        if security.unix_now().saturating_sub(since) > SETUP_WITHIN.as_secs() {
-            forget_setup(&ctx).await?;
-            let within = crate::messages::describe_duration(SETUP_WITHIN);
-            let message = security.msg("TWO_FACTOR_SETUP_EXPIRED", &[("within", &within)]);
-            if ctx.is_json() {
-                return Ok(crate::web::reply::json_errors(
-                    StatusCode::BAD_REQUEST,
-                    &[],
-                    Some(&FieldErrors::single("", message)),
-                ));
-            }
-            ctx.flash("error", &message).await?;
-            return Ok(crate::web::reply::redirect(
-                &config.url(&config.two_factor_setup_url),
-            ));
-        }
-        match accept_code(&ctx, &user.user, &method, &secret, &code).await? {
-            Ok(()) => {}
-            Err(Refusal::Limited(response)) => return Ok(response),
-
-            Err(Refusal::Invalid(errors)) => {
-                let enabled = required(config, &user.user);
-                let current = user.user.tf_primary_method.clone().filter(|_| enabled);
-                let setup = setup_context(&security, &user.user, &method, &secret);
-                return setup_page(&ctx, enabled, current, Some(setup), &errors).await;
-            }
-        }
-        security
-            .datastore()
-            .set_two_factor(
-                user.user.id,
-                Some(&method),
-                Some(&secret),
-                security.now_naive(),
-            )
-            .await?;
-        forget_setup(&ctx).await?;
-        notify_change(&security, &user.user, Some(&method))?;
-        if ctx.is_json() {
-            let mut response = ctx.json_base().await?;
-            response.insert("user".into(), ctx.user_payload(&user, false)?);
-            return Ok(crate::web::reply::json_ok(response));
-        }
-        ctx.flash(
-            "success",
-            &security.msg("TWO_FACTOR_CHANGE_METHOD_SUCCESSFUL", &[]),
-        )
-        .await?;
-        return Ok(crate::web::reply::redirect(&post_setup_view(config)));
-    }
-
-    // Completing a login.
-    let Some(user) = pending_login::pending_user(&ctx).await? else {
-        return pending_login::permission_denied(&ctx).await;
-    };
-    let method = user.tf_primary_method.clone().unwrap_or_default();
-    let secret = user.tf_totp_secret.clone().unwrap_or_default();
-    // After a rescue the code came by mail: it lives as long as mailed codes do.
-    let rescued = pending_login::rescued(&ctx).await?;
-    let window = if rescued { EMAIL } else { method.as_str() };
-    match accept_code(&ctx, &user, window, &secret, &code).await? {
-        Ok(()) => {}
-        Err(Refusal::Limited(response)) => return Ok(response),
-
-        Err(Refusal::Invalid(errors)) => {
-            return verify_page(&ctx, Some(method), true, &errors).await;
-        }
-    }
-    pending_login::complete_login(&ctx, &user).await
-}
-
-fn recovery_options(config: &SecurityConfig) -> Value {
-    let url = config.url(&config.two_factor_rescue_url);
-    if config.two_factor_enabled_methods.iter().any(|m| m == EMAIL) {
-        json!({ "email": url, "help": url })
-    } else {
-        json!({ "help": url })
-    }
-}
-
-async fn get_rescue(ctx: AuthContext) -> crate::Result<Response> {
-    if pending_login::pending_user(&ctx).await?.is_none() {
-        return pending_login::permission_denied(&ctx).await;
-    }
-    if !ctx.is_json() {
-        let config = ctx.security().config();
-        return Ok(crate::web::reply::redirect(
-            &config.url(&config.two_factor_token_validation_url),
-        ));
-    }
-    let mut response = ctx.json_base().await?;
-    response.insert(
-        "recovery_options".into(),
-        recovery_options(ctx.security().config()),
-    );
-    Ok(crate::web::reply::json_ok(response))
-}
-
-async fn post_rescue(ctx: AuthContext, mut input: FormInput) -> crate::Result<Response> {
-    let security = ctx.security().clone();
-    let config = security.config();
-    let Some(user) = pending_login::pending_user(&ctx).await? else {
-        return pending_login::permission_denied(&ctx).await;
-    };
-    let choice = input.text("help_setup").unwrap_or_default();
-    let email_allowed = config.two_factor_enabled_methods.iter().any(|m| m == EMAIL);
-    let valid = choice == "help" || (choice == EMAIL && email_allowed);
-    if !valid {
-        let errors = FieldErrors::single(
-            "help_setup",
-            security.msg("TWO_FACTOR_METHOD_NOT_AVAILABLE", &[]),
-        );
-
-        return verify_page(&ctx, user.tf_primary_method.clone(), true, &errors).await;
-    }
-    // Every mailed code counts as an attempt, so rescue cannot flood the user's mailbox.
-    if let Some(limited) = crate::web::rate_limit::count_code(&ctx, user.id).await? {
-        return Ok(limited);
-    }
-    if choice == "help" {
-        // Lost the mail too: a person at the site has to help.
-        crate::web::notify::send(
-            &security,
-            "two_factor_rescue",
-            &config.two_factor_rescue_mail,
-            context! { user => crate::web::notify::user_context(&user), app_name => config.app_name },
-        )?;
-    } else {
-        if let Some(secret) = user.tf_totp_secret.as_deref() {
-            send_code(&security, &user, &user.email, secret)?;
-        }
-        pending_login::mark_rescued(&ctx).await?;
-    }
-    if ctx.is_json() {
-        let mut response = ctx.json_base().await?;
-        response.insert("recovery_options".into(), recovery_options(config));
-        return Ok(crate::web::reply::json_ok(response));
-    }
-    ctx.flash("info", &security.msg("CODE_HAS_BEEN_SENT", &[]))
-        .await?;
-    Ok(crate::web::reply::redirect(
-        &config.url(&config.two_factor_token_validation_url),
-    ))
 }

@@ -136,8 +136,8 @@ pub(crate) async fn undo_basic(ctx: &AuthContext, user: &User) -> crate::Result<
 /// `SECURITY_LOGIN_IDENTITY_RATE_LIMIT`, or 10 per 5 minutes when that is off: one-time codes
 /// (six digits) and current passwords behind a signed-in session must never be open to
 /// unthrottled guessing.
-fn account_limit(ctx: &AuthContext) -> RateLimit {
-    ctx.security
+fn account_limit(security: &Security) -> RateLimit {
+    security
         .config()
         .login_identity_rate_limit
         .clone()
@@ -152,7 +152,23 @@ fn account_limit(ctx: &AuthContext) -> RateLimit {
 /// `user_id` *before* it is checked, atomically: `Some(response)` (429) once the limit is used
 /// up, so a concurrent burst gets at most the limit checked.
 pub(crate) async fn count_code(ctx: &AuthContext, user_id: i64) -> crate::Result<Option<Response>> {
-    count(ctx, &code_key(user_id), Some(&account_limit(ctx))).await
+    Ok(hit_code(&ctx.security, user_id)
+        .await?
+        .err()
+        .map(|retry_after| too_many_codes(ctx, retry_after)))
+}
+
+/// [`count_code`] without a request: `Err(retry_after)` once the limit is used up.
+pub(crate) async fn hit_code(
+    security: &Security,
+    user_id: i64,
+) -> crate::Result<Result<(), Duration>> {
+    hit(security, &code_key(user_id), &account_limit(security)).await
+}
+
+/// The 429 answer to an attempt at a code that [`hit_code`] refused.
+pub(crate) fn too_many_codes(ctx: &AuthContext, retry_after: Duration) -> Response {
+    too_many(ctx, &account_limit(&ctx.security), retry_after)
 }
 
 /// Forgets `user_id`'s attempts at codes once one was right.
@@ -192,7 +208,7 @@ pub async fn check_current_password(
     user: &User,
     password: &str,
 ) -> crate::Result<CurrentPassword> {
-    let limit = account_limit(ctx);
+    let limit = account_limit(&ctx.security);
     if let Some(limited) = count(ctx, &account_key(user.id), Some(&limit)).await? {
         return Ok(CurrentPassword::Limited(limited));
     }

@@ -1,0 +1,399 @@
+//! Turning two-factor sign-in on or off (signed in): `/tf-setup` makes a new secret and keeps it
+//! in the session until its first right code at `/tf-validate` turns it on; `{"setup":
+//! "disable"}` turns it off. The user is told by mail either way.
+
+use std::fmt;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use axum::response::Response;
+use minijinja::context;
+use serde_json::{Value, json};
+
+use super::{AUTHENTICATOR, CodeVerdict, EMAIL, check_code_for, required, send_code};
+use crate::config::SecurityConfig;
+use crate::model::User;
+use crate::web::context::{AuthContext, AuthUser};
+use crate::web::extract::CurrentUser;
+use crate::web::forms::{FieldErrors, FormInput};
+use crate::web::pending_login;
+use crate::web::security::Security;
+
+const SETUP_SECRET: &str = "tf_setup_secret";
+const SETUP_METHOD: &str = "tf_setup_method";
+const SETUP_SINCE: &str = "tf_setup_since";
+const STATE_SALT: &str = "tf-state-salt";
+
+/// How long a setup may wait for its first code (Flask-Security's `TWO_FACTOR_SETUP_WITHIN`).
+const SETUP_WITHIN: Duration = Duration::from_secs(30 * 60);
+
+/// A method being set up: made by [`start_setup`], on once [`confirm_setup`] accepts its first
+/// code. Not on the user yet (the web keeps it in the session).
+#[derive(Clone, PartialEq, Eq)]
+pub struct PendingSetup {
+    /// [`AUTHENTICATOR`] or [`EMAIL`].
+    pub method: String,
+    /// The new TOTP secret (base32).
+    pub secret: String,
+    /// When the setup began (Unix seconds, from the handle's clock).
+    pub since: u64,
+}
+
+impl fmt::Debug for PendingSetup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PendingSetup")
+            .field("method", &self.method)
+            .field("secret", &"[redacted]")
+            .field("since", &self.since)
+            .finish()
+    }
+}
+
+/// What a setup's first code came to ([`confirm_setup`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub enum SetupVerdict {
+    /// The method is on (and the user was told by mail).
+    Enabled,
+    /// The setup waited too long for its first code; start again.
+    Expired,
+    /// Wrong, expired or already used.
+    Invalid,
+    /// Too many attempts for this user (see [`CodeVerdict::Limited`]).
+    Limited {
+        /// How long until the user's attempts are counted afresh.
+        retry_after: Duration,
+    },
+}
+
+/// Starts setting up `method` for `user`: a new secret, and its current code mailed for the email
+/// method. `Err` with the form's errors when `method` is not one of
+/// `SECURITY_TWO_FACTOR_ENABLED_METHODS`.
+///
+/// # Errors
+///
+/// Rendering the mail fails.
+pub fn start_setup(
+    security: &Security,
+    user: &User,
+    method: &str,
+) -> crate::Result<Result<PendingSetup, FieldErrors>> {
+    if !available_methods(security.config()).contains(&method) {
+        return Ok(Err(FieldErrors::single(
+            "setup",
+            security.msg("TWO_FACTOR_METHOD_NOT_AVAILABLE", &[]),
+        )));
+    }
+    let setup = PendingSetup {
+        method: method.to_owned(),
+        secret: crate::totp::new_secret(),
+        since: security.unix_now(),
+    };
+    if method == EMAIL {
+        send_code(security, user, &user.email, &setup.secret)?;
+    }
+    Ok(Ok(setup))
+}
+
+/// Checks a setup's first `code` (see [`super::check_code_for`]); a right one turns the method
+/// on for `user` and tells them by mail.
+///
+/// # Errors
+///
+/// The datastore's errors; rendering the mail fails.
+pub async fn confirm_setup(
+    security: &Security,
+    user: &User,
+    setup: &PendingSetup,
+    code: &str,
+) -> crate::Result<SetupVerdict> {
+    if security.unix_now().saturating_sub(setup.since) > SETUP_WITHIN.as_secs() {
+        return Ok(SetupVerdict::Expired);
+    }
+    match check_code_for(security, user, &setup.method, &setup.secret, code).await? {
+        CodeVerdict::Accepted => {}
+        CodeVerdict::Invalid => return Ok(SetupVerdict::Invalid),
+        CodeVerdict::Limited { retry_after } => return Ok(SetupVerdict::Limited { retry_after }),
+    }
+    security
+        .datastore()
+        .set_two_factor(
+            user.id,
+            Some(&setup.method),
+            Some(&setup.secret),
+            security.now_naive(),
+        )
+        .await?;
+    notify_change(security, user, Some(&setup.method))?;
+    Ok(SetupVerdict::Enabled)
+}
+
+/// Turns two-factor sign-in off for `user`, telling them by mail (nothing happens when it is
+/// off already).
+///
+/// # Errors
+///
+/// The datastore's errors; rendering the mail fails.
+pub async fn disable(security: &Security, user: &User) -> crate::Result<()> {
+    if required(security.config(), user) {
+        security
+            .datastore()
+            .set_two_factor(user.id, None, None, security.now_naive())
+            .await?;
+        notify_change(security, user, None)?;
+    }
+    Ok(())
+}
+
+/// Tells `user` by mail that two-factor sign-in is now `method` (on) or off (`None`), so a change
+/// made by someone else does not go unnoticed.
+fn notify_change(security: &Security, user: &User, method: Option<&str>) -> crate::Result<()> {
+    crate::web::notify::send(
+        security,
+        "two_factor_changed",
+        &user.email,
+        context! {
+            user => crate::web::notify::user_context(user),
+            method => method,
+            app_name => security.config().app_name,
+        },
+    )
+}
+
+/// The setup this session waits to finish, if any.
+pub(super) async fn pending_setup(ctx: &AuthContext) -> crate::Result<Option<PendingSetup>> {
+    let Some(secret) = ctx.session.get::<String>(SETUP_SECRET).await? else {
+        return Ok(None);
+    };
+    let method: String = ctx.session.get(SETUP_METHOD).await?.unwrap_or_default();
+    let since: u64 = ctx.session.get(SETUP_SINCE).await?.unwrap_or(0);
+    Ok(Some(PendingSetup {
+        method,
+        secret,
+        since,
+    }))
+}
+
+/// The method of the setup this session waits to finish, if any.
+pub(super) async fn pending_method(ctx: &AuthContext) -> crate::Result<Option<String>> {
+    Ok(ctx.session.get::<String>(SETUP_METHOD).await?)
+}
+
+async fn keep_setup(ctx: &AuthContext, setup: &PendingSetup) -> crate::Result<()> {
+    ctx.session.insert(SETUP_SECRET, &setup.secret).await?;
+    ctx.session.insert(SETUP_METHOD, &setup.method).await?;
+    ctx.session.insert(SETUP_SINCE, setup.since).await?;
+    Ok(())
+}
+
+async fn forget_setup(ctx: &AuthContext) -> crate::Result<()> {
+    for key in [SETUP_SECRET, SETUP_METHOD, SETUP_SINCE] {
+        ctx.session.remove_value(key).await?;
+    }
+    Ok(())
+}
+
+fn available_methods(config: &SecurityConfig) -> Vec<&str> {
+    [AUTHENTICATOR, EMAIL]
+        .into_iter()
+        .filter(|m| config.two_factor_enabled_methods.iter().any(|e| e == m))
+        .collect()
+}
+
+pub(super) async fn get_setup(
+    ctx: AuthContext,
+    user: Option<CurrentUser>,
+) -> crate::Result<Response> {
+    let Some(user) = user else {
+        return pending_login::permission_denied(&ctx).await;
+    };
+    if let Some(stale) = crate::features::verify::require_fresh(&ctx).await? {
+        return Ok(stale);
+    }
+    let config = ctx.security().config();
+    let enabled = required(config, &user.user);
+    let method = user.user.tf_primary_method.clone().filter(|_| enabled);
+    if ctx.is_json() {
+        let mut response = ctx.json_base().await?;
+        response.insert(
+            "tf_available_methods".into(),
+            json!(available_methods(config)),
+        );
+        response.insert("tf_method".into(), json!(method));
+        response.insert("tf_phone_number".into(), Value::Null);
+        response.insert("tf_primary_method".into(), json!(method));
+        response.insert("tf_required".into(), json!(enabled));
+        return Ok(crate::web::reply::json_ok(response));
+    }
+    setup_page(&ctx, enabled, method, None, &FieldErrors::new()).await
+}
+
+async fn setup_page(
+    ctx: &AuthContext,
+    enabled: bool,
+    method: Option<String>,
+    setup: Option<Value>,
+    errors: &FieldErrors,
+) -> crate::Result<Response> {
+    let config = ctx.security().config();
+    crate::web::templates::form_errors(
+        ctx,
+        "security/two_factor_setup.html",
+        Value::Null,
+        errors,
+        context! {
+            enabled => enabled,
+            method => method,
+            available_methods => available_methods(config),
+            setup => setup,
+        },
+    )
+    .await
+}
+
+pub(super) async fn post_setup(
+    ctx: AuthContext,
+    user: Option<CurrentUser>,
+    mut input: FormInput,
+) -> crate::Result<Response> {
+    let Some(user) = user else {
+        return pending_login::permission_denied(&ctx).await;
+    };
+    if let Some(stale) = crate::features::verify::require_fresh(&ctx).await? {
+        return Ok(stale);
+    }
+    let security = ctx.security().clone();
+    let config = security.config();
+    let enabled = required(config, &user.user);
+    let choice = input.text("setup").unwrap_or_default();
+    if choice == "disable" {
+        forget_setup(&ctx).await?;
+        disable(&security, &user.user).await?;
+        if ctx.is_json() {
+            let mut response = ctx.json_base().await?;
+            response.insert("user".into(), ctx.user_payload(&user, false)?);
+            return Ok(crate::web::reply::json_ok(response));
+        }
+        ctx.flash("success", &security.msg("TWO_FACTOR_DISABLED", &[]))
+            .await?;
+        return Ok(crate::web::reply::redirect(&post_setup_view(config)));
+    }
+    let setup = match start_setup(&security, &user.user, &choice)? {
+        Ok(setup) => setup,
+        Err(errors) => {
+            let method = user.user.tf_primary_method.clone().filter(|_| enabled);
+            return setup_page(&ctx, enabled, method, None, &errors).await;
+        }
+    };
+    keep_setup(&ctx, &setup).await?;
+    if ctx.is_json() {
+        let state_token = security.signer().sign(
+            STATE_SALT,
+            &(user.user.fs_uniquifier.as_str(), choice.as_str()),
+            security.clock().now(),
+        )?;
+        let mut response = ctx.json_base().await?;
+        response.insert("tf_method".into(), json!(choice));
+        response.insert("tf_primary_method".into(), json!(choice));
+        response.insert("tf_state".into(), json!("validating_profile"));
+        response.insert("tf_state_token".into(), json!(state_token));
+        if choice == AUTHENTICATOR {
+            let (issuer, uri) = authenticator(config, &user.user, &setup.secret);
+            response.insert("tf_authr_b32key".into(), json!(setup.secret));
+            response.insert("tf_authr_issuer".into(), json!(issuer));
+            response.insert(
+                "tf_authr_key".into(),
+                json!(crate::totp::grouped(&setup.secret)),
+            );
+            response.insert("tf_authr_uri".into(), json!(uri));
+            response.insert("tf_authr_username".into(), json!(user.user.email));
+        }
+        return Ok(crate::web::reply::json_ok(response));
+    }
+    let method = user.user.tf_primary_method.clone().filter(|_| enabled);
+    let context = setup_context(&security, &user.user, &choice, &setup.secret);
+    setup_page(&ctx, enabled, method, Some(context), &FieldErrors::new()).await
+}
+
+/// `POST /tf-validate` while `setup` waits for its first code (signed in as `user`).
+pub(super) async fn post_first_code(
+    ctx: &AuthContext,
+    user: &AuthUser,
+    setup: &PendingSetup,
+    code: &str,
+) -> crate::Result<Response> {
+    let security = ctx.security().clone();
+    let config = security.config();
+    match confirm_setup(&security, &user.user, setup, code).await? {
+        SetupVerdict::Enabled => {}
+        SetupVerdict::Expired => {
+            forget_setup(ctx).await?;
+            let within = crate::messages::describe_duration(SETUP_WITHIN);
+            let message = security.msg("TWO_FACTOR_SETUP_EXPIRED", &[("within", &within)]);
+            if ctx.is_json() {
+                return Ok(crate::web::reply::json_errors(
+                    StatusCode::BAD_REQUEST,
+                    &[],
+                    Some(&FieldErrors::single("", message)),
+                ));
+            }
+            ctx.flash("error", &message).await?;
+            return Ok(crate::web::reply::redirect(
+                &config.url(&config.two_factor_setup_url),
+            ));
+        }
+        SetupVerdict::Limited { retry_after } => {
+            return Ok(crate::web::rate_limit::too_many_codes(ctx, retry_after));
+        }
+        SetupVerdict::Invalid => {
+            let enabled = required(config, &user.user);
+            let current = user.user.tf_primary_method.clone().filter(|_| enabled);
+            let context = setup_context(&security, &user.user, &setup.method, &setup.secret);
+            let errors = super::invalid_code(&security);
+            return setup_page(ctx, enabled, current, Some(context), &errors).await;
+        }
+    }
+    forget_setup(ctx).await?;
+    if ctx.is_json() {
+        let mut response = ctx.json_base().await?;
+        response.insert("user".into(), ctx.user_payload(user, false)?);
+        return Ok(crate::web::reply::json_ok(response));
+    }
+    ctx.flash(
+        "success",
+        &security.msg("TWO_FACTOR_CHANGE_METHOD_SUCCESSFUL", &[]),
+    )
+    .await?;
+    Ok(crate::web::reply::redirect(&post_setup_view(config)))
+}
+
+/// What the setup page shows while a new method waits for its first code: the QR code and the
+/// key for an authenticator.
+fn setup_context(security: &Security, user: &User, method: &str, secret: &str) -> Value {
+    let qr = (method == AUTHENTICATOR)
+        .then(|| crate::totp::qr_svg(&authenticator(security.config(), user, secret).1))
+        .flatten();
+    json!({
+        "method": method,
+        "qr": qr,
+        "key": crate::totp::grouped(secret),
+    })
+}
+
+/// The issuer authenticator apps show (`SECURITY_TOTP_ISSUER`, else the app's name) and the
+/// `otpauth://` URI of `secret` for `user`.
+fn authenticator(config: &SecurityConfig, user: &User, secret: &str) -> (String, String) {
+    let issuer = config
+        .totp_issuer
+        .clone()
+        .unwrap_or_else(|| config.app_name.clone());
+    let uri = crate::totp::authenticator_uri(&issuer, &user.email, secret);
+    (issuer, uri)
+}
+
+fn post_setup_view(config: &SecurityConfig) -> String {
+    config
+        .two_factor_post_setup_view
+        .clone()
+        .unwrap_or_else(|| config.url(&config.two_factor_setup_url))
+}
