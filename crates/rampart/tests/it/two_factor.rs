@@ -729,3 +729,142 @@ async fn after_tf_validate_only_a_normalised_local_next_is_followed() {
     })
     .await;
 }
+
+/// The steps without HTTP, as the sample app's CLI or a test would take them: setup (a method
+/// not offered is a form error, a wrong first code is refused, a setup left too long expires),
+/// the sign-in's second step (single use), the throttle, rescue by email, and disabling.
+#[tokio::test]
+async fn the_second_factor_is_usable_without_http() {
+    use rampart::two_factor::{self, CodeVerdict, Rescue, RescueOutcome, SetupVerdict};
+
+    each_backend(ON, async |app: TestApp| {
+        let security = &app.security;
+        let email = "ann@example.com";
+        app.signed_up(email).await;
+        let user = app.user(email).await;
+
+        let refused = two_factor::start_setup(security, &user, "sms").expect("start");
+        let errors = refused.expect_err("sms is not offered");
+        assert!(errors.has("setup"), "{:?}", errors.to_json());
+
+        // A setup left longer than 30 minutes expires, even with its right code.
+        let stale = two_factor::start_setup(security, &user, "authenticator")
+            .expect("start")
+            .expect("offered");
+        app.advance(Duration::from_secs(31 * 60));
+        let verdict =
+            two_factor::confirm_setup(security, &user, &stale, &code(&app, &stale.secret))
+                .await
+                .expect("confirm");
+        assert_eq!(verdict, SetupVerdict::Expired);
+        assert!(!two_factor::required(
+            security.config(),
+            &app.user(email).await
+        ));
+
+        let setup = two_factor::start_setup(security, &user, "authenticator")
+            .expect("start")
+            .expect("offered");
+        assert_eq!(setup.method, "authenticator");
+        assert!(
+            !format!("{setup:?}").contains(&setup.secret),
+            "Debug redacts the secret"
+        );
+        let wrong = if code(&app, &setup.secret) == "000000" {
+            "111111"
+        } else {
+            "000000"
+        };
+        let verdict = two_factor::confirm_setup(security, &user, &setup, wrong)
+            .await
+            .expect("confirm");
+        assert_eq!(verdict, SetupVerdict::Invalid);
+        let verdict =
+            two_factor::confirm_setup(security, &user, &setup, &code(&app, &setup.secret))
+                .await
+                .expect("confirm");
+        assert_eq!(verdict, SetupVerdict::Enabled);
+        assert_eq!(app.mail_to(email).await.subject, "Two-factor sign-in is on");
+        let user = app.user(email).await;
+        assert!(two_factor::required(security.config(), &user));
+        assert_eq!(user.tf_primary_method.as_deref(), Some("authenticator"));
+
+        // The sign-in's second step: nothing mailed for an authenticator; each code once.
+        let pending = two_factor::begin(security, &user).expect("begin");
+        assert_eq!(pending.method, "authenticator");
+        assert!(!pending.code_mailed);
+        app.advance(Duration::from_secs(30));
+        let right = code(&app, &setup.secret);
+        let first = two_factor::check_code(security, &user, &right)
+            .await
+            .expect("check");
+        assert_eq!(first, CodeVerdict::Accepted);
+        let again = two_factor::check_code(security, &user, &right)
+            .await
+            .expect("check");
+        assert_eq!(again, CodeVerdict::Invalid, "a code is used once");
+
+        // Wrong codes use the user's attempts up; then even a right code is not checked.
+        let mut limited = None;
+        for _ in 0..20 {
+            let wrong = if code(&app, &setup.secret) == "000000" {
+                "111111"
+            } else {
+                "000000"
+            };
+            match two_factor::check_code(security, &user, wrong)
+                .await
+                .expect("check")
+            {
+                CodeVerdict::Invalid => {}
+                CodeVerdict::Limited { retry_after } => {
+                    limited = Some(retry_after);
+                    break;
+                }
+                CodeVerdict::Accepted => panic!("a wrong code was accepted"),
+            }
+        }
+        let retry_after = limited.expect("the attempts run out");
+        assert!(retry_after > Duration::ZERO);
+        app.advance(Duration::from_secs(30));
+        let right = code(&app, &setup.secret);
+        let verdict = two_factor::check_code(security, &user, &right)
+            .await
+            .expect("check");
+        assert!(
+            matches!(verdict, CodeVerdict::Limited { .. }),
+            "{verdict:?}"
+        );
+        let rescued = two_factor::rescue(security, &user, Rescue::Email)
+            .await
+            .expect("rescue");
+        assert!(
+            matches!(rescued, RescueOutcome::Limited { .. }),
+            "{rescued:?}"
+        );
+        app.advance(retry_after);
+
+        // Rescue by email mails the current code, which a mailed code's window accepts.
+        let rescued = two_factor::rescue(security, &user, Rescue::Email)
+            .await
+            .expect("rescue");
+        assert_eq!(rescued, RescueOutcome::Sent);
+        let mailed = mailed_code(&app, email).await;
+        let verdict =
+            two_factor::check_code_for(security, &user, two_factor::EMAIL, &setup.secret, &mailed)
+                .await
+                .expect("check");
+        assert_eq!(verdict, CodeVerdict::Accepted);
+
+        two_factor::disable(security, &user).await.expect("disable");
+        assert_eq!(
+            app.mail_to(email).await.subject,
+            "Two-factor sign-in is off"
+        );
+        assert!(!two_factor::required(
+            security.config(),
+            &app.user(email).await
+        ));
+    })
+    .await;
+}
