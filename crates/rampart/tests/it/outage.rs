@@ -5,14 +5,15 @@ use axum::http::StatusCode;
 use rampart::DbPool;
 use serde_json::json;
 
-use crate::harness::{EXACT, PASSWORD, TestApp, each_backend, each_backend_with_broken_mail};
+use crate::harness::{EXACT, PASSWORD, TestApp, backend_test, each_backend_with_broken_mail};
 
 const UNAVAILABLE: &str = "The server is temporarily unable to service your request due to \
                            maintenance downtime or capacity problems. Please try again later.";
 
-#[tokio::test]
-async fn a_database_outage_answers_503_with_retry_after() {
-    each_backend(EXACT, async |app: TestApp| {
+backend_test!(
+    a_database_outage_answers_503_with_retry_after,
+    EXACT,
+    async |app: TestApp| {
         match app.datastore().pool() {
             DbPool::Sqlite(pool) => pool.close().await,
             DbPool::Postgres(pool) => pool.close().await,
@@ -49,9 +50,8 @@ async fn a_database_outage_answers_503_with_retry_after() {
             page.text().contains("temporarily unable"),
             "an error page, not a stack trace"
         );
-    })
-    .await;
-}
+    }
+);
 
 #[tokio::test]
 async fn a_mail_that_cannot_be_sent_leaves_the_account_and_resend_still_answers() {

@@ -5,13 +5,14 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use serde_json::json;
 
-use crate::harness::{PASSWORD, TestApp, csrf_in_html, each_backend};
+use crate::harness::{PASSWORD, TestApp, backend_test, csrf_in_html};
 
 const SEED_LIMIT: &[(&str, &str)] = &[("SECURITY_LOGIN_RATE_LIMIT", "3 per 10 minutes")];
 
-#[tokio::test]
-async fn the_fourth_login_post_in_ten_minutes_is_a_429() {
-    each_backend(SEED_LIMIT, async |app: TestApp| {
+backend_test!(
+    the_fourth_login_post_in_ten_minutes_is_a_429,
+    SEED_LIMIT,
+    async |app: TestApp| {
         app.signed_up("ann@example.com").await;
         let client = app.client();
         for _ in 0..3 {
@@ -75,18 +76,18 @@ async fn the_fourth_login_post_in_ten_minutes_is_a_429() {
 
         app.advance(Duration::from_secs(10 * 60 + 1));
         client.login_ok("ann@example.com", PASSWORD).await;
-    })
-    .await;
-}
+    }
+);
 
 pub(crate) const IDENTITY_LIMIT: &[(&str, &str)] = &[
     ("SECURITY_LOGIN_IDENTITY_RATE_LIMIT", "3 per 10 minutes"),
     ("SECURITY_RETURN_GENERIC_RESPONSES", "false"),
 ];
 
-#[tokio::test]
-async fn guessing_one_account_is_throttled_whichever_client_guesses() {
-    each_backend(IDENTITY_LIMIT, async |app: TestApp| {
+backend_test!(
+    guessing_one_account_is_throttled_whichever_client_guesses,
+    IDENTITY_LIMIT,
+    async |app: TestApp| {
         app.signed_up("ann@example.com").await;
         app.signed_up("bob@example.com").await;
         // A success clears the count: it does not add up across normal use.
@@ -115,9 +116,8 @@ async fn guessing_one_account_is_throttled_whichever_client_guesses() {
 
         app.advance(Duration::from_secs(10 * 60 + 1));
         app.client().login_ok("ann@example.com", PASSWORD).await;
-    })
-    .await;
-}
+    }
+);
 
 const BOTH_LIMITS: &[(&str, &str)] = &[
     ("SECURITY_LOGIN_RATE_LIMIT", "3 per 10 minutes"),
@@ -133,9 +133,10 @@ fn basic(identity: &str, password: &str) -> String {
     )
 }
 
-#[tokio::test]
-async fn http_basic_counts_only_failures_and_is_throttled_per_address_and_per_account() {
-    each_backend(BOTH_LIMITS, async |app: TestApp| {
+backend_test!(
+    http_basic_counts_only_failures_and_is_throttled_per_address_and_per_account,
+    BOTH_LIMITS,
+    async |app: TestApp| {
         app.signed_up("ann@example.com").await;
         let get = |authorization: String| {
             let client = app.client();
@@ -189,15 +190,15 @@ async fn http_basic_counts_only_failures_and_is_throttled_per_address_and_per_ac
             "{}",
             limited.text()
         );
-    })
-    .await;
-}
+    }
+);
 
 const MAIL_LIMIT: &[(&str, &str)] = &[("SECURITY_MAIL_RATE_LIMIT", "2 per 10 minutes")];
 
-#[tokio::test]
-async fn nobody_can_flood_an_address_with_mails() {
-    each_backend(MAIL_LIMIT, async |app: TestApp| {
+backend_test!(
+    nobody_can_flood_an_address_with_mails,
+    MAIL_LIMIT,
+    async |app: TestApp| {
         app.signed_up("ann@example.com").await;
         let forgot = |email: &'static str| {
             let client = app.client();
@@ -235,9 +236,8 @@ async fn nobody_can_flood_an_address_with_mails() {
 
         app.advance(Duration::from_secs(10 * 60 + 1));
         assert_eq!(forgot("ann@example.com").await.status, StatusCode::OK);
-    })
-    .await;
-}
+    }
+);
 
 /// Registers and confirms `email` with `username`.
 async fn signed_up_with_username(app: &TestApp, email: &str, username: &str) {
@@ -252,9 +252,10 @@ async fn signed_up_with_username(app: &TestApp, email: &str, username: &str) {
     client.get(&path).send().await;
 }
 
-#[tokio::test]
-async fn the_account_limit_is_shared_by_every_spelling_of_the_account() {
-    each_backend(IDENTITY_LIMIT, async |app: TestApp| {
+backend_test!(
+    the_account_limit_is_shared_by_every_spelling_of_the_account,
+    IDENTITY_LIMIT,
+    async |app: TestApp| {
         signed_up_with_username(&app, "ann@example.com", "Annie").await;
         signed_up_with_username(&app, "bob@example.com", "bobby").await;
         // Used up by email (any case)...
@@ -296,14 +297,13 @@ async fn the_account_limit_is_shared_by_every_spelling_of_the_account() {
         // A new window lets the owner in, by any spelling.
         app.advance(Duration::from_secs(10 * 60 + 1));
         app.client().login_ok("Annie", PASSWORD).await;
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn a_burst_of_concurrent_wrong_basic_credentials_gets_at_most_the_limit_checked() {
-    let settings = &[("SECURITY_LOGIN_IDENTITY_RATE_LIMIT", "5 per 1 hour")];
-    each_backend(settings, async |app: TestApp| {
+backend_test!(
+    a_burst_of_concurrent_wrong_basic_credentials_gets_at_most_the_limit_checked,
+    &[("SECURITY_LOGIN_IDENTITY_RATE_LIMIT", "5 per 1 hour")],
+    async |app: TestApp| {
         app.signed_up("ann@example.com").await;
         let clients: Vec<_> = (0..40).map(|_| app.client()).collect();
         let answers =
@@ -340,6 +340,5 @@ async fn a_burst_of_concurrent_wrong_basic_credentials_gets_at_most_the_limit_ch
             "{}",
             right.text()
         );
-    })
-    .await;
-}
+    }
+);

@@ -4,7 +4,7 @@
 use axum::http::StatusCode;
 use serde_json::json;
 
-use crate::harness::{PASSWORD, TestApp, each_backend};
+use crate::harness::{PASSWORD, TestApp, backend_test};
 use crate::two_factor::{assert_denied, checked, pending_login, with_authenticator};
 
 const WITH_RECOVERY: &[(&str, &str)] = &[
@@ -13,9 +13,10 @@ const WITH_RECOVERY: &[(&str, &str)] = &[
     ("SECURITY_RETURN_GENERIC_RESPONSES", "false"),
 ];
 
-#[tokio::test]
-async fn a_recovery_code_stands_in_for_the_second_factor_once() {
-    each_backend(WITH_RECOVERY, async |app: TestApp| {
+backend_test!(
+    a_recovery_code_stands_in_for_the_second_factor_once,
+    WITH_RECOVERY,
+    async |app: TestApp| {
         let (client, _) = with_authenticator(&app, "ann@example.com").await;
         let made = client
             .post("/mf-recovery-codes")
@@ -95,13 +96,13 @@ async fn a_recovery_code_stands_in_for_the_second_factor_once() {
             .send()
             .await;
         assert_denied(&nothing_pending);
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn a_burst_of_concurrent_wrong_recovery_codes_gets_at_most_the_limit_checked() {
-    each_backend(WITH_RECOVERY, async |app: TestApp| {
+backend_test!(
+    a_burst_of_concurrent_wrong_recovery_codes_gets_at_most_the_limit_checked,
+    WITH_RECOVERY,
+    async |app: TestApp| {
         let (client, _) = with_authenticator(&app, "ann@example.com").await;
         let made = client
             .post("/mf-recovery-codes")
@@ -136,6 +137,5 @@ async fn a_burst_of_concurrent_wrong_recovery_codes_gets_at_most_the_limit_check
             refused.text()
         );
         assert_eq!(browser.me().await.status, StatusCode::UNAUTHORIZED);
-    })
-    .await;
-}
+    }
+);

@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use rampart::clock::Clock as _;
 use serde_json::{Value, json};
 
-use crate::harness::{PASSWORD, TestApp, TestClient, csrf_in_html, each_backend};
+use crate::harness::{PASSWORD, TestApp, TestClient, backend_test, csrf_in_html};
 
 const ON: &[(&str, &str)] = &[
     ("SECURITY_TWO_FACTOR", "true"),
@@ -99,9 +99,10 @@ pub(crate) async fn pending_login(app: &TestApp, client: &TestClient, email: &st
     browser
 }
 
-#[tokio::test]
-async fn an_authenticator_is_set_up_and_then_every_login_needs_its_code_once() {
-    each_backend(ON, async |app: TestApp| {
+backend_test!(
+    an_authenticator_is_set_up_and_then_every_login_needs_its_code_once,
+    ON,
+    async |app: TestApp| {
         let client = app.logged_in("ann@example.com").await;
         let status = client.get("/tf-setup").accept_json().send().await;
         assert_eq!(status.status, StatusCode::OK, "{}", status.text());
@@ -194,13 +195,13 @@ async fn an_authenticator_is_set_up_and_then_every_login_needs_its_code_once() {
         // Nothing is pending any more.
         let again = validate(&app.client(), &code(&app, &secret), "/tf-validate").await;
         assert_denied(&again);
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn codes_by_email_set_up_and_sign_in() {
-    each_backend(ON, async |app: TestApp| {
+backend_test!(
+    codes_by_email_set_up_and_sign_in,
+    ON,
+    async |app: TestApp| {
         let client = app.logged_in("bob@example.com").await;
         let setup = client
             .post("/tf-setup")
@@ -226,13 +227,13 @@ async fn codes_by_email_set_up_and_sign_in() {
         let done = validate(&browser, &code, "/tf-validate").await;
         assert_eq!(done.status, StatusCode::OK, "{}", done.text());
         assert_eq!(browser.me().await.status, StatusCode::OK);
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn without_the_app_a_code_by_email_rescues_the_login() {
-    each_backend(ON, async |app: TestApp| {
+backend_test!(
+    without_the_app_a_code_by_email_rescues_the_login,
+    ON,
+    async |app: TestApp| {
         let (client, _secret) = with_authenticator(&app, "ann@example.com").await;
         let browser = pending_login(&app, &client, "ann@example.com").await;
         let options = browser.get("/tf-rescue").accept_json().send().await;
@@ -270,13 +271,13 @@ async fn without_the_app_a_code_by_email_rescues_the_login() {
             .send()
             .await;
         assert_denied(&nothing);
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn disabling_restores_password_only_sign_in_and_bad_choices_are_refused() {
-    each_backend(ON, async |app: TestApp| {
+backend_test!(
+    disabling_restores_password_only_sign_in_and_bad_choices_are_refused,
+    ON,
+    async |app: TestApp| {
         let (client, _) = with_authenticator(&app, "ann@example.com").await;
         let bad = client
             .post("/tf-setup")
@@ -312,18 +313,18 @@ async fn disabling_restores_password_only_sign_in_and_bad_choices_are_refused() 
 
         let anonymous = app.client().get("/tf-setup").accept_json().send().await;
         assert_denied(&anonymous);
-    })
-    .await;
-}
+    }
+);
 
 const THROTTLED: &[(&str, &str)] = &[
     ("SECURITY_TWO_FACTOR", "true"),
     ("SECURITY_LOGIN_IDENTITY_RATE_LIMIT", "3 per 10 minutes"),
 ];
 
-#[tokio::test]
-async fn guessing_codes_is_throttled_per_user_and_basic_auth_is_refused() {
-    each_backend(THROTTLED, async |app: TestApp| {
+backend_test!(
+    guessing_codes_is_throttled_per_user_and_basic_auth_is_refused,
+    THROTTLED,
+    async |app: TestApp| {
         let (client, secret) = with_authenticator(&app, "ann@example.com").await;
         let browser = pending_login(&app, &client, "ann@example.com").await;
         for guess in ["111111", "222222", "333333"] {
@@ -351,13 +352,13 @@ async fn guessing_codes_is_throttled_per_user_and_basic_auth_is_refused() {
             .send()
             .await;
         assert_eq!(basic.status, StatusCode::UNAUTHORIZED, "{}", basic.text());
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn the_html_forms_walk_through_setup_and_login() {
-    each_backend(ON, async |app: TestApp| {
+backend_test!(
+    the_html_forms_walk_through_setup_and_login,
+    ON,
+    async |app: TestApp| {
         let client = app.logged_in("ann@example.com").await;
         let page = client.get("/tf-setup").send().await;
         assert_eq!(page.status, StatusCode::OK, "{}", page.text());
@@ -434,27 +435,26 @@ async fn the_html_forms_walk_through_setup_and_login() {
         assert_eq!(done.status, StatusCode::FOUND, "{}", done.text());
         assert_eq!(done.location(), Some("/api/me"));
         assert_eq!(browser.me().await.status, StatusCode::OK);
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn two_factor_is_off_unless_configured() {
-    each_backend(&[], async |app: TestApp| {
+backend_test!(
+    two_factor_is_off_unless_configured,
+    &[],
+    async |app: TestApp| {
         let client = app.logged_in("ann@example.com").await;
         let page = client.get("/tf-setup").accept_json().send().await;
         assert_eq!(page.status, StatusCode::NOT_FOUND);
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn codes_stay_throttled_when_the_account_limit_is_turned_off() {
-    let settings = &[
+backend_test!(
+    codes_stay_throttled_when_the_account_limit_is_turned_off,
+    &[
         ("SECURITY_TWO_FACTOR", "true"),
         ("SECURITY_LOGIN_IDENTITY_RATE_LIMIT", "off"),
-    ];
-    each_backend(settings, async |app: TestApp| {
+    ],
+    async |app: TestApp| {
         let (client, secret) = with_authenticator(&app, "ann@example.com").await;
         let browser = pending_login(&app, &client, "ann@example.com").await;
         for _ in 0..10 {
@@ -468,9 +468,8 @@ async fn codes_stay_throttled_when_the_account_limit_is_turned_off() {
             "{}",
             limited.text()
         );
-    })
-    .await;
-}
+    }
+);
 
 /// `count` six-digit codes that are wrong now (none is valid for the current time step or the
 /// ones next to it).
@@ -506,10 +505,11 @@ pub(crate) fn checked(answers: &[crate::harness::TestResponse]) -> usize {
         .count()
 }
 
-#[tokio::test]
-async fn a_burst_of_concurrent_wrong_codes_gets_at_most_the_limit_checked() {
-    // The default account limit: 10 per 5 minutes.
-    each_backend(ON, async |app: TestApp| {
+backend_test!(
+    a_burst_of_concurrent_wrong_codes_gets_at_most_the_limit_checked,
+    ON,
+    async |app: TestApp| {
+        // The default account limit: 10 per 5 minutes.
         let (client, secret) = with_authenticator(&app, "ann@example.com").await;
         let browser = pending_login(&app, &client, "ann@example.com").await;
         let guesses = wrong_codes(&app, &secret, 60);
@@ -529,13 +529,13 @@ async fn a_burst_of_concurrent_wrong_codes_gets_at_most_the_limit_checked() {
         );
         assert!(right.header("retry-after").is_some());
         assert_eq!(browser.me().await.status, StatusCode::UNAUTHORIZED);
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn a_right_code_clears_the_count_so_normal_use_never_adds_up() {
-    each_backend(THROTTLED, async |app: TestApp| {
+backend_test!(
+    a_right_code_clears_the_count_so_normal_use_never_adds_up,
+    THROTTLED,
+    async |app: TestApp| {
         let (mut client, secret) = with_authenticator(&app, "ann@example.com").await;
         // Two wrong codes and a right one, four logins in a row: 12 attempts, limit 3.
         for _ in 0..4 {
@@ -548,13 +548,13 @@ async fn a_right_code_clears_the_count_so_normal_use_never_adds_up() {
             assert_eq!(right.status, StatusCode::OK, "{}", right.text());
             client = browser;
         }
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn after_tf_validate_only_a_normalised_local_next_is_followed() {
-    each_backend(ON, async |app: TestApp| {
+backend_test!(
+    after_tf_validate_only_a_normalised_local_next_is_followed,
+    ON,
+    async |app: TestApp| {
         let (client, secret) = with_authenticator(&app, "ann@example.com").await;
         client.logout().await;
         app.advance(Duration::from_secs(30));
@@ -593,6 +593,5 @@ async fn after_tf_validate_only_a_normalised_local_next_is_followed() {
             .await;
         assert_eq!(done.status, StatusCode::FOUND, "{}", done.text());
         assert_eq!(done.location(), Some("/api/me"));
-    })
-    .await;
-}
+    }
+);

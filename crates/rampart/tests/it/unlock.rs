@@ -3,12 +3,13 @@
 
 use axum::http::StatusCode;
 
-use crate::harness::{PASSWORD, TestApp, each_backend};
+use crate::harness::{PASSWORD, TestApp, backend_test};
 use crate::rate_limit::IDENTITY_LIMIT;
 
-#[tokio::test]
-async fn a_paused_account_gets_one_unlock_mail_and_the_link_lets_its_owner_in() {
-    each_backend(IDENTITY_LIMIT, async |app: TestApp| {
+backend_test!(
+    a_paused_account_gets_one_unlock_mail_and_the_link_lets_its_owner_in,
+    IDENTITY_LIMIT,
+    async |app: TestApp| {
         app.signed_up("ann@example.com").await;
         for _ in 0..3 {
             app.client().login("ann@example.com", "guess").await;
@@ -52,6 +53,5 @@ async fn a_paused_account_gets_one_unlock_mail_and_the_link_lets_its_owner_in() 
             "{}",
             page.text()
         );
-    })
-    .await;
-}
+    }
+);

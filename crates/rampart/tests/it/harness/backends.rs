@@ -13,15 +13,70 @@ fn backends() -> Vec<TestBackend> {
     TestBackend::all_from_env()
 }
 
-/// Runs `body` on a fresh [`TestApp`] per backend: SQLite, and PostgreSQL when
-/// `TEST_DATABASE_URL` is set (always in CI). `settings` go over the base settings.
+/// Stamps a test per backend, so a PostgreSQL-only failure has its own name:
+/// `backend_test!(name, settings, body)` makes `mod name` with `#[tokio::test]`s `sqlite` and
+/// `postgres` (`…::name::sqlite`, `…::name::postgres`), each running `body` (an
+/// `async |app: TestApp| { … }`) on a fresh [`TestApp`] with `settings` over the base settings.
+/// The PostgreSQL one runs on `TEST_DATABASE_URL`; without it, it fails under CI (`CI` set, as
+/// `.ci/run` does) and passes with a notice elsewhere (see [`postgres_backend`]).
 ///
 /// ```ignore
-/// #[tokio::test]
-/// async fn login_with_a_wrong_password_is_refused() {
-///     each_backend(EXACT, async |app: TestApp| { … }).await;
-/// }
+/// backend_test!(login_with_a_wrong_password_is_refused, EXACT, async |app: TestApp| { … });
 /// ```
+macro_rules! backend_test {
+    ($name:ident, $settings:expr, $body:expr $(,)?) => {
+        mod $name {
+            use super::*;
+
+            #[tokio::test]
+            async fn sqlite() {
+                $crate::harness::on_backend(
+                    rampart::testing::TestBackend::Sqlite,
+                    $settings,
+                    $body,
+                )
+                .await;
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                if let Some(backend) = $crate::harness::postgres_backend() {
+                    $crate::harness::on_backend(backend, $settings, $body).await;
+                }
+            }
+        }
+    };
+}
+pub(crate) use backend_test;
+
+/// Runs `body` on a fresh [`TestApp`] on `backend`, `settings` over the base settings.
+pub(crate) async fn on_backend(
+    backend: TestBackend,
+    settings: &[(&str, &str)],
+    body: impl AsyncFn(TestApp),
+) {
+    let app = TestApp::on(backend, settings, None).await;
+    body(app).await;
+}
+
+/// The PostgreSQL backend of `TEST_DATABASE_URL`. Without it: a failure under CI (`CI` set), where
+/// PostgreSQL must be tested, and elsewhere `None` with a notice (the test passes without running).
+pub(crate) fn postgres_backend() -> Option<TestBackend> {
+    let backend = TestBackend::postgres_from_env();
+    if backend.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run the PostgreSQL tests: set TEST_DATABASE_URL"
+        );
+        eprintln!("TEST_DATABASE_URL is not set: PostgreSQL not tested");
+    }
+    backend
+}
+
+/// Runs `body` on a fresh [`TestApp`] per backend, one after the other in one test: SQLite, and
+/// PostgreSQL when `TEST_DATABASE_URL` is set (always in CI). `settings` go over the base
+/// settings. Prefer [`backend_test!`], which names each backend's run; this is for a test whose
+/// settings borrow from its own set-up (e.g. a temporary template directory).
 pub(crate) async fn each_backend(settings: &[(&str, &str)], body: impl AsyncFn(TestApp)) {
     for backend in backends() {
         let app = TestApp::on(backend, settings, None).await;
