@@ -16,7 +16,8 @@ fn backends() -> Vec<TestBackend> {
 /// Stamps a test per backend, so a PostgreSQL-only failure has its own name:
 /// `backend_test!(name, settings, body)` makes `mod name` with `#[tokio::test]`s `sqlite` and
 /// `postgres` (`…::name::sqlite`, `…::name::postgres`), each running `body` (an
-/// `async |app: TestApp| { … }`) on a fresh [`TestApp`] with `settings` over the base settings.
+/// `async |app: TestApp| { … }`) on a fresh [`TestApp`] with `settings` over the base settings;
+/// a fourth argument before the body names another runner (e.g. [`on_backend_over_smtp`]).
 /// The PostgreSQL one runs on `TEST_DATABASE_URL`; without it, it fails under CI (`CI` set, as
 /// `.ci/run` does) and passes with a notice elsewhere (see [`postgres_backend`]).
 ///
@@ -25,23 +26,22 @@ fn backends() -> Vec<TestBackend> {
 /// ```
 macro_rules! backend_test {
     ($name:ident, $settings:expr, $body:expr $(,)?) => {
+        $crate::harness::backend_test!($name, $settings, on_backend, $body);
+    };
+    ($name:ident, $settings:expr, $runner:ident, $body:expr $(,)?) => {
         mod $name {
             use super::*;
 
             #[tokio::test]
             async fn sqlite() {
-                $crate::harness::on_backend(
-                    rampart::testing::TestBackend::Sqlite,
-                    $settings,
-                    $body,
-                )
-                .await;
+                $crate::harness::$runner(rampart::testing::TestBackend::Sqlite, $settings, $body)
+                    .await;
             }
 
             #[tokio::test]
             async fn postgres() {
                 if let Some(backend) = $crate::harness::postgres_backend() {
-                    $crate::harness::on_backend(backend, $settings, $body).await;
+                    $crate::harness::$runner(backend, $settings, $body).await;
                 }
             }
         }
@@ -85,48 +85,46 @@ pub(crate) async fn each_backend(settings: &[(&str, &str)], body: impl AsyncFn(T
     }
 }
 
-/// Like [`each_backend`], with mail sent by the real [`SmtpMailer`] to a fresh local [`SmtpSink`].
-pub(crate) async fn each_backend_over_smtp(
+/// Like [`on_backend`], with mail sent by the real [`SmtpMailer`] to a fresh local [`SmtpSink`]
+/// (`backend_test!(name, settings, on_backend_over_smtp, async |app, sink| { … })`).
+pub(crate) async fn on_backend_over_smtp(
+    backend: TestBackend,
     settings: &[(&str, &str)],
     body: impl AsyncFn(TestApp, SmtpSink),
 ) {
-    for backend in backends() {
-        let sink = SmtpSink::start().await.expect("start the SMTP sink");
-        let mailer = SmtpMailer::new(&SmtpConfig {
-            server: "127.0.0.1".into(),
-            port: sink.port(),
-            timeout_secs: 5,
-            ..SmtpConfig::default()
-        })
-        .expect("SMTP mailer");
-        let app = TestApp::on(backend, settings, Some(Arc::new(mailer))).await;
-        eprintln!("--- backend: {}", app.backend);
-        body(app, sink).await;
-    }
+    let sink = SmtpSink::start().await.expect("start the SMTP sink");
+    let mailer = SmtpMailer::new(&SmtpConfig {
+        server: "127.0.0.1".into(),
+        port: sink.port(),
+        timeout_secs: 5,
+        ..SmtpConfig::default()
+    })
+    .expect("SMTP mailer");
+    let app = TestApp::on(backend, settings, Some(Arc::new(mailer))).await;
+    body(app, sink).await;
 }
 
-/// Like [`each_backend`], with every mail sent to an SMTP port where nothing listens.
-pub(crate) async fn each_backend_with_broken_mail(
+/// Like [`on_backend`], with every mail sent to an SMTP port where nothing listens
+/// (`backend_test!(name, settings, on_backend_with_broken_mail, async |app| { … })`).
+pub(crate) async fn on_backend_with_broken_mail(
+    backend: TestBackend,
     settings: &[(&str, &str)],
     body: impl AsyncFn(TestApp),
 ) {
-    for backend in backends() {
-        // Bind then drop a listener: its port now refuses connections.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let mailer = SmtpMailer::new(&SmtpConfig {
-            server: "127.0.0.1".into(),
-            port,
-            timeout_secs: 2,
-            ..SmtpConfig::default()
-        })
-        .expect("SMTP mailer");
-        let app = TestApp::on(backend, settings, Some(Arc::new(mailer))).await;
-        eprintln!("--- backend: {}", app.backend);
-        body(app).await;
-    }
+    // Bind then drop a listener: its port now refuses connections.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let mailer = SmtpMailer::new(&SmtpConfig {
+        server: "127.0.0.1".into(),
+        port,
+        timeout_secs: 2,
+        ..SmtpConfig::default()
+    })
+    .expect("SMTP mailer");
+    let app = TestApp::on(backend, settings, Some(Arc::new(mailer))).await;
+    body(app).await;
 }
 
 /// A fresh migrated datastore on `backend`, and the database that lives while it is held.
