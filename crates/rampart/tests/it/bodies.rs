@@ -4,13 +4,14 @@
 use axum::http::{Method, StatusCode};
 use serde_json::json;
 
-use crate::harness::{GENERIC, PASSWORD, TestApp, each_backend};
+use crate::harness::{GENERIC, PASSWORD, TestApp, backend_test};
 
 const TOO_LARGE: &str = "The data value transmitted exceeds the capacity limit.";
 
-#[tokio::test]
-async fn unparsable_json_is_a_400_envelope() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    unparsable_json_is_a_400_envelope,
+    GENERIC,
+    async |app: TestApp| {
         for path in ["/login", "/register", "/reset", "/confirm"] {
             for body in ["{oops", "{\"email\": ", "\u{0}"] {
                 let response = app
@@ -24,13 +25,13 @@ async fn unparsable_json_is_a_400_envelope() {
                     .assert_errors(StatusCode::BAD_REQUEST, &["Request body is not valid JSON"]);
             }
         }
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn json_that_is_not_an_object_is_a_400_envelope() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    json_that_is_not_an_object_is_a_400_envelope,
+    GENERIC,
+    async |app: TestApp| {
         for body in ["[1,2]", "\"x\"", "42", "null", "true"] {
             let response = app
                 .client()
@@ -43,13 +44,13 @@ async fn json_that_is_not_an_object_is_a_400_envelope() {
                 &["Request body must be a JSON object"],
             );
         }
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn a_non_string_field_value_is_refused_per_field() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    a_non_string_field_value_is_refused_per_field,
+    GENERIC,
+    async |app: TestApp| {
         app.client()
             .post("/login")
             .json(&json!({"email": {"$ne": 1}, "password": PASSWORD}))
@@ -64,15 +65,21 @@ async fn a_non_string_field_value_is_refused_per_field() {
             .await;
         assert_eq!(response.status, StatusCode::BAD_REQUEST);
         let fields = response.response()["field_errors"].clone();
-        assert_eq!(fields["email"], json!(["Input not appropriate for requested API"]));
-        assert_eq!(fields["password"], json!(["Input not appropriate for requested API"]));
-    })
-    .await;
-}
+        assert_eq!(
+            fields["email"],
+            json!(["Input not appropriate for requested API"])
+        );
+        assert_eq!(
+            fields["password"],
+            json!(["Input not appropriate for requested API"])
+        );
+    }
+);
 
-#[tokio::test]
-async fn a_body_over_1_mib_is_a_413_envelope() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    a_body_over_1_mib_is_a_413_envelope,
+    GENERIC,
+    async |app: TestApp| {
         let big = format!("{{\"email\": \"{}\"}}", "a".repeat(1024 * 1024));
         let response = app
             .client()
@@ -116,13 +123,13 @@ async fn a_body_over_1_mib_is_a_413_envelope() {
             .send()
             .await;
         assert_eq!(ok.status, StatusCode::OK, "{}", ok.text());
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn an_unknown_route_is_a_404_envelope() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    an_unknown_route_is_a_404_envelope,
+    GENERIC,
+    async |app: TestApp| {
         let response = app
             .client()
             .get("/no/such/route")
@@ -148,13 +155,13 @@ async fn an_unknown_route_is_a_404_envelope() {
                 .unwrap()
                 .starts_with("text/html")
         );
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn a_wrong_method_is_a_405_envelope() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    a_wrong_method_is_a_405_envelope,
+    GENERIC,
+    async |app: TestApp| {
         for (method, path) in [
             (Method::DELETE, "/login"),
             (Method::PUT, "/register"),
@@ -174,13 +181,13 @@ async fn a_wrong_method_is_a_405_envelope() {
             );
             assert!(response.header("allow").is_some(), "{method} {path}");
         }
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn a_form_body_with_odd_bytes_is_not_a_500() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    a_form_body_with_odd_bytes_is_not_a_500,
+    GENERIC,
+    async |app: TestApp| {
         let client = app.client();
         let token = crate::harness::csrf_in_html(&client.get("/login").send().await.text());
         let body = format!("email=%FF%FE&password=%00&csrf_token={token}&remember=%%%");
@@ -194,6 +201,5 @@ async fn a_form_body_with_odd_bytes_is_not_a_500() {
             "{}",
             response.status
         );
-    })
-    .await;
-}
+    }
+);

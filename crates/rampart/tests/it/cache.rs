@@ -4,7 +4,7 @@
 use axum::http::StatusCode;
 use serde_json::json;
 
-use crate::harness::{GENERIC, PASSWORD, TestApp, TestClient, TestResponse, each_backend};
+use crate::harness::{GENERIC, PASSWORD, TestApp, TestClient, TestResponse, backend_test};
 
 fn now() -> time::PrimitiveDateTime {
     let now = time::OffsetDateTime::now_utc();
@@ -31,9 +31,10 @@ async fn warmed_up(app: &TestApp, email: &str) -> (TestClient, String) {
     (client, token)
 }
 
-#[tokio::test]
-async fn a_deactivated_user_is_refused_on_the_very_next_request() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    a_deactivated_user_is_refused_on_the_very_next_request,
+    GENERIC,
+    async |app: TestApp| {
         let (client, token) = warmed_up(&app, "ann@example.com").await;
         let user = app.user("ann@example.com").await;
         app.datastore()
@@ -45,13 +46,13 @@ async fn a_deactivated_user_is_refused_on_the_very_next_request() {
             me_by_token(&app, &token).await.status,
             StatusCode::UNAUTHORIZED
         );
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn a_rotated_uniquifier_signs_out_sessions_and_tokens_at_once() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    a_rotated_uniquifier_signs_out_sessions_and_tokens_at_once,
+    GENERIC,
+    async |app: TestApp| {
         let (client, token) = warmed_up(&app, "ann@example.com").await;
         let user = app.user("ann@example.com").await;
         app.datastore()
@@ -63,13 +64,13 @@ async fn a_rotated_uniquifier_signs_out_sessions_and_tokens_at_once() {
             me_by_token(&app, &token).await.status,
             StatusCode::UNAUTHORIZED
         );
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn a_removed_role_is_refused_on_the_very_next_request() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    a_removed_role_is_refused_on_the_very_next_request,
+    GENERIC,
+    async |app: TestApp| {
         let (client, token) = warmed_up(&app, "ann@example.com").await;
         let user = app.user("ann@example.com").await;
         let store = app.datastore();
@@ -92,13 +93,13 @@ async fn a_removed_role_is_refused_on_the_very_next_request() {
             .send()
             .await;
         assert_eq!(admin.status, StatusCode::FORBIDDEN);
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn a_permission_taken_from_a_role_is_refused_on_the_very_next_request() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    a_permission_taken_from_a_role_is_refused_on_the_very_next_request,
+    GENERIC,
+    async |app: TestApp| {
         let (client, _token) = warmed_up(&app, "ann@example.com").await;
         let write = client.get("/api/write").accept_json().send().await;
         assert_eq!(write.status, StatusCode::OK);
@@ -108,13 +109,13 @@ async fn a_permission_taken_from_a_role_is_refused_on_the_very_next_request() {
             .expect("set permissions");
         let write = client.get("/api/write").accept_json().send().await;
         assert_eq!(write.status, StatusCode::FORBIDDEN);
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn revoked_sessions_and_deleted_users_are_refused_on_the_very_next_request() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    revoked_sessions_and_deleted_users_are_refused_on_the_very_next_request,
+    GENERIC,
+    async |app: TestApp| {
         let (client, token) = warmed_up(&app, "ann@example.com").await;
         let user = app.user("ann@example.com").await;
         let store = app.datastore();
@@ -133,13 +134,13 @@ async fn revoked_sessions_and_deleted_users_are_refused_on_the_very_next_request
             me_by_token(&app, &token).await.status,
             StatusCode::UNAUTHORIZED
         );
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn changes_to_the_user_show_on_the_very_next_request() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    changes_to_the_user_show_on_the_very_next_request,
+    GENERIC,
+    async |app: TestApp| {
         let (client, _token) = warmed_up(&app, "ann@example.com").await;
         let before = client.me().await.response()["user"]["login_count"].clone();
         // A login elsewhere updates the tracking columns.
@@ -156,13 +157,13 @@ async fn changes_to_the_user_show_on_the_very_next_request() {
             client.me().await.response()["user"]["email"],
             "ann.new@example.com"
         );
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn with_the_cache_off_everything_still_works() {
-    each_backend(&[("SECURITY_AUTH_CACHE_TTL", "0")], async |app: TestApp| {
+backend_test!(
+    with_the_cache_off_everything_still_works,
+    &[("SECURITY_AUTH_CACHE_TTL", "0")],
+    async |app: TestApp| {
         assert_eq!(app.datastore().cache_ttl(), std::time::Duration::ZERO);
         let (client, token) = warmed_up(&app, "ann@example.com").await;
         let user = app.user("ann@example.com").await;
@@ -175,13 +176,13 @@ async fn with_the_cache_off_everything_still_works() {
             me_by_token(&app, &token).await.status,
             StatusCode::UNAUTHORIZED
         );
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn concurrent_visitors_each_get_their_own_committed_session() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    concurrent_visitors_each_get_their_own_committed_session,
+    GENERIC,
+    async |app: TestApp| {
         // Many new sessions at once (here: each visitor gets a flash message) are written in
         // groups; each must be there on its next request.
         let clients: Vec<TestClient> = (0..24).map(|_| app.client()).collect();
@@ -203,16 +204,16 @@ async fn concurrent_visitors_each_get_their_own_committed_session() {
                 page.text()
             );
         }
-    })
-    .await;
-}
+    }
+);
 
 /// The anonymous visitor's CSRF cookie (the tests run with secure cookies).
 const CSRF_COOKIE: &str = "__Host-rampart_csrf";
 
-#[tokio::test]
-async fn concurrent_new_visitors_each_get_their_own_csrf_secret_and_no_session() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    concurrent_new_visitors_each_get_their_own_csrf_secret_and_no_session,
+    GENERIC,
+    async |app: TestApp| {
         let clients: Vec<TestClient> = (0..24).map(|_| app.client()).collect();
         let pages = clients
             .iter()
@@ -268,6 +269,5 @@ async fn concurrent_new_visitors_each_get_their_own_csrf_secret_and_no_session()
             "{}",
             crossed.text()
         );
-    })
-    .await;
-}
+    }
+);

@@ -4,7 +4,7 @@ use axum::http::StatusCode;
 use serde_json::json;
 
 use crate::harness::{
-    CHANGE_URL, GENERIC, PASSWORD, TestApp, TestClient, TestResponse, each_backend,
+    CHANGE_URL, GENERIC, PASSWORD, TestApp, TestClient, TestResponse, backend_test,
 };
 
 const NEW_PASSWORD: &str = "a brand new password";
@@ -18,9 +18,10 @@ async fn change(client: &TestClient, current: &str, new: &str, confirm: &str) ->
         .await
 }
 
-#[tokio::test]
-async fn get_change_answers_the_user_and_a_csrf_token() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    get_change_answers_the_user_and_a_csrf_token,
+    GENERIC,
+    async |app: TestApp| {
         let client = app.logged_in("ann@example.com").await;
         let response = client.get(CHANGE_URL).accept_json().send().await;
         assert_eq!(response.status, StatusCode::OK);
@@ -37,35 +38,35 @@ async fn get_change_answers_the_user_and_a_csrf_token() {
                 .status,
             StatusCode::UNAUTHORIZED
         );
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn a_wrong_current_password_is_refused() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    a_wrong_current_password_is_refused,
+    GENERIC,
+    async |app: TestApp| {
         let client = app.logged_in("ann@example.com").await;
         change(&client, "wrong password", NEW_PASSWORD, NEW_PASSWORD)
             .await
             .assert_field_errors(&json!({"password": ["Invalid password"]}));
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn the_same_password_is_refused() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    the_same_password_is_refused,
+    GENERIC,
+    async |app: TestApp| {
         let client = app.logged_in("ann@example.com").await;
         change(&client, PASSWORD, PASSWORD, PASSWORD)
             .await
             .assert_field_errors(&json!({"password": ["Your new password must be different than your previous password."]}));
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn a_mismatched_or_short_new_password_is_refused() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    a_mismatched_or_short_new_password_is_refused,
+    GENERIC,
+    async |app: TestApp| {
         let client = app.logged_in("ann@example.com").await;
         change(&client, PASSWORD, NEW_PASSWORD, "something else")
             .await
@@ -76,13 +77,13 @@ async fn a_mismatched_or_short_new_password_is_refused() {
                 &json!({"new_password": ["Password must be at least 8 characters"]}),
             );
         app.client().login_ok("ann@example.com", PASSWORD).await;
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn changing_needs_a_session_with_csrf_or_a_token() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    changing_needs_a_session_with_csrf_or_a_token,
+    GENERIC,
+    async |app: TestApp| {
         let client = app.logged_in("ann@example.com").await;
         let response = client
             .post(CHANGE_URL)
@@ -96,14 +97,17 @@ async fn changing_needs_a_session_with_csrf_or_a_token() {
             .json(&json!({"password": PASSWORD, "new_password": NEW_PASSWORD, "new_password_confirm": NEW_PASSWORD}))
             .send()
             .await;
-        anonymous.assert_errors(StatusCode::UNAUTHORIZED, &["You must sign in to view this resource."]);
-    })
-    .await;
-}
+        anonymous.assert_errors(
+            StatusCode::UNAUTHORIZED,
+            &["You must sign in to view this resource."],
+        );
+    }
+);
 
-#[tokio::test]
-async fn a_password_change_keeps_this_session_and_ends_the_others() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    a_password_change_keeps_this_session_and_ends_the_others,
+    GENERIC,
+    async |app: TestApp| {
         let client = app.logged_in("ann@example.com").await;
         let other = app.client();
         other.login_ok("ann@example.com", PASSWORD).await;
@@ -120,26 +124,46 @@ async fn a_password_change_keeps_this_session_and_ends_the_others() {
             body["user"],
             json!({"email": "ann@example.com", "username": null, "uuid": after.fs_uniquifier, "roles": ["User"]})
         );
-        assert_eq!(app.mail_to("ann@example.com").await.subject, "Your password has been changed");
+        assert_eq!(
+            app.mail_to("ann@example.com").await.subject,
+            "Your password has been changed"
+        );
 
         // This session still works (and can still post with its new CSRF token)…
         assert_eq!(client.me().await.status, StatusCode::OK);
-        let echo = client.post("/api/echo").json(&json!({})).csrf().send().await;
+        let echo = client
+            .post("/api/echo")
+            .json(&json!({}))
+            .csrf()
+            .send()
+            .await;
         assert_eq!(echo.status, StatusCode::OK, "{}", echo.text());
         // …the other session is signed out, and the old token is dead.
         assert_eq!(other.me().await.status, StatusCode::UNAUTHORIZED);
-        let by_token = app.client().get("/api/me").accept_json().header("Authentication-Token", &token).send().await;
-        by_token.assert_errors(StatusCode::UNAUTHORIZED, &["You must sign in to view this resource."]);
+        let by_token = app
+            .client()
+            .get("/api/me")
+            .accept_json()
+            .header("Authentication-Token", &token)
+            .send()
+            .await;
+        by_token.assert_errors(
+            StatusCode::UNAUTHORIZED,
+            &["You must sign in to view this resource."],
+        );
         // Only the new password signs in.
-        assert_eq!(app.client().login("ann@example.com", PASSWORD).await.status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            app.client().login("ann@example.com", PASSWORD).await.status,
+            StatusCode::BAD_REQUEST
+        );
         app.client().login_ok("ann@example.com", NEW_PASSWORD).await;
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn a_token_client_can_change_its_password_without_csrf() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    a_token_client_can_change_its_password_without_csrf,
+    GENERIC,
+    async |app: TestApp| {
         app.signed_up("ann@example.com").await;
         let token = app.auth_token("ann@example.com").await;
         let response = app
@@ -151,17 +175,23 @@ async fn a_token_client_can_change_its_password_without_csrf() {
             .await;
         assert_eq!(response.status, StatusCode::OK, "{}", response.text());
         // The token used for the change is dead too.
-        let again = app.client().get("/api/me").accept_json().header("Authentication-Token", &token).send().await;
+        let again = app
+            .client()
+            .get("/api/me")
+            .accept_json()
+            .header("Authentication-Token", &token)
+            .send()
+            .await;
         assert_eq!(again.status, StatusCode::UNAUTHORIZED);
         app.client().login_ok("ann@example.com", NEW_PASSWORD).await;
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn guessing_the_current_password_is_throttled_by_the_login_limit() {
-    // The default account limit: 10 per 5 minutes.
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    guessing_the_current_password_is_throttled_by_the_login_limit,
+    GENERIC,
+    async |app: TestApp| {
+        // The default account limit: 10 per 5 minutes.
         let client = app.logged_in("ann@example.com").await;
         let mut answers = Vec::new();
         for i in 0..15 {
@@ -211,13 +241,13 @@ async fn guessing_the_current_password_is_throttled_by_the_login_limit() {
         app.advance(std::time::Duration::from_secs(5 * 60 + 1));
         let changed = change(&client, PASSWORD, NEW_PASSWORD, NEW_PASSWORD).await;
         assert_eq!(changed.status, StatusCode::OK, "{}", changed.text());
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn a_burst_of_concurrent_current_password_guesses_gets_at_most_the_limit_checked() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    a_burst_of_concurrent_current_password_guesses_gets_at_most_the_limit_checked,
+    GENERIC,
+    async |app: TestApp| {
         let client = app.logged_in("ann@example.com").await;
         let guesses: Vec<String> = (0..40).map(|i| format!("wrong password {i}")).collect();
         let answers = futures_util::future::join_all(
@@ -231,6 +261,5 @@ async fn a_burst_of_concurrent_current_password_guesses_gets_at_most_the_limit_c
             .filter(|a| a.status != StatusCode::TOO_MANY_REQUESTS)
             .count();
         assert_eq!(checked, 10, "exactly the limit was checked");
-    })
-    .await;
-}
+    }
+);

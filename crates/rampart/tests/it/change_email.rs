@@ -6,16 +6,17 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use serde_json::json;
 
-use crate::harness::{PASSWORD, TestApp, csrf_in_html, each_backend};
+use crate::harness::{PASSWORD, TestApp, backend_test, csrf_in_html};
 
 const ON: &[(&str, &str)] = &[
     ("SECURITY_CHANGE_EMAIL", "true"),
     ("SECURITY_RETURN_GENERIC_RESPONSES", "false"),
 ];
 
-#[tokio::test]
-async fn a_new_address_is_confirmed_by_the_link_mailed_to_it() {
-    each_backend(ON, async |app: TestApp| {
+backend_test!(
+    a_new_address_is_confirmed_by_the_link_mailed_to_it,
+    ON,
+    async |app: TestApp| {
         let client = app.logged_in("ann@example.com").await;
         let page = client.get("/change-email").accept_json().send().await;
         assert_eq!(page.status, StatusCode::OK, "{}", page.text());
@@ -102,13 +103,13 @@ async fn a_new_address_is_confirmed_by_the_link_mailed_to_it() {
         let refused = app.client().get(&path).send().await;
         assert_eq!(refused.location(), Some("/change-email"));
         assert_eq!(app.user("bo@example.com").await.email, "bo@example.com");
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn taken_own_and_invalid_addresses_are_refused_with_field_errors() {
-    each_backend(ON, async |app: TestApp| {
+backend_test!(
+    taken_own_and_invalid_addresses_are_refused_with_field_errors,
+    ON,
+    async |app: TestApp| {
         app.signed_up("bob@example.com").await;
         let client = app.logged_in("ann@example.com").await;
         for (email, message) in [
@@ -145,13 +146,13 @@ async fn taken_own_and_invalid_addresses_are_refused_with_field_errors() {
             .await;
         assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
         app.assert_no_mail_to("new@example.com").await;
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn an_expired_link_or_one_whose_address_was_taken_meanwhile_changes_nothing() {
-    each_backend(ON, async |app: TestApp| {
+backend_test!(
+    an_expired_link_or_one_whose_address_was_taken_meanwhile_changes_nothing,
+    ON,
+    async |app: TestApp| {
         let client = app.logged_in("ann@example.com").await;
         for email in ["late@example.com", "contested@example.com"] {
             let asked = client
@@ -185,13 +186,13 @@ async fn an_expired_link_or_one_whose_address_was_taken_meanwhile_changes_nothin
             form.text()
         );
         assert_eq!(app.user("ann@example.com").await.email, "ann@example.com");
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn the_html_form_sends_the_link_and_says_so() {
-    each_backend(ON, async |app: TestApp| {
+backend_test!(
+    the_html_form_sends_the_link_and_says_so,
+    ON,
+    async |app: TestApp| {
         let client = app.logged_in("ann@example.com").await;
         let page = client.get("/change-email").send().await;
         assert_eq!(page.status, StatusCode::OK);
@@ -213,26 +214,27 @@ async fn the_html_form_sends_the_link_and_says_so() {
             "{}",
             after.text()
         );
-        app.path_in_mail("fresh@example.com", "/change-email/").await;
-    })
-    .await;
-}
+        app.path_in_mail("fresh@example.com", "/change-email/")
+            .await;
+    }
+);
 
-#[tokio::test]
-async fn the_feature_is_off_unless_configured() {
-    each_backend(&[], async |app: TestApp| {
+backend_test!(
+    the_feature_is_off_unless_configured,
+    &[],
+    async |app: TestApp| {
         let client = app.logged_in("ann@example.com").await;
         let page = client.get("/change-email").accept_json().send().await;
         assert_eq!(page.status, StatusCode::NOT_FOUND);
-    })
-    .await;
-}
+    }
+);
 
 const GENERIC_ON: &[(&str, &str)] = &[("SECURITY_CHANGE_EMAIL", "true")];
 
-#[tokio::test]
-async fn with_generic_responses_a_taken_address_answers_as_a_free_one_and_its_owner_hears() {
-    each_backend(GENERIC_ON, async |app: TestApp| {
+backend_test!(
+    with_generic_responses_a_taken_address_answers_as_a_free_one_and_its_owner_hears,
+    GENERIC_ON,
+    async |app: TestApp| {
         app.signed_up("bob@example.com").await;
         let client = app.logged_in("ann@example.com").await;
         let ask = |email: &'static str| {
@@ -298,14 +300,14 @@ async fn with_generic_responses_a_taken_address_answers_as_a_free_one_and_its_ow
                 shown.text()
             );
         }
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn asking_to_change_the_address_is_counted_per_user() {
-    // The harness turns the mail limit off: the fallback is 10 per 10 minutes.
-    each_backend(GENERIC_ON, async |app: TestApp| {
+backend_test!(
+    asking_to_change_the_address_is_counted_per_user,
+    GENERIC_ON,
+    async |app: TestApp| {
+        // The harness turns the mail limit off: the fallback is 10 per 10 minutes.
         app.signed_up("bob@example.com").await;
         let client = app.logged_in("ann@example.com").await;
         for i in 0..10 {
@@ -338,6 +340,5 @@ async fn asking_to_change_the_address_is_counted_per_user() {
             assert!(limited.header("retry-after").is_some());
         }
         app.assert_no_mail_to("next@example.com").await;
-    })
-    .await;
-}
+    }
+);

@@ -5,11 +5,12 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use serde_json::json;
 
-use crate::harness::{EXACT, GENERIC, PASSWORD, TestApp, each_backend};
+use crate::harness::{EXACT, GENERIC, PASSWORD, TestApp, backend_test};
 
-#[tokio::test]
-async fn a_valid_confirmation_link_confirms_and_redirects_to_login() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    a_valid_confirmation_link_confirms_and_redirects_to_login,
+    GENERIC,
+    async |app: TestApp| {
         let client = app.client();
         client.register("ann@example.com", PASSWORD).await;
         assert!(app.user("ann@example.com").await.confirmed_at.is_none());
@@ -19,13 +20,13 @@ async fn a_valid_confirmation_link_confirms_and_redirects_to_login() {
         assert_eq!(response.location(), Some("/login"));
         assert!(app.user("ann@example.com").await.confirmed_at.is_some());
         app.client().login_ok("ann@example.com", PASSWORD).await;
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn a_used_confirmation_link_redirects_to_confirm() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    a_used_confirmation_link_redirects_to_confirm,
+    GENERIC,
+    async |app: TestApp| {
         let client = app.client();
         client.register("ann@example.com", PASSWORD).await;
         let path = app.path_in_mail("ann@example.com", "/confirm/").await;
@@ -40,13 +41,13 @@ async fn a_used_confirmation_link_redirects_to_confirm() {
                 .location(),
             Some("/confirm")
         );
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn a_forged_confirmation_link_redirects_to_confirm() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    a_forged_confirmation_link_redirects_to_confirm,
+    GENERIC,
+    async |app: TestApp| {
         let client = app.client();
         client.register("ann@example.com", PASSWORD).await;
         let path = app.path_in_mail("ann@example.com", "/confirm/").await;
@@ -61,13 +62,13 @@ async fn a_forged_confirmation_link_redirects_to_confirm() {
             assert_eq!(response.location(), Some("/confirm"), "{forged}");
         }
         assert!(app.user("ann@example.com").await.confirmed_at.is_none());
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn an_expired_confirmation_link_mails_a_new_one() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    an_expired_confirmation_link_mails_a_new_one,
+    GENERIC,
+    async |app: TestApp| {
         let client = app.client();
         client.register("ann@example.com", PASSWORD).await;
         let old = app.path_in_mail("ann@example.com", "/confirm/").await;
@@ -82,13 +83,13 @@ async fn an_expired_confirmation_link_mails_a_new_one() {
         assert_ne!(fresh, old);
         assert_eq!(client.get(&fresh).send().await.location(), Some("/login"));
         assert!(app.user("ann@example.com").await.confirmed_at.is_some());
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn resending_mails_a_new_link_that_works() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    resending_mails_a_new_link_that_works,
+    GENERIC,
+    async |app: TestApp| {
         let client = app.client();
         client.register("ann@example.com", PASSWORD).await;
         app.mail_to("ann@example.com").await;
@@ -111,13 +112,13 @@ async fn resending_mails_a_new_link_that_works() {
         let path =
             crate::harness::path_of(&rampart::find_link(&mail.text, "/confirm/").expect("link"));
         assert_eq!(client.get(&path).send().await.location(), Some("/login"));
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn resending_for_a_confirmed_or_unknown_email_gives_fst_messages() {
-    each_backend(EXACT, async |app: TestApp| {
+backend_test!(
+    resending_for_a_confirmed_or_unknown_email_gives_fst_messages,
+    EXACT,
+    async |app: TestApp| {
         app.signed_up("ann@example.com").await;
         let client = app.client();
         client
@@ -138,13 +139,13 @@ async fn resending_for_a_confirmed_or_unknown_email_gives_fst_messages() {
             .send()
             .await
             .assert_field_errors(&json!({"email": ["Invalid email address"]}));
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn resending_does_not_reveal_whether_an_account_exists() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    resending_does_not_reveal_whether_an_account_exists,
+    GENERIC,
+    async |app: TestApp| {
         app.signed_up("ann@example.com").await;
         let client = app.client();
         let known = client
@@ -164,6 +165,5 @@ async fn resending_does_not_reveal_whether_an_account_exists() {
         assert_eq!(keys(known.response()), keys(unknown.response()));
         app.assert_no_mail_to("ann@example.com").await;
         app.assert_no_mail_to("nobody@example.com").await;
-    })
-    .await;
-}
+    }
+);

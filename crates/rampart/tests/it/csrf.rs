@@ -4,11 +4,12 @@
 use axum::http::StatusCode;
 use serde_json::json;
 
-use crate::harness::{GENERIC, PASSWORD, TestApp, csrf_in_html, each_backend};
+use crate::harness::{GENERIC, PASSWORD, TestApp, backend_test, csrf_in_html};
 
-#[tokio::test]
-async fn a_session_post_without_the_csrf_header_is_refused() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    a_session_post_without_the_csrf_header_is_refused,
+    GENERIC,
+    async |app: TestApp| {
         let client = app.logged_in("ann@example.com").await;
         let response = client.post("/api/echo").json(&json!({})).send().await;
         response.assert_errors(StatusCode::BAD_REQUEST, &["The CSRF token is missing."]);
@@ -20,13 +21,13 @@ async fn a_session_post_without_the_csrf_header_is_refused() {
             .send()
             .await;
         in_body.assert_errors(StatusCode::BAD_REQUEST, &["The CSRF token is missing."]);
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn a_session_post_with_the_csrf_header_is_accepted() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    a_session_post_with_the_csrf_header_is_accepted,
+    GENERIC,
+    async |app: TestApp| {
         let client = app.logged_in("ann@example.com").await;
         let response = client
             .post("/api/echo")
@@ -61,13 +62,13 @@ async fn a_session_post_with_the_csrf_header_is_accepted() {
                 response.text()
             );
         }
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn a_garbage_csrf_token_is_invalid() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    a_garbage_csrf_token_is_invalid,
+    GENERIC,
+    async |app: TestApp| {
         let client = app.logged_in("ann@example.com").await;
         for garbage in ["garbage", "IjljYzU5.forged.sig", "x.y.z"] {
             let response = client
@@ -78,13 +79,13 @@ async fn a_garbage_csrf_token_is_invalid() {
                 .await;
             response.assert_errors(StatusCode::BAD_REQUEST, &["The CSRF token is invalid."]);
         }
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn the_csrf_token_of_another_session_does_not_match() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    the_csrf_token_of_another_session_does_not_match,
+    GENERIC,
+    async |app: TestApp| {
         let ann = app.logged_in("ann@example.com").await;
         let bob = app.logged_in("bob@example.com").await;
         let bobs = bob.csrf_token().unwrap();
@@ -95,13 +96,13 @@ async fn the_csrf_token_of_another_session_does_not_match() {
             .send()
             .await;
         response.assert_errors(StatusCode::BAD_REQUEST, &["The CSRF tokens do not match."]);
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn a_csrf_token_from_before_logout_does_not_match() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    a_csrf_token_from_before_logout_does_not_match,
+    GENERIC,
+    async |app: TestApp| {
         let client = app.logged_in("ann@example.com").await;
         let old = client.csrf_token().unwrap();
         client.logout().await;
@@ -113,13 +114,13 @@ async fn a_csrf_token_from_before_logout_does_not_match() {
             .send()
             .await;
         response.assert_errors(StatusCode::BAD_REQUEST, &["The CSRF tokens do not match."]);
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn token_authenticated_requests_need_no_csrf_token() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    token_authenticated_requests_need_no_csrf_token,
+    GENERIC,
+    async |app: TestApp| {
         app.signed_up("ann@example.com").await;
         let token = app.auth_token("ann@example.com").await;
         let response = app
@@ -130,34 +131,45 @@ async fn token_authenticated_requests_need_no_csrf_token() {
             .send()
             .await;
         assert_eq!(response.status, StatusCode::OK, "{}", response.text());
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn anonymous_json_endpoints_need_no_csrf_token() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    anonymous_json_endpoints_need_no_csrf_token,
+    GENERIC,
+    async |app: TestApp| {
         app.signed_up("ann@example.com").await;
         let client = app.client();
         for (path, body) in [
             ("/reset", json!({"email": "ann@example.com"})),
             ("/confirm", json!({"email": "ann@example.com"})),
-            ("/register", json!({"email": "bob@example.com", "password": PASSWORD, "password_confirm": PASSWORD})),
-            ("/login", json!({"email": "ann@example.com", "password": PASSWORD})),
+            (
+                "/register",
+                json!({"email": "bob@example.com", "password": PASSWORD, "password_confirm": PASSWORD}),
+            ),
+            (
+                "/login",
+                json!({"email": "ann@example.com", "password": PASSWORD}),
+            ),
         ] {
             let response = client.post(path).json(&body).send().await;
-            assert_eq!(response.status, StatusCode::OK, "{path}: {}", response.text());
+            assert_eq!(
+                response.status,
+                StatusCode::OK,
+                "{path}: {}",
+                response.text()
+            );
         }
         // Logout needs none even when signed in.
         assert_eq!(client.logout().await.status, StatusCode::OK);
         assert_eq!(client.me().await.status, StatusCode::UNAUTHORIZED);
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn an_html_form_post_needs_its_csrf_field() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    an_html_form_post_needs_its_csrf_field,
+    GENERIC,
+    async |app: TestApp| {
         app.signed_up("ann@example.com").await;
         let client = app.client();
         let page = client.get("/login").send().await;
@@ -195,13 +207,13 @@ async fn an_html_form_post_needs_its_csrf_field() {
             .await;
         assert_eq!(accepted.location(), Some("/"), "{}", accepted.text());
         assert_eq!(client.me().await.status, StatusCode::OK);
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn a_cross_site_form_post_without_a_session_is_refused() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    a_cross_site_form_post_without_a_session_is_refused,
+    GENERIC,
+    async |app: TestApp| {
         app.signed_up("ann@example.com").await;
         // A form posted from another site to a fresh browser: no session, no token.
         let client = app.client();
@@ -217,13 +229,13 @@ async fn a_cross_site_form_post_without_a_session_is_refused() {
             response.text()
         );
         assert_eq!(client.me().await.status, StatusCode::UNAUTHORIZED);
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn csrf_tokens_do_not_expire_by_time() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    csrf_tokens_do_not_expire_by_time,
+    GENERIC,
+    async |app: TestApp| {
         let client = app.logged_in("ann@example.com").await;
         app.advance(std::time::Duration::from_secs(30 * 86_400));
         let response = client
@@ -233,13 +245,13 @@ async fn csrf_tokens_do_not_expire_by_time() {
             .send()
             .await;
         assert_eq!(response.status, StatusCode::OK, "{}", response.text());
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn a_state_changing_request_from_another_site_is_refused() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    a_state_changing_request_from_another_site_is_refused,
+    GENERIC,
+    async |app: TestApp| {
         // Anonymous JSON login: normally exempt from the token, but not when the browser says
         // another site started it.
         let response = app
@@ -277,13 +289,13 @@ async fn a_state_changing_request_from_another_site_is_refused() {
             .await;
         assert_eq!(response.status, StatusCode::FORBIDDEN);
         assert_eq!(client.me().await.status, StatusCode::OK);
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn a_new_visitor_gets_a_csrf_cookie_instead_of_a_session_and_loses_it_on_login() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    a_new_visitor_gets_a_csrf_cookie_instead_of_a_session_and_loses_it_on_login,
+    GENERIC,
+    async |app: TestApp| {
         app.signed_up("ann@example.com").await;
         let client = app.client();
         let page = client.get("/login").send().await;
@@ -322,13 +334,13 @@ async fn a_new_visitor_gets_a_csrf_cookie_instead_of_a_session_and_loses_it_on_l
             .send()
             .await;
         response.assert_errors(StatusCode::BAD_REQUEST, &["The CSRF tokens do not match."]);
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn a_malformed_csrf_cookie_is_replaced() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    a_malformed_csrf_cookie_is_replaced,
+    GENERIC,
+    async |app: TestApp| {
         let page = app
             .client()
             .get("/login")
@@ -346,18 +358,18 @@ async fn a_malformed_csrf_cookie_is_replaced() {
             .expect("value");
         assert_eq!(value.len(), 40, "{cookie}");
         assert!(value.bytes().all(|b| b.is_ascii_hexdigit()), "{cookie}");
-    })
-    .await;
-}
+    }
+);
 
 const METHOD_NOT_ALLOWED: &str = "The method is not allowed for the requested URL.";
 const NOT_FOUND: &str = "The requested URL was not found on the server. If you entered the URL \
                          manually please check your spelling and try again.";
 
-#[tokio::test]
-async fn routing_decides_before_csrf_unknown_paths_are_404_and_other_methods_405() {
-    use axum::http::Method;
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    routing_decides_before_csrf_unknown_paths_are_404_and_other_methods_405,
+    GENERIC,
+    async |app: TestApp| {
+        use axum::http::Method;
         let client = app.logged_in("ann@example.com").await;
         for method in [Method::PUT, Method::PATCH, Method::DELETE] {
             // Framework pages (GET and POST; GET only) and an unknown path.
@@ -403,13 +415,13 @@ async fn routing_decides_before_csrf_unknown_paths_are_404_and_other_methods_405
             assert_eq!(missing.status, StatusCode::NOT_FOUND, "{}", missing.text());
             assert!(missing.html().contains("Not Found"), "{}", missing.text());
         }
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn real_state_changing_routes_still_need_the_csrf_token() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    real_state_changing_routes_still_need_the_csrf_token,
+    GENERIC,
+    async |app: TestApp| {
         let client = app.logged_in("ann@example.com").await;
         assert!(
             client.cookie("session").is_some(),
@@ -439,13 +451,13 @@ async fn real_state_changing_routes_still_need_the_csrf_token() {
         assert!(form.text().contains("CSRF"), "{}", form.text());
         // Logged in still, password unchanged.
         assert_eq!(client.me().await.status, StatusCode::OK);
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn an_over_long_url_gets_414_in_the_request_format() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    an_over_long_url_gets_414_in_the_request_format,
+    GENERIC,
+    async |app: TestApp| {
         let client = app.client();
         let long = format!("/login?q={}", "a".repeat(10 * 1024));
         let json = client.get(&long).accept_json().send().await;
@@ -462,6 +474,5 @@ async fn an_over_long_url_gets_414_in_the_request_format() {
         // A long but sane URL is still served.
         let fine = format!("/login?q={}", "a".repeat(4 * 1024));
         assert_eq!(client.get(&fine).send().await.status, StatusCode::OK);
-    })
-    .await;
-}
+    }
+);

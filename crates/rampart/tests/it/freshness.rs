@@ -6,7 +6,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use serde_json::json;
 
-use crate::harness::{PASSWORD, TestApp, csrf_in_html, each_backend};
+use crate::harness::{PASSWORD, TestApp, backend_test, csrf_in_html};
 
 const TEN_MINUTES: &[(&str, &str)] = &[
     ("SECURITY_FRESHNESS", "10 minutes"),
@@ -18,9 +18,10 @@ const TEN_MINUTES: &[(&str, &str)] = &[
 
 const REAUTH: &str = "You must reauthenticate to access this endpoint";
 
-#[tokio::test]
-async fn a_stale_session_re_enters_the_password_before_sensitive_changes() {
-    each_backend(TEN_MINUTES, async |app: TestApp| {
+backend_test!(
+    a_stale_session_re_enters_the_password_before_sensitive_changes,
+    TEN_MINUTES,
+    async |app: TestApp| {
         let client = app.logged_in("ann@example.com").await;
         let fresh = client
             .post("/change-email")
@@ -83,13 +84,13 @@ async fn a_stale_session_re_enters_the_password_before_sensitive_changes() {
             .send()
             .await;
         assert_eq!(again.status, StatusCode::OK, "{}", again.text());
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn browsers_are_sent_to_verify_and_back() {
-    each_backend(TEN_MINUTES, async |app: TestApp| {
+backend_test!(
+    browsers_are_sent_to_verify_and_back,
+    TEN_MINUTES,
+    async |app: TestApp| {
         let client = app.logged_in("ann@example.com").await;
         app.advance(Duration::from_secs(11 * 60));
         let stale = client.get("/tf-setup").send().await;
@@ -109,13 +110,13 @@ async fn browsers_are_sent_to_verify_and_back() {
         assert_eq!(done.status, StatusCode::FOUND, "{}", done.text());
         assert_eq!(done.location(), Some("/tf-setup"));
         assert_eq!(client.get("/tf-setup").send().await.status, StatusCode::OK);
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn remember_me_sessions_are_never_fresh_and_tokens_are() {
-    each_backend(TEN_MINUTES, async |app: TestApp| {
+backend_test!(
+    remember_me_sessions_are_never_fresh_and_tokens_are,
+    TEN_MINUTES,
+    async |app: TestApp| {
         app.signed_up("ann@example.com").await;
         let remembered = app.client();
         let login = remembered
@@ -157,17 +158,16 @@ async fn remember_me_sessions_are_never_fresh_and_tokens_are() {
             .send()
             .await;
         assert_eq!(by_token.status, StatusCode::OK, "{}", by_token.text());
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn freshness_off_never_asks() {
-    let settings = &[
+backend_test!(
+    freshness_off_never_asks,
+    &[
         ("SECURITY_FRESHNESS", "off"),
         ("SECURITY_CHANGE_EMAIL", "true"),
-    ];
-    each_backend(settings, async |app: TestApp| {
+    ],
+    async |app: TestApp| {
         let client = app.logged_in("ann@example.com").await;
         // Two days: past the default 24 hours, within the session's lifetime.
         app.advance(Duration::from_secs(2 * 86_400));
@@ -178,13 +178,13 @@ async fn freshness_off_never_asks() {
             .send()
             .await;
         assert_eq!(late.status, StatusCode::OK, "{}", late.text());
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn verify_is_throttled_by_the_login_limit_and_says_nothing_while_refused() {
-    each_backend(TEN_MINUTES, async |app: TestApp| {
+backend_test!(
+    verify_is_throttled_by_the_login_limit_and_says_nothing_while_refused,
+    TEN_MINUTES,
+    async |app: TestApp| {
         let client = app.logged_in("ann@example.com").await;
         let verify = |password: String| {
             let client = &client;
@@ -220,6 +220,5 @@ async fn verify_is_throttled_by_the_login_limit_and_says_nothing_while_refused()
         app.advance(Duration::from_secs(5 * 60 + 1));
         let right = verify(PASSWORD.to_owned()).await;
         assert_eq!(right.status, StatusCode::OK, "{}", right.text());
-    })
-    .await;
-}
+    }
+);

@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use base64::Engine;
 use serde_json::json;
 
-use crate::harness::{GENERIC, PASSWORD, TestApp, each_backend};
+use crate::harness::{GENERIC, PASSWORD, TestApp, backend_test};
 
 const UNAUTHENTICATED: &str = "You must sign in to view this resource.";
 const FORBIDDEN: &str = "You do not have permission to view this resource.";
@@ -16,9 +16,10 @@ fn basic(identity: &str, password: &str) -> String {
     format!("Basic {encoded}")
 }
 
-#[tokio::test]
-async fn anonymous_json_requests_get_a_401_envelope() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    anonymous_json_requests_get_a_401_envelope,
+    GENERIC,
+    async |app: TestApp| {
         for path in ["/api/me", "/api/admin", "/api/write", "/api/any-role"] {
             let response = app.client().get(path).accept_json().send().await;
             assert_eq!(
@@ -27,13 +28,13 @@ async fn anonymous_json_requests_get_a_401_envelope() {
                 "{path}"
             );
         }
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn anonymous_browsers_are_sent_to_login_with_next() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    anonymous_browsers_are_sent_to_login_with_next,
+    GENERIC,
+    async |app: TestApp| {
         let response = app.client().get("/api/me").send().await;
         assert_eq!(response.location(), Some("/login?next=/api/me"));
         // The login page it leads to renders, and its form keeps `next`.
@@ -51,13 +52,13 @@ async fn anonymous_browsers_are_sent_to_login_with_next() {
             .find(|(k, _)| k == "next")
             .map(|(_, v)| v.into_owned());
         assert_eq!(next.as_deref(), Some("/api/admin?tab=users"));
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn users_without_the_role_or_permission_get_a_403_envelope() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    users_without_the_role_or_permission_get_a_403_envelope,
+    GENERIC,
+    async |app: TestApp| {
         let client = app.logged_in("ann@example.com").await;
         for path in ["/api/admin", "/api/any-role"] {
             let response = client.get(path).accept_json().send().await;
@@ -70,52 +71,48 @@ async fn users_without_the_role_or_permission_get_a_403_envelope() {
         let write = client.get("/api/write").accept_json().send().await;
         assert_eq!(write.status, StatusCode::OK);
         assert_eq!(write.response()["message"], "you have user-write");
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn admins_pass_role_guards() {
-    each_backend(GENERIC, async |app: TestApp| {
-        let client = app.logged_in("root@example.com").await;
-        let user = app.user("root@example.com").await;
-        app.datastore()
-            .add_role_to_user(user.id, "Admin")
-            .await
-            .unwrap();
-        for path in ["/api/admin", "/api/any-role", "/api/write"] {
-            let response = client.get(path).accept_json().send().await;
-            assert_eq!(
-                response.status,
-                StatusCode::OK,
-                "{path}: {}",
-                response.text()
-            );
-        }
-        let me = client.me().await.response();
-        assert_eq!(me["user"]["roles"], json!(["Admin", "User"]));
+backend_test!(admins_pass_role_guards, GENERIC, async |app: TestApp| {
+    let client = app.logged_in("root@example.com").await;
+    let user = app.user("root@example.com").await;
+    app.datastore()
+        .add_role_to_user(user.id, "Admin")
+        .await
+        .unwrap();
+    for path in ["/api/admin", "/api/any-role", "/api/write"] {
+        let response = client.get(path).accept_json().send().await;
         assert_eq!(
-            me["user"]["permissions"],
-            json!(["admin-read", "admin-write", "user-read", "user-write"])
+            response.status,
+            StatusCode::OK,
+            "{path}: {}",
+            response.text()
         );
-    })
-    .await;
-}
+    }
+    let me = client.me().await.response();
+    assert_eq!(me["user"]["roles"], json!(["Admin", "User"]));
+    assert_eq!(
+        me["user"]["permissions"],
+        json!(["admin-read", "admin-write", "user-read", "user-write"])
+    );
+});
 
-#[tokio::test]
-async fn a_forbidden_browser_gets_a_403_page_not_a_redirect() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    a_forbidden_browser_gets_a_403_page_not_a_redirect,
+    GENERIC,
+    async |app: TestApp| {
         let client = app.logged_in("ann@example.com").await;
         let response = client.get("/api/admin").send().await;
         assert_eq!(response.status, StatusCode::FORBIDDEN);
         assert!(response.html().contains(FORBIDDEN), "{}", response.text());
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn anonymous_only_routes_refuse_signed_in_users() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    anonymous_only_routes_refuse_signed_in_users,
+    GENERIC,
+    async |app: TestApp| {
         let anonymous = app.client().get("/anon").accept_json().send().await;
         assert_eq!(anonymous.status, StatusCode::OK);
         let client = app.logged_in("ann@example.com").await;
@@ -126,13 +123,13 @@ async fn anonymous_only_routes_refuse_signed_in_users() {
         );
         let browser = client.get("/anon").send().await;
         assert_eq!(browser.location(), Some("/"));
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn basic_auth_routes_accept_valid_credentials_only() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    basic_auth_routes_accept_valid_credentials_only,
+    GENERIC,
+    async |app: TestApp| {
         app.signed_up("ann@example.com").await;
         let ok = app
             .client()
@@ -174,15 +171,14 @@ async fn basic_auth_routes_accept_valid_credentials_only() {
             session.get("/basic").accept_json().send().await.status,
             StatusCode::UNAUTHORIZED
         );
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn post_guards_check_authentication_before_anything_else() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    post_guards_check_authentication_before_anything_else,
+    GENERIC,
+    async |app: TestApp| {
         let response = app.client().post("/api/echo").json(&json!({})).send().await;
         response.assert_errors(StatusCode::UNAUTHORIZED, &[UNAUTHENTICATED]);
-    })
-    .await;
-}
+    }
+);

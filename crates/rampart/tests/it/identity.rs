@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use base64::Engine;
 use serde_json::json;
 
-use crate::harness::{EXACT, GENERIC, PASSWORD, TestApp, TestClient, TestResponse, each_backend};
+use crate::harness::{EXACT, GENERIC, PASSWORD, TestApp, TestClient, TestResponse, backend_test};
 
 async fn sign_up(client: &TestClient, email: &str, username: Option<&str>) -> TestResponse {
     let mut body = json!({"email": email, "password": PASSWORD, "password_confirm": PASSWORD});
@@ -32,9 +32,10 @@ fn basic(identity: &str) -> String {
     format!("Basic {encoded}")
 }
 
-#[tokio::test]
-async fn look_alike_emails_are_refused_as_the_account_they_imitate() {
-    each_backend(EXACT, async |app: TestApp| {
+backend_test!(
+    look_alike_emails_are_refused_as_the_account_they_imitate,
+    EXACT,
+    async |app: TestApp| {
         let client = app.client();
         for (first, canonical, again) in [
             (
@@ -96,55 +97,78 @@ async fn look_alike_emails_are_refused_as_the_account_they_imitate() {
                 .await
                 .assert_field_errors(&json!({"email": ["Invalid email address"]}));
         }
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn with_generic_responses_a_look_alike_sign_up_mails_the_owner_and_creates_nothing() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    with_generic_responses_a_look_alike_sign_up_mails_the_owner_and_creates_nothing,
+    GENERIC,
+    async |app: TestApp| {
         app.signed_up("alice@example.com").await;
         let response = sign_up(&app.client(), "ａｌｉｃｅ@ｅｘａｍｐｌｅ.com", None).await;
         assert_eq!(response.status, StatusCode::OK, "{}", response.text());
         assert_eq!(app.mail_to("alice@example.com").await.subject, "Welcome");
         assert_eq!(app.datastore().count_users().await.unwrap(), 1);
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn look_alike_usernames_are_refused_as_invalid_or_as_duplicates() {
-    each_backend(EXACT, async |app: TestApp| {
+backend_test!(
+    look_alike_usernames_are_refused_as_invalid_or_as_duplicates,
+    EXACT,
+    async |app: TestApp| {
         let client = app.client();
-        assert_eq!(sign_up(&client, "a@example.com", Some("alice")).await.status, StatusCode::OK);
-        assert_eq!(sign_up(&client, "b@example.com", Some("ADMIN")).await.status, StatusCode::OK);
+        assert_eq!(
+            sign_up(&client, "a@example.com", Some("alice"))
+                .await
+                .status,
+            StatusCode::OK
+        );
+        assert_eq!(
+            sign_up(&client, "b@example.com", Some("ADMIN"))
+                .await
+                .status,
+            StatusCode::OK
+        );
         for name in ["аlice", "ADMİN", "İstanbul", "ѕсоре", "рауpal", "ΑΝΝΑ"] {
             sign_up(&client, "c@example.com", Some(name))
                 .await
-                .assert_field_errors(&json!({"username": ["Username contains illegal characters"]}));
+                .assert_field_errors(
+                    &json!({"username": ["Username contains illegal characters"]}),
+                );
         }
         // A bare combining mark is not a letter or digit at all.
         sign_up(&client, "c@example.com", Some("admi\u{307}n"))
             .await
-            .assert_field_errors(&json!({"username": ["Value entered is not valid for the field"]}));
-        for (name, canonical) in [("ａｌｉｃｅ", "alice"), ("ALICE", "ALICE"), ("admın", "admin")] {
+            .assert_field_errors(
+                &json!({"username": ["Value entered is not valid for the field"]}),
+            );
+        for (name, canonical) in [
+            ("ａｌｉｃｅ", "alice"),
+            ("ALICE", "ALICE"),
+            ("admın", "admin"),
+        ] {
             sign_up(&client, "c@example.com", Some(name)).await.assert_field_errors(
                 &json!({"username": [format!("{canonical} is already associated with an account.")]}),
             );
         }
         // One script, not imitating ASCII: accepted, and unique whatever its case.
-        assert_eq!(sign_up(&client, "d@example.com", Some("Женя")).await.status, StatusCode::OK);
+        assert_eq!(
+            sign_up(&client, "d@example.com", Some("Женя")).await.status,
+            StatusCode::OK
+        );
         sign_up(&client, "e@example.com", Some("ЖЕНЯ"))
             .await
-            .assert_field_errors(&json!({"username": ["женя is already associated with an account."]}));
+            .assert_field_errors(
+                &json!({"username": ["женя is already associated with an account."]}),
+            );
         assert_eq!(app.datastore().count_users().await.unwrap(), 3);
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn the_html_sign_up_form_refuses_a_mixed_script_username() {
-    each_backend(EXACT, async |app: TestApp| {
+backend_test!(
+    the_html_sign_up_form_refuses_a_mixed_script_username,
+    EXACT,
+    async |app: TestApp| {
         let client = app.client();
         let page = client.get("/register").send().await;
         let token = crate::harness::csrf_in_html(&page.text());
@@ -168,13 +192,13 @@ async fn the_html_sign_up_form_refuses_a_mixed_script_username() {
             response.text()
         );
         assert_eq!(app.datastore().count_users().await.unwrap(), 0);
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn every_equivalent_spelling_signs_in_to_the_same_account() {
-    each_backend(EXACT, async |app: TestApp| {
+backend_test!(
+    every_equivalent_spelling_signs_in_to_the_same_account,
+    EXACT,
+    async |app: TestApp| {
         confirmed(
             &app,
             "ｂｏｂ@Exämple.com",
@@ -228,13 +252,13 @@ async fn every_equivalent_spelling_signs_in_to_the_same_account() {
             .await;
         assert_eq!(response.status, StatusCode::FOUND, "{}", response.text());
         assert_eq!(client.me().await.response()["user"]["email"], user.email);
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn reset_and_confirmation_resend_reach_the_account_by_any_spelling() {
-    each_backend(EXACT, async |app: TestApp| {
+backend_test!(
+    reset_and_confirmation_resend_reach_the_account_by_any_spelling,
+    EXACT,
+    async |app: TestApp| {
         let client = app.client();
         assert_eq!(
             sign_up(&client, "ﬁona@exämple.com", None).await.status,
@@ -257,17 +281,16 @@ async fn reset_and_confirmation_resend_reach_the_account_by_any_spelling() {
             .await;
         assert_eq!(reset.status, StatusCode::OK, "{}", reset.text());
         app.path_in_mail(canonical, "/reset/").await;
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn a_change_of_email_to_a_look_alike_of_a_taken_address_is_refused() {
-    let settings = &[
+backend_test!(
+    a_change_of_email_to_a_look_alike_of_a_taken_address_is_refused,
+    &[
         ("SECURITY_CHANGE_EMAIL", "true"),
         ("SECURITY_RETURN_GENERIC_RESPONSES", "false"),
-    ];
-    each_backend(settings, async |app: TestApp| {
+    ],
+    async |app: TestApp| {
         app.signed_up("finance@example.com").await;
         let client = app.logged_in("ann@example.com").await;
         let asked = client
@@ -296,6 +319,5 @@ async fn a_change_of_email_to_a_look_alike_of_a_taken_address_is_refused() {
             app.user("ann@exämple.com").await.email,
             "ann@xn--exmple-cua.com"
         );
-    })
-    .await;
-}
+    }
+);

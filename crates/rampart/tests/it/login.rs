@@ -3,11 +3,12 @@
 use axum::http::{Method, StatusCode};
 use serde_json::json;
 
-use crate::harness::{EXACT, GENERIC, PASSWORD, TestApp, csrf_in_html, each_backend};
+use crate::harness::{EXACT, GENERIC, PASSWORD, TestApp, backend_test, csrf_in_html};
 
-#[tokio::test]
-async fn login_with_email_answers_the_fst_payload_and_sets_cookies() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    login_with_email_answers_the_fst_payload_and_sets_cookies,
+    GENERIC,
+    async |app: TestApp| {
         app.signed_up("ann@example.com").await;
         let client = app.client();
         let response = client.login("ann@example.com", PASSWORD).await;
@@ -24,19 +25,28 @@ async fn login_with_email_answers_the_fst_payload_and_sets_cookies() {
         // XSRF-TOKEN carries the same token, readable by scripts.
         let xsrf = response.set_cookie("XSRF-TOKEN").expect("XSRF-TOKEN set");
         assert!(xsrf.starts_with(&format!("XSRF-TOKEN={csrf};")), "{xsrf}");
-        assert!(xsrf.contains("Path=/") && xsrf.contains("SameSite=Strict"), "{xsrf}");
+        assert!(
+            xsrf.contains("Path=/") && xsrf.contains("SameSite=Strict"),
+            "{xsrf}"
+        );
         assert!(!xsrf.contains("HttpOnly"), "{xsrf}");
         let session = response.set_cookie("session").expect("session set");
-        assert!(session.contains("HttpOnly") && session.contains("Path=/"), "{session}");
+        assert!(
+            session.contains("HttpOnly") && session.contains("Path=/"),
+            "{session}"
+        );
         assert!(response.set_cookie("remember_token").is_none());
-        assert_eq!(client.me().await.response()["user"]["email"], "ann@example.com");
-    })
-    .await;
-}
+        assert_eq!(
+            client.me().await.response()["user"]["email"],
+            "ann@example.com"
+        );
+    }
+);
 
-#[tokio::test]
-async fn login_with_username_ignores_case() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    login_with_username_ignores_case,
+    GENERIC,
+    async |app: TestApp| {
         let client = app.client();
         client
             .post("/register")
@@ -50,13 +60,13 @@ async fn login_with_username_ignores_case() {
         assert_eq!(response.response()["user"]["username"], "Annie");
         // Email is case-insensitive too.
         app.client().login_ok("ANN@EXAMPLE.com", PASSWORD).await;
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn login_failures_give_fst_exact_messages() {
-    each_backend(EXACT, async |app: TestApp| {
+backend_test!(
+    login_failures_give_fst_exact_messages,
+    EXACT,
+    async |app: TestApp| {
         app.signed_up("ann@example.com").await;
         let client = app.client();
         client
@@ -84,13 +94,13 @@ async fn login_failures_give_fst_exact_messages() {
             json!(["Password not provided"])
         );
         assert_eq!(client.me().await.status, StatusCode::UNAUTHORIZED);
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn login_failures_do_not_reveal_whether_the_user_exists() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    login_failures_do_not_reveal_whether_the_user_exists,
+    GENERIC,
+    async |app: TestApp| {
         app.signed_up("ann@example.com").await;
         let client = app.client();
         let wrong = client.login("ann@example.com", "wrong password").await;
@@ -106,13 +116,13 @@ async fn login_failures_do_not_reveal_whether_the_user_exists() {
         }
         assert_eq!(wrong.body, unknown.body);
         assert_eq!(wrong.body, unknown_name.body);
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn login_with_an_unconfirmed_email_is_refused() {
-    each_backend(EXACT, async |app: TestApp| {
+backend_test!(
+    login_with_an_unconfirmed_email_is_refused,
+    EXACT,
+    async |app: TestApp| {
         let client = app.client();
         client.register("ann@example.com", PASSWORD).await;
         client
@@ -120,13 +130,13 @@ async fn login_with_an_unconfirmed_email_is_refused() {
             .await
             .assert_field_errors(&json!({"email": ["Email requires confirmation."]}));
         assert_eq!(client.me().await.status, StatusCode::UNAUTHORIZED);
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn login_with_an_unconfirmed_email_is_refused_with_generic_responses() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    login_with_an_unconfirmed_email_is_refused_with_generic_responses,
+    GENERIC,
+    async |app: TestApp| {
         let client = app.client();
         client.register("ann@example.com", PASSWORD).await;
         client
@@ -139,13 +149,13 @@ async fn login_with_an_unconfirmed_email_is_refused_with_generic_responses() {
             wrong.response()["errors"],
             json!(["Authentication failed - identity or password/passcode invalid"])
         );
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn login_to_an_inactive_account_is_refused() {
-    each_backend(EXACT, async |app: TestApp| {
+backend_test!(
+    login_to_an_inactive_account_is_refused,
+    EXACT,
+    async |app: TestApp| {
         app.signed_up("ann@example.com").await;
         let user = app.user("ann@example.com").await;
         let client = app.client();
@@ -160,13 +170,13 @@ async fn login_to_an_inactive_account_is_refused() {
             .login("ann@example.com", PASSWORD)
             .await
             .assert_field_errors(&json!({"email": ["Account is disabled."]}));
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn the_remember_cookie_is_set_only_when_asked_and_signs_in_a_new_session() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    the_remember_cookie_is_set_only_when_asked_and_signs_in_a_new_session,
+    GENERIC,
+    async |app: TestApp| {
         app.signed_up("ann@example.com").await;
         let plain = app.client();
         let response = plain.login_ok("ann@example.com", PASSWORD).await;
@@ -220,13 +230,13 @@ async fn the_remember_cookie_is_set_only_when_asked_and_signs_in_a_new_session()
             .send()
             .await;
         assert_eq!(stale.status, StatusCode::UNAUTHORIZED);
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn include_auth_token_returns_a_token_usable_by_header_and_query() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    include_auth_token_returns_a_token_usable_by_header_and_query,
+    GENERIC,
+    async |app: TestApp| {
         app.signed_up("ann@example.com").await;
         let response = app
             .client()
@@ -273,13 +283,13 @@ async fn include_auth_token_returns_a_token_usable_by_header_and_query() {
                 .get("authentication_token")
                 .is_none()
         );
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn the_session_id_changes_on_login() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    the_session_id_changes_on_login,
+    GENERIC,
+    async |app: TestApp| {
         app.signed_up("ann@example.com").await;
         let client = app.client();
         // A visitor with a server-side session (a flash message put it there).
@@ -303,13 +313,13 @@ async fn the_session_id_changes_on_login() {
             .send()
             .await;
         assert_eq!(stale.status, StatusCode::UNAUTHORIZED);
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn get_login_answers_a_csrf_token_and_sets_the_xsrf_cookie() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    get_login_answers_a_csrf_token_and_sets_the_xsrf_cookie,
+    GENERIC,
+    async |app: TestApp| {
         let response = app.client().get("/login").accept_json().send().await;
         assert_eq!(response.status, StatusCode::OK);
         let body = response.response();
@@ -319,13 +329,13 @@ async fn get_login_answers_a_csrf_token_and_sets_the_xsrf_cookie() {
             cookie.starts_with(&format!("XSRF-TOKEN={token};")),
             "{cookie}"
         );
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn trackable_fields_are_updated_on_each_login_only() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    trackable_fields_are_updated_on_each_login_only,
+    GENERIC,
+    async |app: TestApp| {
         app.signed_up("ann@example.com").await;
         let first = app.client();
         first.login_ok("ann@example.com", PASSWORD).await;
@@ -349,13 +359,13 @@ async fn trackable_fields_are_updated_on_each_login_only() {
         assert_ne!(again["current_login_at"], me["current_login_at"]);
         assert_eq!(again["last_login_ip"], "127.0.0.1");
         assert_eq!(again["current_login_ip"], "127.0.0.1");
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn a_json_next_outside_the_domain_is_refused() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    a_json_next_outside_the_domain_is_refused,
+    GENERIC,
+    async |app: TestApp| {
         app.signed_up("ann@example.com").await;
         let client = app.client();
         for next in ["http://evil.example.com/", "//evil.example.com/x"] {
@@ -375,9 +385,8 @@ async fn a_json_next_outside_the_domain_is_refused() {
             .send()
             .await;
         assert_eq!(local.status, StatusCode::OK);
-    })
-    .await;
-}
+    }
+);
 
 /// Signs in through the HTML form with `?next=` and returns the response.
 async fn form_login(
@@ -399,9 +408,10 @@ async fn form_login(
         .await
 }
 
-#[tokio::test]
-async fn a_form_login_follows_a_local_next_only() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    a_form_login_follows_a_local_next_only,
+    GENERIC,
+    async |app: TestApp| {
         app.signed_up("ann@example.com").await;
         let local = form_login(&app.client(), "/api/me").await;
         assert_eq!(local.location(), Some("/api/me"));
@@ -438,13 +448,13 @@ async fn a_form_login_follows_a_local_next_only() {
             .send()
             .await;
         assert_eq!(response.location(), Some("/"));
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn a_failed_form_login_re_renders_the_form() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    a_failed_form_login_re_renders_the_form,
+    GENERIC,
+    async |app: TestApp| {
         app.signed_up("ann@example.com").await;
         let client = app.client();
         let token = csrf_in_html(&client.get("/login").send().await.text());
@@ -471,13 +481,13 @@ async fn a_failed_form_login_re_renders_the_form() {
             !html.contains("wrong password"),
             "the password is never echoed"
         );
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn logout_clears_the_cookies_and_ends_the_session() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    logout_clears_the_cookies_and_ends_the_session,
+    GENERIC,
+    async |app: TestApp| {
         let client = app.logged_in("ann@example.com").await;
         let session = client.cookie("session").unwrap();
         let response = client.logout().await;
@@ -512,13 +522,13 @@ async fn logout_clears_the_cookies_and_ends_the_session() {
             .send()
             .await;
         assert_eq!(replay.status, StatusCode::UNAUTHORIZED);
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn logout_answers_200_when_not_signed_in_and_get_is_405() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    logout_answers_200_when_not_signed_in_and_get_is_405,
+    GENERIC,
+    async |app: TestApp| {
         let client = app.client();
         let response = client.logout().await;
         assert_eq!(response.status, StatusCode::OK);
@@ -540,6 +550,5 @@ async fn logout_answers_200_when_not_signed_in_and_get_is_405() {
         let response = form.post("/logout").form(&[]).send().await;
         assert_eq!(response.location(), Some("/"));
         assert_eq!(form.me().await.status, StatusCode::UNAUTHORIZED);
-    })
-    .await;
-}
+    }
+);

@@ -5,14 +5,15 @@ use axum::http::StatusCode;
 use rampart::DbPool;
 use serde_json::json;
 
-use crate::harness::{EXACT, PASSWORD, TestApp, each_backend, each_backend_with_broken_mail};
+use crate::harness::{EXACT, PASSWORD, TestApp, backend_test};
 
 const UNAVAILABLE: &str = "The server is temporarily unable to service your request due to \
                            maintenance downtime or capacity problems. Please try again later.";
 
-#[tokio::test]
-async fn a_database_outage_answers_503_with_retry_after() {
-    each_backend(EXACT, async |app: TestApp| {
+backend_test!(
+    a_database_outage_answers_503_with_retry_after,
+    EXACT,
+    async |app: TestApp| {
         match app.datastore().pool() {
             DbPool::Sqlite(pool) => pool.close().await,
             DbPool::Postgres(pool) => pool.close().await,
@@ -49,13 +50,14 @@ async fn a_database_outage_answers_503_with_retry_after() {
             page.text().contains("temporarily unable"),
             "an error page, not a stack trace"
         );
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn a_mail_that_cannot_be_sent_leaves_the_account_and_resend_still_answers() {
-    each_backend_with_broken_mail(EXACT, async |app: TestApp| {
+backend_test!(
+    a_mail_that_cannot_be_sent_leaves_the_account_and_resend_still_answers,
+    EXACT,
+    on_backend_with_broken_mail,
+    async |app: TestApp| {
         let email = "unlucky@example.com";
         let response = app.client().register(email, PASSWORD).await;
         assert_eq!(response.status, StatusCode::OK, "{}", response.text());
@@ -70,6 +72,5 @@ async fn a_mail_that_cannot_be_sent_leaves_the_account_and_resend_still_answers(
             .send()
             .await;
         assert_eq!(resend.status, StatusCode::OK, "{}", resend.text());
-    })
-    .await;
-}
+    }
+);

@@ -5,13 +5,14 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use serde_json::json;
 
-use crate::harness::{PASSWORD, TestApp, csrf_in_html, each_backend};
+use crate::harness::{PASSWORD, TestApp, backend_test, csrf_in_html};
 
 const SEED_LIMIT: &[(&str, &str)] = &[("SECURITY_LOGIN_RATE_LIMIT", "3 per 10 minutes")];
 
-#[tokio::test]
-async fn the_fourth_login_post_in_ten_minutes_is_a_429() {
-    each_backend(SEED_LIMIT, async |app: TestApp| {
+backend_test!(
+    the_fourth_login_post_in_ten_minutes_is_a_429,
+    SEED_LIMIT,
+    async |app: TestApp| {
         app.signed_up("ann@example.com").await;
         let client = app.client();
         for _ in 0..3 {
@@ -75,18 +76,18 @@ async fn the_fourth_login_post_in_ten_minutes_is_a_429() {
 
         app.advance(Duration::from_secs(10 * 60 + 1));
         client.login_ok("ann@example.com", PASSWORD).await;
-    })
-    .await;
-}
+    }
+);
 
-const IDENTITY_LIMIT: &[(&str, &str)] = &[
+pub(crate) const IDENTITY_LIMIT: &[(&str, &str)] = &[
     ("SECURITY_LOGIN_IDENTITY_RATE_LIMIT", "3 per 10 minutes"),
     ("SECURITY_RETURN_GENERIC_RESPONSES", "false"),
 ];
 
-#[tokio::test]
-async fn guessing_one_account_is_throttled_whichever_client_guesses() {
-    each_backend(IDENTITY_LIMIT, async |app: TestApp| {
+backend_test!(
+    guessing_one_account_is_throttled_whichever_client_guesses,
+    IDENTITY_LIMIT,
+    async |app: TestApp| {
         app.signed_up("ann@example.com").await;
         app.signed_up("bob@example.com").await;
         // A success clears the count: it does not add up across normal use.
@@ -115,9 +116,8 @@ async fn guessing_one_account_is_throttled_whichever_client_guesses() {
 
         app.advance(Duration::from_secs(10 * 60 + 1));
         app.client().login_ok("ann@example.com", PASSWORD).await;
-    })
-    .await;
-}
+    }
+);
 
 const BOTH_LIMITS: &[(&str, &str)] = &[
     ("SECURITY_LOGIN_RATE_LIMIT", "3 per 10 minutes"),
@@ -133,9 +133,10 @@ fn basic(identity: &str, password: &str) -> String {
     )
 }
 
-#[tokio::test]
-async fn http_basic_counts_only_failures_and_is_throttled_per_address_and_per_account() {
-    each_backend(BOTH_LIMITS, async |app: TestApp| {
+backend_test!(
+    http_basic_counts_only_failures_and_is_throttled_per_address_and_per_account,
+    BOTH_LIMITS,
+    async |app: TestApp| {
         app.signed_up("ann@example.com").await;
         let get = |authorization: String| {
             let client = app.client();
@@ -189,15 +190,15 @@ async fn http_basic_counts_only_failures_and_is_throttled_per_address_and_per_ac
             "{}",
             limited.text()
         );
-    })
-    .await;
-}
+    }
+);
 
 const MAIL_LIMIT: &[(&str, &str)] = &[("SECURITY_MAIL_RATE_LIMIT", "2 per 10 minutes")];
 
-#[tokio::test]
-async fn nobody_can_flood_an_address_with_mails() {
-    each_backend(MAIL_LIMIT, async |app: TestApp| {
+backend_test!(
+    nobody_can_flood_an_address_with_mails,
+    MAIL_LIMIT,
+    async |app: TestApp| {
         app.signed_up("ann@example.com").await;
         let forgot = |email: &'static str| {
             let client = app.client();
@@ -235,59 +236,8 @@ async fn nobody_can_flood_an_address_with_mails() {
 
         app.advance(Duration::from_secs(10 * 60 + 1));
         assert_eq!(forgot("ann@example.com").await.status, StatusCode::OK);
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn a_paused_account_gets_one_unlock_mail_and_the_link_lets_its_owner_in() {
-    each_backend(IDENTITY_LIMIT, async |app: TestApp| {
-        app.signed_up("ann@example.com").await;
-        for _ in 0..3 {
-            app.client().login("ann@example.com", "guess").await;
-        }
-        let paused = app.client().login("ann@example.com", PASSWORD).await;
-        assert_eq!(paused.status, StatusCode::TOO_MANY_REQUESTS);
-        let mail = app.mail_to("ann@example.com").await;
-        assert_eq!(mail.subject, "Unlock your account");
-        assert!(mail.text.contains("paused for 10 minutes"), "{}", mail.text);
-        let path = crate::harness::path_of(
-            &rampart::find_link(&mail.text, "/unlock/").expect("unlock link"),
-        );
-        // More refusals in the same window send nothing more.
-        let again = app.client().login("ann@example.com", "guess").await;
-        assert_eq!(again.status, StatusCode::TOO_MANY_REQUESTS);
-        app.assert_no_mail_to("ann@example.com").await;
-        // Unknown accounts are paused alike, and mail nobody.
-        for _ in 0..4 {
-            app.client().login("nobody@example.com", "guess").await;
-        }
-        app.assert_no_mail_to("nobody@example.com").await;
-
-        let browser = app.client();
-        let opened = browser.get(&path).send().await;
-        assert_eq!(opened.status, StatusCode::FOUND, "{}", opened.text());
-        assert_eq!(opened.location(), Some("/login"));
-        let page = browser.get("/login").send().await;
-        assert!(
-            page.html().contains("Your account is unlocked"),
-            "{}",
-            page.text()
-        );
-        browser.login_ok("ann@example.com", PASSWORD).await;
-
-        let stranger = app.client();
-        let forged = stranger.get("/unlock/forged-token").send().await;
-        assert_eq!(forged.location(), Some("/login"));
-        let page = stranger.get("/login").send().await;
-        assert!(
-            page.html().contains("invalid or has expired"),
-            "{}",
-            page.text()
-        );
-    })
-    .await;
-}
+    }
+);
 
 /// Registers and confirms `email` with `username`.
 async fn signed_up_with_username(app: &TestApp, email: &str, username: &str) {
@@ -302,9 +252,10 @@ async fn signed_up_with_username(app: &TestApp, email: &str, username: &str) {
     client.get(&path).send().await;
 }
 
-#[tokio::test]
-async fn the_account_limit_is_shared_by_every_spelling_of_the_account() {
-    each_backend(IDENTITY_LIMIT, async |app: TestApp| {
+backend_test!(
+    the_account_limit_is_shared_by_every_spelling_of_the_account,
+    IDENTITY_LIMIT,
+    async |app: TestApp| {
         signed_up_with_username(&app, "ann@example.com", "Annie").await;
         signed_up_with_username(&app, "bob@example.com", "bobby").await;
         // Used up by email (any case)...
@@ -346,14 +297,13 @@ async fn the_account_limit_is_shared_by_every_spelling_of_the_account() {
         // A new window lets the owner in, by any spelling.
         app.advance(Duration::from_secs(10 * 60 + 1));
         app.client().login_ok("Annie", PASSWORD).await;
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn a_burst_of_concurrent_wrong_basic_credentials_gets_at_most_the_limit_checked() {
-    let settings = &[("SECURITY_LOGIN_IDENTITY_RATE_LIMIT", "5 per 1 hour")];
-    each_backend(settings, async |app: TestApp| {
+backend_test!(
+    a_burst_of_concurrent_wrong_basic_credentials_gets_at_most_the_limit_checked,
+    &[("SECURITY_LOGIN_IDENTITY_RATE_LIMIT", "5 per 1 hour")],
+    async |app: TestApp| {
         app.signed_up("ann@example.com").await;
         let clients: Vec<_> = (0..40).map(|_| app.client()).collect();
         let answers =
@@ -390,6 +340,5 @@ async fn a_burst_of_concurrent_wrong_basic_credentials_gets_at_most_the_limit_ch
             "{}",
             right.text()
         );
-    })
-    .await;
-}
+    }
+);

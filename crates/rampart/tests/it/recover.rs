@@ -5,7 +5,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-use crate::harness::{EXACT, GENERIC, PASSWORD, TestApp, TestResponse, each_backend};
+use crate::harness::{EXACT, GENERIC, PASSWORD, TestApp, TestResponse, backend_test, each_backend};
 
 const NEW_PASSWORD: &str = "a brand new password";
 
@@ -33,9 +33,10 @@ fn invalid_token() -> Value {
     json!({"": ["Invalid reset password token."]})
 }
 
-#[tokio::test]
-async fn forgot_password_mails_instructions_with_a_link() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    forgot_password_mails_instructions_with_a_link,
+    GENERIC,
+    async |app: TestApp| {
         app.signed_up("ann@example.com").await;
         let client = app.client();
         let page = client.get("/reset").accept_json().send().await;
@@ -66,13 +67,13 @@ async fn forgot_password_mails_instructions_with_a_link() {
             "{}",
             mail.text
         );
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn a_reset_sets_the_password_without_signing_in() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    a_reset_sets_the_password_without_signing_in,
+    GENERIC,
+    async |app: TestApp| {
         app.signed_up("ann@example.com").await;
         let path = reset_path(&app, "ann@example.com").await;
         // The link opens an HTML form, even for JSON clients.
@@ -105,34 +106,30 @@ async fn a_reset_sets_the_password_without_signing_in() {
             StatusCode::BAD_REQUEST
         );
         app.client().login_ok("ann@example.com", NEW_PASSWORD).await;
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn a_reset_token_works_once() {
-    each_backend(GENERIC, async |app: TestApp| {
-        app.signed_up("ann@example.com").await;
-        let path = reset_path(&app, "ann@example.com").await;
-        assert_eq!(
-            reset(&app, &path, NEW_PASSWORD, NEW_PASSWORD).await.status,
-            StatusCode::OK
-        );
-        reset(&app, &path, "yet another password", "yet another password")
-            .await
-            .assert_field_errors(&invalid_token());
-        assert_eq!(
-            app.client().get(&path).send().await.location(),
-            Some("/reset")
-        );
-        app.client().login_ok("ann@example.com", NEW_PASSWORD).await;
-    })
-    .await;
-}
+backend_test!(a_reset_token_works_once, GENERIC, async |app: TestApp| {
+    app.signed_up("ann@example.com").await;
+    let path = reset_path(&app, "ann@example.com").await;
+    assert_eq!(
+        reset(&app, &path, NEW_PASSWORD, NEW_PASSWORD).await.status,
+        StatusCode::OK
+    );
+    reset(&app, &path, "yet another password", "yet another password")
+        .await
+        .assert_field_errors(&invalid_token());
+    assert_eq!(
+        app.client().get(&path).send().await.location(),
+        Some("/reset")
+    );
+    app.client().login_ok("ann@example.com", NEW_PASSWORD).await;
+});
 
-#[tokio::test]
-async fn an_older_reset_token_dies_with_a_newer_reset() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    an_older_reset_token_dies_with_a_newer_reset,
+    GENERIC,
+    async |app: TestApp| {
         app.signed_up("ann@example.com").await;
         let older = reset_path(&app, "ann@example.com").await;
         let newer = reset_path(&app, "ann@example.com").await;
@@ -143,13 +140,13 @@ async fn an_older_reset_token_dies_with_a_newer_reset() {
         reset(&app, &older, "yet another password", "yet another password")
             .await
             .assert_field_errors(&invalid_token());
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn a_forged_reset_token_is_refused() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    a_forged_reset_token_is_refused,
+    GENERIC,
+    async |app: TestApp| {
         app.signed_up("ann@example.com").await;
         let path = reset_path(&app, "ann@example.com").await;
         for forged in [format!("{path}x"), "/reset/garbage".to_owned()] {
@@ -166,13 +163,13 @@ async fn a_forged_reset_token_is_refused() {
             );
         }
         app.client().login_ok("ann@example.com", PASSWORD).await;
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn an_expired_reset_link_is_refused_and_a_new_one_mailed() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    an_expired_reset_link_is_refused_and_a_new_one_mailed,
+    GENERIC,
+    async |app: TestApp| {
         app.signed_up("ann@example.com").await;
         let path = reset_path(&app, "ann@example.com").await;
         app.advance(Duration::from_secs(86_400 + 60));
@@ -198,13 +195,13 @@ async fn an_expired_reset_link_is_refused_and_a_new_one_mailed() {
             StatusCode::OK
         );
         app.client().login_ok("ann@example.com", NEW_PASSWORD).await;
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn reset_validates_the_new_password() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    reset_validates_the_new_password,
+    GENERIC,
+    async |app: TestApp| {
         app.signed_up("ann@example.com").await;
         let path = reset_path(&app, "ann@example.com").await;
         reset(&app, &path, NEW_PASSWORD, "something else")
@@ -218,13 +215,13 @@ async fn reset_validates_the_new_password() {
             reset(&app, &path, NEW_PASSWORD, NEW_PASSWORD).await.status,
             StatusCode::OK
         );
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn a_reset_signs_out_every_session_and_kills_every_token() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    a_reset_signs_out_every_session_and_kills_every_token,
+    GENERIC,
+    async |app: TestApp| {
         app.signed_up("ann@example.com").await;
         let session = app.client();
         session.login_ok("ann@example.com", PASSWORD).await;
@@ -243,13 +240,13 @@ async fn a_reset_signs_out_every_session_and_kills_every_token() {
             .send()
             .await;
         assert_eq!(by_token.status, StatusCode::UNAUTHORIZED);
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn forgot_password_for_an_unknown_email_gives_fst_messages() {
-    each_backend(EXACT, async |app: TestApp| {
+backend_test!(
+    forgot_password_for_an_unknown_email_gives_fst_messages,
+    EXACT,
+    async |app: TestApp| {
         let client = app.client();
         client
             .post("/reset")
@@ -263,13 +260,13 @@ async fn forgot_password_for_an_unknown_email_gives_fst_messages() {
             .send()
             .await
             .assert_field_errors(&json!({"email": ["Invalid email address"]}));
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn forgot_password_does_not_reveal_whether_an_account_exists() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    forgot_password_does_not_reveal_whether_an_account_exists,
+    GENERIC,
+    async |app: TestApp| {
         app.signed_up("ann@example.com").await;
         let client = app.client();
         let known = client
@@ -291,15 +288,15 @@ async fn forgot_password_does_not_reveal_whether_an_account_exists() {
             "Password reset instructions"
         );
         app.assert_no_mail_to("nobody@example.com").await;
-    })
-    .await;
-}
+    }
+);
 
 const TRUSTED: &[(&str, &str)] = &[("TRUSTED_HOSTS", "rampart.test, .example.org")];
 
-#[tokio::test]
-async fn with_trusted_hosts_a_forged_host_cannot_steer_the_reset_link() {
-    each_backend(TRUSTED, async |app: TestApp| {
+backend_test!(
+    with_trusted_hosts_a_forged_host_cannot_steer_the_reset_link,
+    TRUSTED,
+    async |app: TestApp| {
         app.signed_up("ann@example.com").await;
         // Reset poisoning: the attacker asks for ann's link with their own Host.
         let forged = app
@@ -341,9 +338,8 @@ async fn with_trusted_hosts_a_forged_host_cannot_steer_the_reset_link() {
             link.starts_with("http://app.example.org:8443/reset/"),
             "{link}"
         );
-    })
-    .await;
-}
+    }
+);
 
 #[tokio::test]
 async fn forgot_password_does_the_same_work_for_known_and_unknown_addresses() {
@@ -394,9 +390,10 @@ const NAMED: &[(&str, &str)] = &[
     ("TRUSTED_HOSTS", ""),
 ];
 
-#[tokio::test]
-async fn with_server_name_a_forged_host_cannot_steer_the_reset_link() {
-    each_backend(NAMED, async |app: TestApp| {
+backend_test!(
+    with_server_name_a_forged_host_cannot_steer_the_reset_link,
+    NAMED,
+    async |app: TestApp| {
         app.signed_up("sam@example.com").await;
         for host in ["evil.example.com", "evil.example.com:5000", "rampart.test"] {
             let response = app
@@ -413,6 +410,5 @@ async fn with_server_name_a_forged_host_cannot_steer_the_reset_link() {
                 "Host {host}: {link}"
             );
         }
-    })
-    .await;
-}
+    }
+);

@@ -5,7 +5,7 @@
 use axum::http::StatusCode;
 use serde_json::json;
 
-use crate::harness::{EXACT, PASSWORD, TestApp, TestClient, csrf_in_html, each_backend};
+use crate::harness::{EXACT, PASSWORD, TestApp, TestClient, backend_test, csrf_in_html};
 
 /// Spellings of `evil.com` (or of a page that is not a page of this site); the test host is
 /// `rampart.test`.
@@ -53,9 +53,10 @@ fn assert_local(location: Option<&str>, expected: &str, next: &str) {
     assert_eq!(location, Some(expected), "next={next:?}");
 }
 
-#[tokio::test]
-async fn signed_in_get_login_never_follows_a_foreign_next() {
-    each_backend(EXACT, async |app: TestApp| {
+backend_test!(
+    signed_in_get_login_never_follows_a_foreign_next,
+    EXACT,
+    async |app: TestApp| {
         let client = app.logged_in("ann@example.com").await;
         for next in EVIL {
             let response = client
@@ -70,9 +71,8 @@ async fn signed_in_get_login_never_follows_a_foreign_next() {
             .send()
             .await;
         assert_local(good.location(), "/api/me?tab=1", "/a/../api/me?tab=1");
-    })
-    .await;
-}
+    }
+);
 
 /// Signs in through the HTML form with `?next=`.
 async fn form_login(client: &TestClient, next: &str) -> crate::harness::TestResponse {
@@ -88,9 +88,10 @@ async fn form_login(client: &TestClient, next: &str) -> crate::harness::TestResp
         .await
 }
 
-#[tokio::test]
-async fn the_login_form_and_json_never_follow_a_foreign_next() {
-    each_backend(EXACT, async |app: TestApp| {
+backend_test!(
+    the_login_form_and_json_never_follow_a_foreign_next,
+    EXACT,
+    async |app: TestApp| {
         app.signed_up("ann@example.com").await;
         for next in EVIL {
             let client = app.client();
@@ -118,13 +119,13 @@ async fn the_login_form_and_json_never_follow_a_foreign_next() {
         }
         let good = form_login(&app.client(), "/a/./b/../../api/me").await;
         assert_local(good.location(), "/api/me", "/a/./b/../../api/me");
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn verify_never_follows_a_foreign_next() {
-    each_backend(EXACT, async |app: TestApp| {
+backend_test!(
+    verify_never_follows_a_foreign_next,
+    EXACT,
+    async |app: TestApp| {
         let client = app.logged_in("ann@example.com").await;
         for next in EVIL {
             let path = format!("/verify?next={}", query(next));
@@ -142,6 +143,5 @@ async fn verify_never_follows_a_foreign_next() {
             assert_eq!(done.status, StatusCode::FOUND, "{next:?}: {}", done.text());
             assert_local(done.location(), "/", next);
         }
-    })
-    .await;
-}
+    }
+);

@@ -3,7 +3,7 @@
 use axum::http::StatusCode;
 use serde_json::json;
 
-use crate::harness::{EXACT, GENERIC, PASSWORD, TestApp, TestClient, TestResponse, each_backend};
+use crate::harness::{EXACT, GENERIC, PASSWORD, TestApp, TestClient, TestResponse, backend_test};
 
 async fn register_named(client: &TestClient, email: &str, username: &str) -> TestResponse {
     client
@@ -13,9 +13,10 @@ async fn register_named(client: &TestClient, email: &str, username: &str) -> Tes
         .await
 }
 
-#[tokio::test]
-async fn registering_answers_the_user_payload_and_mails_a_confirmation_link() {
-    each_backend(EXACT, async |app: TestApp| {
+backend_test!(
+    registering_answers_the_user_payload_and_mails_a_confirmation_link,
+    EXACT,
+    async |app: TestApp| {
         let client = app.client();
         let response = client
             .post("/register")
@@ -25,7 +26,10 @@ async fn registering_answers_the_user_payload_and_mails_a_confirmation_link() {
         assert_eq!(response.status, StatusCode::OK, "{}", response.text());
         assert_eq!(response.header("cache-control"), Some("private, no-store"));
         let body = response.response();
-        assert!(body["csrf_token"].as_str().is_some_and(|t| !t.is_empty()), "{body}");
+        assert!(
+            body["csrf_token"].as_str().is_some_and(|t| !t.is_empty()),
+            "{body}"
+        );
         let user = app.user("ann@example.com").await;
         assert_eq!(
             body["user"],
@@ -40,19 +44,28 @@ async fn registering_answers_the_user_payload_and_mails_a_confirmation_link() {
         assert_eq!(mail.from, "no-reply@fst-sample.local");
         let link = rampart::find_link(&mail.text, "/confirm/").expect("confirmation link");
         assert!(link.starts_with("http://rampart.test/confirm/"), "{link}");
-        assert!(mail.text.contains(&format!("Use {link} to confirm your email address.")), "{}", mail.text);
-        assert!(crate::harness::unescape_html(&mail.html).contains(&link), "{}", mail.html);
+        assert!(
+            mail.text
+                .contains(&format!("Use {link} to confirm your email address.")),
+            "{}",
+            mail.text
+        );
+        assert!(
+            crate::harness::unescape_html(&mail.html).contains(&link),
+            "{}",
+            mail.html
+        );
 
         // Not signed in: the email must be confirmed first.
         assert_eq!(client.me().await.status, StatusCode::UNAUTHORIZED);
         assert!(user.confirmed_at.is_none());
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn registering_with_generic_responses_does_not_echo_the_user() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    registering_with_generic_responses_does_not_echo_the_user,
+    GENERIC,
+    async |app: TestApp| {
         let response = app.client().register("ann@example.com", PASSWORD).await;
         assert_eq!(response.status, StatusCode::OK, "{}", response.text());
         let body = response.response();
@@ -68,13 +81,13 @@ async fn registering_with_generic_responses_does_not_echo_the_user() {
             roles.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
             ["User"]
         );
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn a_new_user_gets_the_default_role_and_its_permissions() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    a_new_user_gets_the_default_role_and_its_permissions,
+    GENERIC,
+    async |app: TestApp| {
         let client = app.logged_in("ann@example.com").await;
         let me = client.me().await.response();
         assert_eq!(me["user"]["roles"], json!(["User"]));
@@ -82,26 +95,26 @@ async fn a_new_user_gets_the_default_role_and_its_permissions() {
             me["user"]["permissions"],
             json!(["user-read", "user-write"])
         );
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn a_duplicate_email_is_refused_whatever_its_case() {
-    each_backend(EXACT, async |app: TestApp| {
+backend_test!(
+    a_duplicate_email_is_refused_whatever_its_case,
+    EXACT,
+    async |app: TestApp| {
         app.client().register("ann@example.com", PASSWORD).await;
         let response = app.client().register("Ann@Example.COM", PASSWORD).await;
         response.assert_field_errors(
             &json!({"email": ["Ann@example.com is already associated with an account."]}),
         );
         assert_eq!(app.datastore().count_users().await.unwrap(), 1);
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn a_duplicate_registration_gets_the_same_answer_as_a_new_one() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    a_duplicate_registration_gets_the_same_answer_as_a_new_one,
+    GENERIC,
+    async |app: TestApp| {
         let first = app.client().register("ann@example.com", PASSWORD).await;
         assert_eq!(app.mail_to("ann@example.com").await.subject, "Welcome");
         let again = app
@@ -127,13 +140,13 @@ async fn a_duplicate_registration_gets_the_same_answer_as_a_new_one() {
             "{}",
             notice.text
         );
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn an_invalid_or_missing_email_is_refused() {
-    each_backend(EXACT, async |app: TestApp| {
+backend_test!(
+    an_invalid_or_missing_email_is_refused,
+    EXACT,
+    async |app: TestApp| {
         let client = app.client();
         for email in ["not-an-email", "ann@", "ann @example.com"] {
             client
@@ -147,37 +160,33 @@ async fn an_invalid_or_missing_email_is_refused() {
             .send()
             .await
             .assert_field_errors(&json!({"email": ["Email not provided"]}));
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn a_short_password_is_refused() {
-    each_backend(EXACT, async |app: TestApp| {
-        app.client()
-            .register("ann@example.com", "short")
-            .await
-            .assert_field_errors(&json!({"password": ["Password must be at least 8 characters"]}));
-    })
-    .await;
-}
+backend_test!(a_short_password_is_refused, EXACT, async |app: TestApp| {
+    app.client()
+        .register("ann@example.com", "short")
+        .await
+        .assert_field_errors(&json!({"password": ["Password must be at least 8 characters"]}));
+});
 
-#[tokio::test]
-async fn a_mismatched_confirmation_is_refused() {
-    each_backend(EXACT, async |app: TestApp| {
+backend_test!(
+    a_mismatched_confirmation_is_refused,
+    EXACT,
+    async |app: TestApp| {
         app.client()
             .post("/register")
             .json(&json!({"email": "ann@example.com", "password": PASSWORD, "password_confirm": "something else"}))
             .send()
             .await
             .assert_field_errors(&json!({"password_confirm": ["Passwords do not match"]}));
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn weak_but_long_enough_passwords_are_accepted() {
-    each_backend(EXACT, async |app: TestApp| {
+backend_test!(
+    weak_but_long_enough_passwords_are_accepted,
+    EXACT,
+    async |app: TestApp| {
         let client = app.client();
         assert_eq!(
             client
@@ -190,13 +199,13 @@ async fn weak_but_long_enough_passwords_are_accepted() {
             client.register("bob@example.com", "password").await.status,
             StatusCode::OK
         );
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn usernames_follow_the_length_character_and_uniqueness_rules() {
-    each_backend(EXACT, async |app: TestApp| {
+backend_test!(
+    usernames_follow_the_length_character_and_uniqueness_rules,
+    EXACT,
+    async |app: TestApp| {
         let client = app.client();
         register_named(&client, "a@example.com", "abc")
             .await
@@ -206,18 +215,27 @@ async fn usernames_follow_the_length_character_and_uniqueness_rules() {
             .assert_field_errors(&json!({"username": ["Username must be at least 4 characters and less than 32 characters"]}));
         register_named(&client, "a@example.com", "bad name!")
             .await
-            .assert_field_errors(&json!({"username": ["Value entered is not valid for the field"]}));
-        assert_eq!(register_named(&client, "a@example.com", "annie").await.status, StatusCode::OK);
+            .assert_field_errors(
+                &json!({"username": ["Value entered is not valid for the field"]}),
+            );
+        assert_eq!(
+            register_named(&client, "a@example.com", "annie")
+                .await
+                .status,
+            StatusCode::OK
+        );
         register_named(&client, "b@example.com", "ANNIE")
             .await
-            .assert_field_errors(&json!({"username": ["ANNIE is already associated with an account."]}));
-    })
-    .await;
-}
+            .assert_field_errors(
+                &json!({"username": ["ANNIE is already associated with an account."]}),
+            );
+    }
+);
 
-#[tokio::test]
-async fn an_empty_body_reports_exactly_email_password_and_confirmation() {
-    each_backend(EXACT, async |app: TestApp| {
+backend_test!(
+    an_empty_body_reports_exactly_email_password_and_confirmation,
+    EXACT,
+    async |app: TestApp| {
         let response = app.client().post("/register").json(&json!({})).send().await;
         assert_eq!(response.status, StatusCode::BAD_REQUEST);
         let body = response.response();
@@ -225,25 +243,32 @@ async fn an_empty_body_reports_exactly_email_password_and_confirmation() {
             body["field_errors"],
             json!({"email": ["Email not provided"], "password": ["Password not provided"], "password_confirm": ["Password not provided"]})
         );
-        assert_eq!(body["errors"], json!(["Email not provided", "Password not provided", "Password not provided"]));
-    })
-    .await;
-}
+        assert_eq!(
+            body["errors"],
+            json!([
+                "Email not provided",
+                "Password not provided",
+                "Password not provided"
+            ])
+        );
+    }
+);
 
-#[tokio::test]
-async fn get_register_answers_a_csrf_token() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    get_register_answers_a_csrf_token,
+    GENERIC,
+    async |app: TestApp| {
         let response = app.client().get("/register").accept_json().send().await;
         assert_eq!(response.status, StatusCode::OK);
         let body = response.response();
         assert!(body["csrf_token"].is_string(), "{body}");
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn the_html_register_form_works_with_its_csrf_field() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    the_html_register_form_works_with_its_csrf_field,
+    GENERIC,
+    async |app: TestApp| {
         let client = app.client();
         let page = client.get("/register").send().await;
         assert_eq!(page.status, StatusCode::OK);
@@ -265,6 +290,5 @@ async fn the_html_register_form_works_with_its_csrf_field() {
             response.text()
         );
         assert_eq!(app.mail_to("ann@example.com").await.subject, "Welcome");
-    })
-    .await;
-}
+    }
+);

@@ -9,7 +9,7 @@
 use axum::http::StatusCode;
 use serde_json::json;
 
-use crate::harness::{CHANGE_URL, GENERIC, PASSWORD, TestApp, TestClient, each_backend};
+use crate::harness::{CHANGE_URL, GENERIC, PASSWORD, TestApp, TestClient, backend_test};
 
 const NEW_PASSWORD: &str = "a brand new passphrase";
 
@@ -51,9 +51,10 @@ async fn series_count(app: &TestApp) -> i64 {
     }
 }
 
-#[tokio::test]
-async fn logout_kills_a_copied_remember_cookie_but_not_other_devices() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    logout_kills_a_copied_remember_cookie_but_not_other_devices,
+    GENERIC,
+    async |app: TestApp| {
         app.signed_up("ann@example.com").await;
         let (laptop, stolen) = remembered(&app, "ann@example.com").await;
         let (_phone, phone_cookie) = remembered(&app, "ann@example.com").await;
@@ -83,13 +84,13 @@ async fn logout_kills_a_copied_remember_cookie_but_not_other_devices() {
             "other device stays"
         );
         assert_eq!(series_count(&app).await, 1);
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn logout_from_a_session_the_cookie_restored_ends_that_cookie() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    logout_from_a_session_the_cookie_restored_ends_that_cookie,
+    GENERIC,
+    async |app: TestApp| {
         app.signed_up("ann@example.com").await;
         let (_laptop, cookie) = remembered(&app, "ann@example.com").await;
 
@@ -106,13 +107,13 @@ async fn logout_from_a_session_the_cookie_restored_ends_that_cookie() {
 
         assert_eq!(me_with(&app, &cookie).await, StatusCode::UNAUTHORIZED);
         assert_eq!(series_count(&app).await, 0);
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn logout_ends_a_cookie_the_browser_sends_even_if_this_session_never_used_it() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    logout_ends_a_cookie_the_browser_sends_even_if_this_session_never_used_it,
+    GENERIC,
+    async |app: TestApp| {
         app.signed_up("ann@example.com").await;
         let (_, cookie) = remembered(&app, "ann@example.com").await;
         // The same browser signed in again later without "remember me": its session never
@@ -122,13 +123,13 @@ async fn logout_ends_a_cookie_the_browser_sends_even_if_this_session_never_used_
         fresh.put_cookie("remember_token", &cookie);
         fresh.logout().await;
         assert_eq!(me_with(&app, &cookie).await, StatusCode::UNAUTHORIZED);
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn a_password_change_or_reset_ends_every_remember_cookie() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    a_password_change_or_reset_ends_every_remember_cookie,
+    GENERIC,
+    async |app: TestApp| {
         app.signed_up("ann@example.com").await;
         let (laptop, laptop_cookie) = remembered(&app, "ann@example.com").await;
         let (_, phone_cookie) = remembered(&app, "ann@example.com").await;
@@ -147,13 +148,13 @@ async fn a_password_change_or_reset_ends_every_remember_cookie() {
             assert_eq!(me_with(&app, cookie).await, StatusCode::UNAUTHORIZED);
         }
         assert_eq!(series_count(&app).await, 0, "the rows went too");
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn a_tampered_or_forged_series_signs_nobody_in() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    a_tampered_or_forged_series_signs_nobody_in,
+    GENERIC,
+    async |app: TestApp| {
         app.signed_up("ann@example.com").await;
         let (_, cookie) = remembered(&app, "ann@example.com").await;
         let mut tampered = cookie.clone();
@@ -162,6 +163,5 @@ async fn a_tampered_or_forged_series_signs_nobody_in() {
         assert_eq!(me_with(&app, &tampered).await, StatusCode::UNAUTHORIZED);
         assert_eq!(me_with(&app, "garbage").await, StatusCode::UNAUTHORIZED);
         assert_eq!(me_with(&app, &cookie).await, StatusCode::OK);
-    })
-    .await;
-}
+    }
+);

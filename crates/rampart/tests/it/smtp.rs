@@ -7,19 +7,27 @@ use std::time::Duration;
 use rampart::testing::smtp_sink::SmtpSink;
 use serde_json::{Value, json};
 
-use crate::harness::{PASSWORD, TestApp, each_backend_over_smtp, path_of, unescape_html};
+use crate::harness::{PASSWORD, TestApp, backend_test, path_of, unescape_html};
 
 /// Plain-HTTP cookies (no `Secure`), as the seed app runs in development.
 const HTTP: &[(&str, &str)] = &[("SESSION_COOKIE_SECURE", "false")];
 
-#[tokio::test]
-async fn a_welcome_mail_sent_over_smtp_confirms_the_account() {
-    each_backend_over_smtp(HTTP, async |app: TestApp, sink: SmtpSink| {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+backend_test!(
+    a_welcome_mail_sent_over_smtp_confirms_the_account,
+    HTTP,
+    on_backend_over_smtp,
+    async |app: TestApp, sink: SmtpSink| {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("address");
         let router = app.router.clone();
         let server = tokio::spawn(async move {
-            axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
         });
         let http = reqwest::Client::builder()
             .cookie_store(true)
@@ -48,7 +56,11 @@ async fn a_welcome_mail_sent_over_smtp_confirms_the_account() {
         assert!(link.starts_with(&format!("{base}/confirm/")), "{link}");
         assert!(unescape_html(&mail.html).contains(&link), "{}", mail.html);
 
-        let confirmed = http.get(format!("{base}{}", path_of(&link))).send().await.expect("GET link");
+        let confirmed = http
+            .get(format!("{base}{}", path_of(&link)))
+            .send()
+            .await
+            .expect("GET link");
         assert_eq!(confirmed.status(), 302);
         assert_eq!(confirmed.headers()["location"], "/login");
         assert!(app.user("ann@example.com").await.confirmed_at.is_some());
@@ -72,6 +84,5 @@ async fn a_welcome_mail_sent_over_smtp_confirms_the_account() {
         assert_eq!(me["response"]["user"]["email"], "ann@example.com");
         assert_eq!(me["response"]["user"]["current_login_ip"], "127.0.0.1");
         server.abort();
-    })
-    .await;
-}
+    }
+);

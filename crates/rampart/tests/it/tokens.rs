@@ -5,7 +5,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use serde_json::json;
 
-use crate::harness::{GENERIC, PASSWORD, TestApp, TestResponse, each_backend};
+use crate::harness::{GENERIC, PASSWORD, TestApp, TestResponse, backend_test};
 
 async fn me_with(app: &TestApp, token: &str) -> TestResponse {
     app.client()
@@ -16,9 +16,10 @@ async fn me_with(app: &TestApp, token: &str) -> TestResponse {
         .await
 }
 
-#[tokio::test]
-async fn forged_tampered_or_empty_tokens_get_401() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    forged_tampered_or_empty_tokens_get_401,
+    GENERIC,
+    async |app: TestApp| {
         app.signed_up("ann@example.com").await;
         let token = app.auth_token("ann@example.com").await;
         assert_eq!(me_with(&app, &token).await.status, StatusCode::OK);
@@ -39,26 +40,26 @@ async fn forged_tampered_or_empty_tokens_get_401() {
                 &["You must sign in to view this resource."],
             );
         }
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn a_token_expires_after_its_max_age() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    a_token_expires_after_its_max_age,
+    GENERIC,
+    async |app: TestApp| {
         app.signed_up("ann@example.com").await;
         let token = app.auth_token("ann@example.com").await;
         app.advance(Duration::from_secs(14 * 60));
         assert_eq!(me_with(&app, &token).await.status, StatusCode::OK);
         app.advance(Duration::from_secs(2 * 60));
         assert_eq!(me_with(&app, &token).await.status, StatusCode::UNAUTHORIZED);
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn a_token_survives_a_session_logout() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    a_token_survives_a_session_logout,
+    GENERIC,
+    async |app: TestApp| {
         app.signed_up("ann@example.com").await;
         let client = app.client();
         let login = client
@@ -73,13 +74,13 @@ async fn a_token_survives_a_session_logout() {
         assert_eq!(client.logout().await.status, StatusCode::OK);
         assert_eq!(client.me().await.status, StatusCode::UNAUTHORIZED);
         assert_eq!(me_with(&app, &token).await.status, StatusCode::OK);
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn a_token_dies_with_its_account() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    a_token_dies_with_its_account,
+    GENERIC,
+    async |app: TestApp| {
         app.signed_up("ann@example.com").await;
         let token = app.auth_token("ann@example.com").await;
         let user = app.user("ann@example.com").await;
@@ -95,13 +96,13 @@ async fn a_token_dies_with_its_account() {
         assert_eq!(me_with(&app, &token).await.status, StatusCode::OK);
         app.datastore().delete_user(user.id).await.unwrap();
         assert_eq!(me_with(&app, &token).await.status, StatusCode::UNAUTHORIZED);
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn a_token_of_a_user_does_not_sign_in_a_session() {
-    each_backend(GENERIC, async |app: TestApp| {
+backend_test!(
+    a_token_of_a_user_does_not_sign_in_a_session,
+    GENERIC,
+    async |app: TestApp| {
         app.signed_up("ann@example.com").await;
         let token = app.auth_token("ann@example.com").await;
         let client = app.client();
@@ -117,6 +118,5 @@ async fn a_token_of_a_user_does_not_sign_in_a_session() {
             "token requests are stateless"
         );
         assert_eq!(client.me().await.status, StatusCode::UNAUTHORIZED);
-    })
-    .await;
-}
+    }
+);

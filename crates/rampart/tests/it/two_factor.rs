@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use rampart::clock::Clock as _;
 use serde_json::{Value, json};
 
-use crate::harness::{PASSWORD, TestApp, TestClient, csrf_in_html, each_backend};
+use crate::harness::{PASSWORD, TestApp, TestClient, backend_test, csrf_in_html};
 
 const ON: &[(&str, &str)] = &[
     ("SECURITY_TWO_FACTOR", "true"),
@@ -56,7 +56,7 @@ async fn validate(client: &TestClient, code: &str, path: &str) -> crate::harness
 }
 
 /// A 400 "no login or setup in progress", as Flask-Security words it.
-fn assert_denied(response: &crate::harness::TestResponse) {
+pub(crate) fn assert_denied(response: &crate::harness::TestResponse) {
     assert_eq!(
         response.status,
         StatusCode::BAD_REQUEST,
@@ -70,7 +70,7 @@ fn assert_denied(response: &crate::harness::TestResponse) {
 }
 
 /// Signs `email` up and turns on the authenticator; returns the client and the secret.
-async fn with_authenticator(app: &TestApp, email: &str) -> (TestClient, String) {
+pub(crate) async fn with_authenticator(app: &TestApp, email: &str) -> (TestClient, String) {
     let client = app.logged_in(email).await;
     let setup = client
         .post("/tf-setup")
@@ -90,7 +90,7 @@ async fn with_authenticator(app: &TestApp, email: &str) -> (TestClient, String) 
 
 /// Signs `client` out, lets the setup's time step pass, and starts a login for `email` in a new
 /// browser: the password is right, the second factor still to come.
-async fn pending_login(app: &TestApp, client: &TestClient, email: &str) -> TestClient {
+pub(crate) async fn pending_login(app: &TestApp, client: &TestClient, email: &str) -> TestClient {
     client.logout().await;
     app.advance(Duration::from_secs(30));
     let browser = app.client();
@@ -99,9 +99,10 @@ async fn pending_login(app: &TestApp, client: &TestClient, email: &str) -> TestC
     browser
 }
 
-#[tokio::test]
-async fn an_authenticator_is_set_up_and_then_every_login_needs_its_code_once() {
-    each_backend(ON, async |app: TestApp| {
+backend_test!(
+    an_authenticator_is_set_up_and_then_every_login_needs_its_code_once,
+    ON,
+    async |app: TestApp| {
         let client = app.logged_in("ann@example.com").await;
         let status = client.get("/tf-setup").accept_json().send().await;
         assert_eq!(status.status, StatusCode::OK, "{}", status.text());
@@ -194,13 +195,13 @@ async fn an_authenticator_is_set_up_and_then_every_login_needs_its_code_once() {
         // Nothing is pending any more.
         let again = validate(&app.client(), &code(&app, &secret), "/tf-validate").await;
         assert_denied(&again);
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn codes_by_email_set_up_and_sign_in() {
-    each_backend(ON, async |app: TestApp| {
+backend_test!(
+    codes_by_email_set_up_and_sign_in,
+    ON,
+    async |app: TestApp| {
         let client = app.logged_in("bob@example.com").await;
         let setup = client
             .post("/tf-setup")
@@ -226,13 +227,13 @@ async fn codes_by_email_set_up_and_sign_in() {
         let done = validate(&browser, &code, "/tf-validate").await;
         assert_eq!(done.status, StatusCode::OK, "{}", done.text());
         assert_eq!(browser.me().await.status, StatusCode::OK);
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn without_the_app_a_code_by_email_rescues_the_login() {
-    each_backend(ON, async |app: TestApp| {
+backend_test!(
+    without_the_app_a_code_by_email_rescues_the_login,
+    ON,
+    async |app: TestApp| {
         let (client, _secret) = with_authenticator(&app, "ann@example.com").await;
         let browser = pending_login(&app, &client, "ann@example.com").await;
         let options = browser.get("/tf-rescue").accept_json().send().await;
@@ -270,13 +271,13 @@ async fn without_the_app_a_code_by_email_rescues_the_login() {
             .send()
             .await;
         assert_denied(&nothing);
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn disabling_restores_password_only_sign_in_and_bad_choices_are_refused() {
-    each_backend(ON, async |app: TestApp| {
+backend_test!(
+    disabling_restores_password_only_sign_in_and_bad_choices_are_refused,
+    ON,
+    async |app: TestApp| {
         let (client, _) = with_authenticator(&app, "ann@example.com").await;
         let bad = client
             .post("/tf-setup")
@@ -312,18 +313,18 @@ async fn disabling_restores_password_only_sign_in_and_bad_choices_are_refused() 
 
         let anonymous = app.client().get("/tf-setup").accept_json().send().await;
         assert_denied(&anonymous);
-    })
-    .await;
-}
+    }
+);
 
 const THROTTLED: &[(&str, &str)] = &[
     ("SECURITY_TWO_FACTOR", "true"),
     ("SECURITY_LOGIN_IDENTITY_RATE_LIMIT", "3 per 10 minutes"),
 ];
 
-#[tokio::test]
-async fn guessing_codes_is_throttled_per_user_and_basic_auth_is_refused() {
-    each_backend(THROTTLED, async |app: TestApp| {
+backend_test!(
+    guessing_codes_is_throttled_per_user_and_basic_auth_is_refused,
+    THROTTLED,
+    async |app: TestApp| {
         let (client, secret) = with_authenticator(&app, "ann@example.com").await;
         let browser = pending_login(&app, &client, "ann@example.com").await;
         for guess in ["111111", "222222", "333333"] {
@@ -351,13 +352,13 @@ async fn guessing_codes_is_throttled_per_user_and_basic_auth_is_refused() {
             .send()
             .await;
         assert_eq!(basic.status, StatusCode::UNAUTHORIZED, "{}", basic.text());
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn the_html_forms_walk_through_setup_and_login() {
-    each_backend(ON, async |app: TestApp| {
+backend_test!(
+    the_html_forms_walk_through_setup_and_login,
+    ON,
+    async |app: TestApp| {
         let client = app.logged_in("ann@example.com").await;
         let page = client.get("/tf-setup").send().await;
         assert_eq!(page.status, StatusCode::OK, "{}", page.text());
@@ -434,119 +435,26 @@ async fn the_html_forms_walk_through_setup_and_login() {
         assert_eq!(done.status, StatusCode::FOUND, "{}", done.text());
         assert_eq!(done.location(), Some("/api/me"));
         assert_eq!(browser.me().await.status, StatusCode::OK);
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn two_factor_is_off_unless_configured() {
-    each_backend(&[], async |app: TestApp| {
+backend_test!(
+    two_factor_is_off_unless_configured,
+    &[],
+    async |app: TestApp| {
         let client = app.logged_in("ann@example.com").await;
         let page = client.get("/tf-setup").accept_json().send().await;
         assert_eq!(page.status, StatusCode::NOT_FOUND);
-    })
-    .await;
-}
+    }
+);
 
-const WITH_RECOVERY: &[(&str, &str)] = &[
-    ("SECURITY_TWO_FACTOR", "true"),
-    ("SECURITY_MULTI_FACTOR_RECOVERY_CODES", "true"),
-    ("SECURITY_RETURN_GENERIC_RESPONSES", "false"),
-];
-
-#[tokio::test]
-async fn a_recovery_code_stands_in_for_the_second_factor_once() {
-    each_backend(WITH_RECOVERY, async |app: TestApp| {
-        let (client, _) = with_authenticator(&app, "ann@example.com").await;
-        let made = client
-            .post("/mf-recovery-codes")
-            .json(&json!({}))
-            .csrf()
-            .send()
-            .await;
-        assert_eq!(made.status, StatusCode::OK, "{}", made.text());
-        let codes: Vec<String> = made.response()["recovery_codes"]
-            .as_array()
-            .expect("codes")
-            .iter()
-            .map(|c| c.as_str().expect("code").to_owned())
-            .collect();
-        assert_eq!(codes.len(), 5);
-        for code in &codes {
-            assert_eq!(code.len(), 14, "{code}");
-            assert_eq!(code.matches('-').count(), 2, "{code}");
-        }
-        // Stored as digests only; shown once.
-        let stored = app
-            .user("ann@example.com")
-            .await
-            .mf_recovery_codes
-            .expect("stored");
-        assert!(
-            codes.iter().all(|c| !stored.contains(c.as_str())),
-            "{stored}"
-        );
-        let listed = client.get("/mf-recovery-codes").accept_json().send().await;
-        assert_eq!(listed.response()["recovery_codes"], json!([]));
-        assert_eq!(listed.response()["recovery_codes_left"], 5);
-        client.logout().await;
-
-        let browser = app.client();
-        browser.login("ann@example.com", PASSWORD).await;
-        let wrong = browser
-            .post("/mf-recovery")
-            .json(&json!({"code": "0000-0000-0000"}))
-            .send()
-            .await;
-        wrong.assert_field_errors(&json!({"code": ["Recovery code invalid"]}));
-        let typed = format!(" {} ", codes[2].to_uppercase());
-        let done = browser
-            .post("/mf-recovery?include_auth_token")
-            .json(&json!({ "code": typed }))
-            .send()
-            .await;
-        assert_eq!(done.status, StatusCode::OK, "{}", done.text());
-        assert!(done.response()["user"]["authentication_token"].is_string());
-        assert_eq!(browser.me().await.status, StatusCode::OK);
-        let listed = browser.get("/mf-recovery-codes").accept_json().send().await;
-        assert_eq!(listed.response()["recovery_codes_left"], 4);
-        browser.logout().await;
-
-        // Spent: the same code no longer works.
-        let again = app.client();
-        again.login("ann@example.com", PASSWORD).await;
-        let spent = again
-            .post("/mf-recovery")
-            .json(&json!({ "code": codes[2] }))
-            .send()
-            .await;
-        spent.assert_field_errors(&json!({"code": ["Recovery code invalid"]}));
-
-        let anonymous = app
-            .client()
-            .get("/mf-recovery-codes")
-            .accept_json()
-            .send()
-            .await;
-        assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
-        let nothing_pending = app
-            .client()
-            .post("/mf-recovery")
-            .json(&json!({ "code": codes[0] }))
-            .send()
-            .await;
-        assert_denied(&nothing_pending);
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn codes_stay_throttled_when_the_account_limit_is_turned_off() {
-    let settings = &[
+backend_test!(
+    codes_stay_throttled_when_the_account_limit_is_turned_off,
+    &[
         ("SECURITY_TWO_FACTOR", "true"),
         ("SECURITY_LOGIN_IDENTITY_RATE_LIMIT", "off"),
-    ];
-    each_backend(settings, async |app: TestApp| {
+    ],
+    async |app: TestApp| {
         let (client, secret) = with_authenticator(&app, "ann@example.com").await;
         let browser = pending_login(&app, &client, "ann@example.com").await;
         for _ in 0..10 {
@@ -560,9 +468,8 @@ async fn codes_stay_throttled_when_the_account_limit_is_turned_off() {
             "{}",
             limited.text()
         );
-    })
-    .await;
-}
+    }
+);
 
 /// `count` six-digit codes that are wrong now (none is valid for the current time step or the
 /// ones next to it).
@@ -580,7 +487,7 @@ fn wrong_codes(app: &TestApp, secret: &str, count: usize) -> Vec<String> {
 }
 
 /// How many answers were not 429 (the attempts that were checked); every answer is a 400 or 429.
-fn checked(answers: &[crate::harness::TestResponse]) -> usize {
+pub(crate) fn checked(answers: &[crate::harness::TestResponse]) -> usize {
     for answer in answers {
         assert!(
             matches!(
@@ -598,10 +505,11 @@ fn checked(answers: &[crate::harness::TestResponse]) -> usize {
         .count()
 }
 
-#[tokio::test]
-async fn a_burst_of_concurrent_wrong_codes_gets_at_most_the_limit_checked() {
-    // The default account limit: 10 per 5 minutes.
-    each_backend(ON, async |app: TestApp| {
+backend_test!(
+    a_burst_of_concurrent_wrong_codes_gets_at_most_the_limit_checked,
+    ON,
+    async |app: TestApp| {
+        // The default account limit: 10 per 5 minutes.
         let (client, secret) = with_authenticator(&app, "ann@example.com").await;
         let browser = pending_login(&app, &client, "ann@example.com").await;
         let guesses = wrong_codes(&app, &secret, 60);
@@ -621,13 +529,13 @@ async fn a_burst_of_concurrent_wrong_codes_gets_at_most_the_limit_checked() {
         );
         assert!(right.header("retry-after").is_some());
         assert_eq!(browser.me().await.status, StatusCode::UNAUTHORIZED);
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn a_right_code_clears_the_count_so_normal_use_never_adds_up() {
-    each_backend(THROTTLED, async |app: TestApp| {
+backend_test!(
+    a_right_code_clears_the_count_so_normal_use_never_adds_up,
+    THROTTLED,
+    async |app: TestApp| {
         let (mut client, secret) = with_authenticator(&app, "ann@example.com").await;
         // Two wrong codes and a right one, four logins in a row: 12 attempts, limit 3.
         for _ in 0..4 {
@@ -640,54 +548,13 @@ async fn a_right_code_clears_the_count_so_normal_use_never_adds_up() {
             assert_eq!(right.status, StatusCode::OK, "{}", right.text());
             client = browser;
         }
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn a_burst_of_concurrent_wrong_recovery_codes_gets_at_most_the_limit_checked() {
-    each_backend(WITH_RECOVERY, async |app: TestApp| {
-        let (client, _) = with_authenticator(&app, "ann@example.com").await;
-        let made = client
-            .post("/mf-recovery-codes")
-            .json(&json!({}))
-            .csrf()
-            .send()
-            .await;
-        assert_eq!(made.status, StatusCode::OK, "{}", made.text());
-        let right = made.response()["recovery_codes"][0]
-            .as_str()
-            .expect("a code")
-            .to_owned();
-        let browser = pending_login(&app, &client, "ann@example.com").await;
-        let guesses: Vec<String> = (0..60).map(|i| format!("0000-0000-{i:04}")).collect();
-        let answers = futures_util::future::join_all(guesses.iter().map(|guess| {
-            browser
-                .post("/mf-recovery")
-                .json(&json!({ "code": guess }))
-                .send()
-        }))
-        .await;
-        assert_eq!(checked(&answers), 10, "exactly the limit was checked");
-        let refused = browser
-            .post("/mf-recovery")
-            .json(&json!({ "code": right }))
-            .send()
-            .await;
-        assert_eq!(
-            refused.status,
-            StatusCode::TOO_MANY_REQUESTS,
-            "{}",
-            refused.text()
-        );
-        assert_eq!(browser.me().await.status, StatusCode::UNAUTHORIZED);
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn after_tf_validate_only_a_normalised_local_next_is_followed() {
-    each_backend(ON, async |app: TestApp| {
+backend_test!(
+    after_tf_validate_only_a_normalised_local_next_is_followed,
+    ON,
+    async |app: TestApp| {
         let (client, secret) = with_authenticator(&app, "ann@example.com").await;
         client.logout().await;
         app.advance(Duration::from_secs(30));
@@ -726,18 +593,18 @@ async fn after_tf_validate_only_a_normalised_local_next_is_followed() {
             .await;
         assert_eq!(done.status, StatusCode::FOUND, "{}", done.text());
         assert_eq!(done.location(), Some("/api/me"));
-    })
-    .await;
-}
+    }
+);
 
-/// The steps without HTTP, as the sample app's CLI or a test would take them: setup (a method
-/// not offered is a form error, a wrong first code is refused, a setup left too long expires),
-/// the sign-in's second step (single use), the throttle, rescue by email, and disabling.
-#[tokio::test]
-async fn the_second_factor_is_usable_without_http() {
-    use rampart::two_factor::{self, CodeVerdict, Rescue, RescueOutcome, SetupVerdict};
+// The steps without HTTP, as the sample app's CLI or a test would take them: setup (a method
+// not offered is a form error, a wrong first code is refused, a setup left too long expires),
+// the sign-in's second step (single use), the throttle, rescue by email, and disabling.
+backend_test!(
+    the_second_factor_is_usable_without_http,
+    ON,
+    async |app: TestApp| {
+        use rampart::two_factor::{self, CodeVerdict, Rescue, RescueOutcome, SetupVerdict};
 
-    each_backend(ON, async |app: TestApp| {
         let security = &app.security;
         let email = "ann@example.com";
         app.signed_up(email).await;
@@ -865,6 +732,5 @@ async fn the_second_factor_is_usable_without_http() {
             security.config(),
             &app.user(email).await
         ));
-    })
-    .await;
-}
+    }
+);

@@ -1,0 +1,88 @@
+//! Two-factor one-time code steps, claimed once (`datastore/two_factor.rs`).
+
+use super::*;
+
+#[tokio::test]
+async fn one_time_code_steps_are_claimed_once_and_in_order_per_user() {
+    for (store, _guard) in test_datastores().await {
+        let backend = store.backend_name();
+        let ann = store
+            .create_user(&new_user("ann@example.com", None), "u1", NOW, &[])
+            .await
+            .expect("create");
+        let bob = store
+            .create_user(&new_user("bob@example.com", None), "u2", NOW, &[])
+            .await
+            .expect("create");
+        assert!(
+            store.claim_otp_step(ann.id, 100).await.expect("claim"),
+            "{backend}"
+        );
+        assert!(
+            !store.claim_otp_step(ann.id, 100).await.expect("replay"),
+            "{backend}"
+        );
+        assert!(
+            !store.claim_otp_step(ann.id, 99).await.expect("older"),
+            "{backend}"
+        );
+        assert!(
+            store.claim_otp_step(bob.id, 100).await.expect("other user"),
+            "{backend}"
+        );
+        assert!(
+            store.claim_otp_step(ann.id, 101).await.expect("later"),
+            "{backend}"
+        );
+
+        store
+            .set_two_factor(ann.id, Some("authenticator"), Some("MZGISEMC"), NOW)
+            .await
+            .expect("set");
+        let found = store.user_by_id(ann.id).await.expect("load").expect("ann");
+        assert_eq!(found.tf_primary_method.as_deref(), Some("authenticator"));
+        assert_eq!(found.tf_totp_secret.as_deref(), Some("MZGISEMC"));
+        store
+            .set_two_factor(ann.id, None, None, NOW)
+            .await
+            .expect("clear");
+        let found = store.user_by_id(ann.id).await.expect("load").expect("ann");
+        assert_eq!(found.tf_primary_method, None);
+
+        // Recovery codes change only from the value they were read as.
+        store
+            .set_recovery_codes(ann.id, Some("[\"a\",\"b\"]"), NOW)
+            .await
+            .expect("set codes");
+        assert!(
+            store
+                .swap_recovery_codes(ann.id, "[\"a\",\"b\"]", "[\"b\"]", NOW)
+                .await
+                .expect("swap"),
+            "{backend}"
+        );
+        assert!(
+            !store
+                .swap_recovery_codes(ann.id, "[\"a\",\"b\"]", "[\"a\"]", NOW)
+                .await
+                .expect("stale swap"),
+            "a second spender loses: {backend}"
+        );
+        let found = store.user_by_id(ann.id).await.expect("load").expect("ann");
+        assert_eq!(found.mf_recovery_codes.as_deref(), Some("[\"b\"]"));
+
+        assert!(store.delete_user(ann.id).await.expect("delete"));
+        assert_eq!(
+            scalar(
+                &store,
+                &format!(
+                    "SELECT COUNT(*) FROM \"rampart_otp_used_step\" WHERE \"user_id\" = {}",
+                    ann.id
+                )
+            )
+            .await,
+            0,
+            "{backend}"
+        );
+    }
+}
