@@ -25,7 +25,7 @@ use crate::web::forms::{FieldErrors, FormInput};
 use crate::web::security::Security;
 
 /// Setting the new password of a reset lives in the web layer, shared with change password.
-pub use crate::web::auth::set_new_password;
+pub(crate) use crate::web::auth::set_new_password;
 
 const SALT: &str = "reset-salt";
 
@@ -73,7 +73,7 @@ fn reset_mail(
 }
 
 /// Mails reset instructions with a fresh link to `user`.
-pub fn send_reset_instructions(
+pub(crate) fn send_reset_instructions(
     security: &Security,
     user: &User,
     link: &(dyn Fn(&str) -> String + Sync),
@@ -91,7 +91,7 @@ pub fn send_reset_instructions(
 /// Both outcomes do the same work, so the time taken does not tell them apart: for an unknown
 /// (or inactive) address a link is signed and the mail rendered just the same, and dropped
 /// instead of handed to the mailer (which runs off the request path either way).
-pub async fn forgot_password(
+pub(crate) async fn forgot_password(
     security: &Security,
     email: &str,
     link: &(dyn Fn(&str) -> String + Sync),
@@ -130,7 +130,7 @@ pub async fn forgot_password(
 
 /// What a reset token turned out to be.
 #[derive(Debug)]
-pub enum ResetToken {
+pub(crate) enum ResetToken {
     /// Valid: the user it is for.
     Valid(User),
     /// Genuine but too old.
@@ -140,7 +140,10 @@ pub enum ResetToken {
 }
 
 /// Checks a reset token.
-pub async fn check_reset_token(security: &Security, token: &str) -> crate::Result<ResetToken> {
+pub(crate) async fn check_reset_token(
+    security: &Security,
+    token: &str,
+) -> crate::Result<ResetToken> {
     let signer = security.signer();
     let now = security.clock().now();
     let within = security.config().reset_password_within;

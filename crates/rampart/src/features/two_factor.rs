@@ -44,9 +44,9 @@ const STATE_SALT: &str = "tf-state-salt";
 const SETUP_WITHIN: Duration = Duration::from_secs(30 * 60);
 
 /// The authenticator method's name.
-pub const AUTHENTICATOR: &str = "authenticator";
+pub(crate) const AUTHENTICATOR: &str = "authenticator";
 /// The email method's name.
-pub const EMAIL: &str = "email";
+pub(crate) const EMAIL: &str = "email";
 
 pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
     Router::new()
@@ -64,7 +64,7 @@ pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
         )
 }
 
-pub use crate::model::second_factor_required as required;
+pub(crate) use crate::model::second_factor_required as required;
 
 /// The time step of `code` for `method`, if it is a right code now: an authenticator's within
 /// `SECURITY_TWO_FACTOR_AUTHENTICATOR_VALIDITY` either way, a mailed one within
