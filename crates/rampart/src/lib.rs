@@ -75,10 +75,12 @@
 //! - **Protecting routes**: the extractors [`CurrentUser`], [`RequireRole`], [`RequirePermission`]
 //!   and the request's [`AuthContext`]; the guard layers [`auth_required`], [`roles_required`],
 //!   [`roles_accepted`], [`permissions_required`], [`permissions_accepted`], [`anonymous_required`].
-//! - **Flows**, for an app's own pages, its CLI and its tests: [`login_user`], [`logout_user`],
-//!   [`check_password`], [`check_current_password`], [`set_new_password`],
-//!   [`sign_out_other_sessions`], [`validate_registration`] and [`register_user`],
-//!   [`confirm_email`] and [`confirm_email_change`].
+//! - **Flows**, for an app's own pages, its CLI and its tests: signing in and out
+//!   ([`check_password`], [`login_user`], [`logout_user`]), registration
+//!   ([`validate_registration`], [`register_user`], [`confirm_email`]), passwords
+//!   ([`check_current_password`], [`validate_password_change`], [`forgot_password`],
+//!   [`check_reset_token`], [`set_new_password`]), [`sign_out_other_sessions`] and
+//!   [`confirm_email_change`].
 //! - **Replies** in the request's format: the [`reply`] module (Flask-Security's JSON envelope,
 //!   redirects, pages rendered with the framework's [`Templates`]), and [`FieldErrors`] /
 //!   [`FormInput`] for forms.
@@ -110,8 +112,10 @@ pub use clock::{Clock, SystemClock, TestClock};
 pub use config::{ConfigError, EmailValidatorArgs, RateLimit, SecurityConfig, Settings};
 pub use datastore::{Datastore, DatastoreError, DbPool, RateLimitDecision, SessionInfo};
 pub use error::{Error, ErrorKind, Result};
+pub use features::change::{ChangeRefusal, validate as validate_password_change};
 pub use features::change_email::{ChangeEmailOutcome, confirm_change as confirm_email_change};
 pub use features::confirm::{ConfirmOutcome, confirm_email};
+pub use features::recover::{ResetToken, check_reset_token, forgot_password};
 pub use features::register::{
     RegisterOutcome, ValidRegister, register_user, validate as validate_registration,
 };

@@ -31,7 +31,7 @@ pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
 
 /// Why a change of password was not accepted.
 #[derive(Debug)]
-pub(crate) enum ChangeRefusal {
+pub enum ChangeRefusal {
     /// The form's errors (missing or wrong current password, a weak or mismatched new one).
     Errors(FieldErrors),
     /// The account's login limit is used up: the 429 answer (see
@@ -42,7 +42,7 @@ pub(crate) enum ChangeRefusal {
 
 /// Validates a change of password for the request's `user`, checking the current one on the
 /// hashing pool; the check counts against the user's login limit first.
-pub(crate) async fn validate(
+pub async fn validate(
     ctx: &AuthContext,
     user: &User,
     input: &mut FormInput,

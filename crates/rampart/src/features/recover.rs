@@ -91,7 +91,7 @@ pub(crate) fn send_reset_instructions(
 /// Both outcomes do the same work, so the time taken does not tell them apart: for an unknown
 /// (or inactive) address a link is signed and the mail rendered just the same, and dropped
 /// instead of handed to the mailer (which runs off the request path either way).
-pub(crate) async fn forgot_password(
+pub async fn forgot_password(
     security: &Security,
     email: &str,
     link: &(dyn Fn(&str) -> String + Sync),
@@ -130,7 +130,7 @@ pub(crate) async fn forgot_password(
 
 /// What a reset token turned out to be.
 #[derive(Debug)]
-pub(crate) enum ResetToken {
+pub enum ResetToken {
     /// Valid: the user it is for.
     Valid(User),
     /// Genuine but too old.
@@ -140,10 +140,7 @@ pub(crate) enum ResetToken {
 }
 
 /// Checks a reset token.
-pub(crate) async fn check_reset_token(
-    security: &Security,
-    token: &str,
-) -> crate::Result<ResetToken> {
+pub async fn check_reset_token(security: &Security, token: &str) -> crate::Result<ResetToken> {
     let signer = security.signer();
     let now = security.clock().now();
     let within = security.config().reset_password_within;
