@@ -6,8 +6,8 @@
 //! file is removed. Auth tokens die with the user, and the email address can be registered again.
 
 use axum::response::Response;
-use rampart::context::AuthContext;
-use rampart::rate_limit::CurrentPassword;
+use rampart::AuthContext;
+use rampart::CurrentPassword;
 use rampart::{FieldErrors, Security, User};
 
 use crate::avatar::MediaStore;
@@ -23,7 +23,7 @@ pub enum PasswordRefused {
 }
 
 /// Checks `password` against the request's user's, through the framework's
-/// [`check_current_password`](rampart::rate_limit::check_current_password): the attempt counts
+/// [`check_current_password`](rampart::check_current_password): the attempt counts
 /// against the user's login limit first, and is refused with 429 while that is used up.
 ///
 /// # Errors
@@ -43,7 +43,7 @@ pub async fn check_password(
         ))));
     };
     Ok(
-        match rampart::rate_limit::check_current_password(ctx, user, password).await? {
+        match rampart::check_current_password(ctx, user, password).await? {
             CurrentPassword::Valid => Ok(()),
             CurrentPassword::Invalid => Err(PasswordRefused::Errors(FieldErrors::single(
                 field,

@@ -245,11 +245,7 @@ impl MediaStore {
     pub async fn save_avatar(&self, user_id: i64, avatar: &Avatar) -> std::io::Result<String> {
         let dir = self.avatar_dir();
         tokio::fs::create_dir_all(&dir).await?;
-        let name = format!(
-            "{user_id}-{}.{}",
-            rampart::token::random_hex(16),
-            avatar.extension
-        );
+        let name = format!("{user_id}-{}.{}", rampart::random_hex(16), avatar.extension);
         let mut file = tokio::fs::OpenOptions::new()
             .write(true)
             .create_new(true)

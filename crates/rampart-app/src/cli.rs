@@ -209,8 +209,8 @@ impl From<rampart::Error> for CliError {
     }
 }
 
-impl From<rampart::password::PasswordError> for CliError {
-    fn from(error: rampart::password::PasswordError) -> Self {
+impl From<rampart::PasswordError> for CliError {
+    fn from(error: rampart::PasswordError) -> Self {
         Self::App(error.into())
     }
 }
@@ -406,7 +406,7 @@ async fn users(security: &Security, command: &UsersCommand) -> Result<String, Cl
             // The new identity alone signs the user out everywhere (sessions and tokens carry
             // the old one); deleting the sessions only tidies up.
             datastore
-                .set_uniquifier(found.id, &rampart::token::random_hex(16), now)
+                .set_uniquifier(found.id, &rampart::random_hex(16), now)
                 .await?;
             datastore.delete_sessions_of_user(found.id, None).await?;
             datastore.remember_series_delete_of_user(found.id).await?;
@@ -425,7 +425,7 @@ async fn users(security: &Security, command: &UsersCommand) -> Result<String, Cl
             }
             let hash = security.hasher().hash(&password).await?;
             datastore
-                .set_password(found.id, &hash, Some(&rampart::token::random_hex(16)), now)
+                .set_password(found.id, &hash, Some(&rampart::random_hex(16)), now)
                 .await?;
             datastore.delete_sessions_of_user(found.id, None).await?;
             datastore.remember_series_delete_of_user(found.id).await?;
@@ -479,7 +479,7 @@ async fn create_user(
         .map(|(k, v)| (k.to_owned(), serde_json::Value::String(v.to_owned())))
         .collect();
     let mut input = FormInput::from_json(values);
-    let form = match rampart::register::validate(security, &mut input).await? {
+    let form = match rampart::validate_registration(security, &mut input).await? {
         Ok(form) => form,
         Err(errors) => return Err(creating_error(&errors)),
     };
@@ -514,7 +514,7 @@ async fn create_user(
     let user = datastore
         .create_user(
             &new_user,
-            &rampart::token::random_hex(16),
+            &rampart::random_hex(16),
             now,
             &[PROFILE_ON_USER_CREATED.to_owned()],
         )

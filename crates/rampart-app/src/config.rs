@@ -284,7 +284,7 @@ fn ensure_secrets(
         if !saved.contains_key(*key) {
             saved.insert(
                 (*key).to_owned(),
-                toml::Value::String(rampart::token::random_token(32)),
+                toml::Value::String(rampart::random_token(32)),
             );
             generated.push((*key).to_owned());
         }

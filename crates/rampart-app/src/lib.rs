@@ -72,7 +72,7 @@ pub enum AppError {
     Mail(#[from] rampart::MailError),
     /// Password hashing failed.
     #[error("password hashing: {0}")]
-    Password(#[from] rampart::password::PasswordError),
+    Password(#[from] rampart::PasswordError),
     /// The server could not listen or failed.
     #[error("server: {0}")]
     Io(#[from] std::io::Error),
@@ -87,13 +87,11 @@ impl AppError {
                 error.kind() == rampart::ErrorKind::Config
                     || matches!(
                         error,
-                        rampart::Error::Password(rampart::password::PasswordError::InvalidParams(
-                            _
-                        ))
+                        rampart::Error::Password(rampart::PasswordError::InvalidParams(_))
                     )
             }
             Self::Password(error) => {
-                matches!(error, rampart::password::PasswordError::InvalidParams(_))
+                matches!(error, rampart::PasswordError::InvalidParams(_))
             }
             _ => false,
         }

@@ -134,7 +134,7 @@ pub(crate) async fn render(
     template: &str,
     extra: minijinja::Value,
 ) -> Result<Response, HandlerError> {
-    Ok(rampart::templates::page(ctx, template, StatusCode::OK, extra).await?)
+    Ok(rampart::reply::page(ctx, template, StatusCode::OK, extra).await?)
 }
 
 /// The name a page greets the user with: first name, username, then email.

@@ -67,7 +67,7 @@ pub async fn seed_admin(security: &Security, admin: &AdminSeed) -> Result<bool, 
     match datastore
         .create_user(
             &new_user,
-            &rampart::token::random_hex(16),
+            &rampart::random_hex(16),
             now,
             &[PROFILE_ON_USER_CREATED.to_owned()],
         )

@@ -52,7 +52,7 @@ pub enum BenchError {
     Datastore(#[from] rampart::DatastoreError),
     /// Password hashing failed.
     #[error("password hashing: {0}")]
-    Password(#[from] rampart::password::PasswordError),
+    Password(#[from] rampart::PasswordError),
     /// A server could not be started or did not answer.
     #[error("server: {0}")]
     Server(String),

@@ -212,7 +212,7 @@ impl Settings {
 
 /// Parses Flask-Security style durations: `"5 days"`, `"1 days"`, `"2 hours"`, `"10 minutes"`,
 /// `"30 seconds"`, `"1 week"`, or a bare number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     if let Ok(secs) = text.parse::<u64>() {
         return Ok(Duration::from_secs(secs));
@@ -381,7 +381,7 @@ pub struct SecurityConfig {
     pub username_max_length: usize,
     /// `SECURITY_USERNAME_NORMALIZE_FORM`: the Unicode form usernames are stored and looked up
     /// in (default NFKD, as Flask-Security; `None` turns it off). Non-ASCII
-    /// letters are case-folded in any case, see [`crate::identity`].
+    /// letters are case-folded in any case, see [`normalize_username`](crate::normalize_username).
     pub username_normalize_form: Option<crate::identity::NormalizeForm>,
     /// `SECURITY_RETURN_GENERIC_RESPONSES` (Rampart default `true`).
     pub return_generic_responses: bool,

@@ -4,17 +4,17 @@
 //! A feature imports the core and [`crate::web`]; it reaches another feature only through a named
 //! hand-off: register → confirm, login → two_factor, login → unlock, and any → verify.
 
-pub mod change;
-pub mod change_email;
-pub mod confirm;
-pub mod login;
-pub mod logout;
-pub mod recover;
-pub mod recovery_codes;
-pub mod register;
-pub mod two_factor;
-pub mod unlock;
-pub mod verify;
+pub(crate) mod change;
+pub(crate) mod change_email;
+pub(crate) mod confirm;
+pub(crate) mod login;
+pub(crate) mod logout;
+pub(crate) mod recover;
+pub(crate) mod recovery_codes;
+pub(crate) mod register;
+pub(crate) mod two_factor;
+pub(crate) mod unlock;
+pub(crate) mod verify;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;

@@ -139,7 +139,7 @@ pub fn normalize_email(email: &str) -> Result<String, EmailError> {
 
 /// The spelling an email is looked up by: its canonical form, or (for text that is not an email
 /// address, which then matches no account created through Rampart) the trimmed text.
-pub fn email_lookup_key(email: &str) -> String {
+pub(crate) fn email_lookup_key(email: &str) -> String {
     normalize_email(email).unwrap_or_else(|_| email.trim().to_owned())
 }
 
@@ -189,7 +189,7 @@ pub enum UsernameRefusal {
 /// # Errors
 ///
 /// The [`UsernameRefusal`] that applies first.
-pub fn check_username_lookalike(username: &str) -> Result<(), UsernameRefusal> {
+pub(crate) fn check_username_lookalike(username: &str) -> Result<(), UsernameRefusal> {
     let folded = normalize_username(username, Some(NormalizeForm::Nfkd));
     let composed: String = folded.nfc().collect();
     if composed.is_ascii() {

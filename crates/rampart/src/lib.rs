@@ -40,70 +40,123 @@
 //!
 //! ## Features
 //!
-//! | Flask-Security feature | Module | Routes |
-//! |---|---|---|
-//! | Login, remember-me, trackable | [`login`] | `GET/POST /login` |
-//! | Logout | [`logout`] | `POST /logout` |
-//! | Registration (`SECURITY_REGISTERABLE`) | [`register`] | `GET/POST /register` |
-//! | Confirmation (`SECURITY_CONFIRMABLE`) | [`confirm`] | `GET/POST /confirm`, `GET /confirm/<token>` |
-//! | Recovery (`SECURITY_RECOVERABLE`) | [`recover`] | `GET/POST /reset`, `GET/POST /reset/<token>` |
-//! | Change password (`SECURITY_CHANGEABLE`) | [`change`] | `GET/POST SECURITY_CHANGE_URL` |
-//! | Auth tokens, sessions, CSRF | [`auth_token`], [`csrf`], [`layer`] | |
-//! | Guards | [`extract`], [`guard`] | |
+//! Every Flask-Security feature lives in the file named after it under `src/features/`; each file's
+//! own doc comment lists its flow, routes, settings, templates and mails. [`Security::router`]
+//! mounts the routes of the features the configuration enables.
+//!
+//! | Flask-Security feature | File | Settings | Routes |
+//! |---|---|---|---|
+//! | Login, remember-me, trackable | `features/login.rs` | `SECURITY_LOGIN_URL`, `SECURITY_POST_LOGIN_VIEW`, `SECURITY_DEFAULT_REMEMBER_ME`, `SECURITY_TRACKABLE`, `REMEMBER_COOKIE_NAME`, `REMEMBER_COOKIE_DURATION` | `GET/POST /login` |
+//! | Logout | `features/logout.rs` | `SECURITY_LOGOUT_URL`, `SECURITY_POST_LOGOUT_VIEW` | `POST /logout` |
+//! | Registration | `features/register.rs` | `SECURITY_REGISTERABLE`, `SECURITY_REGISTER_URL`, `SECURITY_SEND_REGISTER_EMAIL`, `SECURITY_POST_REGISTER_VIEW`, `SECURITY_DEFAULT_ROLES`, `SECURITY_USERNAME_*` | `GET/POST /register` |
+//! | Confirmation | `features/confirm.rs` | `SECURITY_CONFIRMABLE`, `SECURITY_CONFIRM_URL`, `SECURITY_CONFIRM_EMAIL_WITHIN`, `SECURITY_LOGIN_WITHOUT_CONFIRMATION`, `SECURITY_POST_CONFIRM_VIEW` | `GET/POST /confirm`, `GET /confirm/<token>` |
+//! | Recovery (forgot and reset password) | `features/recover.rs` | `SECURITY_RECOVERABLE`, `SECURITY_RESET_URL`, `SECURITY_RESET_PASSWORD_WITHIN`, `SECURITY_POST_RESET_VIEW`, `SECURITY_SEND_PASSWORD_RESET_NOTICE_EMAIL` | `GET/POST /reset`, `GET/POST /reset/<token>` |
+//! | Change password | `features/change.rs` | `SECURITY_CHANGEABLE`, `SECURITY_CHANGE_URL`, `SECURITY_POST_CHANGE_VIEW`, `SECURITY_SEND_PASSWORD_CHANGE_EMAIL` | `GET/POST /change` |
+//! | Change email | `features/change_email.rs` | `SECURITY_CHANGE_EMAIL`, `SECURITY_CHANGE_EMAIL_URL`, `SECURITY_CHANGE_EMAIL_WITHIN`, `SECURITY_POST_CHANGE_EMAIL_VIEW` | `GET/POST /change-email`, `GET /change-email/<token>` |
+//! | Two-factor (authenticator app or mailed code) | `features/two_factor.rs` | `SECURITY_TWO_FACTOR`, `SECURITY_TWO_FACTOR_ENABLED_METHODS`, `SECURITY_TWO_FACTOR_*_URL`, `SECURITY_TWO_FACTOR_*_VALIDITY`, `SECURITY_TOTP_ISSUER` | `GET/POST /tf-setup`, `/tf-validate`, `/tf-rescue` |
+//! | Recovery codes | `features/recovery_codes.rs` | `SECURITY_MULTI_FACTOR_RECOVERY_CODES`, `SECURITY_MULTI_FACTOR_RECOVERY_CODES_N`, `…_CODES_URL`, `SECURITY_MULTI_FACTOR_RECOVERY_URL` | `GET/POST /mf-recovery-codes`, `GET/POST /mf-recovery` |
+//! | Unlock (after too many failed logins) | `features/unlock.rs` | `SECURITY_LOGIN_IDENTITY_RATE_LIMIT` | `GET /unlock/<token>` |
+//! | Verify (re-authentication, freshness) | `features/verify.rs` | `SECURITY_FRESHNESS`, `SECURITY_VERIFY_URL` | `GET/POST /verify` |
+//! | Auth tokens | `web/auth_token.rs` | `SECURITY_TOKEN_AUTHENTICATION_HEADER`, `SECURITY_TOKEN_AUTHENTICATION_KEY`, `SECURITY_TOKEN_MAX_AGE` | on login, `?include_auth_token` |
+//! | Sessions and CSRF | `web/layer.rs`, `web/session_store.rs`, `web/csrf.rs` | `PERMANENT_SESSION_LIFETIME`, `SESSION_COOKIE_NAME`, `SESSION_COOKIE_SECURE`, `SECURITY_CSRF_COOKIE_NAME` | |
+//! | Rate limits | `web/rate_limit.rs` | `SECURITY_LOGIN_RATE_LIMIT`, `SECURITY_LOGIN_IDENTITY_RATE_LIMIT`, `SECURITY_MAIL_RATE_LIMIT`, `SECURITY_TRUSTED_PROXIES` | 429 with `Retry-After` |
+//! | Roles and permissions | `web/extract.rs`, `web/guard.rs` | `SECURITY_DEFAULT_ROLES` | |
+//!
+//! The file layout is described in `docs/architecture.md`: the core (no axum), `web/` (the HTTP
+//! runtime) and `features/`, each importing only from the layers below it.
+//!
+//! ## The public API
+//!
+//! Everything an app uses is re-exported here, at the crate root:
+//!
+//! - **Setting up**: [`Settings`] → [`SecurityConfig`] → [`Security::builder`] ([`SecurityBuilder`])
+//!   with a [`Datastore`] and a [`Mailer`]; then [`Security::router`] and [`Security::layer`]
+//!   ([`SecurityLayer`]), and [`serve`] with [`ServerLimits`].
+//! - **Protecting routes**: the extractors [`CurrentUser`], [`RequireRole`], [`RequirePermission`]
+//!   and the request's [`AuthContext`]; the guard layers [`auth_required`], [`roles_required`],
+//!   [`roles_accepted`], [`permissions_required`], [`permissions_accepted`], [`anonymous_required`].
+//! - **Flows**, for an app's own pages, its CLI and its tests: signing in and out
+//!   ([`check_password`], [`login_user`], [`logout_user`]), registration
+//!   ([`validate_registration`], [`register_user`], [`confirm_email`]), passwords
+//!   ([`check_current_password`], [`validate_password_change`], [`forgot_password`],
+//!   [`check_reset_token`], [`set_new_password`]), [`sign_out_other_sessions`] and
+//!   [`confirm_email_change`].
+//! - **Replies** in the request's format: the [`reply`] module (Flask-Security's JSON envelope,
+//!   redirects, pages rendered with the framework's [`Templates`]), and [`FieldErrors`] /
+//!   [`FormInput`] for forms.
+//! - **Data**: [`User`], [`Role`], [`NewUser`], the [`Datastore`] and its errors; passwords
+//!   ([`PasswordHasher`]), tokens ([`TokenSigner`], [`random_hex`]), identities
+//!   ([`normalize_email`], [`normalize_username`]), the [`totp`] helpers, the [`Clock`]
+//!   ([`TestClock`] for tests), and with the `testing` feature the `testing` fixtures.
 
 #![forbid(unsafe_code)]
 
-pub mod clock;
-pub mod config;
-pub mod datastore;
-pub mod error;
-pub mod features;
-pub mod identity;
-pub mod mail;
-pub mod messages;
-pub mod model;
-pub mod password;
-pub mod redirect;
+mod clock;
+mod config;
+mod datastore;
+mod error;
+mod features;
+mod identity;
+mod mail;
+mod messages;
+mod model;
+mod password;
+mod redirect;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
-pub mod token;
+mod token;
 pub mod totp;
-pub mod web;
+mod web;
 
 pub use clock::{Clock, SystemClock, TestClock};
-pub use config::{ConfigError, RateLimit, SecurityConfig, Settings};
-pub use datastore::{Datastore, DatastoreError, DbPool};
+pub use config::{ConfigError, EmailValidatorArgs, RateLimit, SecurityConfig, Settings};
+pub use datastore::{Datastore, DatastoreError, DbPool, RateLimitDecision, SessionInfo};
 pub use error::{Error, ErrorKind, Result};
-pub use identity::{NormalizeForm, normalize_email, normalize_username};
+pub use features::change::{ChangeRefusal, validate as validate_password_change};
+pub use features::change_email::{ChangeEmailOutcome, confirm_change as confirm_email_change};
+pub use features::confirm::{ConfirmOutcome, confirm_email};
+pub use features::recover::{ResetToken, check_reset_token, forgot_password};
+pub use features::register::{
+    RegisterOutcome, ValidRegister, register_user, validate as validate_registration,
+};
+pub use identity::{
+    EmailError, NormalizeForm, UnknownForm, UsernameRefusal, normalize_email, normalize_username,
+};
 pub use mail::{
     ConsoleMailer, Mail, MailError, Mailer, MemoryMailer, SharedMailer, SmtpConfig, SmtpMailer,
     SmtpSecurity, find_code, find_link,
 };
 pub use messages::Messages;
 pub use model::{NewUser, Role, User};
-pub use password::{PasswordConfig, PasswordHasher};
-pub use redirect::safe_next;
-pub use token::TokenSigner;
-pub use web::auth::{login_user, logout_user};
+pub use password::{
+    PasswordConfig, PasswordError, PasswordHasher, PasswordPolicy, PolicyViolation, Verification,
+};
+pub use redirect::{UnsafeRedirect, safe_next};
+pub use token::{TokenError, TokenSigner, random_hex, random_token};
+pub use web::auth::{
+    PasswordCheck, check_password, login_user, logout_user, set_new_password,
+    sign_out_other_sessions,
+};
 pub use web::context::{AuthContext, AuthMethod, AuthUser};
 pub use web::extract::{
     AuthRejection, CurrentUser, PermissionName, RequirePermission, RequireRole, RoleName,
 };
 pub use web::forms::{FieldErrors, FormInput};
 pub use web::guard::{
-    anonymous_required, auth_required, auth_required_with, permissions_accepted,
+    Guard, GuardLayer, anonymous_required, auth_required, auth_required_with, permissions_accepted,
     permissions_required, roles_accepted, roles_required,
 };
+pub use web::layer::{SecurityLayer, SecurityService};
+pub use web::rate_limit::{CurrentPassword, check_current_password};
 pub use web::security::{RegisterCheck, Security, SecurityBuilder};
 pub use web::server::{ServerLimits, serve, serve_with_shutdown};
 pub use web::templates::Templates;
 
-// Paths of the flat layout, kept while the sample app moves to the curated re-exports.
-pub use features::{
-    change, change_email, confirm, login, logout, recover, recovery_codes, register, two_factor,
-    unlock, verify,
-};
-pub use web::{
-    auth, auth_token, context, csrf, extract, forms, guard, layer, notify, rate_limit, reply,
-    security, session_store, templates,
-};
+/// Responses in the request's format, for an app's own handlers: Flask-Security's JSON envelope
+/// (`{"meta": {"code": …}, "response": {…}}`), redirects, and HTML pages rendered with the
+/// framework's templates (so an app's pages share its layout, flashes and CSRF token).
+pub mod reply {
+    pub use crate::web::forms::parse_json_object;
+    pub use crate::web::reply::{html, json, json_errors, json_of, json_ok, redirect};
+    pub use crate::web::templates::page;
+}

@@ -3,20 +3,20 @@
 //! sign-in and sign-out, the session store, rate limits, forms, replies, templates, mail notices,
 //! extractors and guards. Imports run only downward: `web` uses the core and never a feature.
 
-pub mod auth;
-pub mod auth_token;
-pub mod context;
-pub mod csrf;
-pub mod extract;
-pub mod forms;
-pub mod guard;
-pub mod layer;
-pub mod notify;
+pub(crate) mod auth;
+pub(crate) mod auth_token;
+pub(crate) mod context;
+pub(crate) mod csrf;
+pub(crate) mod extract;
+pub(crate) mod forms;
+pub(crate) mod guard;
+pub(crate) mod layer;
+pub(crate) mod notify;
 pub(crate) mod pending_login;
-pub mod rate_limit;
+pub(crate) mod rate_limit;
 pub(crate) mod remember;
-pub mod reply;
-pub mod security;
-pub mod server;
-pub mod session_store;
-pub mod templates;
+pub(crate) mod reply;
+pub(crate) mod security;
+pub(crate) mod server;
+pub(crate) mod session_store;
+pub(crate) mod templates;

@@ -49,7 +49,7 @@ async fn post_sign_out_others(
     State(state): State<AppState>,
     page: SignedIn,
 ) -> Result<Response, HandlerError> {
-    rampart::auth::sign_out_other_sessions(&page.ctx, &page.user.user).await?;
+    rampart::sign_out_other_sessions(&page.ctx, &page.user.user).await?;
     page.ctx
         .flash("success", "You are now signed out everywhere else.")
         .await?;

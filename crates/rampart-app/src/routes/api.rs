@@ -160,7 +160,7 @@ async fn post_profile(
     user: CurrentUser,
     body: Bytes,
 ) -> Result<Response, HandlerError> {
-    let body = match rampart::forms::parse_json_object(&body) {
+    let body = match rampart::reply::parse_json_object(&body) {
         Ok(body) => body,
         Err(response) => return Ok(response),
     };
@@ -198,7 +198,7 @@ async fn delete_account(
     user: CurrentUser,
     body: Bytes,
 ) -> Result<Response, HandlerError> {
-    let body = match rampart::forms::parse_json_object(&body) {
+    let body = match rampart::reply::parse_json_object(&body) {
         Ok(body) => body,
         Err(response) => return Ok(response),
     };

@@ -314,7 +314,7 @@ impl Datastore {
     ///
     /// # Errors
     ///
-    /// The email and username are stored in their canonical spelling ([`crate::identity`]).
+    /// The email and username are stored in their canonical spelling ([`normalize_email`](crate::normalize_email), [`normalize_username`](crate::normalize_username)).
     ///
     /// # Errors
     ///

@@ -45,7 +45,7 @@ pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
 type Payload = (String, String, String);
 
 /// The path of a link that changes `user`'s address to `new_email` (`/change-email/<token>`).
-pub fn change_email_path(
+pub(crate) fn change_email_path(
     security: &Security,
     user: &User,
     new_email: &str,
@@ -65,7 +65,7 @@ pub fn change_email_path(
 /// Checks the form of a requested new address for `user` (a valid address, not the current
 /// one); `Err` holds the field errors. Whether another account has it is for
 /// [`request_change`] to find out.
-pub async fn validate(
+pub(crate) async fn validate(
     security: &Security,
     user: &User,
     input: &mut FormInput,
@@ -84,7 +84,7 @@ pub async fn validate(
 /// When another account has it, with `SECURITY_RETURN_GENERIC_RESPONSES` the outcome looks the
 /// same to the requester and that account's owner is mailed `change_email_existing` instead;
 /// without, `Err` says the address is taken.
-pub async fn request_change(
+pub(crate) async fn request_change(
     security: &Security,
     user: &User,
     new_email: &str,
@@ -120,7 +120,7 @@ pub async fn request_change(
 }
 
 /// Mails the confirmation link for `new_email` to that address.
-pub fn send_instructions(
+pub(crate) fn send_instructions(
     security: &Security,
     user: &User,
     new_email: &str,

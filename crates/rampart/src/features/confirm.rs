@@ -33,7 +33,7 @@ pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
 }
 
 /// The path of a fresh confirmation link for `user` (`/confirm/<token>`).
-pub fn confirmation_path(security: &Security, user: &User) -> crate::Result<String> {
+pub(crate) fn confirmation_path(security: &Security, user: &User) -> crate::Result<String> {
     let payload = (
         user.fs_uniquifier.clone(),
         security.signer().hash_data(&user.email),
@@ -88,7 +88,7 @@ pub async fn confirm_email(
 }
 
 /// Mails `confirmation_instructions` with a fresh link.
-pub fn send_instructions(
+pub(crate) fn send_instructions(
     security: &Security,
     user: &User,
     link: &(dyn Fn(&str) -> String + Sync),
@@ -108,7 +108,7 @@ pub fn send_instructions(
 
 /// Resends confirmation instructions for `email`. `Err` holds the detailed error (unknown user,
 /// already confirmed), which callers hide when generic responses are on.
-pub async fn resend_confirmation(
+pub(crate) async fn resend_confirmation(
     security: &Security,
     email: &str,
     link: &(dyn Fn(&str) -> String + Sync),

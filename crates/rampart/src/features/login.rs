@@ -23,9 +23,9 @@ use crate::web::context::AuthContext;
 use crate::web::forms::{FieldErrors, FormInput};
 use crate::web::security::Security;
 
-use crate::web::auth::check_user_password;
 /// Checking a password lives in the web layer, shared with HTTP Basic.
-pub use crate::web::auth::{PasswordCheck, check_password};
+pub(crate) use crate::web::auth::PasswordCheck;
+use crate::web::auth::check_user_password;
 
 pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
     Router::new().route(
@@ -36,7 +36,7 @@ pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
 
 /// A validated login form.
 #[derive(Debug)]
-pub struct LoginForm {
+pub(crate) struct LoginForm {
     /// `email` or `username`: the field the identity came in.
     pub identity_field: &'static str,
     /// The email or username.
@@ -112,19 +112,8 @@ pub(crate) fn validate(
     })
 }
 
-/// Authenticates a validated form: the user to sign in, or the errors to show.
-pub async fn authenticate(
-    security: &Security,
-    form: &LoginForm,
-) -> crate::Result<Result<User, FieldErrors>> {
-    let user = security
-        .datastore()
-        .user_by_identity(form.identity.trim())
-        .await?;
-    authenticate_user(security, form, user).await
-}
-
-/// [`authenticate`] for the account the form's identity was already looked up to.
+/// Authenticates a validated form against the account its identity was already looked up to:
+/// the user to sign in, or the errors to show.
 async fn authenticate_user(
     security: &Security,
     form: &LoginForm,

@@ -25,7 +25,7 @@ use crate::web::forms::{FieldErrors, FormInput};
 use crate::web::security::Security;
 
 /// Setting the new password of a reset lives in the web layer, shared with change password.
-pub use crate::web::auth::set_new_password;
+pub(crate) use crate::web::auth::set_new_password;
 
 const SALT: &str = "reset-salt";
 
@@ -73,7 +73,7 @@ fn reset_mail(
 }
 
 /// Mails reset instructions with a fresh link to `user`.
-pub fn send_reset_instructions(
+pub(crate) fn send_reset_instructions(
     security: &Security,
     user: &User,
     link: &(dyn Fn(&str) -> String + Sync),

@@ -70,7 +70,7 @@ fn stored(user: &User) -> Vec<String> {
 }
 
 /// Makes and stores a new set of codes for `user`, replacing the old ones; returns the codes.
-pub async fn generate(security: &Security, user: &User) -> crate::Result<Vec<String>> {
+pub(crate) async fn generate(security: &Security, user: &User) -> crate::Result<Vec<String>> {
     let n = security.config().multi_factor_recovery_codes_n;
     let codes: Vec<String> = (0..n).map(|_| new_code()).collect();
     let digests: Vec<String> = codes.iter().map(|c| digest(security, c)).collect();
@@ -84,7 +84,7 @@ pub async fn generate(security: &Security, user: &User) -> crate::Result<Vec<Str
 }
 
 /// Spends `code` if it is one of `user`'s unused codes: `true` when it was (and is now gone).
-pub async fn spend(security: &Security, user: &User, code: &str) -> crate::Result<bool> {
+pub(crate) async fn spend(security: &Security, user: &User, code: &str) -> crate::Result<bool> {
     let Some(raw) = user.mf_recovery_codes.as_deref() else {
         return Ok(false);
     };

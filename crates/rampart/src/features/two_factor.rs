@@ -52,9 +52,9 @@ pub(crate) use signin::begin_login;
 pub use signin::{SecondFactorPending, begin};
 
 /// The authenticator method's name.
-pub const AUTHENTICATOR: &str = "authenticator";
+pub(crate) const AUTHENTICATOR: &str = "authenticator";
 /// The email method's name.
-pub const EMAIL: &str = "email";
+pub(crate) const EMAIL: &str = "email";
 
 pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
     Router::new()
@@ -72,7 +72,7 @@ pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
         )
 }
 
-pub use crate::model::second_factor_required as required;
+pub(crate) use crate::model::second_factor_required as required;
 
 /// What a check of a one-time code came to ([`check_code`]).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -30,7 +30,7 @@ pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
 }
 
 /// Whether the request's user proved the password within `SECURITY_FRESHNESS`.
-pub async fn is_fresh(ctx: &AuthContext) -> crate::Result<bool> {
+pub(crate) async fn is_fresh(ctx: &AuthContext) -> crate::Result<bool> {
     let Some(window) = ctx.security().config().freshness else {
         return Ok(true);
     };
@@ -46,7 +46,7 @@ pub async fn is_fresh(ctx: &AuthContext) -> crate::Result<bool> {
 
 /// `Some(answer)` when the request's user must re-enter the password first: a 401 with
 /// `reauth_required` for JSON, a redirect to the verify page (coming back here) for browsers.
-pub async fn require_fresh(ctx: &AuthContext) -> crate::Result<Option<Response>> {
+pub(crate) async fn require_fresh(ctx: &AuthContext) -> crate::Result<Option<Response>> {
     if is_fresh(ctx).await? {
         return Ok(None);
     }

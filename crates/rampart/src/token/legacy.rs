@@ -14,7 +14,7 @@ const MAX_ROUNDS: usize = 2_000_000;
 ///
 /// Other schemes (such as `hex_md5`) are refused. With passlib's default cost this takes tens of
 /// milliseconds: call it from a blocking task.
-pub fn verify_flask_security_hash(data: &str, digest: &str) -> bool {
+pub(crate) fn verify_flask_security_hash(data: &str, digest: &str) -> bool {
     if !digest.starts_with("$5$") || rounds(digest).is_none_or(|r| r > MAX_ROUNDS) {
         return false;
     }

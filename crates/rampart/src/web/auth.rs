@@ -242,7 +242,7 @@ async fn json_login_success(
 
 /// Re-binds the current session to `user` after their uniquifier changed (password change), so
 /// this session stays signed in while every other one dies.
-pub async fn refresh_session_user(ctx: &AuthContext, user: &User) -> crate::Result<String> {
+pub(crate) async fn refresh_session_user(ctx: &AuthContext, user: &User) -> crate::Result<String> {
     attach_to_session(ctx, user, true).await
 }
 

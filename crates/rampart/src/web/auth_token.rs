@@ -15,7 +15,7 @@ struct Payload {
 }
 
 /// Issues an auth token for `user`, valid for `SECURITY_TOKEN_MAX_AGE`.
-pub fn issue(security: &Security, user: &User) -> crate::Result<String> {
+pub(crate) fn issue(security: &Security, user: &User) -> crate::Result<String> {
     let payload = Payload {
         ver: "5".into(),
         uid: user.fs_uniquifier.clone(),

@@ -25,7 +25,7 @@ const SESSION_KEY: &str = "csrf_token";
 const SALT: &str = "wtf-csrf-token";
 const HEADERS: [&str; 3] = ["x-xsrf-token", "x-csrf-token", "x-csrftoken"];
 /// The form field carrying the token.
-pub const FORM_FIELD: &str = "csrf_token";
+pub(crate) const FORM_FIELD: &str = "csrf_token";
 
 /// Length of a raw secret: 20 random bytes, hex-encoded (as Flask-WTF).
 const SECRET_LEN: usize = 40;

@@ -32,7 +32,7 @@ pub(crate) fn deliver(security: &Security, mail: Mail) {
 }
 
 /// Renders mail `name` without sending it.
-pub fn render(security: &Security, name: &str, to: &str, ctx: Value) -> crate::Result<Mail> {
+pub(crate) fn render(security: &Security, name: &str, to: &str, ctx: Value) -> crate::Result<Mail> {
     let templates = security.templates();
     let base = format!("security/email/{name}");
     let subject = templates.render(&format!("{base}/subject.txt.j2"), &ctx)?;

@@ -12,7 +12,7 @@ use crate::web::context::AuthContext;
 use crate::web::security::Security;
 
 /// Counts a hit on `key`; `Err(retry_after)` once the limit is reached.
-pub async fn hit(
+pub(crate) async fn hit(
     security: &Security,
     key: &str,
     limit: &RateLimit,

@@ -113,7 +113,7 @@ pub fn redirect(location: &str) -> Response {
 }
 
 /// Standard text for an HTTP error status (Werkzeug's, as Flask-Security apps show them).
-pub fn status_message(status: StatusCode) -> &'static str {
+pub(crate) fn status_message(status: StatusCode) -> &'static str {
     match status.as_u16() {
         400 => "The browser (or proxy) sent a request that this server could not understand.",
         401 => "You must sign in to view this resource.",

@@ -52,20 +52,20 @@ use tower::ServiceExt as _;
 use crate::config::{ConfigError, Settings};
 
 /// Setting: how long a request's head may take to arrive ([`ServerLimits::header_timeout`]).
-pub const HEADER_TIMEOUT_KEY: &str = "RAMPART_HEADER_TIMEOUT";
+pub(crate) const HEADER_TIMEOUT_KEY: &str = "RAMPART_HEADER_TIMEOUT";
 /// Setting: how long a request's body may take to arrive ([`ServerLimits::body_timeout`]).
-pub const BODY_TIMEOUT_KEY: &str = "RAMPART_BODY_TIMEOUT";
+pub(crate) const BODY_TIMEOUT_KEY: &str = "RAMPART_BODY_TIMEOUT";
 /// Setting: how long an idle connection is kept open ([`ServerLimits::keep_alive_timeout`]).
-pub const KEEPALIVE_TIMEOUT_KEY: &str = "RAMPART_KEEPALIVE_TIMEOUT";
+pub(crate) const KEEPALIVE_TIMEOUT_KEY: &str = "RAMPART_KEEPALIVE_TIMEOUT";
 /// Setting: how many connections are served at once ([`ServerLimits::max_connections`]).
-pub const MAX_CONNECTIONS_KEY: &str = "RAMPART_MAX_CONNECTIONS";
+pub(crate) const MAX_CONNECTIONS_KEY: &str = "RAMPART_MAX_CONNECTIONS";
 
 /// The longest request line (method, target, version) a connection's first request may have;
 /// a longer one gets 414 (see the [module](self) documentation).
-pub const MAX_REQUEST_LINE: usize = 16 * 1024;
+pub(crate) const MAX_REQUEST_LINE: usize = 16 * 1024;
 
 /// The most bytes of a connection's first request head read and kept before hyper parses it.
-pub const MAX_SNIFFED_HEAD: usize = 64 * 1024;
+pub(crate) const MAX_SNIFFED_HEAD: usize = 64 * 1024;
 
 /// The most bytes of header lines kept from a request with an over-long line (to choose the
 /// answer's format); the most read of its head in all is [`MAX_REFUSED_HEAD`].
@@ -75,9 +75,15 @@ const MAX_KEPT_HEADERS: usize = 8 * 1024;
 const MAX_REFUSED_HEAD: usize = 1024 * 1024;
 
 /// The most connections [`ServerLimits::max_connections`] may allow.
-pub const MAX_CONNECTIONS_CEILING: usize = 1_000_000;
+pub(crate) const MAX_CONNECTIONS_CEILING: usize = 1_000_000;
 
-/// The server's limits on slow, idle and numerous clients; see the [module](self) documentation.
+/// The server's limits on slow, idle and numerous clients, applied by [`serve`].
+///
+/// A request's head must arrive within `header_timeout` (else the connection is closed), its
+/// body within `body_timeout` of the head while the handler waits for it (else `408 Request
+/// Timeout`); a connection with nothing in progress closes after `keep_alive_timeout`; beyond
+/// `max_connections`, new connections wait in the listen queue. A connection's first request
+/// line over 16 KiB gets `414 URI Too Long` in the request's format (JSON envelope or page).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ServerLimits {
     /// How long a request's head may take to arrive (default 20 s).
@@ -109,7 +115,7 @@ impl ServerLimits {
     /// # Errors
     ///
     /// [`ConfigError::Invalid`] naming the key of a malformed value, a zero timeout or a
-    /// connection cap of 0 or above [`MAX_CONNECTIONS_CEILING`].
+    /// connection cap of 0 or above 1 000 000.
     pub fn from_settings(settings: &Settings) -> Result<Self, ConfigError> {
         let defaults = Self::default();
         let timeout = |key: &str, default: Duration| match settings.duration(key)? {
@@ -213,7 +219,7 @@ where
 }
 
 /// Resolves on Ctrl-C or (on Unix) SIGTERM.
-pub async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;

@@ -15,7 +15,7 @@ pub(crate) const USER_ID_KEY: &str = "_user_id";
 
 /// Stores sessions in the `rampart_session` table.
 #[derive(Clone)]
-pub struct DbSessionStore {
+pub(crate) struct DbSessionStore {
     datastore: Datastore,
 }
 
@@ -27,13 +27,13 @@ impl std::fmt::Debug for DbSessionStore {
 
 impl DbSessionStore {
     /// A store over `datastore`.
-    pub fn new(datastore: Datastore) -> Self {
+    pub(crate) fn new(datastore: Datastore) -> Self {
         Self { datastore }
     }
 }
 
 /// The stored form of a session id: hex SHA-256 of its text.
-pub fn hash_session_id(id: &Id) -> String {
+pub(crate) fn hash_session_id(id: &Id) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = Sha256::digest(id.to_string().as_bytes());
     let mut hex = String::with_capacity(digest.len() * 2);

@@ -246,7 +246,7 @@ pub async fn page(
 
 /// Renders a form page: `form.values` (what the user typed, never passwords), `form.errors`
 /// (per field) and `form.form_errors` (the `""` key), merged with `extra`.
-pub async fn form_page(
+pub(crate) async fn form_page(
     ctx: &AuthContext,
     name: &str,
     values: serde_json::Value,
@@ -268,7 +268,7 @@ pub async fn form_page(
 }
 
 /// Renders the generic message page (`security/message.html`).
-pub async fn message_page(
+pub(crate) async fn message_page(
     ctx: &AuthContext,
     title: &str,
     message: &str,
@@ -285,7 +285,7 @@ pub async fn message_page(
 }
 
 /// Answers invalid form input: a 400 envelope for JSON clients, the form page again for browsers.
-pub async fn form_errors(
+pub(crate) async fn form_errors(
     ctx: &AuthContext,
     name: &str,
     values: serde_json::Value,

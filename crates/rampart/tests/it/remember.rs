@@ -40,11 +40,11 @@ async fn me_with(app: &TestApp, cookie: &str) -> StatusCode {
 async fn series_count(app: &TestApp) -> i64 {
     let sql = "SELECT COUNT(*) FROM \"rampart_remember\"";
     match app.datastore().pool() {
-        rampart::datastore::DbPool::Sqlite(pool) => sqlx::query_scalar(sql)
+        rampart::DbPool::Sqlite(pool) => sqlx::query_scalar(sql)
             .fetch_one(pool)
             .await
             .expect("count series"),
-        rampart::datastore::DbPool::Postgres(pool) => sqlx::query_scalar(sql)
+        rampart::DbPool::Postgres(pool) => sqlx::query_scalar(sql)
             .fetch_one(pool)
             .await
             .expect("count series"),

@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use rampart::clock::Clock as _;
+use rampart::Clock as _;
 use serde_json::{Value, json};
 
 use crate::harness::{PASSWORD, TestApp, TestClient, backend_test, csrf_in_html};
