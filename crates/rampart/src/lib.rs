@@ -53,7 +53,7 @@
 //! | Recovery (forgot and reset password) | `features/recover.rs` | `SECURITY_RECOVERABLE`, `SECURITY_RESET_URL`, `SECURITY_RESET_PASSWORD_WITHIN`, `SECURITY_POST_RESET_VIEW`, `SECURITY_SEND_PASSWORD_RESET_NOTICE_EMAIL` | `GET/POST /reset`, `GET/POST /reset/<token>` |
 //! | Change password | `features/change.rs` | `SECURITY_CHANGEABLE`, `SECURITY_CHANGE_URL`, `SECURITY_POST_CHANGE_VIEW`, `SECURITY_SEND_PASSWORD_CHANGE_EMAIL` | `GET/POST /change` |
 //! | Change email | `features/change_email.rs` | `SECURITY_CHANGE_EMAIL`, `SECURITY_CHANGE_EMAIL_URL`, `SECURITY_CHANGE_EMAIL_WITHIN`, `SECURITY_POST_CHANGE_EMAIL_VIEW` | `GET/POST /change-email`, `GET /change-email/<token>` |
-//! | Two-factor (authenticator app or mailed code) | `features/two_factor.rs` | `SECURITY_TWO_FACTOR`, `SECURITY_TWO_FACTOR_ENABLED_METHODS`, `SECURITY_TWO_FACTOR_*_URL`, `SECURITY_TWO_FACTOR_*_VALIDITY`, `SECURITY_TOTP_ISSUER` | `GET/POST /tf-setup`, `/tf-validate`, `/tf-rescue` |
+//! | Two-factor (authenticator app or mailed code) | `features/two_factor.rs` + `two_factor/{setup,signin,rescue}.rs`; no-HTTP steps in [`two_factor`] | `SECURITY_TWO_FACTOR`, `SECURITY_TWO_FACTOR_ENABLED_METHODS`, `SECURITY_TWO_FACTOR_*_URL`, `SECURITY_TWO_FACTOR_*_VALIDITY`, `SECURITY_TOTP_ISSUER` | `GET/POST /tf-setup`, `/tf-validate`, `/tf-rescue` |
 //! | Recovery codes | `features/recovery_codes.rs` | `SECURITY_MULTI_FACTOR_RECOVERY_CODES`, `SECURITY_MULTI_FACTOR_RECOVERY_CODES_N`, `…_CODES_URL`, `SECURITY_MULTI_FACTOR_RECOVERY_URL` | `GET/POST /mf-recovery-codes`, `GET/POST /mf-recovery` |
 //! | Unlock (after too many failed logins) | `features/unlock.rs` | `SECURITY_LOGIN_IDENTITY_RATE_LIMIT` | `GET /unlock/<token>` |
 //! | Verify (re-authentication, freshness) | `features/verify.rs` | `SECURITY_FRESHNESS`, `SECURITY_VERIFY_URL` | `GET/POST /verify` |
@@ -151,6 +151,20 @@ pub use web::rate_limit::{CurrentPassword, check_current_password};
 pub use web::security::{RegisterCheck, Security, SecurityBuilder};
 pub use web::server::{ServerLimits, serve, serve_with_shutdown};
 pub use web::templates::Templates;
+
+/// Two-factor sign-in without HTTP, for CLIs, jobs and tests: set a method up
+/// ([`start_setup`](two_factor::start_setup), [`confirm_setup`](two_factor::confirm_setup)),
+/// [`begin`](two_factor::begin) a sign-in's second step, [`check_code`](two_factor::check_code)
+/// (counted against the user's code limit first, single use), [`rescue`](two_factor::rescue)
+/// and [`disable`](two_factor::disable). The routes are in [`Security::router`].
+pub mod two_factor {
+    pub use crate::features::two_factor::{
+        AUTHENTICATOR, CodeVerdict, EMAIL, PendingSetup, Rescue, RescueOutcome,
+        SecondFactorPending, SetupVerdict, begin, check_code, check_code_for, confirm_setup,
+        disable, rescue, start_setup,
+    };
+    pub use crate::model::second_factor_required as required;
+}
 
 /// Responses in the request's format, for an app's own handlers: Flask-Security's JSON envelope
 /// (`{"meta": {"code": …}, "response": {…}}`), redirects, and HTML pages rendered with the

@@ -107,6 +107,6 @@ pub(crate) fn new_uniquifier() -> String {
 }
 
 /// Whether signing `user` in needs a second factor (two-factor is on and the user has set it up).
-pub(crate) fn second_factor_required(config: &crate::config::SecurityConfig, user: &User) -> bool {
+pub fn second_factor_required(config: &crate::config::SecurityConfig, user: &User) -> bool {
     config.two_factor && user.tf_primary_method.is_some() && user.tf_totp_secret.is_some()
 }

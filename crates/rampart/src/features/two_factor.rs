@@ -52,9 +52,9 @@ pub(crate) use signin::begin_login;
 pub use signin::{SecondFactorPending, begin};
 
 /// The authenticator method's name.
-pub(crate) const AUTHENTICATOR: &str = "authenticator";
+pub const AUTHENTICATOR: &str = "authenticator";
 /// The email method's name.
-pub(crate) const EMAIL: &str = "email";
+pub const EMAIL: &str = "email";
 
 pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
     Router::new()
