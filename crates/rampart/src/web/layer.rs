@@ -101,6 +101,11 @@ pub(crate) const MAX_URI_BYTES: usize = 8 * 1024;
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct UriTooLong;
 
+/// Marks a request that stands for one whose body did not arrive in time
+/// ([`crate::ServerLimits::body_timeout`]): answered 408 in its format before anything else.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct BodyTimedOut;
+
 /// Whether the client speaks JSON: a JSON body, or `Accept: application/json`.
 pub(crate) fn wants_json(headers: &HeaderMap) -> bool {
     let content_type = headers
@@ -170,6 +175,13 @@ where
         || req.extensions().get::<UriTooLong>().is_some()
     {
         return finish(&security, is_json, StatusCode::URI_TOO_LONG.into_response());
+    }
+    if req.extensions().get::<BodyTimedOut>().is_some() {
+        return finish(
+            &security,
+            is_json,
+            StatusCode::REQUEST_TIMEOUT.into_response(),
+        );
     }
     let body_limit = config.body_limit_for(req.uri().path());
     if let Some(len) = req

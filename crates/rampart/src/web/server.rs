@@ -347,6 +347,13 @@ async fn handle(
         return Ok(uri_too_long_response(request, router, addr).await);
     }
     let (parts, body) = request.into_parts();
+    // What a 408 needs to answer in the request's format (cheap clones of shared bytes).
+    let format = RequestFormat {
+        uri: parts.uri.clone(),
+        accept: parts.headers.get(header::ACCEPT).cloned(),
+        content_type: parts.headers.get(header::CONTENT_TYPE).cloned(),
+    };
+    let standin_router = router.clone();
     let body_done = Arc::new(AtomicBool::new(http_body::Body::is_end_stream(&body)));
     let body = Body::new(WatchedBody {
         inner: body,
@@ -364,8 +371,15 @@ async fn handle(
     };
     tokio::select! {
         response = response => response,
-        () = deadline => Ok(body_timeout_response()),
+        () = deadline => Ok(body_timeout_response(standin_router, addr, format).await),
     }
+}
+
+/// The parts of a request its 408 is rendered from.
+struct RequestFormat {
+    uri: axum::http::Uri,
+    accept: Option<HeaderValue>,
+    content_type: Option<HeaderValue>,
 }
 
 /// The answer to a request whose line was too long, from the stand-in head [`read_first_head`]
@@ -648,18 +662,50 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Replay<T> {
     }
 }
 
-/// `408 Request Timeout`, closing the connection (the rest of the body is not read).
-fn body_timeout_response() -> Response<Body> {
-    let mut response = Response::new(Body::from(
-        "Request Timeout: the request body did not arrive in time.\n",
-    ));
-    *response.status_mut() = StatusCode::REQUEST_TIMEOUT;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+/// `408 Request Timeout`, closing the connection (the rest of the body is not read): the
+/// security layer's 408 in the request's format, from a body-less stand-in of the request marked
+/// [`BodyTimedOut`](crate::web::layer::BodyTimedOut) (no handler runs), or plain text from a
+/// router without the layer.
+async fn body_timeout_response(
+    router: Router,
+    addr: SocketAddr,
+    format: RequestFormat,
+) -> Response<Body> {
+    let mut standin = Request::new(Body::empty());
+    *standin.uri_mut() = format.uri;
+    // A method no route has: a router without the layer runs no handler for the stand-in.
+    if let Ok(method) = axum::http::Method::from_bytes(b"RAMPART-TIMED-OUT") {
+        *standin.method_mut() = method;
+    }
+    for (name, value) in [
+        (header::ACCEPT, format.accept),
+        (header::CONTENT_TYPE, format.content_type),
+    ] {
+        if let Some(value) = value {
+            standin.headers_mut().insert(name, value);
+        }
+    }
+    standin.extensions_mut().insert(ConnectInfo(addr));
+    standin
+        .extensions_mut()
+        .insert(crate::web::layer::BodyTimedOut);
+    let mut response = match router.oneshot(standin).await {
+        Ok(response) if response.status() == StatusCode::REQUEST_TIMEOUT => response,
+        Ok(_) | Err(_) => {
+            let mut plain = Response::new(Body::from(
+                "Request Timeout: the request body did not arrive in time.\n",
+            ));
+            *plain.status_mut() = StatusCode::REQUEST_TIMEOUT;
+            plain.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            plain
+        }
+    };
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
 }
 

@@ -318,3 +318,50 @@ async fn a_url_over_64_kib_gets_a_414_with_a_body_and_other_requests_still_work(
     let response = read_response(&mut stream, "got 3", Duration::from_secs(5)).await;
     assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
 }
+
+#[tokio::test]
+async fn behind_the_security_layer_a_slow_body_gets_its_408_in_the_request_format() {
+    let backend = rampart::testing::TestBackend::Sqlite;
+    crate::harness::on_backend(backend, &[], async |app: crate::harness::TestApp| {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let server = tokio::spawn(rampart::serve_with_shutdown(
+            listener,
+            app.router.clone(),
+            limits(30, 1, 30, 16),
+            std::future::pending::<()>(),
+        ));
+        for (accept, content_type, body_start) in [
+            ("application/json", "application/json", "{"),
+            ("text/html", "application/x-www-form-urlencoded", "<"),
+        ] {
+            let mut stream = TcpStream::connect(addr).await.expect("connect");
+            let head = format!(
+                "POST /login HTTP/1.1\r\nHost: rampart.test\r\nAccept: {accept}\r\n\
+                 Content-Type: {content_type}\r\nContent-Length: 100\r\n\r\n{{"
+            );
+            stream.write_all(head.as_bytes()).await.expect("write");
+            // Everything until the server closes the connection (it must, within the wait).
+            let response = read_response(&mut stream, "\u{0}", Duration::from_secs(5)).await;
+            assert!(
+                response.starts_with("HTTP/1.1 408 Request Timeout"),
+                "{response}"
+            );
+            assert!(
+                response.to_ascii_lowercase().contains("connection: close"),
+                "{response}"
+            );
+            let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
+            assert!(
+                body.trim_start().starts_with(body_start),
+                "{accept}: {response}"
+            );
+            if accept == "application/json" {
+                let json: serde_json::Value = serde_json::from_str(body).expect("JSON envelope");
+                assert_eq!(json["meta"]["code"], 408, "{json}");
+            }
+        }
+        server.abort();
+    })
+    .await;
+}
