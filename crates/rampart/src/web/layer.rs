@@ -93,18 +93,14 @@ where
 /// The longest request target (path and query) answered: longer ones get 414 in the request's
 /// format, as a reverse proxy's 8 KiB request-line buffer would refuse them. (hyper itself
 /// refuses targets over 64 KiB with a bare 414 before any service runs; [`crate::serve`] reads
-/// a connection's first request line before hyper and marks an over-long one [`UriTooLong`].)
+/// a connection's first request line before hyper and marks an over-long one [`AnswerWith`].)
 pub(crate) const MAX_URI_BYTES: usize = 8 * 1024;
 
-/// Marks a request that stands for one whose target was too long to parse: answered 414 in its
-/// format before anything else.
+/// Marks a body-less stand-in for a request the server could not hand on (its target too long
+/// to parse: 414; its body too slow: 408): answered with this status in the request's format
+/// before anything else, so no handler runs.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct UriTooLong;
-
-/// Marks a request that stands for one whose body did not arrive in time
-/// ([`crate::ServerLimits::body_timeout`]): answered 408 in its format before anything else.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct BodyTimedOut;
+pub(crate) struct AnswerWith(pub(crate) StatusCode);
 
 /// Whether the client speaks JSON: a JSON body, or `Accept: application/json`.
 pub(crate) fn wants_json(headers: &HeaderMap) -> bool {
@@ -171,17 +167,11 @@ where
 {
     let config = security.config();
     let is_json = wants_json(req.headers());
-    if req.uri().path_and_query().map_or(0, |pq| pq.as_str().len()) > MAX_URI_BYTES
-        || req.extensions().get::<UriTooLong>().is_some()
-    {
+    if req.uri().path_and_query().map_or(0, |pq| pq.as_str().len()) > MAX_URI_BYTES {
         return finish(&security, is_json, StatusCode::URI_TOO_LONG.into_response());
     }
-    if req.extensions().get::<BodyTimedOut>().is_some() {
-        return finish(
-            &security,
-            is_json,
-            StatusCode::REQUEST_TIMEOUT.into_response(),
-        );
+    if let Some(AnswerWith(status)) = req.extensions().get::<AnswerWith>().copied() {
+        return finish(&security, is_json, status.into_response());
     }
     let body_limit = config.body_limit_for(req.uri().path());
     if let Some(len) = req

@@ -391,16 +391,40 @@ async fn uri_too_long_response(
     addr: SocketAddr,
 ) -> Response<Body> {
     let (parts, _empty) = request.into_parts();
-    let mut request = Request::from_parts(parts, Body::empty());
-    request.extensions_mut().insert(ConnectInfo(addr));
-    request
+    let standin = Request::from_parts(parts, Body::empty());
+    answer_from_layer(
+        router,
+        standin,
+        addr,
+        StatusCode::URI_TOO_LONG,
+        "URI Too Long\n",
+    )
+    .await
+}
+
+/// Sends a body-less `standin` through `router` marked
+/// [`AnswerWith`](crate::web::layer::AnswerWith) `status`, with a method no route has: the
+/// security layer answers `status` in the request's format and no handler runs; a router
+/// without the layer gets `plain_text`. Either way the connection closes after the answer.
+async fn answer_from_layer(
+    router: Router,
+    mut standin: Request<Body>,
+    addr: SocketAddr,
+    status: StatusCode,
+    plain_text: &'static str,
+) -> Response<Body> {
+    if let Ok(method) = axum::http::Method::from_bytes(b"RAMPART-STAND-IN") {
+        *standin.method_mut() = method;
+    }
+    standin.extensions_mut().insert(ConnectInfo(addr));
+    standin
         .extensions_mut()
-        .insert(crate::web::layer::UriTooLong);
-    let mut response = match router.oneshot(request).await {
-        Ok(response) if response.status() == StatusCode::URI_TOO_LONG => response,
+        .insert(crate::web::layer::AnswerWith(status));
+    let mut response = match router.oneshot(standin).await {
+        Ok(response) if response.status() == status => response,
         Ok(_) | Err(_) => {
-            let mut plain = Response::new(Body::from("URI Too Long\n"));
-            *plain.status_mut() = StatusCode::URI_TOO_LONG;
+            let mut plain = Response::new(Body::from(plain_text));
+            *plain.status_mut() = status;
             plain.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/plain; charset=utf-8"),
@@ -662,10 +686,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Replay<T> {
     }
 }
 
-/// `408 Request Timeout`, closing the connection (the rest of the body is not read): the
-/// security layer's 408 in the request's format, from a body-less stand-in of the request marked
-/// [`BodyTimedOut`](crate::web::layer::BodyTimedOut) (no handler runs), or plain text from a
-/// router without the layer.
+/// `408 Request Timeout`, closing the connection (the rest of the body is not read), in the
+/// request's format (see [`answer_from_layer`]).
 async fn body_timeout_response(
     router: Router,
     addr: SocketAddr,
@@ -673,10 +695,6 @@ async fn body_timeout_response(
 ) -> Response<Body> {
     let mut standin = Request::new(Body::empty());
     *standin.uri_mut() = format.uri;
-    // A method no route has: a router without the layer runs no handler for the stand-in.
-    if let Ok(method) = axum::http::Method::from_bytes(b"RAMPART-TIMED-OUT") {
-        *standin.method_mut() = method;
-    }
     for (name, value) in [
         (header::ACCEPT, format.accept),
         (header::CONTENT_TYPE, format.content_type),
@@ -685,28 +703,14 @@ async fn body_timeout_response(
             standin.headers_mut().insert(name, value);
         }
     }
-    standin.extensions_mut().insert(ConnectInfo(addr));
-    standin
-        .extensions_mut()
-        .insert(crate::web::layer::BodyTimedOut);
-    let mut response = match router.oneshot(standin).await {
-        Ok(response) if response.status() == StatusCode::REQUEST_TIMEOUT => response,
-        Ok(_) | Err(_) => {
-            let mut plain = Response::new(Body::from(
-                "Request Timeout: the request body did not arrive in time.\n",
-            ));
-            *plain.status_mut() = StatusCode::REQUEST_TIMEOUT;
-            plain.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; charset=utf-8"),
-            );
-            plain
-        }
-    };
-    response
-        .headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    response
+    answer_from_layer(
+        router,
+        standin,
+        addr,
+        StatusCode::REQUEST_TIMEOUT,
+        "Request Timeout: the request body did not arrive in time.\n",
+    )
+    .await
 }
 
 /// When a connection last read or wrote a byte, and how many requests it has in flight.
