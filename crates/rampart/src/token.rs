@@ -353,13 +353,25 @@ pub fn random_token(bytes: usize) -> String {
 /// `random_hex(16)` has the shape of Flask-Security's `fs_uniquifier` (`uuid4().hex`), and
 /// `random_hex(20)` that of Flask-WTF's raw CSRF token.
 pub fn random_hex(bytes: usize) -> String {
+    to_hex(&random_bytes(bytes))
+}
+
+/// Lowercase hex of `bytes`.
+pub(crate) fn to_hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes * 2);
-    for byte in random_bytes(bytes) {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
         out.push(char::from(DIGITS[usize::from(byte >> 4)]));
         out.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
     }
     out
+}
+
+/// Lowercase hex SHA-256 of `text`: the stored form of a bearer secret (session ids,
+/// remember-me series), so a database dump holds nothing that signs anyone in.
+pub(crate) fn sha256_hex(text: &str) -> String {
+    use sha2::Digest as _;
+    to_hex(&sha2::Sha256::digest(text.as_bytes()))
 }
 
 fn random_bytes(len: usize) -> Vec<u8> {

@@ -7,10 +7,7 @@
 //! the one this session was signed in with), so a copy of that cookie taken earlier is dead
 //! afterwards, while the user's other devices stay remembered.
 
-use base64::Engine as _;
-use rand::RngCore as _;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::config::SecurityConfig;
 use crate::model::User;
@@ -36,14 +33,7 @@ pub(crate) struct ValidCookie {
 }
 
 fn series_hash(series: &str) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digest = Sha256::digest(series.as_bytes());
-    let mut hex = String::with_capacity(digest.len() * 2);
-    for byte in digest {
-        hex.push(char::from(HEX[usize::from(byte >> 4)]));
-        hex.push(char::from(HEX[usize::from(byte & 0x0f)]));
-    }
-    hex
+    crate::token::sha256_hex(series)
 }
 
 fn decode(ctx: &AuthContext, cookie: &str) -> Option<RememberPayload> {
@@ -64,9 +54,7 @@ fn decode(ctx: &AuthContext, cookie: &str) -> Option<RememberPayload> {
 pub(crate) async fn issue(ctx: &AuthContext, user: &User) -> crate::Result<()> {
     let security = &ctx.security;
     let config = security.config();
-    let mut bytes = [0u8; 32];
-    rand::thread_rng().fill_bytes(&mut bytes);
-    let series = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let series = crate::token::random_token(32);
     let hash = series_hash(&series);
     let now = security.now_naive();
     let lifetime = time::Duration::seconds(

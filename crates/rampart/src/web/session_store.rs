@@ -4,7 +4,6 @@
 //! a user's sessions can be listed and revoked.
 
 use async_trait::async_trait;
-use sha2::{Digest, Sha256};
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{Error as StoreError, Result as StoreResult, SessionStore};
 
@@ -34,14 +33,7 @@ impl DbSessionStore {
 
 /// The stored form of a session id: hex SHA-256 of its text.
 pub(crate) fn hash_session_id(id: &Id) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digest = Sha256::digest(id.to_string().as_bytes());
-    let mut hex = String::with_capacity(digest.len() * 2);
-    for byte in digest {
-        hex.push(char::from(HEX[usize::from(byte >> 4)]));
-        hex.push(char::from(HEX[usize::from(byte & 0x0f)]));
-    }
-    hex
+    crate::token::sha256_hex(&id.to_string())
 }
 
 fn parts(record: &Record) -> StoreResult<(String, Option<i64>, String, time::PrimitiveDateTime)> {
@@ -125,6 +117,7 @@ impl SessionStore for DbSessionStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::{Digest, Sha256};
 
     #[test]
     fn session_ids_are_stored_as_lowercase_hex_sha256() {
