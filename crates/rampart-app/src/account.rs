@@ -5,9 +5,9 @@
 //! framework's datastore) and the profile by its `ON DELETE CASCADE`; then the profile picture's
 //! file is removed. Auth tokens die with the user, and the email address can be registered again.
 
-use axum::response::Response;
 use rampart::AuthContext;
 use rampart::CurrentPassword;
+use rampart::reply::Rejection;
 use rampart::{FieldErrors, Security, User};
 
 use crate::avatar::MediaStore;
@@ -17,9 +17,9 @@ use crate::avatar::MediaStore;
 pub enum PasswordRefused {
     /// `field: ["Password not provided"]` or `["Invalid password"]`.
     Errors(FieldErrors),
-    /// The user's login limit is used up: the framework's 429 answer (`Retry-After`, in the
+    /// The user's login limit is used up: the framework's 429 rejection (`Retry-After`, in the
     /// request's format), the same whether the password was right or not.
-    Limited(Response),
+    Limited(Rejection),
 }
 
 /// Checks `password` against the request's user's, through the framework's
@@ -43,13 +43,14 @@ pub async fn check_password(
         ))));
     };
     Ok(
-        match rampart::check_current_password(ctx, user, password).await? {
-            CurrentPassword::Valid => Ok(()),
-            CurrentPassword::Invalid => Err(PasswordRefused::Errors(FieldErrors::single(
+        match rampart::check_current_password(ctx, user, password).await {
+            Ok(CurrentPassword::Valid) => Ok(()),
+            Ok(CurrentPassword::Invalid) => Err(PasswordRefused::Errors(FieldErrors::single(
                 field,
                 security.msg("INVALID_PASSWORD", &[]),
             ))),
-            CurrentPassword::Limited(limited) => Err(PasswordRefused::Limited(limited)),
+            Err(Rejection::Failed(error)) => return Err(error),
+            Err(limited) => Err(PasswordRefused::Limited(limited)),
         },
     )
 }

@@ -72,18 +72,23 @@
 //! - **Setting up**: [`Settings`] → [`SecurityConfig`] → [`Security::builder`] ([`SecurityBuilder`])
 //!   with a [`Datastore`] and a [`Mailer`]; then [`Security::router`] and [`Security::layer`]
 //!   ([`SecurityLayer`]), and [`serve`] with [`ServerLimits`].
-//! - **Protecting routes**: the extractors [`CurrentUser`], [`RequireRole`], [`RequirePermission`]
+//! - **Protecting routes**: the extractors [`CurrentUser`], [`FreshUser`] (re-authenticated
+//!   within `SECURITY_FRESHNESS`), [`RequireRole`], [`RequirePermission`]
 //!   and the request's [`AuthContext`]; the guard layers [`auth_required`], [`roles_required`],
 //!   [`roles_accepted`], [`permissions_required`], [`permissions_accepted`], [`anonymous_required`].
 //! - **Flows**, for an app's own pages, its CLI and its tests: signing in and out
 //!   ([`check_password`], [`login_user`], [`logout_user`]), registration
 //!   ([`validate_registration`], [`register_user`], [`confirm_email`]), passwords
-//!   ([`check_current_password`], [`validate_password_change`], [`forgot_password`],
+//!   ([`check_current_password`], [`validate_password_change`], [`change_password`],
+//!   [`forgot_password`],
 //!   [`check_reset_token`], [`set_new_password`]), [`sign_out_other_sessions`] and
 //!   [`confirm_email_change`].
-//! - **Replies** in the request's format: the [`reply`] module (Flask-Security's JSON envelope,
-//!   redirects, pages rendered with the framework's [`Templates`]), and [`FieldErrors`] /
-//!   [`FormInput`] for forms.
+//! - **Replies** in the request's format: a handler returns what happened, a
+//!   [`reply::Reply`] (a form, a form with errors, done), or refuses with a typed
+//!   [`reply::Rejection`] (rate limited, re-authentication needed), and the security layer
+//!   renders it once in the request's format; the [`reply`] module also has the building blocks
+//!   (Flask-Security's JSON envelope, redirects, pages rendered with the framework's
+//!   [`Templates`]), and [`FieldErrors`] / [`FormInput`] for forms.
 //! - **Data**: [`User`], [`Role`], [`NewUser`], the [`Datastore`] and its errors; passwords
 //!   ([`PasswordHasher`]), tokens ([`TokenSigner`], [`random_hex`]), identities
 //!   ([`normalize_email`], [`normalize_username`]), the [`totp`] helpers, the [`Clock`]
@@ -112,7 +117,7 @@ pub use clock::{Clock, SystemClock, TestClock};
 pub use config::{ConfigError, EmailValidatorArgs, RateLimit, SecurityConfig, Settings};
 pub use datastore::{Datastore, DatastoreError, DbPool, RateLimitDecision, SessionInfo};
 pub use error::{Error, ErrorKind, Result};
-pub use features::change::{ChangeRefusal, validate as validate_password_change};
+pub use features::change::{change_password, validate as validate_password_change};
 pub use features::change_email::{ChangeEmailOutcome, confirm_change as confirm_email_change};
 pub use features::confirm::{ConfirmOutcome, confirm_email};
 pub use features::recover::{ResetToken, check_reset_token, forgot_password};
@@ -139,7 +144,7 @@ pub use web::auth::{
 };
 pub use web::context::{AuthContext, AuthMethod, AuthUser};
 pub use web::extract::{
-    AuthRejection, CurrentUser, PermissionName, RequirePermission, RequireRole, RoleName,
+    AuthRejection, CurrentUser, FreshUser, PermissionName, RequirePermission, RequireRole, RoleName,
 };
 pub use web::forms::{FieldErrors, FormInput};
 pub use web::guard::{
@@ -171,6 +176,8 @@ pub mod two_factor {
 /// framework's templates (so an app's pages share its layout, flashes and CSRF token).
 pub mod reply {
     pub use crate::web::forms::parse_json_object;
+    pub use crate::web::negotiate::{Form, Html, Json, Reply};
+    pub use crate::web::rejection::{Limited, Rejection};
     pub use crate::web::reply::{html, json, json_errors, json_of, json_ok, redirect};
     pub use crate::web::templates::page;
 }

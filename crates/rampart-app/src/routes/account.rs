@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use minijinja::context;
 use rampart::{FieldErrors, FormInput};
@@ -68,7 +68,7 @@ async fn post_delete(
     match crate::account::check_password(&page.ctx, user, password.as_deref(), "delete_password")
         .await?
     {
-        Err(PasswordRefused::Limited(limited)) => Ok(limited),
+        Err(PasswordRefused::Limited(limited)) => Ok(limited.into_response()),
         Err(PasswordRefused::Errors(errors)) => {
             // The security page again, with the error under the delete form's password.
             render(

@@ -7,7 +7,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 use rampart::reply::{json, json_errors, json_of, json_ok};
 use rampart::{
@@ -218,7 +218,7 @@ async fn delete_account(
         Err(PasswordRefused::Errors(errors)) => {
             Ok(json_errors(StatusCode::BAD_REQUEST, &[], Some(&errors)))
         }
-        Err(PasswordRefused::Limited(limited)) => Ok(limited),
+        Err(PasswordRefused::Limited(limited)) => Ok(limited.into_response()),
     }
 }
 

@@ -8,8 +8,6 @@
 //! Template: `security/change_password.html`. Mail: `change_notice`.
 
 use axum::Router;
-use axum::http::StatusCode;
-use axum::response::Response;
 use axum::routing::get;
 use minijinja::context;
 use serde_json::{Value, json};
@@ -19,8 +17,12 @@ use crate::model::User;
 use crate::web::context::{AuthContext, AuthMethod};
 use crate::web::extract::CurrentUser;
 use crate::web::forms::{FieldErrors, FormInput};
+use crate::web::negotiate::{Form, Html, Json, Reply};
 use crate::web::rate_limit::CurrentPassword;
+use crate::web::rejection::Rejection;
 use crate::web::security::Security;
+
+const TEMPLATE: &str = "security/change_password.html";
 
 pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
     Router::new().route(
@@ -29,24 +31,21 @@ pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
     )
 }
 
-/// Why a change of password was not accepted.
-#[derive(Debug)]
-pub enum ChangeRefusal {
-    /// The form's errors (missing or wrong current password, a weak or mismatched new one).
-    Errors(FieldErrors),
-    /// The account's login limit is used up: the 429 answer (see
-    /// [`check_current_password`](crate::web::rate_limit::check_current_password)); it says
-    /// nothing about the current password, right or wrong.
-    Limited(Response),
-}
-
-/// Validates a change of password for the request's `user`, checking the current one on the
-/// hashing pool; the check counts against the user's login limit first.
+/// Validates a change of password for `user`: the current password (checked on the hashing
+/// pool, counted against the user's login limit first), and the new one against the password
+/// policy. `Ok(Ok(new_password))` when it may be set, `Ok(Err(errors))` with the form's errors.
+///
+/// # Errors
+///
+/// [`Rejection::Limited`] while the account's login limit is used up (see
+/// [`check_current_password`](crate::web::rate_limit::check_current_password)): it says nothing
+/// about the current password, right or wrong. [`Rejection::Failed`] when the datastore or the
+/// hasher fails.
 pub async fn validate(
     ctx: &AuthContext,
     user: &User,
     input: &mut FormInput,
-) -> crate::Result<Result<String, ChangeRefusal>> {
+) -> Result<Result<String, FieldErrors>, Rejection> {
     let security = ctx.security();
     let current = input.text("password");
     let new_password = input.text("new_password");
@@ -54,15 +53,10 @@ pub async fn validate(
     // Counted and checked before anything else is said: while the limit is used up, the answer
     // is the same 429 whatever the password (no "same as the previous one").
     let current_valid = match current.as_deref().filter(|c| !c.is_empty()) {
-        Some(current) => {
-            match crate::web::rate_limit::check_current_password(ctx, user, current).await? {
-                CurrentPassword::Limited(limited) => {
-                    return Ok(Err(ChangeRefusal::Limited(limited)));
-                }
-                CurrentPassword::Valid => Some(true),
-                CurrentPassword::Invalid => Some(false),
-            }
-        }
+        Some(current) => Some(
+            crate::web::rate_limit::check_current_password(ctx, user, current).await?
+                == CurrentPassword::Valid,
+        ),
         None => None,
     };
     let mut errors = input.take_errors();
@@ -86,85 +80,82 @@ pub async fn validate(
     }
     Ok(errors
         .into_result()
-        .map(|()| new_password.unwrap_or_default())
-        .map_err(ChangeRefusal::Errors))
+        .map(|()| new_password.unwrap_or_default()))
 }
 
-async fn get_change(ctx: AuthContext, user: CurrentUser) -> crate::Result<Response> {
-    if ctx.is_json() {
-        let mut response = ctx.json_base().await?;
-        response.insert(
-            "active_password".into(),
-            Value::Bool(user.user.password.is_some()),
-        );
-        response.insert("user".into(), ctx.user_payload(&user, false)?);
-        return Ok(crate::web::reply::json_ok(response));
+/// Sets `new_password` (already validated, see [`validate`]) for `user` and mails the
+/// `change_notice` (`SECURITY_SEND_PASSWORD_CHANGE_EMAIL`): the uniquifier rotates, so every
+/// session and auth token of the user ends. Returns the user as now stored. `recovery_link` is
+/// the absolute reset URL the notice offers (when `SECURITY_RECOVERABLE`).
+///
+/// # Errors
+///
+/// The datastore's, the hasher's or the mailer's error.
+pub async fn change_password(
+    security: &Security,
+    user: &User,
+    new_password: &str,
+    recovery_link: Option<String>,
+) -> crate::Result<User> {
+    let config = security.config();
+    let uniquifier = crate::web::auth::set_new_password(security, user, new_password).await?;
+    let mut updated = user.clone();
+    updated.fs_uniquifier = uniquifier;
+    if config.send_password_change_email {
+        crate::web::notify::send(
+            security,
+            "change_notice",
+            &updated.email,
+            context! { user => crate::web::notify::user_context(&updated), recovery_link => recovery_link, app_name => config.app_name },
+        )?;
     }
-    crate::web::templates::form_page(
-        &ctx,
-        "security/change_password.html",
-        Value::Null,
-        &FieldErrors::new(),
-        context! {},
-    )
-    .await
+    Ok(updated)
+}
+
+async fn get_change(ctx: AuthContext, user: CurrentUser) -> Result<Reply, Rejection> {
+    Ok(Reply::Form(
+        Form::new(TEMPLATE)
+            .json("active_password", Value::Bool(user.user.password.is_some()))
+            .json("user", ctx.user_payload(&user, false)?),
+    ))
 }
 
 async fn post_change(
     ctx: AuthContext,
     user: CurrentUser,
     mut input: FormInput,
-) -> crate::Result<Response> {
+) -> Result<Reply, Rejection> {
     let security = ctx.security().clone();
     let config = security.config();
     let new_password = match validate(&ctx, &user.user, &mut input).await? {
         Ok(password) => password,
-        Err(ChangeRefusal::Limited(limited)) => return Ok(limited),
-        Err(ChangeRefusal::Errors(errors)) => {
-            return crate::web::templates::form_errors(
-                &ctx,
-                "security/change_password.html",
-                json!({}),
-                &errors,
-                context! {},
-            )
-            .await;
+        Err(errors) => {
+            return Ok(Reply::Invalid(
+                Form::new(TEMPLATE).values(json!({})).errors(errors),
+            ));
         }
     };
-    let uniquifier =
-        crate::web::auth::set_new_password(&security, &user.user, &new_password).await?;
-    let mut updated = user.user.clone();
-    updated.fs_uniquifier = uniquifier;
+    let recovery_link = config
+        .recoverable
+        .then(|| ctx.external_url(&config.url(&config.reset_url)));
+    let updated = change_password(&security, &user.user, &new_password, recovery_link).await?;
     let csrf = if user.method == AuthMethod::Session {
         crate::web::auth::refresh_session_user(&ctx, &updated).await?
     } else {
         ctx.csrf_token().await?
     };
-    if config.send_password_change_email {
-        let recovery_link = config
-            .recoverable
-            .then(|| ctx.external_url(&config.url(&config.reset_url)));
-        crate::web::notify::send(
-            &security,
-            "change_notice",
-            &updated.email,
-            context! { user => crate::web::notify::user_context(&updated), recovery_link => recovery_link, app_name => config.app_name },
-        )?;
-    }
-    if ctx.is_json() {
-        let auth_user = crate::web::context::AuthUser {
-            user: updated,
-            roles: user.roles.clone(),
-            method: user.method,
-        };
-        let response = json!({"csrf_token": csrf, "user": ctx.user_payload(&auth_user, false)?});
-        return Ok(crate::web::reply::json(StatusCode::OK, response));
-    }
-    ctx.flash("success", &security.msg("PASSWORD_CHANGE", &[]))
-        .await?;
+    let auth_user = crate::web::context::AuthUser {
+        user: updated,
+        roles: user.roles.clone(),
+        method: user.method,
+    };
+    let json = json!({"csrf_token": csrf, "user": ctx.user_payload(&auth_user, false)?});
     let target = config
         .post_change_view
         .clone()
         .unwrap_or_else(|| config.url(&config.change_url));
-    Ok(crate::web::reply::redirect(&target))
+    Ok(Reply::done(
+        Json::ok(json),
+        Html::flash_redirect("success", security.msg("PASSWORD_CHANGE", &[]), target),
+    ))
 }

@@ -28,8 +28,10 @@ use crate::config::SecurityConfig;
 use crate::datastore::DatastoreError;
 use crate::model::User;
 use crate::web::context::AuthContext;
-use crate::web::extract::CurrentUser;
+use crate::web::extract::{CurrentUser, FreshUser};
 use crate::web::forms::{FieldErrors, FormInput};
+use crate::web::negotiate::{Form, Html, Json, Reply};
+use crate::web::rejection::Rejection;
 use crate::web::security::Security;
 
 const SALT: &str = "change-email-salt";
@@ -205,84 +207,59 @@ pub async fn confirm_change(security: &Security, token: &str) -> crate::Result<C
     Ok(ChangeEmailOutcome::Changed(Box::new(changed)))
 }
 
-async fn json_answer(ctx: &AuthContext, user: &CurrentUser) -> crate::Result<Response> {
-    let mut response = ctx.json_base().await?;
-    response.insert(
-        "current_email".into(),
-        Value::String(user.user.email.clone()),
-    );
-    response.insert("user".into(), ctx.user_payload(user, false)?);
-    Ok(crate::web::reply::json_ok(response))
+const TEMPLATE: &str = "security/change_email.html";
+
+/// The form, showing the current address; JSON clients get it with their user.
+fn change_email_form(ctx: &AuthContext, user: &CurrentUser) -> crate::Result<Form> {
+    Ok(Form::new(TEMPLATE)
+        .page(context! { current_email => user.user.email })
+        .json("current_email", Value::String(user.user.email.clone()))
+        .json("user", ctx.user_payload(user, false)?))
 }
 
-async fn get_change_email(ctx: AuthContext, user: CurrentUser) -> crate::Result<Response> {
-    if let Some(stale) = crate::features::verify::require_fresh(&ctx).await? {
-        return Ok(stale);
-    }
-    if ctx.is_json() {
-        return json_answer(&ctx, &user).await;
-    }
-    crate::web::templates::form_page(
-        &ctx,
-        "security/change_email.html",
-        Value::Null,
-        &FieldErrors::new(),
-        context! { current_email => user.user.email },
-    )
-    .await
+async fn get_change_email(ctx: AuthContext, user: FreshUser) -> Result<Reply, Rejection> {
+    Ok(Reply::Form(change_email_form(&ctx, &user.0)?))
 }
 
 async fn post_change_email(
     ctx: AuthContext,
-    user: CurrentUser,
+    FreshUser(user): FreshUser,
     mut input: FormInput,
-) -> crate::Result<Response> {
-    if let Some(stale) = crate::features::verify::require_fresh(&ctx).await? {
-        return Ok(stale);
-    }
+) -> Result<Reply, Rejection> {
     let security = ctx.security().clone();
-    let form_errors = async |errors: &FieldErrors, email: &str| {
-        crate::web::templates::form_errors(
-            &ctx,
-            "security/change_email.html",
-            json!({ "email": email }),
-            errors,
-            context! { current_email => user.user.email },
-        )
-        .await
+    let invalid = |errors: FieldErrors, email: &str| -> Result<Reply, Rejection> {
+        Ok(Reply::Invalid(
+            change_email_form(&ctx, &user)?
+                .values(json!({ "email": email }))
+                .errors(errors),
+        ))
     };
     let new_email = match validate(&security, &user.user, &mut input).await? {
         Ok(email) => email,
         Err(errors) => {
             let email = input.text("email").unwrap_or_default();
-            return form_errors(&errors, &email).await;
+            return invalid(errors, &email);
         }
     };
     // Every request counts, per user and per address, before anything is looked up.
-    if let Some(limited) = crate::web::rate_limit::count_change_email(&ctx, user.user.id).await? {
-        return Ok(limited);
-    }
-    if let Some(limited) = crate::web::rate_limit::check_mail(&ctx, &new_email).await? {
-        return Ok(limited);
-    }
+    crate::web::rate_limit::count_change_email(&ctx, user.user.id).await?;
+    crate::web::rate_limit::check_mail(&ctx, &new_email).await?;
     if let Err(errors) = request_change(&security, &user.user, &new_email, &|path| {
         ctx.external_url(path)
     })
     .await?
     {
-        return form_errors(&errors, &new_email).await;
+        return invalid(errors, &new_email);
     }
-    if ctx.is_json() {
-        return json_answer(&ctx, &user).await;
-    }
-    ctx.flash(
-        "success",
-        &security.msg("CHANGE_EMAIL_SENT", &[("email", &new_email)]),
-    )
-    .await?;
     let config = security.config();
-    Ok(crate::web::reply::redirect(
-        &config.url(&config.change_email_url),
+    let form = change_email_form(&ctx, &user)?;
+    Ok(Reply::done(
+        Json::Base(form.into_json()),
+        Html::flash_redirect(
+            "success",
+            security.msg("CHANGE_EMAIL_SENT", &[("email", &new_email)]),
+            config.url(&config.change_email_url),
+        ),
     ))
 }
 

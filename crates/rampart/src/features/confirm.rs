@@ -18,6 +18,7 @@ use crate::config::SecurityConfig;
 use crate::model::User;
 use crate::web::context::AuthContext;
 use crate::web::forms::{FieldErrors, FormInput};
+use crate::web::rejection::Rejection;
 use crate::web::security::Security;
 
 const SALT: &str = "confirm-salt";
@@ -174,13 +175,14 @@ async fn get_send_confirmation(ctx: AuthContext) -> crate::Result<Response> {
     .await
 }
 
-async fn post_send_confirmation(ctx: AuthContext, mut input: FormInput) -> crate::Result<Response> {
+async fn post_send_confirmation(
+    ctx: AuthContext,
+    mut input: FormInput,
+) -> Result<Response, Rejection> {
     let security = ctx.security().clone();
     let (email, mut errors) = crate::web::forms::read_email_field(&security, &mut input);
-    if errors.is_empty()
-        && let Some(limited) = crate::web::rate_limit::check_mail(&ctx, &email).await?
-    {
-        return Ok(limited);
+    if errors.is_empty() {
+        crate::web::rate_limit::check_mail(&ctx, &email).await?;
     }
     if errors.is_empty()
         && let Err(detailed) =
@@ -191,14 +193,14 @@ async fn post_send_confirmation(ctx: AuthContext, mut input: FormInput) -> crate
     }
     if !errors.is_empty() {
         let values = json!({ "email": email });
-        return crate::web::templates::form_errors(
+        return Ok(crate::web::templates::form_errors(
             &ctx,
             "security/send_confirmation.html",
             values,
             &errors,
             context! {},
         )
-        .await;
+        .await?);
     }
     if ctx.is_json() {
         return Ok(crate::web::reply::json_ok(ctx.json_base().await?));

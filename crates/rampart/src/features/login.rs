@@ -21,6 +21,7 @@ use crate::config::SecurityConfig;
 use crate::model::User;
 use crate::web::context::AuthContext;
 use crate::web::forms::{FieldErrors, FormInput};
+use crate::web::rejection::Rejection;
 use crate::web::security::Security;
 
 /// Checking a password lives in the web layer, shared with HTTP Basic.
@@ -231,11 +232,9 @@ async fn post_login(
     ctx: AuthContext,
     Query(query): Query<LoginQuery>,
     mut input: FormInput,
-) -> crate::Result<Response> {
+) -> Result<Response, Rejection> {
     let _ = &query.include_auth_token;
-    if let Some(limited) = crate::web::rate_limit::check_login(&ctx).await? {
-        return Ok(limited);
-    }
+    crate::web::rate_limit::check_login(&ctx).await?;
     let security = ctx.security().clone();
     let host = ctx.host.clone();
     let outcome = match validate(&security, host.as_deref(), &mut input, query.next.clone()) {
@@ -245,13 +244,13 @@ async fn post_login(
                 .datastore()
                 .user_by_identity(form.identity.trim())
                 .await?;
-            if let Some(limited) =
+            let counted =
                 crate::web::rate_limit::check_login_account(&ctx, account.as_ref(), &form.identity)
-                    .await?
-            {
+                    .await;
+            if let Err(Rejection::Limited(_)) = &counted {
                 crate::features::unlock::offer(&ctx, &form.identity);
-                return Ok(limited);
             }
+            counted?;
             let outcome = authenticate_user(&security, &form, account).await?;
             if let Ok(user) = &outcome {
                 crate::web::rate_limit::clear_login_account(&security, user.id).await?;
@@ -263,15 +262,15 @@ async fn post_login(
     match outcome {
         Ok((user, form)) => {
             if crate::model::second_factor_required(security.config(), &user) {
-                return crate::features::two_factor::begin_login(
+                return Ok(crate::features::two_factor::begin_login(
                     &ctx,
                     &user,
                     form.remember,
                     form.next,
                 )
-                .await;
+                .await?);
             }
-            crate::web::auth::finish_login(&ctx, &user, form.remember, form.next).await
+            Ok(crate::web::auth::finish_login(&ctx, &user, form.remember, form.next).await?)
         }
         Err(errors) => {
             if ctx.is_json() {
@@ -295,7 +294,7 @@ async fn post_login(
             let next = query.next.as_deref().filter(|n| {
                 crate::redirect::safe_next(security.config(), host.as_deref(), n).is_ok()
             });
-            render_form(&ctx, StatusCode::OK, Some(values), &errors, next, remember).await
+            Ok(render_form(&ctx, StatusCode::OK, Some(values), &errors, next, remember).await?)
         }
     }
 }

@@ -22,6 +22,7 @@ use crate::config::SecurityConfig;
 use crate::model::User;
 use crate::web::context::AuthContext;
 use crate::web::forms::{FieldErrors, FormInput};
+use crate::web::rejection::Rejection;
 use crate::web::security::Security;
 
 /// Setting the new password of a reset lives in the web layer, shared with change password.
@@ -176,13 +177,11 @@ async fn get_forgot(ctx: AuthContext) -> crate::Result<Response> {
     .await
 }
 
-async fn post_forgot(ctx: AuthContext, mut input: FormInput) -> crate::Result<Response> {
+async fn post_forgot(ctx: AuthContext, mut input: FormInput) -> Result<Response, Rejection> {
     let security = ctx.security().clone();
     let (email, mut errors) = crate::web::forms::read_email_field(&security, &mut input);
-    if errors.is_empty()
-        && let Some(limited) = crate::web::rate_limit::check_mail(&ctx, &email).await?
-    {
-        return Ok(limited);
+    if errors.is_empty() {
+        crate::web::rate_limit::check_mail(&ctx, &email).await?;
     }
     if errors.is_empty()
         && let Err(detailed) =
@@ -192,14 +191,14 @@ async fn post_forgot(ctx: AuthContext, mut input: FormInput) -> crate::Result<Re
         errors = detailed;
     }
     if !errors.is_empty() {
-        return crate::web::templates::form_errors(
+        return Ok(crate::web::templates::form_errors(
             &ctx,
             "security/forgot_password.html",
             json!({"email": email}),
             &errors,
             context! {},
         )
-        .await;
+        .await?);
     }
     if ctx.is_json() {
         return Ok(crate::web::reply::json_ok(ctx.json_base().await?));
@@ -209,7 +208,7 @@ async fn post_forgot(ctx: AuthContext, mut input: FormInput) -> crate::Result<Re
     } else {
         security.msg("PASSWORD_RESET_REQUEST", &[("email", &email)])
     };
-    crate::web::templates::message_page(&ctx, "Check your email", &message, None).await
+    Ok(crate::web::templates::message_page(&ctx, "Check your email", &message, None).await?)
 }
 
 async fn invalid_token_redirect(

@@ -12,18 +12,19 @@
 //! Templates: `security/mf_recovery_codes.html`, `security/mf_recovery.html`.
 
 use axum::Router;
-use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use minijinja::context;
-use serde_json::{Value, json};
+use serde_json::{Map, json};
 
 use crate::config::SecurityConfig;
 use crate::model::User;
 use crate::web::context::AuthContext;
-use crate::web::extract::CurrentUser;
+use crate::web::extract::FreshUser;
 use crate::web::forms::{FieldErrors, FormInput};
-use crate::web::pending_login;
+use crate::web::negotiate::{Form, Html, Json, Reply};
+use crate::web::pending_login::{self, PendingSignIn};
+use crate::web::rejection::Rejection;
 use crate::web::security::Security;
 
 /// Prefix of the data whose keyed digest is stored, so the digests serve nothing else.
@@ -109,86 +110,59 @@ pub(crate) async fn spend(security: &Security, user: &User, code: &str) -> crate
         .await?)
 }
 
-async fn get_codes(ctx: AuthContext, user: CurrentUser) -> crate::Result<Response> {
-    if let Some(stale) = crate::features::verify::require_fresh(&ctx).await? {
-        return Ok(stale);
-    }
+const CODES_TEMPLATE: &str = "security/mf_recovery_codes.html";
+
+async fn get_codes(user: FreshUser) -> Reply {
     let left = stored(&user.user).len();
-    if ctx.is_json() {
-        let mut response = ctx.json_base().await?;
-        response.insert("recovery_codes".into(), json!([]));
-        response.insert("recovery_codes_left".into(), json!(left));
-        return Ok(crate::web::reply::json_ok(response));
-    }
-    codes_page(&ctx, left, None).await
-}
-
-async fn codes_page(
-    ctx: &AuthContext,
-    left: usize,
-    codes: Option<Vec<String>>,
-) -> crate::Result<Response> {
-    crate::web::templates::page(
-        ctx,
-        "security/mf_recovery_codes.html",
-        StatusCode::OK,
-        context! { left => left, codes => codes },
+    let mut json = Map::new();
+    json.insert("recovery_codes".into(), json!([]));
+    json.insert("recovery_codes_left".into(), json!(left));
+    Reply::done(
+        Json::Base(json),
+        Html::Page {
+            template: CODES_TEMPLATE,
+            context: context! { left => left, codes => Option::<Vec<String>>::None },
+        },
     )
-    .await
 }
 
-async fn post_codes(ctx: AuthContext, user: CurrentUser) -> crate::Result<Response> {
-    if let Some(stale) = crate::features::verify::require_fresh(&ctx).await? {
-        return Ok(stale);
-    }
+async fn post_codes(ctx: AuthContext, user: FreshUser) -> Result<Reply, Rejection> {
     let codes = generate(ctx.security(), &user.user).await?;
-    if ctx.is_json() {
-        let mut response = ctx.json_base().await?;
-        response.insert("recovery_codes".into(), json!(codes));
-        return Ok(crate::web::reply::json_ok(response));
-    }
+    let mut json = Map::new();
+    json.insert("recovery_codes".into(), json!(codes));
     let left = codes.len();
-    codes_page(&ctx, left, Some(codes)).await
+    Ok(Reply::done(
+        Json::Base(json),
+        Html::Page {
+            template: CODES_TEMPLATE,
+            context: context! { left => left, codes => Some(codes) },
+        },
+    ))
 }
 
-async fn get_recovery(ctx: AuthContext) -> crate::Result<Response> {
-    if pending_login::pending_user(&ctx).await?.is_none() {
-        return pending_login::permission_denied(&ctx).await;
-    }
-    if ctx.is_json() {
-        return Ok(crate::web::reply::json_ok(ctx.json_base().await?));
-    }
-    recovery_page(&ctx, &FieldErrors::new()).await
+fn recovery_form() -> Form {
+    Form::new("security/mf_recovery.html")
 }
 
-async fn recovery_page(ctx: &AuthContext, errors: &FieldErrors) -> crate::Result<Response> {
-    crate::web::templates::form_errors(
-        ctx,
-        "security/mf_recovery.html",
-        Value::Null,
-        errors,
-        context! {},
-    )
-    .await
+async fn get_recovery(_pending: PendingSignIn) -> Reply {
+    Reply::Form(recovery_form())
 }
 
-async fn post_recovery(ctx: AuthContext, mut input: FormInput) -> crate::Result<Response> {
+async fn post_recovery(
+    ctx: AuthContext,
+    PendingSignIn(user): PendingSignIn,
+    mut input: FormInput,
+) -> Result<Response, Rejection> {
     let security = ctx.security().clone();
-    let Some(user) = pending_login::pending_user(&ctx).await? else {
-        return pending_login::permission_denied(&ctx).await;
-    };
     // Counted before the check, atomically: a concurrent burst gets at most the limit checked.
-    if let Some(limited) = crate::web::rate_limit::count_code(&ctx, user.id).await? {
-        return Ok(limited);
-    }
+    crate::web::rate_limit::count_code(&security, user.id).await??;
     let code = input.text("code").unwrap_or_default();
     if !spend(&security, &user, &code).await? {
         let errors = FieldErrors::single("code", security.msg("INVALID_RECOVERY_CODE", &[]));
-
-        return recovery_page(&ctx, &errors).await;
+        return Ok(Reply::Invalid(recovery_form().errors(errors)).into_response());
     }
     crate::web::rate_limit::clear_codes(&security, user.id).await?;
-    pending_login::complete_login(&ctx, &user).await
+    Ok(pending_login::complete_login(&ctx, &user).await?)
 }
 
 #[cfg(test)]

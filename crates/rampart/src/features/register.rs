@@ -25,6 +25,7 @@ use crate::model::{NewUser, User};
 use crate::web::context::AuthContext;
 use crate::web::forms::{FieldErrors, FormInput, canonical_email, new_password_errors};
 use crate::web::notify::user_context;
+use crate::web::rejection::Rejection;
 use crate::web::security::Security;
 
 pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
@@ -281,7 +282,7 @@ async fn get_register(ctx: AuthContext) -> crate::Result<Response> {
     .await
 }
 
-async fn post_register(ctx: AuthContext, mut input: FormInput) -> crate::Result<Response> {
+async fn post_register(ctx: AuthContext, mut input: FormInput) -> Result<Response, Rejection> {
     let security = ctx.security().clone();
     let config = security.config();
     let form = match validate(&security, &mut input).await? {
@@ -300,20 +301,18 @@ async fn post_register(ctx: AuthContext, mut input: FormInput) -> crate::Result<
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
             let values = Value::Object(values);
-            return crate::web::templates::form_errors(
+            return Ok(crate::web::templates::form_errors(
                 &ctx,
                 "security/register_user.html",
                 values,
                 &errors,
                 context! {},
             )
-            .await;
+            .await?);
         }
     };
     let email = form.email.clone();
-    if let Some(limited) = crate::web::rate_limit::check_mail(&ctx, &email).await? {
-        return Ok(limited);
-    }
+    crate::web::rate_limit::check_mail(&ctx, &email).await?;
     let outcome = register_user(&security, form, &|path| ctx.external_url(path)).await?;
     let signed_in = match &outcome {
         RegisterOutcome::Created(user)
@@ -346,13 +345,13 @@ async fn post_register(ctx: AuthContext, mut input: FormInput) -> crate::Result<
     if config.confirmable {
         let message = security.msg("CONFIRM_REGISTRATION", &[("email", &email)]);
         let login = config.url(&config.login_url);
-        return crate::web::templates::message_page(
+        return Ok(crate::web::templates::message_page(
             &ctx,
             "Check your email",
             &message,
             Some((&login, "Go to sign in")),
         )
-        .await;
+        .await?);
     }
     Ok(crate::web::reply::redirect(&config.post_login_view))
 }

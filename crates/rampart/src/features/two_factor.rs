@@ -44,6 +44,7 @@ use crate::config::SecurityConfig;
 use crate::model::User;
 use crate::web::context::AuthContext;
 use crate::web::forms::FieldErrors;
+use crate::web::rejection::Limited;
 use crate::web::security::Security;
 
 pub use rescue::{Rescue, RescueOutcome, rescue};
@@ -83,10 +84,7 @@ pub enum CodeVerdict {
     /// Wrong, expired or already used.
     Invalid,
     /// Too many attempts for this user: no code was checked; try again after `retry_after`.
-    Limited {
-        /// How long until the user's attempts are counted afresh.
-        retry_after: Duration,
-    },
+    Limited(Limited),
 }
 
 /// Checks `code` against `user`'s own second factor (their method and secret): the second step
@@ -121,8 +119,8 @@ pub async fn check_code_for(
     secret: &str,
     code: &str,
 ) -> crate::Result<CodeVerdict> {
-    if let Err(retry_after) = crate::web::rate_limit::hit_code(security, user.id).await? {
-        return Ok(CodeVerdict::Limited { retry_after });
+    if let Err(limited) = crate::web::rate_limit::count_code(security, user.id).await? {
+        return Ok(CodeVerdict::Limited(limited));
     }
     let accepted = match code_step(security, method, secret, code) {
         Some(step) => security.datastore().claim_otp_step(user.id, step).await?,

@@ -17,6 +17,45 @@ const UNIQUIFIER_KEY: &str = "_fs_uid";
 /// When the session last proved the password (unix seconds): login and re-authentication.
 pub(crate) const AUTH_AT_KEY: &str = "_auth_at";
 
+/// Whether the request's user proved the password within `SECURITY_FRESHNESS` (Flask-Security's
+/// `check_and_update_authn_fresh`): auth tokens and HTTP Basic count as fresh (a token lives
+/// `SECURITY_TOKEN_MAX_AGE`, far less than the window); a session is fresh for the window after
+/// its login or its last re-authentication at `SECURITY_VERIFY_URL`.
+pub(crate) async fn is_fresh(ctx: &AuthContext) -> crate::Result<bool> {
+    let Some(window) = ctx.security().config().freshness else {
+        return Ok(true);
+    };
+    match ctx.user().map(|u| u.method) {
+        Some(AuthMethod::Token | AuthMethod::Basic) => return Ok(true),
+        Some(AuthMethod::Session) => {}
+        None => return Ok(false),
+    }
+    let at: Option<u64> = ctx.session.get(AUTH_AT_KEY).await?;
+    let now = ctx.security().unix_now();
+    Ok(at.is_some_and(|at| now.saturating_sub(at) <= window.as_secs()))
+}
+
+/// Refuses with [`Rejection::Reauthenticate`](crate::web::rejection::Rejection::Reauthenticate)
+/// unless the request's user proved the password recently ([`is_fresh`]); for handlers that
+/// cannot take the [`FreshUser`](crate::web::extract::FreshUser) extractor.
+pub(crate) async fn require_fresh(
+    ctx: &AuthContext,
+) -> Result<(), crate::web::rejection::Rejection> {
+    if is_fresh(ctx).await? {
+        Ok(())
+    } else {
+        Err(crate::web::rejection::Rejection::Reauthenticate)
+    }
+}
+
+/// Marks the session's password as proven now (a login, or re-authentication).
+pub(crate) async fn mark_fresh(ctx: &AuthContext) -> crate::Result<()> {
+    ctx.session
+        .insert(AUTH_AT_KEY, ctx.security().unix_now())
+        .await?;
+    Ok(())
+}
+
 /// Loads an active user and their roles by `fs_uniquifier`.
 pub(crate) async fn load_user(
     security: &Security,

@@ -119,6 +119,46 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for CurrentUser {
     }
 }
 
+/// The signed-in user, who proved the password recently (`SECURITY_FRESHNESS`, Flask-Security's
+/// `auth_required(within=…)`): for sensitive changes (the email address, two-factor, recovery
+/// codes), so a stolen session cookie alone cannot take the account over. Anonymous requests
+/// are refused as by [`CurrentUser`]; a stale session gets
+/// [`Rejection::Reauthenticate`](crate::web::rejection::Rejection::Reauthenticate) (a JSON `401`
+/// with `reauth_required`, or a redirect to `SECURITY_VERIFY_URL` that comes back).
+///
+/// ```no_run
+/// use rampart::FreshUser;
+/// async fn close_account(user: FreshUser) -> String {
+///     format!("Goodbye {}", user.user.email)
+/// }
+/// ```
+#[derive(Clone, Debug)]
+pub struct FreshUser(pub CurrentUser);
+
+impl Deref for FreshUser {
+    type Target = AuthUser;
+
+    fn deref(&self) -> &AuthUser {
+        &self.0
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for FreshUser {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let user = <CurrentUser as FromRequestParts<S>>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let ctx = context(parts).map_err(IntoResponse::into_response)?;
+        match crate::web::auth::is_fresh(&ctx).await {
+            Ok(true) => Ok(Self(user)),
+            Ok(false) => Err(crate::web::rejection::Rejection::Reauthenticate.into_response()),
+            Err(error) => Err(error.into_response()),
+        }
+    }
+}
+
 /// A role name known at compile time, for [`RequireRole`].
 ///
 /// ```

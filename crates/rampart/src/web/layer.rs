@@ -260,6 +260,7 @@ where
             None => return finish(&security, is_json, refusal),
         },
     };
+    response = crate::web::negotiate::render_marked(&ctx, response).await;
     if !is_json {
         response = error_page(&ctx, response).await;
     }

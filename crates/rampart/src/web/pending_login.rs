@@ -5,12 +5,15 @@
 
 use std::time::Duration;
 
+use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
 
 use crate::model::User;
 use crate::web::context::AuthContext;
 use crate::web::forms::FieldErrors;
+use crate::web::rejection::Rejection;
 
 const PENDING_USER: &str = "tf_user";
 const PENDING_REMEMBER: &str = "tf_remember";
@@ -98,6 +101,25 @@ pub(crate) async fn complete_login(ctx: &AuthContext, user: &User) -> crate::Res
     let next: Option<String> = ctx.session.get(PENDING_NEXT).await?.flatten();
     forget(ctx).await?;
     crate::web::auth::finish_login(ctx, user, remember, next).await
+}
+
+/// The user whose sign-in waits for a second factor, as an extractor: a request without one
+/// (none started, or it went stale) is refused with
+/// [`Rejection::NothingPending`](crate::web::rejection::Rejection::NothingPending).
+#[derive(Clone, Debug)]
+pub(crate) struct PendingSignIn(pub(crate) User);
+
+impl<S: Send + Sync> FromRequestParts<S> for PendingSignIn {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let ctx = crate::web::extract::context(parts).map_err(IntoResponse::into_response)?;
+        match pending_user(&ctx).await {
+            Ok(Some(user)) => Ok(Self(user)),
+            Ok(None) => Err(Rejection::NothingPending.into_response()),
+            Err(error) => Err(error.into_response()),
+        }
+    }
 }
 
 /// No login or setup in progress: a 400 envelope for JSON (`field_errors[""]`, as

@@ -9,6 +9,7 @@ use serde_json::json;
 use crate::config::RateLimit;
 use crate::model::User;
 use crate::web::context::AuthContext;
+use crate::web::rejection::{Limited, Rejection};
 use crate::web::security::Security;
 
 /// Counts a hit on `key`; `Err(retry_after)` once the limit is reached.
@@ -28,19 +29,21 @@ pub(crate) async fn hit(
     })
 }
 
-/// Counts a hit on `key` against `limit` (if any): the 429 answer once it is used up.
+/// Counts a hit on `key` against `limit` (if any): [`Limited`] once it is used up.
 async fn count(
-    ctx: &AuthContext,
+    security: &Security,
     key: &str,
     limit: Option<&RateLimit>,
-) -> crate::Result<Option<Response>> {
+) -> crate::Result<Result<(), Limited>> {
     let Some(limit) = limit else {
-        return Ok(None);
+        return Ok(Ok(()));
     };
-    Ok(hit(&ctx.security, key, limit)
+    Ok(hit(security, key, limit)
         .await?
-        .err()
-        .map(|retry_after| too_many(ctx, limit, retry_after)))
+        .map_err(|retry_after| Limited {
+            limit: limit.clone(),
+            retry_after,
+        }))
 }
 
 /// The key of an identity that names no account: its canonical spelling (as the datastore would
@@ -73,21 +76,21 @@ fn address_key(ctx: &AuthContext) -> String {
     format!("login:{address}")
 }
 
-/// Applies the login rate limit for the client's address; `Some(response)` when refused.
-pub(crate) async fn check_login(ctx: &AuthContext) -> crate::Result<Option<Response>> {
+/// Applies the login rate limit for the client's address.
+pub(crate) async fn check_login(ctx: &AuthContext) -> Result<(), Rejection> {
     let limit = ctx.security.config().login_rate_limit.as_ref();
-    count(ctx, &address_key(ctx), limit).await
+    Ok(count(&ctx.security, &address_key(ctx), limit).await??)
 }
 
 /// Counts a login attempt on an account (from any address), before its password is checked:
-/// `user` is the account `identity` names, if any. `Some(response)` when refused.
+/// `user` is the account `identity` names, if any.
 pub(crate) async fn check_login_account(
     ctx: &AuthContext,
     user: Option<&User>,
     identity: &str,
-) -> crate::Result<Option<Response>> {
+) -> Result<(), Rejection> {
     let limit = ctx.security.config().login_identity_rate_limit.as_ref();
-    count(ctx, &login_key(user, identity), limit).await
+    Ok(count(&ctx.security, &login_key(user, identity), limit).await??)
 }
 
 /// Clears an account's attempt count after a successful login (or an unlock link).
@@ -109,15 +112,22 @@ pub(crate) async fn count_basic(
     identity: &str,
 ) -> crate::Result<Option<Response>> {
     let config = ctx.security.config();
-    if let Some(refused) = count(ctx, &address_key(ctx), config.login_rate_limit.as_ref()).await? {
-        return Ok(Some(refused));
-    }
-    count(
-        ctx,
-        &login_key(user, identity),
-        config.login_identity_rate_limit.as_ref(),
+    let security = &ctx.security;
+    let mut counted = count(
+        security,
+        &address_key(ctx),
+        config.login_rate_limit.as_ref(),
     )
-    .await
+    .await?;
+    if counted.is_ok() {
+        counted = count(
+            security,
+            &login_key(user, identity),
+            config.login_identity_rate_limit.as_ref(),
+        )
+        .await?;
+    }
+    Ok(counted.err().map(|limited| limited.response(ctx)))
 }
 
 /// Takes back the hits of a successful HTTP Basic attempt (see [`count_basic`]).
@@ -151,24 +161,11 @@ fn account_limit(security: &Security) -> RateLimit {
 /// Counts an attempt at a one-time code (two-factor, recovery code, or a mailed code) for
 /// `user_id` *before* it is checked, atomically: `Some(response)` (429) once the limit is used
 /// up, so a concurrent burst gets at most the limit checked.
-pub(crate) async fn count_code(ctx: &AuthContext, user_id: i64) -> crate::Result<Option<Response>> {
-    Ok(hit_code(&ctx.security, user_id)
-        .await?
-        .err()
-        .map(|retry_after| too_many_codes(ctx, retry_after)))
-}
-
-/// [`count_code`] without a request: `Err(retry_after)` once the limit is used up.
-pub(crate) async fn hit_code(
+pub(crate) async fn count_code(
     security: &Security,
     user_id: i64,
-) -> crate::Result<Result<(), Duration>> {
-    hit(security, &code_key(user_id), &account_limit(security)).await
-}
-
-/// The 429 answer to an attempt at a code that [`hit_code`] refused.
-pub(crate) fn too_many_codes(ctx: &AuthContext, retry_after: Duration) -> Response {
-    too_many(ctx, &account_limit(&ctx.security), retry_after)
+) -> crate::Result<Result<(), Limited>> {
+    count(security, &code_key(user_id), Some(&account_limit(security))).await
 }
 
 /// Forgets `user_id`'s attempts at codes once one was right.
@@ -181,37 +178,34 @@ pub(crate) async fn clear_codes(security: &Security, user_id: i64) -> crate::Res
 }
 
 /// What a check of a signed-in user's current password came to ([`check_current_password`]).
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use]
 pub enum CurrentPassword {
     /// The password is right (the account's attempt count is cleared).
     Valid,
     /// The password is wrong, or the user has none.
     Invalid,
-    /// The account's login limit is used up: the 429 answer (with `Retry-After`, in the request's
-    /// format). Nothing was checked, so it says nothing about the password.
-    Limited(Response),
 }
 
 /// Checks `password` against `user`'s current one (change of password, re-authentication,
 /// deleting an account, …): the attempt counts against the user's login limit
 /// (`SECURITY_LOGIN_IDENTITY_RATE_LIMIT`, shared with `/login`; 10 per 5 minutes when that is
 /// off) *first*, atomically, and while that is used up the answer is
-/// [`CurrentPassword::Limited`] whether the password is right or not. A right password clears
-/// the count, as a login does. Users without a password get a dummy verification of equal cost.
+/// [`Rejection::Limited`] whether the password is right or not (nothing was checked, so it
+/// says nothing about the password). A right password clears the count, as a login does. Users
+/// without a password get a dummy verification of equal cost.
 ///
 /// # Errors
 ///
-/// The datastore's error, or the hasher's when it fails or is saturated.
+/// [`Rejection::Limited`]; [`Rejection::Failed`] with the datastore's error, or the hasher's
+/// when it fails or is saturated.
 pub async fn check_current_password(
     ctx: &AuthContext,
     user: &User,
     password: &str,
-) -> crate::Result<CurrentPassword> {
+) -> Result<CurrentPassword, Rejection> {
     let limit = account_limit(&ctx.security);
-    if let Some(limited) = count(ctx, &account_key(user.id), Some(&limit)).await? {
-        return Ok(CurrentPassword::Limited(limited));
-    }
+    count(&ctx.security, &account_key(user.id), Some(&limit)).await??;
     let hasher = ctx.security.hasher();
     let valid = match user.password.as_deref() {
         Some(hash) => hasher.verify(password, hash).await?.valid,
@@ -229,11 +223,8 @@ pub async fn check_current_password(
 
 /// Counts a request by `user_id` to change their email address (`SECURITY_MAIL_RATE_LIMIT`, or
 /// 10 per 10 minutes when that is off: each request may mail someone, and the answers must not
-/// be a fast way to try addresses); `Some(response)` (429) once used up.
-pub(crate) async fn count_change_email(
-    ctx: &AuthContext,
-    user_id: i64,
-) -> crate::Result<Option<Response>> {
+/// be a fast way to try addresses).
+pub(crate) async fn count_change_email(ctx: &AuthContext, user_id: i64) -> Result<(), Rejection> {
     let limit = ctx
         .security
         .config()
@@ -244,17 +235,20 @@ pub(crate) async fn count_change_email(
             window: Duration::from_secs(600),
             description: "10 per 10 minute".into(),
         });
-    count(ctx, &format!("change-email:{user_id}"), Some(&limit)).await
+    Ok(count(
+        &ctx.security,
+        &format!("change-email:{user_id}"),
+        Some(&limit),
+    )
+    .await??)
 }
 
 /// Counts a mail about to be sent to `recipient` on a visitor's request
-/// (`SECURITY_MAIL_RATE_LIMIT`); `Some(response)` (429) when that address has had enough.
-pub(crate) async fn check_mail(
-    ctx: &AuthContext,
-    recipient: &str,
-) -> crate::Result<Option<Response>> {
+/// (`SECURITY_MAIL_RATE_LIMIT`); refused when that address has had enough.
+pub(crate) async fn check_mail(ctx: &AuthContext, recipient: &str) -> Result<(), Rejection> {
     let key = format!("mail-to:{}", recipient.trim().to_lowercase());
-    count(ctx, &key, ctx.security.config().mail_rate_limit.as_ref()).await
+    let limit = ctx.security.config().mail_rate_limit.as_ref();
+    Ok(count(&ctx.security, &key, limit).await??)
 }
 
 /// A 429 answer with `Retry-After`, in the request's format.

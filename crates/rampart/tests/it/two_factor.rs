@@ -684,8 +684,8 @@ backend_test!(
                 .expect("check")
             {
                 CodeVerdict::Invalid => {}
-                CodeVerdict::Limited { retry_after } => {
-                    limited = Some(retry_after);
+                CodeVerdict::Limited(refused) => {
+                    limited = Some(refused.retry_after);
                     break;
                 }
                 CodeVerdict::Accepted => panic!("a wrong code was accepted"),
@@ -698,17 +698,11 @@ backend_test!(
         let verdict = two_factor::check_code(security, &user, &right)
             .await
             .expect("check");
-        assert!(
-            matches!(verdict, CodeVerdict::Limited { .. }),
-            "{verdict:?}"
-        );
+        assert!(matches!(verdict, CodeVerdict::Limited(_)), "{verdict:?}");
         let rescued = two_factor::rescue(security, &user, Rescue::Email)
             .await
             .expect("rescue");
-        assert!(
-            matches!(rescued, RescueOutcome::Limited { .. }),
-            "{rescued:?}"
-        );
+        assert!(matches!(rescued, RescueOutcome::Limited(_)), "{rescued:?}");
         app.advance(retry_after);
 
         // Rescue by email mails the current code, which a mailed code's window accepts.

@@ -2,8 +2,6 @@
 //! "email"}` mails the user a code (which then lives as long as mailed codes do); `"help"` asks a
 //! person at the site (`SECURITY_TWO_FACTOR_RESCUE_MAIL`) to help.
 
-use std::time::Duration;
-
 use axum::response::Response;
 use minijinja::context;
 use serde_json::{Value, json};
@@ -14,6 +12,7 @@ use crate::model::User;
 use crate::web::context::AuthContext;
 use crate::web::forms::{FieldErrors, FormInput};
 use crate::web::pending_login;
+use crate::web::rejection::Limited;
 use crate::web::security::Security;
 
 /// A way out for a sign-in whose second factor is at hand no more ([`rescue`]).
@@ -34,10 +33,7 @@ pub enum RescueOutcome {
     Sent,
     /// Too many attempts for this user: nothing was mailed (see
     /// [`super::CodeVerdict::Limited`]).
-    Limited {
-        /// How long until the user's attempts are counted afresh.
-        retry_after: Duration,
-    },
+    Limited(Limited),
 }
 
 /// Rescues `user`'s waiting sign-in `how`. Every mail counts as an attempt at a code, so rescue
@@ -47,8 +43,8 @@ pub enum RescueOutcome {
 ///
 /// The datastore's errors; rendering the mail fails.
 pub async fn rescue(security: &Security, user: &User, how: Rescue) -> crate::Result<RescueOutcome> {
-    if let Err(retry_after) = crate::web::rate_limit::hit_code(security, user.id).await? {
-        return Ok(RescueOutcome::Limited { retry_after });
+    if let Err(limited) = crate::web::rate_limit::count_code(security, user.id).await? {
+        return Ok(RescueOutcome::Limited(limited));
     }
     let config = security.config();
     match how {
@@ -115,8 +111,8 @@ pub(super) async fn post_rescue(ctx: AuthContext, mut input: FormInput) -> crate
     };
     match rescue(&security, &user, how).await? {
         RescueOutcome::Sent => {}
-        RescueOutcome::Limited { retry_after } => {
-            return Ok(crate::web::rate_limit::too_many_codes(&ctx, retry_after));
+        RescueOutcome::Limited(limited) => {
+            return Ok(limited.response(&ctx));
         }
     }
     if how == Rescue::Email {

@@ -16,7 +16,7 @@ use crate::model::User;
 use crate::web::context::{AuthContext, AuthUser};
 use crate::web::extract::CurrentUser;
 use crate::web::forms::{FieldErrors, FormInput};
-use crate::web::pending_login;
+use crate::web::rejection::{Limited, Rejection};
 use crate::web::security::Security;
 
 const SETUP_SECRET: &str = "tf_setup_secret";
@@ -60,10 +60,7 @@ pub enum SetupVerdict {
     /// Wrong, expired or already used.
     Invalid,
     /// Too many attempts for this user (see [`CodeVerdict::Limited`]).
-    Limited {
-        /// How long until the user's attempts are counted afresh.
-        retry_after: Duration,
-    },
+    Limited(Limited),
 }
 
 /// Starts setting up `method` for `user`: a new secret, and its current code mailed for the email
@@ -113,7 +110,7 @@ pub async fn confirm_setup(
     match check_code_for(security, user, &setup.method, &setup.secret, code).await? {
         CodeVerdict::Accepted => {}
         CodeVerdict::Invalid => return Ok(SetupVerdict::Invalid),
-        CodeVerdict::Limited { retry_after } => return Ok(SetupVerdict::Limited { retry_after }),
+        CodeVerdict::Limited(limited) => return Ok(SetupVerdict::Limited(limited)),
     }
     security
         .datastore()
@@ -203,13 +200,11 @@ fn available_methods(config: &SecurityConfig) -> Vec<&str> {
 pub(super) async fn get_setup(
     ctx: AuthContext,
     user: Option<CurrentUser>,
-) -> crate::Result<Response> {
+) -> Result<Response, Rejection> {
     let Some(user) = user else {
-        return pending_login::permission_denied(&ctx).await;
+        return Err(Rejection::NothingPending);
     };
-    if let Some(stale) = crate::features::verify::require_fresh(&ctx).await? {
-        return Ok(stale);
-    }
+    crate::web::auth::require_fresh(&ctx).await?;
     let config = ctx.security().config();
     let enabled = required(config, &user.user);
     let method = user.user.tf_primary_method.clone().filter(|_| enabled);
@@ -225,7 +220,7 @@ pub(super) async fn get_setup(
         response.insert("tf_required".into(), json!(enabled));
         return Ok(crate::web::reply::json_ok(response));
     }
-    setup_page(&ctx, enabled, method, None, &FieldErrors::new()).await
+    Ok(setup_page(&ctx, enabled, method, None, &FieldErrors::new()).await?)
 }
 
 async fn setup_page(
@@ -255,13 +250,11 @@ pub(super) async fn post_setup(
     ctx: AuthContext,
     user: Option<CurrentUser>,
     mut input: FormInput,
-) -> crate::Result<Response> {
+) -> Result<Response, Rejection> {
     let Some(user) = user else {
-        return pending_login::permission_denied(&ctx).await;
+        return Err(Rejection::NothingPending);
     };
-    if let Some(stale) = crate::features::verify::require_fresh(&ctx).await? {
-        return Ok(stale);
-    }
+    crate::web::auth::require_fresh(&ctx).await?;
     let security = ctx.security().clone();
     let config = security.config();
     let enabled = required(config, &user.user);
@@ -282,7 +275,7 @@ pub(super) async fn post_setup(
         Ok(setup) => setup,
         Err(errors) => {
             let method = user.user.tf_primary_method.clone().filter(|_| enabled);
-            return setup_page(&ctx, enabled, method, None, &errors).await;
+            return Ok(setup_page(&ctx, enabled, method, None, &errors).await?);
         }
     };
     keep_setup(&ctx, &setup).await?;
@@ -312,7 +305,7 @@ pub(super) async fn post_setup(
     }
     let method = user.user.tf_primary_method.clone().filter(|_| enabled);
     let context = setup_context(&security, &user.user, &choice, &setup.secret);
-    setup_page(&ctx, enabled, method, Some(context), &FieldErrors::new()).await
+    Ok(setup_page(&ctx, enabled, method, Some(context), &FieldErrors::new()).await?)
 }
 
 /// `POST /tf-validate` while `setup` waits for its first code (signed in as `user`).
@@ -342,8 +335,8 @@ pub(super) async fn post_first_code(
                 &config.url(&config.two_factor_setup_url),
             ));
         }
-        SetupVerdict::Limited { retry_after } => {
-            return Ok(crate::web::rate_limit::too_many_codes(ctx, retry_after));
+        SetupVerdict::Limited(limited) => {
+            return Ok(limited.response(ctx));
         }
         SetupVerdict::Invalid => {
             let enabled = required(config, &user.user);

@@ -110,9 +110,7 @@ pub(super) async fn post_validate(
     };
     match verdict {
         CodeVerdict::Accepted => pending_login::complete_login(&ctx, &user).await,
-        CodeVerdict::Limited { retry_after } => {
-            Ok(crate::web::rate_limit::too_many_codes(&ctx, retry_after))
-        }
+        CodeVerdict::Limited(limited) => Ok(limited.response(&ctx)),
         CodeVerdict::Invalid => {
             let errors = super::invalid_code(&security);
             verify_page(&ctx, user.tf_primary_method.clone(), true, &errors).await
