@@ -11,7 +11,7 @@
 //! into the new session and deletes the cookie.
 
 use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
+use axum::http::{Method, Request, StatusCode, header};
 use axum::response::Response;
 use subtle::ConstantTimeEq;
 
@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::config::SecurityConfig;
 use crate::web::context::{AuthContext, AuthMethod};
-use crate::web::layer::{is_mutating, render_error};
+use crate::web::templates::render_error;
 
 const SESSION_KEY: &str = "csrf_token";
 const SALT: &str = "wtf-csrf-token";
@@ -275,6 +275,14 @@ pub(crate) async fn protect(ctx: &AuthContext, req: &mut Request<Body>) -> Resul
             &message,
         )
     })
+}
+
+/// Whether a method changes state (needs CSRF protection).
+pub(crate) fn is_mutating(method: &Method) -> bool {
+    !matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+    )
 }
 
 #[cfg(test)]

@@ -32,7 +32,7 @@ impl IntoResponse for AuthRejection {
             Self::Unauthenticated(ctx) => unauthenticated(&ctx),
             Self::Forbidden(ctx) => {
                 let message = ctx.security.msg("UNAUTHORIZED", &[]);
-                crate::web::layer::render_error(
+                crate::web::templates::render_error(
                     &ctx.security,
                     ctx.is_json,
                     StatusCode::FORBIDDEN,

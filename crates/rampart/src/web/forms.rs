@@ -121,8 +121,10 @@ impl FormInput {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s.clone()),
             Some(_) => {
-                self.errors
-                    .add(field, crate::Messages::default().get("API_ERROR", &[]));
+                self.errors.add(
+                    field,
+                    crate::messages::Messages::default().get("API_ERROR", &[]),
+                );
                 None
             }
         }
@@ -139,8 +141,10 @@ impl FormInput {
             )),
             Some(Value::Number(n)) => Some(n.as_i64().is_some_and(|n| n != 0)),
             Some(_) => {
-                self.errors
-                    .add(field, crate::Messages::default().get("API_ERROR", &[]));
+                self.errors.add(
+                    field,
+                    crate::messages::Messages::default().get("API_ERROR", &[]),
+                );
                 None
             }
         }
@@ -260,7 +264,7 @@ pub fn parse_json_object(bytes: &[u8]) -> Result<Map<String, Value>, Response> {
 fn body_error(key: &str) -> Response {
     reply::json_errors(
         StatusCode::BAD_REQUEST,
-        &[crate::Messages::default().get(key, &[])],
+        &[crate::messages::Messages::default().get(key, &[])],
         None,
     )
 }

@@ -454,7 +454,12 @@ fn finish(security: &Security, is_json: bool, mut response: Response) -> Respons
     if (status.is_client_error() || status.is_server_error())
         && response.extensions().get::<Rendered>().is_none()
     {
-        let mut rendered = render_error(security, is_json, status, reply::status_message(status));
+        let mut rendered = crate::web::templates::render_error(
+            security,
+            is_json,
+            status,
+            reply::status_message(status),
+        );
         carry_headers(&response, &mut rendered);
         response = rendered;
     }
@@ -486,41 +491,6 @@ fn finish(security: &Security, is_json: bool, mut response: Response) -> Respons
         );
     }
     response
-}
-
-/// An error page or envelope for `status` with `message`.
-pub(crate) fn render_error(
-    security: &Security,
-    is_json: bool,
-    status: StatusCode,
-    message: &str,
-) -> Response {
-    if is_json {
-        return reply::json_errors(status, &[message.to_owned()], None);
-    }
-    let ctx = minijinja::context! {
-        status => status.as_u16(),
-        title => status.canonical_reason().unwrap_or("Error"),
-        message => message,
-        config => security.page_config(),
-    };
-    match security.templates().render("security/error.html", ctx) {
-        Ok(body) => reply::html(status, body),
-        Err(error) => {
-            tracing::error!(%error, "cannot render the error page");
-            let mut response = (status, message.to_owned()).into_response();
-            response.extensions_mut().insert(Rendered);
-            response
-        }
-    }
-}
-
-/// Whether a method changes state (needs CSRF protection).
-pub(crate) fn is_mutating(method: &Method) -> bool {
-    !matches!(
-        *method,
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
-    )
 }
 
 #[cfg(test)]

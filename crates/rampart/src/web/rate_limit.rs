@@ -261,7 +261,7 @@ pub(crate) fn too_many(ctx: &AuthContext, limit: &RateLimit, retry_after: Durati
         )
     } else {
         let minutes = secs.div_ceil(60);
-        crate::web::layer::render_error(
+        crate::web::templates::render_error(
             &ctx.security,
             false,
             StatusCode::TOO_MANY_REQUESTS,

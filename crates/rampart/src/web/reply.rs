@@ -147,7 +147,7 @@ pub(crate) fn status_message(status: StatusCode) -> &'static str {
 impl IntoResponse for crate::Error {
     fn into_response(self) -> Response {
         let status = match self.kind() {
-            crate::ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            crate::error::ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         tracing::error!(error = %self, "request failed");

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use minijinja::{Environment, Value, context};
 
 use crate::web::context::AuthContext;
@@ -300,6 +300,35 @@ pub(crate) async fn form_errors(
         ));
     }
     form_page(ctx, name, values, errors, extra).await
+}
+
+/// An error page or envelope for `status` with `message`.
+pub(crate) fn render_error(
+    security: &Security,
+    is_json: bool,
+    status: StatusCode,
+    message: &str,
+) -> Response {
+    if is_json {
+        return crate::web::reply::json_errors(status, &[message.to_owned()], None);
+    }
+    let ctx = minijinja::context! {
+        status => status.as_u16(),
+        title => status.canonical_reason().unwrap_or("Error"),
+        message => message,
+        config => security.page_config(),
+    };
+    match security.templates().render("security/error.html", ctx) {
+        Ok(body) => crate::web::reply::html(status, body),
+        Err(error) => {
+            tracing::error!(%error, "cannot render the error page");
+            let mut response = (status, message.to_owned()).into_response();
+            response
+                .extensions_mut()
+                .insert(crate::web::reply::Rendered);
+            response
+        }
+    }
 }
 
 #[cfg(test)]
