@@ -43,13 +43,6 @@ impl TestBackend {
         backend
     }
 
-    /// SQLite, and PostgreSQL when `TEST_DATABASE_URL` is set.
-    pub fn all_from_env() -> Vec<Self> {
-        std::iter::once(Self::Sqlite)
-            .chain(Self::postgres_from_env())
-            .collect()
-    }
-
     /// `"sqlite"` or `"postgres"`.
     pub fn name(&self) -> &'static str {
         match self {
