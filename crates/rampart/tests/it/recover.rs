@@ -345,6 +345,10 @@ backend_test!(
 /// exist); the folder lives while the value does.
 struct UnrenderableResetMail(tempfile::TempDir);
 
+#[expect(
+    clippy::expect_used,
+    reason = "a test helper: a step that cannot be done must fail the test at once, saying which"
+)]
 impl UnrenderableResetMail {
     fn new() -> Self {
         let dir = tempfile::tempdir().expect("template dir");
