@@ -3,12 +3,11 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::harness::{PASSWORD, TestApp, backends, errors};
+use crate::harness::{PASSWORD, TestApp, backend_test, errors};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_deleted_account_cannot_sign_in_and_its_email_can_register_again() {
-    for backend in backends() {
-        let app = TestApp::start(&backend, &[]).await;
+backend_test!(
+    a_deleted_account_cannot_sign_in_and_its_email_can_register_again,
+    async |app: TestApp| {
         let email = "leaving@example.com";
         app.create_user(email).await;
         let user_id = app
@@ -86,12 +85,11 @@ async fn a_deleted_account_cannot_sign_in_and_its_email_can_register_again() {
         let (status, body) = client.get_json("/api/profile").await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
-}
+);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn guessing_the_password_to_delete_an_account_is_throttled_by_the_login_limit() {
-    for backend in backends() {
-        let app = TestApp::start(&backend, &[]).await;
+backend_test!(
+    guessing_the_password_to_delete_an_account_is_throttled_by_the_login_limit,
+    async |app: TestApp| {
         let email = "staying@example.com";
         app.create_user(email).await;
         let (client, _) = app.login(email, PASSWORD).await;
@@ -148,12 +146,11 @@ async fn guessing_the_password_to_delete_an_account_is_throttled_by_the_login_li
                 .is_some()
         );
     }
-}
+);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn guessing_the_current_password_on_the_security_page_is_throttled() {
-    for backend in backends() {
-        let app = TestApp::start(&backend, &[]).await;
+backend_test!(
+    guessing_the_current_password_on_the_security_page_is_throttled,
+    async |app: TestApp| {
         let email = "changing@example.com";
         app.create_user(email).await;
         let (client, _) = app.login(email, PASSWORD).await;
@@ -181,4 +178,4 @@ async fn guessing_the_current_password_on_the_security_page_is_throttled() {
             .await;
         assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
     }
-}
+);

@@ -1,7 +1,12 @@
 //! The web pages in headless Chromium, as a person uses them: the app on `127.0.0.1:0`, mail
 //! through SMTP to a sink, links opened from the received mails. Every page visited is saved as a
 //! screenshot at desktop and phone widths (see [`driver`]). Skipped with a notice when Chromium
-//! is not installed, except under CI. SQLite only: the HTTP tests cover PostgreSQL.
+//! is not installed, except under CI.
+//!
+//! SQLite only, not stamped per backend like the HTTP tests (which cover PostgreSQL, with the
+//! same server code): the browser tests take turns (one Chromium at a time) and save 36 pages at
+//! two widths each, so a PostgreSQL half would add their whole serial time again (estimated at
+//! over a minute) and overwrite the SQLite half's screenshots.
 
 mod driver;
 

@@ -2,17 +2,14 @@
 
 use rampart_app::cli::CliError;
 
-use crate::harness::{Backend, PASSWORD, TestApp, backends, run_cli};
+use crate::harness::{PASSWORD, TestApp, backend_test, run_cli};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn users_commands_create_activate_reset_and_change_passwords() {
-    for backend in backends() {
-        users_commands(&backend).await;
-    }
-}
+backend_test!(
+    users_commands_create_activate_reset_and_change_passwords,
+    users_commands
+);
 
-async fn users_commands(backend: &Backend) {
-    let app = TestApp::start(backend, &[]).await;
+async fn users_commands(app: TestApp) {
     let store = app.security.datastore();
 
     let err = run_cli(
@@ -199,10 +196,9 @@ async fn users_commands(backend: &Backend) {
     assert_eq!(err.to_string(), "User not found.");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn roles_commands_manage_roles_and_permissions() {
-    for backend in backends() {
-        let app = TestApp::start(&backend, &[]).await;
+backend_test!(
+    roles_commands_manage_roles_and_permissions,
+    async |app: TestApp| {
         let store = app.security.datastore();
         app.create_user("member@example.com").await;
 
@@ -307,12 +303,11 @@ async fn roles_commands_manage_roles_and_permissions() {
         .expect_err("no user");
         assert_eq!(err.to_string(), "User not found.");
     }
-}
+);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn users_create_refuses_look_alikes_and_commands_find_users_by_any_spelling() {
-    for backend in backends() {
-        let app = TestApp::start(&backend, &[]).await;
+backend_test!(
+    users_create_refuses_look_alikes_and_commands_find_users_by_any_spelling,
+    async |app: TestApp| {
         let message = run_cli(
             &app.security,
             &[
@@ -392,4 +387,4 @@ async fn users_create_refuses_look_alikes_and_commands_find_users_by_any_spellin
             .await
             .expect("found by another spelling of the username");
     }
-}
+);

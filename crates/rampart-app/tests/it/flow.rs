@@ -3,14 +3,12 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::harness::{Backend, PASSWORD, TestApp, backends, errors};
+use crate::harness::{Backend, PASSWORD, TestApp, backend_test, errors};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_user_registers_confirms_signs_in_edits_the_profile_changes_password_and_signs_out() {
-    for backend in backends() {
-        full_flow(&backend).await;
-    }
-}
+backend_test!(
+    a_user_registers_confirms_signs_in_edits_the_profile_changes_password_and_signs_out,
+    full_flow
+);
 
 fn is_naive_iso(value: &Value) -> bool {
     value.as_str().is_some_and(|s| {
@@ -21,8 +19,7 @@ fn is_naive_iso(value: &Value) -> bool {
     })
 }
 
-async fn full_flow(backend: &Backend) {
-    let app = TestApp::start(backend, &[]).await;
+async fn full_flow(app: TestApp) {
     let email = "ada@example.com";
     app.register_and_confirm(email).await;
 

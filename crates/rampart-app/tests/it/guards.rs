@@ -3,12 +3,11 @@
 use reqwest::{Method, StatusCode, header};
 use serde_json::json;
 
-use crate::harness::{ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, TestApp, backends, errors};
+use crate::harness::{ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, TestApp, backend_test, errors};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn roles_and_permissions_guard_the_api_and_the_home_page_wants_a_session() {
-    for backend in backends() {
-        let app = TestApp::start(&backend, &[]).await;
+backend_test!(
+    roles_and_permissions_guard_the_api_and_the_home_page_wants_a_session,
+    async |app: TestApp| {
         app.create_user("user@example.com").await;
 
         // Anonymous.
@@ -101,7 +100,7 @@ async fn roles_and_permissions_guard_the_api_and_the_home_page_wants_a_session()
         let (status, _) = user.get_json("/api/write").await;
         assert_eq!(status, StatusCode::FORBIDDEN);
     }
-}
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_bodies_over_one_mebibyte_are_refused_even_where_uploads_may_be_larger() {

@@ -26,9 +26,37 @@ pub(crate) const PASSWORD: &str = "correct horse battery";
 /// behind an admin URL (the framework's fixture, shared with its own tests).
 pub(crate) type Backend = TestBackend;
 
-/// SQLite always; PostgreSQL too when `TEST_DATABASE_URL` is set.
-pub(crate) fn backends() -> Vec<Backend> {
-    TestBackend::all_from_env()
+/// Stamps a test per backend, so a PostgreSQL-only failure has its own name:
+/// `backend_test!(name, async |app: TestApp| { … })` makes `mod name` with `#[tokio::test]`s
+/// `sqlite` and `postgres` (`…::name::sqlite`, `…::name::postgres`), each running the body on a
+/// fresh [`TestApp`] of its backend (an `async fn(TestApp)` works as the body too). The
+/// PostgreSQL one runs on `TEST_DATABASE_URL`; without it, it fails under CI (`CI` set) and
+/// passes with a notice elsewhere ([`TestBackend::postgres_or_skip`]).
+macro_rules! backend_test {
+    ($name:ident, $body:expr $(,)?) => {
+        mod $name {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                $crate::harness::on_backend(rampart::testing::TestBackend::Sqlite, $body).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(backend) = rampart::testing::TestBackend::postgres_or_skip() {
+                    $crate::harness::on_backend(backend, $body).await;
+                }
+            }
+        }
+    };
+}
+pub(crate) use backend_test;
+
+/// Runs `body` on a fresh [`TestApp`] on `backend` (what [`backend_test!`] stamps).
+pub(crate) async fn on_backend(backend: Backend, body: impl AsyncFn(TestApp)) {
+    let app = TestApp::start(&backend, &[]).await;
+    body(app).await;
 }
 
 /// A running app.

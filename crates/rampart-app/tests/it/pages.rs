@@ -9,7 +9,7 @@ use reqwest::multipart::{Form, Part};
 use reqwest::{StatusCode, header};
 use serde_json::{Value, json};
 
-use crate::harness::{ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, TestApp, TestClient, backends};
+use crate::harness::{ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, TestApp, TestClient, backend_test};
 
 /// The value of the hidden input `name` in `html`.
 fn hidden(html: &str, name: &str) -> String {
@@ -86,10 +86,9 @@ async fn profile(client: &TestClient) -> Value {
     body["response"]["profile"].clone()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pages_need_a_session_and_the_admin_area_needs_the_admin_role() {
-    for backend in backends() {
-        let app = TestApp::start(&backend, &[]).await;
+backend_test!(
+    pages_need_a_session_and_the_admin_area_needs_the_admin_role,
+    async |app: TestApp| {
         app.create_user("user@example.com").await;
         let anonymous = app.client();
         for path in ["/dashboard/profile/", "/admin/users"] {
@@ -153,12 +152,11 @@ async fn pages_need_a_session_and_the_admin_area_needs_the_admin_role() {
             .expect("get");
         assert_eq!(response.status(), StatusCode::FOUND);
     }
-}
+);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_profile_form_checks_csrf_and_stores_only_real_pictures() {
-    for backend in backends() {
-        let app = TestApp::start(&backend, &[]).await;
+backend_test!(
+    the_profile_form_checks_csrf_and_stores_only_real_pictures,
+    async |app: TestApp| {
         app.create_user("pic@example.com").await;
         let (client, _) = app.login("pic@example.com", PASSWORD).await;
         let (status, html, _) = get(&client, "/dashboard/profile/").await;
@@ -281,7 +279,7 @@ async fn the_profile_form_checks_csrf_and_stores_only_real_pictures() {
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(get(&app.client(), &third).await.0, StatusCode::NOT_FOUND);
     }
-}
+);
 
 /// An all-black 1-bit PNG, written row by row: a few kilobytes, however many pixels.
 fn blank_png(width: u32, height: u32) -> Vec<u8> {
@@ -360,10 +358,9 @@ async fn picture_decoding_is_bounded_in_pixels_and_in_concurrency() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_avatar_is_only_ever_a_picture_the_app_stored() {
-    for backend in backends() {
-        let app = TestApp::start(&backend, &[]).await;
+backend_test!(
+    the_avatar_is_only_ever_a_picture_the_app_stored,
+    async |app: TestApp| {
         app.create_user("pic@example.com").await;
         let (client, token) = app.login("pic@example.com", PASSWORD).await;
 
@@ -461,12 +458,11 @@ async fn the_avatar_is_only_ever_a_picture_the_app_stored() {
         assert!(html.contains("pic@example.com"), "{html}");
         assert!(!html.contains("javascript:"), "{html}");
     }
-}
+);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_sign_up_page_needs_the_terms_box_but_the_json_api_does_not() {
-    for backend in backends() {
-        let app = TestApp::start(&backend, &[]).await;
+backend_test!(
+    the_sign_up_page_needs_the_terms_box_but_the_json_api_does_not,
+    async |app: TestApp| {
         let browser = app.client();
         let (_, html, _) = get(&browser, "/register").await;
         let csrf = hidden(&html, "csrf_token");
@@ -514,12 +510,11 @@ async fn the_sign_up_page_needs_the_terms_box_but_the_json_api_does_not() {
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
-}
+);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deleting_the_account_takes_the_password_and_a_fresh_confirmation() {
-    for backend in backends() {
-        let app = TestApp::start(&backend, &[]).await;
+backend_test!(
+    deleting_the_account_takes_the_password_and_a_fresh_confirmation,
+    async |app: TestApp| {
         app.create_user("leaving@example.com").await;
         let (client, _) = app.login("leaving@example.com", PASSWORD).await;
         let (_, html, _) = get(&client, "/dashboard/security/").await;
@@ -592,12 +587,11 @@ async fn deleting_the_account_takes_the_password_and_a_fresh_confirmation() {
         assert!(html.contains("have been deleted"), "{html}");
         assert_eq!(get(&client, "/").await.0, StatusCode::FOUND, "signed out");
     }
-}
+);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn admins_manage_activation_and_roles_but_cannot_lock_themselves_out() {
-    for backend in backends() {
-        let app = TestApp::start(&backend, &[]).await;
+backend_test!(
+    admins_manage_activation_and_roles_but_cannot_lock_themselves_out,
+    async |app: TestApp| {
         app.create_user("carol@example.com").await;
         let (carol, _) = app.login("carol@example.com", PASSWORD).await;
         let (admin, _) = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
@@ -707,7 +701,7 @@ async fn admins_manage_activation_and_roles_but_cannot_lock_themselves_out() {
         .await;
         assert_eq!(status, StatusCode::NOT_FOUND);
     }
-}
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn error_pages_are_in_the_app_style_and_never_show_internals() {
@@ -736,10 +730,9 @@ async fn error_pages_are_in_the_app_style_and_never_show_internals() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_email_address_is_changed_from_the_security_page_by_a_link_mailed_to_the_new_one() {
-    for backend in backends() {
-        let app = TestApp::start(&backend, &[]).await;
+backend_test!(
+    the_email_address_is_changed_from_the_security_page_by_a_link_mailed_to_the_new_one,
+    async |app: TestApp| {
         app.create_user("old@example.com").await;
         let (client, _) = app.login("old@example.com", PASSWORD).await;
 
@@ -794,12 +787,11 @@ async fn the_email_address_is_changed_from_the_security_page_by_a_link_mailed_to
         );
         app.login("taken@example.com", PASSWORD).await;
     }
-}
+);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_factor_is_turned_on_from_the_security_page_and_then_asked_at_sign_in() {
-    for backend in backends() {
-        let app = TestApp::start(&backend, &[]).await;
+backend_test!(
+    two_factor_is_turned_on_from_the_security_page_and_then_asked_at_sign_in,
+    async |app: TestApp| {
         app.create_user("ann@example.com").await;
         let (client, _) = app.login("ann@example.com", PASSWORD).await;
         let (status, html, _) = get(&client, "/dashboard/security/").await;
@@ -885,12 +877,11 @@ async fn two_factor_is_turned_on_from_the_security_page_and_then_asked_at_sign_i
         let (status, _, _) = get(&browser, "/").await;
         assert_eq!(status, StatusCode::OK);
     }
-}
+);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn signing_out_everywhere_else_ends_other_sessions_and_tokens_but_not_this_one() {
-    for backend in backends() {
-        let app = TestApp::start(&backend, &[]).await;
+backend_test!(
+    signing_out_everywhere_else_ends_other_sessions_and_tokens_but_not_this_one,
+    async |app: TestApp| {
         app.create_user("ann@example.com").await;
         let (here, _) = app.login("ann@example.com", PASSWORD).await;
         let (elsewhere, token) = app.login("ann@example.com", PASSWORD).await;
@@ -926,7 +917,7 @@ async fn signing_out_everywhere_else_ends_other_sessions_and_tokens_but_not_this
         let (status, _, _) = post_form(&here, "/dashboard/security/sign-out-others", &[]).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
     }
-}
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signed_in_user_keeps_the_navigation_on_error_pages() {

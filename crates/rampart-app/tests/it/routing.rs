@@ -5,15 +5,14 @@
 use reqwest::{Method, StatusCode, header};
 use serde_json::json;
 
-use crate::harness::{PASSWORD, TestApp, backends, errors};
+use crate::harness::{PASSWORD, TestApp, backend_test, errors};
 
 const METHOD_NOT_ALLOWED: &str = "The method is not allowed for the requested URL.";
 const CSRF_MISSING: &str = "The CSRF token is missing.";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_wrong_method_on_the_app_routes_is_405_and_real_routes_still_need_the_csrf_token() {
-    for backend in backends() {
-        let app = TestApp::start(&backend, &[]).await;
+backend_test!(
+    a_wrong_method_on_the_app_routes_is_405_and_real_routes_still_need_the_csrf_token,
+    async |app: TestApp| {
         app.create_user("ann@example.com").await;
         let (client, _token) = app.login("ann@example.com", PASSWORD).await;
         client.forget_csrf();
@@ -129,7 +128,7 @@ async fn a_wrong_method_on_the_app_routes_is_405_and_real_routes_still_need_the_
         let (status, _) = client.get_json("/api/me").await;
         assert_eq!(status, StatusCode::OK);
     }
-}
+);
 
 /// Sends `request` on a new connection and reads the answer until the server closes it.
 async fn raw(base: &str, request: &[u8]) -> String {

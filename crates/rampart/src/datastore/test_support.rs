@@ -1,34 +1,33 @@
-//! Test fixture: one migrated datastore per backend, on [`crate::testing::TestDatabase`] — an
-//! SQLite temp file, and a fresh PostgreSQL database when `TEST_DATABASE_URL` is set.
+//! Test fixture: a fresh datastore on one backend, on [`crate::testing::TestDatabase`] — an
+//! SQLite temp file, or a new PostgreSQL database on `TEST_DATABASE_URL`. The datastore tests
+//! stamp a test per backend with `datastore_test!` (`datastore/tests.rs`), which runs its body
+//! through [`migrated`] or [`unmigrated`].
 
 use super::Datastore;
 use crate::testing::{TestBackend, TestDatabase};
 
-/// Keeps a test database alive; dropping it deletes the database.
-pub(crate) type TestDbGuard = TestDatabase;
-
-/// The migrated datastores to run a test against, with the guards that keep them.
+/// Runs `body` on a fresh, migrated datastore on `backend`; the database is deleted afterwards.
 ///
-/// Panics when `TEST_DATABASE_URL` is set but PostgreSQL cannot be used.
-pub(crate) async fn test_datastores() -> Vec<(Datastore, TestDbGuard)> {
-    let stores = empty_test_datastores().await;
-    for (store, _) in &stores {
-        store.migrate().await.expect("migrate");
-    }
-    stores
+/// Panics when the database cannot be made, opened or migrated.
+pub(crate) async fn migrated(backend: TestBackend, body: impl AsyncFn(Datastore)) {
+    let (store, _database) = open(&backend).await;
+    store.migrate().await.expect("migrate");
+    body(store).await;
 }
 
-/// Like [`test_datastores`], without running the migrations.
-pub(crate) async fn empty_test_datastores() -> Vec<(Datastore, TestDbGuard)> {
-    let mut stores = Vec::new();
-    for backend in TestBackend::all_from_env() {
-        let database = TestDatabase::create(&backend)
-            .await
-            .expect("create a test database");
-        let store = Datastore::connect(database.url())
-            .await
-            .expect("open the test database");
-        stores.push((store, database));
-    }
-    stores
+/// Like [`migrated`], without running the migrations.
+pub(crate) async fn unmigrated(backend: TestBackend, body: impl AsyncFn(Datastore)) {
+    let (store, _database) = open(&backend).await;
+    body(store).await;
+}
+
+/// A fresh, empty datastore on `backend`, and the database that lives while it is held.
+async fn open(backend: &TestBackend) -> (Datastore, TestDatabase) {
+    let database = TestDatabase::create(backend)
+        .await
+        .expect("make the test database (TEST_DATABASE_URL reachable?)");
+    let store = Datastore::connect(database.url())
+        .await
+        .expect("open the test database");
+    (store, database)
 }

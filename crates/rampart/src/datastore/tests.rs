@@ -1,7 +1,39 @@
-//! Datastore tests, run against SQLite and (with `TEST_DATABASE_URL`) PostgreSQL: here the
-//! connection and migrations, in `tests/` one file per datastore file, all on the fixture of
-//! `test_support.rs` and the helpers below.
+//! Datastore tests, each stamped per backend by `datastore_test!` (`…::sqlite`, and
+//! `…::postgres` on `TEST_DATABASE_URL`): here the connection and migrations, in `tests/` one
+//! file per datastore file, all on the fixture of `test_support.rs` and the helpers below.
 
+/// Stamps a datastore test per backend, so a PostgreSQL-only failure has its own name:
+/// `datastore_test!(name, async |store: Datastore| { … })` makes `mod name` with
+/// `#[tokio::test]`s `sqlite` and `postgres`, each running the body on a fresh migrated datastore
+/// of its backend (`test_support::migrated`); `datastore_test!(name, unmigrated, body)` gives
+/// it an empty database (`test_support::unmigrated`). The PostgreSQL one runs on
+/// `TEST_DATABASE_URL`; without it, it fails under CI (`CI` set) and passes with a notice
+/// elsewhere (`TestBackend::postgres_or_skip`).
+macro_rules! datastore_test {
+    ($name:ident, $body:expr $(,)?) => {
+        datastore_test!($name, migrated, $body);
+    };
+    ($name:ident, $open:ident, $body:expr $(,)?) => {
+        mod $name {
+            use super::*;
+
+            #[tokio::test]
+            async fn sqlite() {
+                $crate::datastore::test_support::$open($crate::testing::TestBackend::Sqlite, $body)
+                    .await;
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                if let Some(backend) = $crate::testing::TestBackend::postgres_or_skip() {
+                    $crate::datastore::test_support::$open(backend, $body).await;
+                }
+            }
+        }
+    };
+}
+
+// Declared after the macro above, which they use.
 mod rate_limit;
 mod remember;
 mod roles;
@@ -15,7 +47,6 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use time::PrimitiveDateTime;
 use time::macros::datetime;
 
-use super::test_support::{empty_test_datastores, test_datastores};
 use super::{
     Datastore, DatastoreError, DbPool, ResolvedMigrations, escape_like, join_csv, split_csv,
 };
@@ -60,9 +91,9 @@ fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| (*s).to_owned()).collect()
 }
 
-#[tokio::test]
-async fn migrations_are_idempotent_and_coexist_with_app_migrations() {
-    for (store, _guard) in test_datastores().await {
+datastore_test!(
+    migrations_are_idempotent_and_coexist_with_app_migrations,
+    async |store: Datastore| {
         let backend = store.backend_name();
         store.migrate().await.expect("second migrate");
         let app = Migrator::new(ResolvedMigrations(vec![Migration::new(
@@ -94,7 +125,7 @@ async fn migrations_are_idempotent_and_coexist_with_app_migrations() {
         );
         store.ping().await.expect("ping");
     }
-}
+);
 
 /// The tables as Flask-Security (SQLAlchemy, `fsqla_v3`) creates them, in SQLite's spelling.
 const FLASK_SECURITY_DDL: [&str; 5] = [
@@ -125,9 +156,10 @@ const FLASK_SECURITY_DDL: [&str; 5] = [
     "CREATE UNIQUE INDEX ix_webauthn_credential_id ON webauthn (credential_id)",
 ];
 
-#[tokio::test]
-async fn a_database_created_by_flask_security_opens_unchanged() {
-    for (store, _guard) in empty_test_datastores().await {
+datastore_test!(
+    a_database_created_by_flask_security_opens_unchanged,
+    unmigrated,
+    async |store: Datastore| {
         let backend = store.backend_name();
         for ddl in FLASK_SECURITY_DDL {
             let ddl = if backend == "postgres" {
@@ -223,7 +255,7 @@ async fn a_database_created_by_flask_security_opens_unchanged() {
             0
         );
     }
-}
+);
 
 #[tokio::test]
 async fn connect_rejects_unknown_urls_and_opens_memory_databases() {

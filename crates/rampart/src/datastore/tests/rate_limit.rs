@@ -2,9 +2,9 @@
 
 use super::*;
 
-#[tokio::test]
-async fn rate_limit_allows_the_limit_per_window_then_refuses_until_it_ends() {
-    for (store, _guard) in test_datastores().await {
+datastore_test!(
+    rate_limit_allows_the_limit_per_window_then_refuses_until_it_ends,
+    async |store: Datastore| {
         let backend = store.backend_name();
         let window = Duration::from_secs(60);
         let start = datetime!(2025-01-01 12:00:00);
@@ -52,11 +52,11 @@ async fn rate_limit_allows_the_limit_per_window_then_refuses_until_it_ends() {
         assert!(after_reset.allowed, "{backend}");
         assert_eq!(after_reset.remaining, 2);
     }
-}
+);
 
-#[tokio::test]
-async fn an_undone_hit_gives_its_place_back_and_never_goes_below_zero() {
-    for (store, _guard) in test_datastores().await {
+datastore_test!(
+    an_undone_hit_gives_its_place_back_and_never_goes_below_zero,
+    async |store: Datastore| {
         let backend = store.backend_name();
         let window = Duration::from_secs(60);
         // Nothing to undo: no row appears, and the key starts from zero.
@@ -89,11 +89,11 @@ async fn an_undone_hit_gives_its_place_back_and_never_goes_below_zero() {
             .expect("hit");
         assert_eq!(bob.remaining, 1, "{backend}: undo never banks hits");
     }
-}
+);
 
-#[tokio::test]
-async fn concurrent_hits_are_counted_exactly() {
-    for (store, _guard) in test_datastores().await {
+datastore_test!(
+    concurrent_hits_are_counted_exactly,
+    async |store: Datastore| {
         let backend = store.backend_name();
         let hits = (0..20).map(|_| {
             let store = store.clone();
@@ -112,4 +112,4 @@ async fn concurrent_hits_are_counted_exactly() {
         }
         assert_eq!(allowed, 5, "{backend}");
     }
-}
+);

@@ -2,9 +2,9 @@
 
 use super::*;
 
-#[tokio::test]
-async fn remember_series_live_until_expiry_or_deletion_and_go_with_their_user() {
-    for (store, _guard) in test_datastores().await {
+datastore_test!(
+    remember_series_live_until_expiry_or_deletion_and_go_with_their_user,
+    async |store: Datastore| {
         let backend = store.backend_name();
         let ann = store
             .create_user(&new_user("ann@example.com", None), "u1", NOW, &[])
@@ -79,4 +79,4 @@ async fn remember_series_live_until_expiry_or_deletion_and_go_with_their_user() 
             "{backend}: a user's series go with them"
         );
     }
-}
+);

@@ -2,9 +2,9 @@
 
 use super::*;
 
-#[tokio::test]
-async fn roles_are_created_ensured_updated_and_linked() {
-    for (store, _guard) in test_datastores().await {
+datastore_test!(
+    roles_are_created_ensured_updated_and_linked,
+    async |store: Datastore| {
         let backend = store.backend_name();
         let admin = store
             .create_role("Admin", Some("boss"), &strings(&[" a ", "b,c", ""]), NOW)
@@ -124,4 +124,4 @@ async fn roles_are_created_ensured_updated_and_linked() {
         );
         assert_eq!(store.user_roles(user.id).await.expect("roles").len(), 1);
     }
-}
+);

@@ -2,9 +2,9 @@
 
 use super::*;
 
-#[tokio::test]
-async fn sessions_are_stored_expired_and_listed_per_user() {
-    for (store, _guard) in test_datastores().await {
+datastore_test!(
+    sessions_are_stored_expired_and_listed_per_user,
+    async |store: Datastore| {
         let backend = store.backend_name();
         let user = store
             .create_user(&new_user("ann@example.com", None), "u1", NOW, &[])
@@ -109,4 +109,4 @@ async fn sessions_are_stored_expired_and_listed_per_user() {
             .expect_err("no such user");
         assert!(err.is_not_found(), "{backend}: {err:?}");
     }
-}
+);

@@ -2,9 +2,9 @@
 
 use super::*;
 
-#[tokio::test]
-async fn one_time_code_steps_are_claimed_once_and_in_order_per_user() {
-    for (store, _guard) in test_datastores().await {
+datastore_test!(
+    one_time_code_steps_are_claimed_once_and_in_order_per_user,
+    async |store: Datastore| {
         let backend = store.backend_name();
         let ann = store
             .create_user(&new_user("ann@example.com", None), "u1", NOW, &[])
@@ -85,4 +85,4 @@ async fn one_time_code_steps_are_claimed_once_and_in_order_per_user() {
             "{backend}"
         );
     }
-}
+);

@@ -3,9 +3,9 @@
 
 use super::*;
 
-#[tokio::test]
-async fn create_user_links_roles_and_runs_extra_sql_in_one_go() {
-    for (store, _guard) in test_datastores().await {
+datastore_test!(
+    create_user_links_roles_and_runs_extra_sql_in_one_go,
+    async |store: Datastore| {
         let backend = store.backend_name();
         exec(&store, PROFILE_TABLE).await;
         store
@@ -88,11 +88,11 @@ async fn create_user_links_roles_and_runs_extra_sql_in_one_go() {
         );
         assert_eq!(store.count_users().await.expect("count"), 2);
     }
-}
+);
 
-#[tokio::test]
-async fn lookups_ignore_case_and_duplicates_in_another_case_conflict() {
-    for (store, _guard) in test_datastores().await {
+datastore_test!(
+    lookups_ignore_case_and_duplicates_in_another_case_conflict,
+    async |store: Datastore| {
         let backend = store.backend_name();
         let user = store
             .create_user(&new_user("Ann@Example.com", Some("AnnA")), "u1", NOW, &[])
@@ -169,11 +169,11 @@ async fn lookups_ignore_case_and_duplicates_in_another_case_conflict() {
         assert!(err.is_conflict(), "{backend}: {err:?}");
         assert_eq!(store.count_users().await.expect("count"), 2, "{backend}");
     }
-}
+);
 
-#[tokio::test]
-async fn look_alike_spellings_of_an_email_or_username_are_one_account() {
-    for (store, _guard) in test_datastores().await {
+datastore_test!(
+    look_alike_spellings_of_an_email_or_username_are_one_account,
+    async |store: Datastore| {
         let backend = store.backend_name();
         let user = store
             .create_user(
@@ -268,11 +268,11 @@ async fn look_alike_spellings_of_an_email_or_username_are_one_account() {
         );
         assert_eq!(store.count_users().await.expect("count"), 3, "{backend}");
     }
-}
+);
 
-#[tokio::test]
-async fn rows_written_before_normalisation_are_rewritten_unless_another_account_has_the_spelling() {
-    for (store, _guard) in test_datastores().await {
+datastore_test!(
+    rows_written_before_normalisation_are_rewritten_unless_another_account_has_the_spelling,
+    async |store: Datastore| {
         let backend = store.backend_name();
         let taken = store
             .create_user(&new_user("bob@example.com", None), "u0", NOW, &[])
@@ -336,11 +336,11 @@ async fn rows_written_before_normalisation_are_rewritten_unless_another_account_
             "{backend}"
         );
     }
-}
+);
 
-#[tokio::test]
-async fn a_failing_step_of_create_user_leaves_no_user() {
-    for (store, _guard) in test_datastores().await {
+datastore_test!(
+    a_failing_step_of_create_user_leaves_no_user,
+    async |store: Datastore| {
         let backend = store.backend_name();
         exec(&store, PROFILE_TABLE).await;
         let extra = strings(&[
@@ -377,11 +377,11 @@ async fn a_failing_step_of_create_user_leaves_no_user() {
                 .is_none()
         );
     }
-}
+);
 
-#[tokio::test]
-async fn record_login_tracks_logins_like_flask_security() {
-    for (store, _guard) in test_datastores().await {
+datastore_test!(
+    record_login_tracks_logins_like_flask_security,
+    async |store: Datastore| {
         let backend = store.backend_name();
         let user = store
             .create_user(&new_user("ann@example.com", None), "u1", NOW, &[])
@@ -427,11 +427,11 @@ async fn record_login_tracks_logins_like_flask_security() {
             .expect_err("no such user");
         assert!(err.is_not_found(), "{backend}: {err:?}");
     }
-}
+);
 
-#[tokio::test]
-async fn account_updates_change_only_their_columns() {
-    for (store, _guard) in test_datastores().await {
+datastore_test!(
+    account_updates_change_only_their_columns,
+    async |store: Datastore| {
         let backend = store.backend_name();
         let user = store
             .create_user(&new_user("ann@example.com", None), "u1", NOW, &[])
@@ -513,11 +513,11 @@ async fn account_updates_change_only_their_columns() {
             assert!(err.is_not_found(), "{backend}: {err:?}");
         }
     }
-}
+);
 
-#[tokio::test]
-async fn delete_user_removes_links_sessions_credentials_and_app_rows() {
-    for (store, _guard) in test_datastores().await {
+datastore_test!(
+    delete_user_removes_links_sessions_credentials_and_app_rows,
+    async |store: Datastore| {
         let backend = store.backend_name();
         exec(&store, PROFILE_TABLE).await;
         store
@@ -581,50 +581,47 @@ async fn delete_user_removes_links_sessions_credentials_and_app_rows() {
         assert!(store.role_by_name("Admin").await.expect("query").is_some());
         assert!(store.session_load("s2", NOW).await.expect("load").is_some());
     }
-}
+);
 
-#[tokio::test]
-async fn list_users_searches_and_pages() {
-    for (store, _guard) in test_datastores().await {
-        let backend = store.backend_name();
-        for (i, (email, username)) in [
-            ("ann@example.com", Some("Annie")),
-            ("bob@example.com", None),
-            ("carl@other.org", Some("c_50%")),
-            ("dora@EXAMPLE.com", Some("dora")),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            store
-                .create_user(&new_user(email, username), &format!("u{i}"), NOW, &[])
-                .await
-                .expect("create");
-        }
-        let (page, total) = store.list_users(None, 0, 2).await.expect("list");
-        assert_eq!(total, 4, "{backend}");
-        let emails: Vec<&str> = page.iter().map(|u| u.email.as_str()).collect();
-        assert_eq!(emails, ["ann@example.com", "bob@example.com"]);
-        let (page, _) = store.list_users(None, 2, 10).await.expect("list");
-        assert_eq!(page.len(), 2);
-        assert_eq!(page[0].email, "carl@other.org");
-
-        let (page, total) = store
-            .list_users(Some("Example"), 0, 10)
+datastore_test!(list_users_searches_and_pages, async |store: Datastore| {
+    let backend = store.backend_name();
+    for (i, (email, username)) in [
+        ("ann@example.com", Some("Annie")),
+        ("bob@example.com", None),
+        ("carl@other.org", Some("c_50%")),
+        ("dora@EXAMPLE.com", Some("dora")),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        store
+            .create_user(&new_user(email, username), &format!("u{i}"), NOW, &[])
             .await
-            .expect("list");
-        assert_eq!(total, 3, "{backend}");
-        assert_eq!(page.len(), 3);
-        let (page, total) = store.list_users(Some("ANNI"), 0, 10).await.expect("list");
-        assert_eq!((page.len(), total), (1, 1), "{backend}: username match");
-        let (_, total) = store.list_users(Some("50%"), 0, 10).await.expect("list");
-        assert_eq!(total, 1, "{backend}: % is literal");
-        let (_, total) = store.list_users(Some("_"), 0, 10).await.expect("list");
-        assert_eq!(total, 1, "{backend}: _ is literal");
-        let (page, total) = store
-            .list_users(Some("nobody"), -5, -1)
-            .await
-            .expect("list");
-        assert_eq!((page.len(), total), (0, 0));
+            .expect("create");
     }
-}
+    let (page, total) = store.list_users(None, 0, 2).await.expect("list");
+    assert_eq!(total, 4, "{backend}");
+    let emails: Vec<&str> = page.iter().map(|u| u.email.as_str()).collect();
+    assert_eq!(emails, ["ann@example.com", "bob@example.com"]);
+    let (page, _) = store.list_users(None, 2, 10).await.expect("list");
+    assert_eq!(page.len(), 2);
+    assert_eq!(page[0].email, "carl@other.org");
+
+    let (page, total) = store
+        .list_users(Some("Example"), 0, 10)
+        .await
+        .expect("list");
+    assert_eq!(total, 3, "{backend}");
+    assert_eq!(page.len(), 3);
+    let (page, total) = store.list_users(Some("ANNI"), 0, 10).await.expect("list");
+    assert_eq!((page.len(), total), (1, 1), "{backend}: username match");
+    let (_, total) = store.list_users(Some("50%"), 0, 10).await.expect("list");
+    assert_eq!(total, 1, "{backend}: % is literal");
+    let (_, total) = store.list_users(Some("_"), 0, 10).await.expect("list");
+    assert_eq!(total, 1, "{backend}: _ is literal");
+    let (page, total) = store
+        .list_users(Some("nobody"), -5, -1)
+        .await
+        .expect("list");
+    assert_eq!((page.len(), total), (0, 0));
+});

@@ -61,7 +61,6 @@ pub(crate) struct TestApp {
     pub(crate) security: Security,
     pub(crate) mailer: MemoryMailer,
     pub(crate) clock: TestClock,
-    pub(crate) backend: &'static str,
     /// Per address, how many of its mails the test has taken.
     taken: Mutex<HashMap<String, usize>>,
     // Last, so the database outlives everything that uses it.
@@ -74,7 +73,7 @@ impl TestApp {
         settings: &[(&str, &str)],
         mailer: Option<rampart::SharedMailer>,
     ) -> Self {
-        let (datastore, guard, backend) = open(backend).await;
+        let (datastore, guard) = open(backend).await;
         let mut pairs = base_settings();
         pairs.extend(settings.iter().copied());
         let config =
@@ -135,7 +134,6 @@ impl TestApp {
             security,
             mailer: memory,
             clock,
-            backend,
             taken: Mutex::new(HashMap::new()),
             _db: guard,
         }

@@ -9,17 +9,15 @@ use rampart::{SmtpConfig, SmtpMailer};
 
 use super::*;
 
-fn backends() -> Vec<TestBackend> {
-    TestBackend::all_from_env()
-}
-
 /// Stamps a test per backend, so a PostgreSQL-only failure has its own name:
 /// `backend_test!(name, settings, body)` makes `mod name` with `#[tokio::test]`s `sqlite` and
 /// `postgres` (`…::name::sqlite`, `…::name::postgres`), each running `body` (an
 /// `async |app: TestApp| { … }`) on a fresh [`TestApp`] with `settings` over the base settings;
 /// a fourth argument before the body names another runner (e.g. [`on_backend_over_smtp`]).
+/// `settings` is evaluated in each test's statement that runs the body, so a temporary it makes
+/// (e.g. a template folder) lives until the body is done.
 /// The PostgreSQL one runs on `TEST_DATABASE_URL`; without it, it fails under CI (`CI` set, as
-/// `.ci/run` does) and passes with a notice elsewhere (see [`postgres_backend`]).
+/// `.ci/run` does) and passes with a notice elsewhere (see [`TestBackend::postgres_or_skip`]).
 ///
 /// ```ignore
 /// backend_test!(login_with_a_wrong_password_is_refused, EXACT, async |app: TestApp| { … });
@@ -40,7 +38,7 @@ macro_rules! backend_test {
 
             #[tokio::test]
             async fn postgres() {
-                if let Some(backend) = $crate::harness::postgres_backend() {
+                if let Some(backend) = rampart::testing::TestBackend::postgres_or_skip() {
                     $crate::harness::$runner(backend, $settings, $body).await;
                 }
             }
@@ -57,32 +55,6 @@ pub(crate) async fn on_backend(
 ) {
     let app = TestApp::on(backend, settings, None).await;
     body(app).await;
-}
-
-/// The PostgreSQL backend of `TEST_DATABASE_URL`. Without it: a failure under CI (`CI` set), where
-/// PostgreSQL must be tested, and elsewhere `None` with a notice (the test passes without running).
-pub(crate) fn postgres_backend() -> Option<TestBackend> {
-    let backend = TestBackend::postgres_from_env();
-    if backend.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must run the PostgreSQL tests: set TEST_DATABASE_URL"
-        );
-        eprintln!("TEST_DATABASE_URL is not set: PostgreSQL not tested");
-    }
-    backend
-}
-
-/// Runs `body` on a fresh [`TestApp`] per backend, one after the other in one test: SQLite, and
-/// PostgreSQL when `TEST_DATABASE_URL` is set (always in CI). `settings` go over the base
-/// settings. Prefer [`backend_test!`], which names each backend's run; this is for a test whose
-/// settings borrow from its own set-up (e.g. a temporary template directory).
-pub(crate) async fn each_backend(settings: &[(&str, &str)], body: impl AsyncFn(TestApp)) {
-    for backend in backends() {
-        let app = TestApp::on(backend, settings, None).await;
-        eprintln!("--- backend: {}", app.backend);
-        body(app).await;
-    }
 }
 
 /// Like [`on_backend`], with mail sent by the real [`SmtpMailer`] to a fresh local [`SmtpSink`]
@@ -127,14 +99,13 @@ pub(crate) async fn on_backend_with_broken_mail(
     body(app).await;
 }
 
-/// A fresh migrated datastore on `backend`, and the database that lives while it is held.
-pub(super) async fn open(backend: TestBackend) -> (Datastore, TestDatabase, &'static str) {
+/// A fresh datastore on `backend`, and the database that lives while it is held.
+pub(super) async fn open(backend: TestBackend) -> (Datastore, TestDatabase) {
     let database = TestDatabase::create(&backend)
         .await
         .expect("make the test database (TEST_DATABASE_URL reachable?)");
     let store = Datastore::connect(database.url())
         .await
         .expect("open the test database");
-    let name = database.backend();
-    (store, database, name)
+    (store, database)
 }
