@@ -87,6 +87,10 @@ async fn stale(_user: CurrentUser) -> Result<Reply, Rejection> {
     Err(Rejection::Reauthenticate)
 }
 
+#[expect(
+    clippy::expect_used,
+    reason = "the test's own limit: a typo in it must fail the test at once"
+)]
 async fn limited(Path(secs): Path<u64>) -> Result<Reply, Rejection> {
     let limit = RateLimit::parse(LOGIN_LIMIT).expect("a rate limit");
     Err(Rejection::Limited(Limited {
