@@ -85,8 +85,9 @@
 //!   [`confirm_email_change`].
 //! - **Replies** in the request's format: a handler returns what happened, a
 //!   [`reply::Reply`] (a form, a form with errors, done), or refuses with a typed
-//!   [`reply::Rejection`] (rate limited, re-authentication needed), and the security layer
-//!   renders it once in the request's format; the [`reply`] module also has the building blocks
+//!   [`reply::Rejection`] (rate limited, re-authentication needed, no sign-in waiting for its
+//!   second factor), and the security layer renders it once in the request's format; the
+//!   [`reply`] module also has the building blocks
 //!   (Flask-Security's JSON envelope, redirects, pages rendered with the framework's
 //!   [`Templates`]), and [`FieldErrors`] / [`FormInput`] for forms.
 //! - **Data**: [`User`], [`Role`], [`NewUser`], the [`Datastore`] and its errors; passwords

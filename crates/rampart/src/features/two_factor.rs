@@ -20,13 +20,14 @@
 //!
 //! Files: this one holds the router and what the steps share (the code check, mailing a code,
 //! the code page); `two_factor/setup.rs` turns a method on or off (`/tf-setup`, and the first
-//! code at `/tf-validate`), `two_factor/signin.rs` is the login's second step (`begin_login`,
-//! the hand-off from login, and `/tf-validate`), `two_factor/rescue.rs` is `/tf-rescue`.
+//! code at `/tf-validate`), `two_factor/signin.rs` is the login's second step
+//! (`begin_login_reply`, the hand-off from login, and `/tf-validate`), `two_factor/rescue.rs` is `/tf-rescue`.
 //!
 //! Without axum, for HTML, JSON, the CLI and tests alike: [`begin`] (the second step of a
 //! sign-in, mailing a code for the email method), [`check_code`] / [`check_code_for`] (a
 //! throttled, single-use code check), [`start_setup`], [`confirm_setup`] and [`disable`], and
-//! [`rescue`]. The handlers keep the pending state in the session and render the answer.
+//! [`rescue`]. The handlers keep the pending state in the session and answer with a `Reply` (or a
+//! `Rejection`: rate limited, re-authentication needed, nothing pending).
 
 mod rescue;
 mod setup;
@@ -35,21 +36,21 @@ mod signin;
 use std::time::Duration;
 
 use axum::Router;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use minijinja::context;
-use serde_json::Value;
 
 use crate::config::SecurityConfig;
 use crate::model::User;
 use crate::web::context::AuthContext;
 use crate::web::forms::FieldErrors;
+use crate::web::negotiate::Form;
 use crate::web::rejection::Limited;
 use crate::web::security::Security;
 
 pub use rescue::{Rescue, RescueOutcome, rescue};
 pub use setup::{PendingSetup, SetupVerdict, confirm_setup, disable, start_setup};
-pub(crate) use signin::begin_login;
+pub(crate) use signin::begin_login_reply;
 pub use signin::{SecondFactorPending, begin};
 
 /// The authenticator method's name.
@@ -74,6 +75,23 @@ pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
 }
 
 pub(crate) use crate::model::second_factor_required as required;
+
+/// [`begin_login_reply`] for a caller that answers with a `Response` (the reply, which the
+/// security layer renders).
+///
+/// # Errors
+///
+/// As [`begin_login_reply`].
+pub(crate) async fn begin_login(
+    ctx: &AuthContext,
+    user: &User,
+    remember: bool,
+    next: Option<String>,
+) -> crate::Result<Response> {
+    Ok(begin_login_reply(ctx, user, remember, next)
+        .await?
+        .into_response())
+}
 
 /// What a check of a one-time code came to ([`check_code`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,21 +189,9 @@ fn invalid_code(security: &Security) -> FieldErrors {
 
 /// The code page (`security/two_factor_verify_code.html`): for a setup's first code, or for a
 /// sign-in's second step (`rescue`: with the ways out when the code does not come).
-async fn verify_page(
-    ctx: &AuthContext,
-    method: Option<String>,
-    rescue: bool,
-    errors: &FieldErrors,
-) -> crate::Result<Response> {
-    let config = ctx.security().config();
+fn verify_form(config: &SecurityConfig, method: Option<String>, rescue: bool) -> Form {
     let recovery = rescue && config.multi_factor_recovery_codes;
     let rescue = rescue && config.two_factor_enabled_methods.iter().any(|m| m == EMAIL);
-    crate::web::templates::form_errors(
-        ctx,
-        "security/two_factor_verify_code.html",
-        Value::Null,
-        errors,
-        context! { method => method, rescue => rescue, recovery => recovery },
-    )
-    .await
+    Form::new("security/two_factor_verify_code.html")
+        .page(context! { method => method, rescue => rescue, recovery => recovery })
 }

@@ -495,6 +495,8 @@ fn finish(security: &Security, is_json: bool, mut response: Response) -> Respons
 
 #[cfg(test)]
 mod tests {
+    use axum::http::Method;
+
     use super::*;
 
     #[test]

@@ -112,6 +112,18 @@ impl Json {
     pub fn ok(body: Value) -> Self {
         Self::Body(StatusCode::OK, body)
     }
+
+    /// 400 with `errors` and `field_errors`, as [`Reply::Invalid`] answers: for input refused
+    /// where browsers are answered another way (e.g. a flash and a redirect).
+    pub fn invalid(errors: &FieldErrors) -> Self {
+        Self::Body(
+            StatusCode::BAD_REQUEST,
+            serde_json::json!({
+                "errors": errors.all_messages(),
+                "field_errors": errors.to_json(),
+            }),
+        )
+    }
 }
 
 /// The answer to a browser.

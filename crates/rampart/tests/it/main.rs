@@ -20,6 +20,7 @@ mod recovery_codes;
 mod redirect;
 mod register;
 mod remember;
+mod reply;
 mod server;
 mod smtp;
 mod tokens;

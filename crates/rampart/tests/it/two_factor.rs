@@ -728,3 +728,57 @@ backend_test!(
         ));
     }
 );
+
+backend_test!(
+    a_setup_that_waits_too_long_for_its_first_code_starts_over,
+    ON,
+    async |app: TestApp| {
+        const EXPIRED: &str = "Setup must be completed within 30 minutes. Please start over.";
+        let client = app.logged_in("ann@example.com").await;
+        let start = async || {
+            let setup = client
+                .post("/tf-setup")
+                .json(&json!({"setup": "authenticator"}))
+                .csrf()
+                .send()
+                .await;
+            assert_eq!(setup.status, StatusCode::OK, "{}", setup.text());
+            setup.response()["tf_authr_b32key"]
+                .as_str()
+                .expect("key")
+                .to_owned()
+        };
+
+        // JSON: a 400 with the message as the form's error; the setup is forgotten.
+        let secret = start().await;
+        app.advance(Duration::from_secs(31 * 60));
+        let late = validate(&client, &code(&app, &secret), "/tf-validate").await;
+        assert_eq!(late.status, StatusCode::BAD_REQUEST, "{}", late.text());
+        assert_eq!(
+            late.response(),
+            json!({"errors": [EXPIRED], "field_errors": {"": [EXPIRED]}})
+        );
+        assert_denied(&validate(&client, &code(&app, &secret), "/tf-validate").await);
+
+        // A browser: the message as a flash, back to the setup page.
+        let secret = start().await;
+        app.advance(Duration::from_secs(31 * 60));
+        let late = client
+            .post("/tf-validate")
+            .form(&[("code", code(&app, &secret).as_str())])
+            .csrf()
+            .send()
+            .await;
+        assert_eq!(late.status, StatusCode::FOUND, "{}", late.text());
+        assert_eq!(late.location(), Some("/tf-setup"));
+        let page = client.get("/tf-setup").send().await;
+        assert!(page.html().contains(EXPIRED), "{}", page.html());
+        assert!(
+            app.user("ann@example.com")
+                .await
+                .tf_primary_method
+                .is_none(),
+            "a late code turns nothing on"
+        );
+    }
+);

@@ -2,17 +2,17 @@
 //! "email"}` mails the user a code (which then lives as long as mailed codes do); `"help"` asks a
 //! person at the site (`SECURITY_TWO_FACTOR_RESCUE_MAIL`) to help.
 
-use axum::response::Response;
 use minijinja::context;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
-use super::{EMAIL, send_code, verify_page};
+use super::{EMAIL, send_code, verify_form};
 use crate::config::SecurityConfig;
 use crate::model::User;
 use crate::web::context::AuthContext;
 use crate::web::forms::{FieldErrors, FormInput};
-use crate::web::pending_login;
-use crate::web::rejection::Limited;
+use crate::web::negotiate::{Html, Json, Reply};
+use crate::web::pending_login::{self, PendingSignIn};
+use crate::web::rejection::{Limited, Rejection};
 use crate::web::security::Security;
 
 /// A way out for a sign-in whose second factor is at hand no more ([`rescue`]).
@@ -72,30 +72,32 @@ fn recovery_options(config: &SecurityConfig) -> Value {
     }
 }
 
-pub(super) async fn get_rescue(ctx: AuthContext) -> crate::Result<Response> {
-    if pending_login::pending_user(&ctx).await?.is_none() {
-        return pending_login::permission_denied(&ctx).await;
-    }
-    if !ctx.is_json() {
-        let config = ctx.security().config();
-        return Ok(crate::web::reply::redirect(
-            &config.url(&config.two_factor_token_validation_url),
-        ));
-    }
-    let mut response = ctx.json_base().await?;
-    response.insert(
-        "recovery_options".into(),
-        recovery_options(ctx.security().config()),
-    );
-    Ok(crate::web::reply::json_ok(response))
+/// JSON clients get the ways out (`recovery_options`); browsers go back to the code page (which
+/// shows them).
+fn with_recovery_options(config: &SecurityConfig, html: Html) -> Reply {
+    let mut json = Map::new();
+    json.insert("recovery_options".into(), recovery_options(config));
+    Reply::done(Json::Base(json), html)
 }
 
-pub(super) async fn post_rescue(ctx: AuthContext, mut input: FormInput) -> crate::Result<Response> {
+pub(super) async fn get_rescue(ctx: AuthContext, _pending: PendingSignIn) -> Reply {
+    let config = ctx.security().config();
+    with_recovery_options(
+        config,
+        Html::redirect(config.url(&config.two_factor_token_validation_url)),
+    )
+}
+
+pub(super) async fn post_rescue(
+    ctx: AuthContext,
+    mut input: FormInput,
+) -> Result<Reply, Rejection> {
     let security = ctx.security().clone();
     let config = security.config();
-    let Some(user) = pending_login::pending_user(&ctx).await? else {
-        return pending_login::permission_denied(&ctx).await;
-    };
+    // Looked up here, not by the `PendingSignIn` extractor: the form is read first, as it was.
+    let user = pending_login::pending_user(&ctx)
+        .await?
+        .ok_or(Rejection::NothingPending)?;
     let choice = input.text("help_setup").unwrap_or_default();
     let email_allowed = config.two_factor_enabled_methods.iter().any(|m| m == EMAIL);
     let how = match choice.as_str() {
@@ -106,26 +108,23 @@ pub(super) async fn post_rescue(ctx: AuthContext, mut input: FormInput) -> crate
                 "help_setup",
                 security.msg("TWO_FACTOR_METHOD_NOT_AVAILABLE", &[]),
             );
-            return verify_page(&ctx, user.tf_primary_method.clone(), true, &errors).await;
+            let form = verify_form(config, user.tf_primary_method.clone(), true).errors(errors);
+            return Ok(Reply::Invalid(form));
         }
     };
     match rescue(&security, &user, how).await? {
         RescueOutcome::Sent => {}
-        RescueOutcome::Limited(limited) => {
-            return Ok(limited.response(&ctx));
-        }
+        RescueOutcome::Limited(limited) => return Err(Rejection::Limited(limited)),
     }
     if how == Rescue::Email {
         pending_login::mark_rescued(&ctx).await?;
     }
-    if ctx.is_json() {
-        let mut response = ctx.json_base().await?;
-        response.insert("recovery_options".into(), recovery_options(config));
-        return Ok(crate::web::reply::json_ok(response));
-    }
-    ctx.flash("info", &security.msg("CODE_HAS_BEEN_SENT", &[]))
-        .await?;
-    Ok(crate::web::reply::redirect(
-        &config.url(&config.two_factor_token_validation_url),
+    Ok(with_recovery_options(
+        config,
+        Html::flash_redirect(
+            "info",
+            security.msg("CODE_HAS_BEEN_SENT", &[]),
+            config.url(&config.two_factor_token_validation_url),
+        ),
     ))
 }

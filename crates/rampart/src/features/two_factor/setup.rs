@@ -5,10 +5,8 @@
 use std::fmt;
 use std::time::Duration;
 
-use axum::http::StatusCode;
-use axum::response::Response;
 use minijinja::context;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::{AUTHENTICATOR, CodeVerdict, EMAIL, check_code_for, required, send_code};
 use crate::config::SecurityConfig;
@@ -16,6 +14,7 @@ use crate::model::User;
 use crate::web::context::{AuthContext, AuthUser};
 use crate::web::extract::CurrentUser;
 use crate::web::forms::{FieldErrors, FormInput};
+use crate::web::negotiate::{Form, Html, Json, Reply};
 use crate::web::rejection::{Limited, Rejection};
 use crate::web::security::Security;
 
@@ -197,115 +196,107 @@ fn available_methods(config: &SecurityConfig) -> Vec<&str> {
         .collect()
 }
 
-pub(super) async fn get_setup(
-    ctx: AuthContext,
-    user: Option<CurrentUser>,
-) -> Result<Response, Rejection> {
-    let Some(user) = user else {
-        return Err(Rejection::NothingPending);
-    };
-    crate::web::auth::require_fresh(&ctx).await?;
-    let config = ctx.security().config();
-    let enabled = required(config, &user.user);
-    let method = user.user.tf_primary_method.clone().filter(|_| enabled);
-    if ctx.is_json() {
-        let mut response = ctx.json_base().await?;
-        response.insert(
-            "tf_available_methods".into(),
-            json!(available_methods(config)),
-        );
-        response.insert("tf_method".into(), json!(method));
-        response.insert("tf_phone_number".into(), Value::Null);
-        response.insert("tf_primary_method".into(), json!(method));
-        response.insert("tf_required".into(), json!(enabled));
-        return Ok(crate::web::reply::json_ok(response));
-    }
-    Ok(setup_page(&ctx, enabled, method, None, &FieldErrors::new()).await?)
+/// Whether `user` has two-factor sign-in on, and their method if so.
+fn current_method(config: &SecurityConfig, user: &User) -> (bool, Option<String>) {
+    let enabled = required(config, user);
+    (enabled, user.tf_primary_method.clone().filter(|_| enabled))
 }
 
-async fn setup_page(
-    ctx: &AuthContext,
+/// The setup page (`security/two_factor_setup.html`): the method that is on (if any), the ones
+/// to choose from, and `setup` (see [`setup_context`]) while a new one waits for its first code.
+fn setup_form(
+    config: &SecurityConfig,
     enabled: bool,
     method: Option<String>,
     setup: Option<Value>,
-    errors: &FieldErrors,
-) -> crate::Result<Response> {
+) -> Form {
+    Form::new("security/two_factor_setup.html").page(context! {
+        enabled => enabled,
+        method => method,
+        available_methods => available_methods(config),
+        setup => setup,
+    })
+}
+
+pub(super) async fn get_setup(
+    ctx: AuthContext,
+    user: Option<CurrentUser>,
+) -> Result<Reply, Rejection> {
+    // Nobody signed in (e.g. a sign-in still waiting for its code): nothing to set up.
+    let user = user.ok_or(Rejection::NothingPending)?;
+    crate::web::auth::require_fresh(&ctx).await?;
     let config = ctx.security().config();
-    crate::web::templates::form_errors(
-        ctx,
-        "security/two_factor_setup.html",
-        Value::Null,
-        errors,
-        context! {
-            enabled => enabled,
-            method => method,
-            available_methods => available_methods(config),
-            setup => setup,
-        },
-    )
-    .await
+    let (enabled, method) = current_method(config, &user.user);
+    Ok(Reply::Form(
+        setup_form(config, enabled, method.clone(), None)
+            .json("tf_available_methods", json!(available_methods(config)))
+            .json("tf_method", json!(method))
+            .json("tf_phone_number", Value::Null)
+            .json("tf_primary_method", json!(method))
+            .json("tf_required", json!(enabled)),
+    ))
 }
 
 pub(super) async fn post_setup(
     ctx: AuthContext,
     user: Option<CurrentUser>,
     mut input: FormInput,
-) -> Result<Response, Rejection> {
-    let Some(user) = user else {
-        return Err(Rejection::NothingPending);
-    };
+) -> Result<Reply, Rejection> {
+    let user = user.ok_or(Rejection::NothingPending)?;
     crate::web::auth::require_fresh(&ctx).await?;
     let security = ctx.security().clone();
     let config = security.config();
-    let enabled = required(config, &user.user);
+    let (enabled, method) = current_method(config, &user.user);
     let choice = input.text("setup").unwrap_or_default();
     if choice == "disable" {
         forget_setup(&ctx).await?;
         disable(&security, &user.user).await?;
-        if ctx.is_json() {
-            let mut response = ctx.json_base().await?;
-            response.insert("user".into(), ctx.user_payload(&user, false)?);
-            return Ok(crate::web::reply::json_ok(response));
-        }
-        ctx.flash("success", &security.msg("TWO_FACTOR_DISABLED", &[]))
-            .await?;
-        return Ok(crate::web::reply::redirect(&post_setup_view(config)));
+        let mut json = Map::new();
+        json.insert("user".into(), ctx.user_payload(&user, false)?);
+        return Ok(Reply::done(
+            Json::Base(json),
+            Html::flash_redirect(
+                "success",
+                security.msg("TWO_FACTOR_DISABLED", &[]),
+                post_setup_view(config),
+            ),
+        ));
     }
     let setup = match start_setup(&security, &user.user, &choice)? {
         Ok(setup) => setup,
         Err(errors) => {
-            let method = user.user.tf_primary_method.clone().filter(|_| enabled);
-            return Ok(setup_page(&ctx, enabled, method, None, &errors).await?);
+            return Ok(Reply::Invalid(
+                setup_form(config, enabled, method, None).errors(errors),
+            ));
         }
     };
     keep_setup(&ctx, &setup).await?;
-    if ctx.is_json() {
-        let state_token = security.signer().sign(
-            STATE_SALT,
-            &(user.user.fs_uniquifier.as_str(), choice.as_str()),
-            security.clock().now(),
-        )?;
-        let mut response = ctx.json_base().await?;
-        response.insert("tf_method".into(), json!(choice));
-        response.insert("tf_primary_method".into(), json!(choice));
-        response.insert("tf_state".into(), json!("validating_profile"));
-        response.insert("tf_state_token".into(), json!(state_token));
-        if choice == AUTHENTICATOR {
-            let (issuer, uri) = authenticator(config, &user.user, &setup.secret);
-            response.insert("tf_authr_b32key".into(), json!(setup.secret));
-            response.insert("tf_authr_issuer".into(), json!(issuer));
-            response.insert(
-                "tf_authr_key".into(),
-                json!(crate::totp::grouped(&setup.secret)),
-            );
-            response.insert("tf_authr_uri".into(), json!(uri));
-            response.insert("tf_authr_username".into(), json!(user.user.email));
-        }
-        return Ok(crate::web::reply::json_ok(response));
+    let state_token = security.signer().sign(
+        STATE_SALT,
+        &(user.user.fs_uniquifier.as_str(), choice.as_str()),
+        security.clock().now(),
+    )?;
+    let mut json = Map::new();
+    json.insert("tf_method".into(), json!(choice));
+    json.insert("tf_primary_method".into(), json!(choice));
+    json.insert("tf_state".into(), json!("validating_profile"));
+    json.insert("tf_state_token".into(), json!(state_token));
+    if choice == AUTHENTICATOR {
+        let (issuer, uri) = authenticator(config, &user.user, &setup.secret);
+        json.insert("tf_authr_b32key".into(), json!(setup.secret));
+        json.insert("tf_authr_issuer".into(), json!(issuer));
+        json.insert(
+            "tf_authr_key".into(),
+            json!(crate::totp::grouped(&setup.secret)),
+        );
+        json.insert("tf_authr_uri".into(), json!(uri));
+        json.insert("tf_authr_username".into(), json!(user.user.email));
     }
-    let method = user.user.tf_primary_method.clone().filter(|_| enabled);
     let context = setup_context(&security, &user.user, &choice, &setup.secret);
-    Ok(setup_page(&ctx, enabled, method, Some(context), &FieldErrors::new()).await?)
+    Ok(Reply::done(
+        Json::Base(json),
+        Html::Form(setup_form(config, enabled, method, Some(context))),
+    ))
 }
 
 /// `POST /tf-validate` while `setup` waits for its first code (signed in as `user`).
@@ -314,7 +305,7 @@ pub(super) async fn post_first_code(
     user: &AuthUser,
     setup: &PendingSetup,
     code: &str,
-) -> crate::Result<Response> {
+) -> Result<Reply, Rejection> {
     let security = ctx.security().clone();
     let config = security.config();
     match confirm_setup(&security, &user.user, setup, code).await? {
@@ -323,41 +314,31 @@ pub(super) async fn post_first_code(
             forget_setup(ctx).await?;
             let within = crate::messages::describe_duration(SETUP_WITHIN);
             let message = security.msg("TWO_FACTOR_SETUP_EXPIRED", &[("within", &within)]);
-            if ctx.is_json() {
-                return Ok(crate::web::reply::json_errors(
-                    StatusCode::BAD_REQUEST,
-                    &[],
-                    Some(&FieldErrors::single("", message)),
-                ));
-            }
-            ctx.flash("error", &message).await?;
-            return Ok(crate::web::reply::redirect(
-                &config.url(&config.two_factor_setup_url),
+            return Ok(Reply::done(
+                Json::invalid(&FieldErrors::single("", message.clone())),
+                Html::flash_redirect("error", message, config.url(&config.two_factor_setup_url)),
             ));
         }
-        SetupVerdict::Limited(limited) => {
-            return Ok(limited.response(ctx));
-        }
+        SetupVerdict::Limited(limited) => return Err(Rejection::Limited(limited)),
         SetupVerdict::Invalid => {
-            let enabled = required(config, &user.user);
-            let current = user.user.tf_primary_method.clone().filter(|_| enabled);
+            let (enabled, current) = current_method(config, &user.user);
             let context = setup_context(&security, &user.user, &setup.method, &setup.secret);
-            let errors = super::invalid_code(&security);
-            return setup_page(ctx, enabled, current, Some(context), &errors).await;
+            let form = setup_form(config, enabled, current, Some(context))
+                .errors(super::invalid_code(&security));
+            return Ok(Reply::Invalid(form));
         }
     }
     forget_setup(ctx).await?;
-    if ctx.is_json() {
-        let mut response = ctx.json_base().await?;
-        response.insert("user".into(), ctx.user_payload(user, false)?);
-        return Ok(crate::web::reply::json_ok(response));
-    }
-    ctx.flash(
-        "success",
-        &security.msg("TWO_FACTOR_CHANGE_METHOD_SUCCESSFUL", &[]),
-    )
-    .await?;
-    Ok(crate::web::reply::redirect(&post_setup_view(config)))
+    let mut json = Map::new();
+    json.insert("user".into(), ctx.user_payload(user, false)?);
+    Ok(Reply::done(
+        Json::Base(json),
+        Html::flash_redirect(
+            "success",
+            security.msg("TWO_FACTOR_CHANGE_METHOD_SUCCESSFUL", &[]),
+            post_setup_view(config),
+        ),
+    ))
 }
 
 /// What the setup page shows while a new method waits for its first code: the QR code and the

@@ -1,15 +1,18 @@
 //! The login's second step: a right password for a user with a second factor hands off here
-//! ([`begin_login`]); the session holds the pending sign-in and `POST /tf-validate {"code"}`
-//! completes it. `/tf-validate` also takes a setup's first code (see `setup.rs`).
+//! ([`begin_login_reply`]); the session holds the pending sign-in and `POST /tf-validate
+//! {"code"}` completes it. `/tf-validate` also takes a setup's first code (see `setup.rs`).
 
-use axum::response::Response;
-use serde_json::json;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, json};
 
-use super::{CodeVerdict, EMAIL, check_code, check_code_for, send_code, setup, verify_page};
+use super::{CodeVerdict, EMAIL, check_code, check_code_for, send_code, setup, verify_form};
+use crate::config::SecurityConfig;
 use crate::model::User;
 use crate::web::context::AuthContext;
-use crate::web::forms::{FieldErrors, FormInput};
+use crate::web::forms::FormInput;
+use crate::web::negotiate::{Html, Json, Reply};
 use crate::web::pending_login;
+use crate::web::rejection::Rejection;
 use crate::web::security::Security;
 
 /// A sign-in waiting for its second factor ([`begin`]).
@@ -20,6 +23,22 @@ pub struct SecondFactorPending {
     pub method: String,
     /// Whether a code was just mailed (the email method).
     pub code_mailed: bool,
+}
+
+impl SecondFactorPending {
+    /// The answer to the password step: JSON clients learn that a code is needed (`tf_required`,
+    /// the method, `tf_state: "ready"`), browsers go to the code page.
+    fn reply(&self, config: &SecurityConfig) -> Reply {
+        let mut json = Map::new();
+        json.insert("tf_method".into(), json!(self.method));
+        json.insert("tf_primary_method".into(), json!(self.method));
+        json.insert("tf_required".into(), json!(true));
+        json.insert("tf_state".into(), json!("ready"));
+        Reply::done(
+            Json::Base(json),
+            Html::redirect(config.url(&config.two_factor_token_validation_url)),
+        )
+    }
 }
 
 /// Begins the second step of `user`'s sign-in (their password was right): for the email method
@@ -44,62 +63,65 @@ pub fn begin(security: &Security, user: &User) -> crate::Result<SecondFactorPend
     })
 }
 
-/// Starts a two-factor login for `user`, whose password was right: the pending user goes into
-/// a fresh session, a code is mailed for the email method ([`begin`]); nobody is signed in yet.
-pub(crate) async fn begin_login(
+/// Starts a two-factor login for `user`, whose password was right (the hand-off from login):
+/// the pending user goes into a fresh session, a code is mailed for the email method
+/// ([`begin`]); nobody is signed in yet. The reply tells the client a code is needed.
+///
+/// # Errors
+///
+/// The session's errors; mailing the code fails.
+pub(crate) async fn begin_login_reply(
     ctx: &AuthContext,
     user: &User,
     remember: bool,
     next: Option<String>,
-) -> crate::Result<Response> {
+) -> crate::Result<Reply> {
     let security = ctx.security();
-    let config = security.config();
     pending_login::start(ctx, user, remember, next).await?;
     let pending = begin(security, user)?;
-    if ctx.is_json() {
-        let mut response = ctx.json_base().await?;
-        response.insert("tf_method".into(), json!(pending.method));
-        response.insert("tf_primary_method".into(), json!(pending.method));
-        response.insert("tf_required".into(), json!(true));
-        response.insert("tf_state".into(), json!("ready"));
-        return Ok(crate::web::reply::json_ok(response));
-    }
-    Ok(crate::web::reply::redirect(
-        &config.url(&config.two_factor_token_validation_url),
-    ))
+    Ok(pending.reply(security.config()))
 }
 
-pub(super) async fn get_validate(ctx: AuthContext) -> crate::Result<Response> {
+pub(super) async fn get_validate(ctx: AuthContext) -> Result<Reply, Rejection> {
+    let config = ctx.security().config();
+    // JSON clients get just a CSRF token, whatever waits: what is pending is looked up (and a
+    // stale sign-in forgotten) for the page only.
     if ctx.is_json() {
-        return Ok(crate::web::reply::json_ok(ctx.json_base().await?));
+        return Ok(Reply::Form(verify_form(config, None, false)));
     }
     let setup_method = setup::pending_method(&ctx).await?;
     if ctx.user().is_some() && setup_method.is_some() {
-        return verify_page(&ctx, setup_method, false, &FieldErrors::new()).await;
+        return Ok(Reply::Form(verify_form(config, setup_method, false)));
     }
-    match pending_login::pending_user(&ctx).await? {
-        Some(user) => verify_page(&ctx, user.tf_primary_method, true, &FieldErrors::new()).await,
-        None => pending_login::permission_denied(&ctx).await,
-    }
+    let user = pending_login::pending_user(&ctx)
+        .await?
+        .ok_or(Rejection::NothingPending)?;
+    Ok(Reply::Form(verify_form(
+        config,
+        user.tf_primary_method,
+        true,
+    )))
 }
 
 pub(super) async fn post_validate(
     ctx: AuthContext,
     mut input: FormInput,
-) -> crate::Result<Response> {
+) -> Result<Response, Rejection> {
     let code = input.text("code").unwrap_or_default();
 
     // Finishing a setup (signed in).
     if let Some(user) = ctx.user().cloned()
         && let Some(pending) = setup::pending_setup(&ctx).await?
     {
-        return setup::post_first_code(&ctx, &user, &pending, &code).await;
+        return Ok(setup::post_first_code(&ctx, &user, &pending, &code)
+            .await?
+            .into_response());
     }
 
     // Completing a login.
-    let Some(user) = pending_login::pending_user(&ctx).await? else {
-        return pending_login::permission_denied(&ctx).await;
-    };
+    let user = pending_login::pending_user(&ctx)
+        .await?
+        .ok_or(Rejection::NothingPending)?;
     let security = ctx.security().clone();
     // After a rescue the code came by mail: it lives as long as mailed codes do.
     let verdict = if pending_login::rescued(&ctx).await? {
@@ -109,11 +131,13 @@ pub(super) async fn post_validate(
         check_code(&security, &user, &code).await?
     };
     match verdict {
-        CodeVerdict::Accepted => pending_login::complete_login(&ctx, &user).await,
-        CodeVerdict::Limited(limited) => Ok(limited.response(&ctx)),
+        // The sign-in ends as a password-only one does (shared with login).
+        CodeVerdict::Accepted => Ok(pending_login::complete_login(&ctx, &user).await?),
+        CodeVerdict::Limited(limited) => Err(Rejection::Limited(limited)),
         CodeVerdict::Invalid => {
-            let errors = super::invalid_code(&security);
-            verify_page(&ctx, user.tf_primary_method.clone(), true, &errors).await
+            let form = verify_form(security.config(), user.tf_primary_method.clone(), true)
+                .errors(super::invalid_code(&security));
+            Ok(Reply::Invalid(form).into_response())
         }
     }
 }

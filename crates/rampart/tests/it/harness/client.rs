@@ -30,7 +30,7 @@ pub(crate) struct TestClient {
 }
 
 impl TestClient {
-    pub(super) fn new(router: Router) -> Self {
+    pub(crate) fn new(router: Router) -> Self {
         Self {
             router,
             state: Arc::default(),
