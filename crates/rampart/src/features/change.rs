@@ -24,7 +24,7 @@ use crate::web::security::Security;
 
 pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
     Router::new().route(
-        &config.url(&config.change_url),
+        &config.url(&config.change.url),
         get(get_change).post(post_change),
     )
 }
@@ -140,10 +140,11 @@ async fn post_change(
     } else {
         ctx.csrf_token().await?
     };
-    if config.send_password_change_email {
+    if config.change.send_email {
         let recovery_link = config
-            .recoverable
-            .then(|| ctx.external_url(&config.url(&config.reset_url)));
+            .recover
+            .enabled
+            .then(|| ctx.external_url(&config.url(&config.recover.url)));
         crate::web::notify::send(
             &security,
             "change_notice",
@@ -163,8 +164,9 @@ async fn post_change(
     ctx.flash("success", &security.msg("PASSWORD_CHANGE", &[]))
         .await?;
     let target = config
-        .post_change_view
+        .change
+        .post_view
         .clone()
-        .unwrap_or_else(|| config.url(&config.change_url));
+        .unwrap_or_else(|| config.url(&config.change.url));
     Ok(crate::web::reply::redirect(&target))
 }

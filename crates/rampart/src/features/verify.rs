@@ -24,14 +24,14 @@ use crate::web::security::Security;
 
 pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
     Router::new().route(
-        &config.url(&config.verify_url),
+        &config.url(&config.verify.url),
         get(get_verify).post(post_verify),
     )
 }
 
 /// Whether the request's user proved the password within `SECURITY_FRESHNESS`.
 pub(crate) async fn is_fresh(ctx: &AuthContext) -> crate::Result<bool> {
-    let Some(window) = ctx.security().config().freshness else {
+    let Some(window) = ctx.security().config().verify.freshness else {
         return Ok(true);
     };
     match ctx.user().map(|u| u.method) {
@@ -64,7 +64,7 @@ pub(crate) async fn require_fresh(ctx: &AuthContext) -> crate::Result<Option<Res
         url::form_urlencoded::byte_serialize(ctx.path_and_query().as_bytes()).collect();
     Ok(Some(crate::web::reply::redirect(&format!(
         "{}?next={next}",
-        config.url(&config.verify_url)
+        config.url(&config.verify.url)
     ))))
 }
 
@@ -149,6 +149,6 @@ async fn post_verify(
         .next
         .as_deref()
         .and_then(|n| crate::redirect::safe_next(config, ctx.host.as_deref(), n).ok())
-        .unwrap_or_else(|| config.post_login_view.clone());
+        .unwrap_or_else(|| config.login.post_view.clone());
     Ok(crate::web::reply::redirect(&target))
 }

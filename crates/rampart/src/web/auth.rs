@@ -46,13 +46,13 @@ pub(crate) async fn authenticate(
     let security = &ctx.security;
     let config = security.config();
     let token = headers
-        .get(config.token_header.as_str())
+        .get(config.token.header.as_str())
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
         .or_else(|| {
             query.and_then(|q| {
                 url::form_urlencoded::parse(q.as_bytes())
-                    .find(|(k, _)| *k == config.token_query_key.as_str())
+                    .find(|(k, _)| *k == config.token.query_key.as_str())
                     .map(|(_, v)| v.into_owned())
             })
         });
@@ -88,7 +88,11 @@ pub(crate) async fn authenticate(
                 crate::web::remember::adopt(ctx, &valid).await?;
                 return Ok(Some(user));
             }
-            None => ctx.set_cookie(expired_cookie(config, &config.remember_cookie_name, true)),
+            None => ctx.set_cookie(expired_cookie(
+                config,
+                &config.session.remember_cookie_name,
+                true,
+            )),
         }
     }
     Ok(None)
@@ -216,7 +220,7 @@ pub(crate) async fn finish_login(
     }
     let config = ctx.security.config();
     Ok(crate::web::reply::redirect(
-        &next.unwrap_or_else(|| config.post_login_view.clone()),
+        &next.unwrap_or_else(|| config.login.post_view.clone()),
     ))
 }
 
@@ -313,17 +317,21 @@ pub async fn logout_user(ctx: &AuthContext) -> crate::Result<()> {
     if ctx.session.id().is_some() {
         ctx.session.flush().await?;
     }
-    ctx.set_cookie(expired_cookie(config, &config.session_cookie_name, true));
+    ctx.set_cookie(expired_cookie(config, &config.session.cookie_name, true));
     ctx.set_cookie(expired_xsrf_cookie(config));
-    ctx.set_cookie(expired_cookie(config, &config.remember_cookie_name, true));
+    ctx.set_cookie(expired_cookie(
+        config,
+        &config.session.remember_cookie_name,
+        true,
+    ));
     Ok(())
 }
 
 /// The `XSRF-TOKEN` cookie (readable by scripts, `SameSite=Strict`).
 pub(crate) fn xsrf_cookie(config: &SecurityConfig, token: String) -> cookie::Cookie<'static> {
-    cookie::Cookie::build((config.csrf_cookie_name.clone(), token))
+    cookie::Cookie::build((config.csrf.cookie_name.clone(), token))
         .path("/")
-        .secure(config.cookie_secure)
+        .secure(config.session.cookie_secure)
         .same_site(cookie::SameSite::Strict)
         .build()
 }
@@ -343,7 +351,7 @@ pub(crate) fn expired_cookie(
     let mut c = cookie::Cookie::build((name.to_owned(), String::new()))
         .path("/")
         .http_only(http_only)
-        .secure(config.cookie_secure)
+        .secure(config.session.cookie_secure)
         .build();
     c.make_removal();
     c

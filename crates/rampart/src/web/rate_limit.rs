@@ -75,7 +75,7 @@ fn address_key(ctx: &AuthContext) -> String {
 
 /// Applies the login rate limit for the client's address; `Some(response)` when refused.
 pub(crate) async fn check_login(ctx: &AuthContext) -> crate::Result<Option<Response>> {
-    let limit = ctx.security.config().login_rate_limit.as_ref();
+    let limit = ctx.security.config().rate_limits.login.as_ref();
     count(ctx, &address_key(ctx), limit).await
 }
 
@@ -86,7 +86,7 @@ pub(crate) async fn check_login_account(
     user: Option<&User>,
     identity: &str,
 ) -> crate::Result<Option<Response>> {
-    let limit = ctx.security.config().login_identity_rate_limit.as_ref();
+    let limit = ctx.security.config().rate_limits.login_identity.as_ref();
     count(ctx, &login_key(user, identity), limit).await
 }
 
@@ -109,13 +109,13 @@ pub(crate) async fn count_basic(
     identity: &str,
 ) -> crate::Result<Option<Response>> {
     let config = ctx.security.config();
-    if let Some(refused) = count(ctx, &address_key(ctx), config.login_rate_limit.as_ref()).await? {
+    if let Some(refused) = count(ctx, &address_key(ctx), config.rate_limits.login.as_ref()).await? {
         return Ok(Some(refused));
     }
     count(
         ctx,
         &login_key(user, identity),
-        config.login_identity_rate_limit.as_ref(),
+        config.rate_limits.login_identity.as_ref(),
     )
     .await
 }
@@ -124,10 +124,10 @@ pub(crate) async fn count_basic(
 pub(crate) async fn undo_basic(ctx: &AuthContext, user: &User) -> crate::Result<()> {
     let config = ctx.security.config();
     let datastore = ctx.security.datastore();
-    if config.login_rate_limit.is_some() {
+    if config.rate_limits.login.is_some() {
         datastore.rate_limit_undo(&address_key(ctx)).await?;
     }
-    if config.login_identity_rate_limit.is_some() {
+    if config.rate_limits.login_identity.is_some() {
         datastore.rate_limit_undo(&account_key(user.id)).await?;
     }
     Ok(())
@@ -139,7 +139,8 @@ pub(crate) async fn undo_basic(ctx: &AuthContext, user: &User) -> crate::Result<
 fn account_limit(security: &Security) -> RateLimit {
     security
         .config()
-        .login_identity_rate_limit
+        .rate_limits
+        .login_identity
         .clone()
         .unwrap_or_else(|| RateLimit {
             limit: 10,
@@ -237,7 +238,8 @@ pub(crate) async fn count_change_email(
     let limit = ctx
         .security
         .config()
-        .mail_rate_limit
+        .rate_limits
+        .mail
         .clone()
         .unwrap_or_else(|| RateLimit {
             limit: 10,
@@ -254,7 +256,7 @@ pub(crate) async fn check_mail(
     recipient: &str,
 ) -> crate::Result<Option<Response>> {
     let key = format!("mail-to:{}", recipient.trim().to_lowercase());
-    count(ctx, &key, ctx.security.config().mail_rate_limit.as_ref()).await
+    count(ctx, &key, ctx.security.config().rate_limits.mail.as_ref()).await
 }
 
 /// A 429 answer with `Retry-After`, in the request's format.

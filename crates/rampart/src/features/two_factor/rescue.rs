@@ -55,7 +55,7 @@ pub async fn rescue(security: &Security, user: &User, how: Rescue) -> crate::Res
         Rescue::Help => crate::web::notify::send(
             security,
             "two_factor_rescue",
-            &config.two_factor_rescue_mail,
+            &config.two_factor.rescue_mail,
             context! { user => crate::web::notify::user_context(user), app_name => config.app_name },
         )?,
         Rescue::Email => {
@@ -68,8 +68,8 @@ pub async fn rescue(security: &Security, user: &User, how: Rescue) -> crate::Res
 }
 
 fn recovery_options(config: &SecurityConfig) -> Value {
-    let url = config.url(&config.two_factor_rescue_url);
-    if config.two_factor_enabled_methods.iter().any(|m| m == EMAIL) {
+    let url = config.url(&config.two_factor.rescue_url);
+    if config.two_factor.enabled_methods.iter().any(|m| m == EMAIL) {
         json!({ "email": url, "help": url })
     } else {
         json!({ "help": url })
@@ -83,7 +83,7 @@ pub(super) async fn get_rescue(ctx: AuthContext) -> crate::Result<Response> {
     if !ctx.is_json() {
         let config = ctx.security().config();
         return Ok(crate::web::reply::redirect(
-            &config.url(&config.two_factor_token_validation_url),
+            &config.url(&config.two_factor.token_validation_url),
         ));
     }
     let mut response = ctx.json_base().await?;
@@ -101,7 +101,7 @@ pub(super) async fn post_rescue(ctx: AuthContext, mut input: FormInput) -> crate
         return pending_login::permission_denied(&ctx).await;
     };
     let choice = input.text("help_setup").unwrap_or_default();
-    let email_allowed = config.two_factor_enabled_methods.iter().any(|m| m == EMAIL);
+    let email_allowed = config.two_factor.enabled_methods.iter().any(|m| m == EMAIL);
     let how = match choice.as_str() {
         "help" => Rescue::Help,
         EMAIL if email_allowed => Rescue::Email,
@@ -130,6 +130,6 @@ pub(super) async fn post_rescue(ctx: AuthContext, mut input: FormInput) -> crate
     ctx.flash("info", &security.msg("CODE_HAS_BEEN_SENT", &[]))
         .await?;
     Ok(crate::web::reply::redirect(
-        &config.url(&config.two_factor_token_validation_url),
+        &config.url(&config.two_factor.token_validation_url),
     ))
 }

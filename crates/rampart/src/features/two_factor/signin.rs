@@ -65,7 +65,7 @@ pub(crate) async fn begin_login(
         return Ok(crate::web::reply::json_ok(response));
     }
     Ok(crate::web::reply::redirect(
-        &config.url(&config.two_factor_token_validation_url),
+        &config.url(&config.two_factor.token_validation_url),
     ))
 }
 
