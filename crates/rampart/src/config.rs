@@ -252,7 +252,7 @@ impl SecurityConfig {
     }
 
     /// Builds the configuration from settings (Flask-Security names), starting from the defaults:
-    /// every setting of the table ([`names::SETTINGS`]) that is set replaces its field's default,
+    /// every setting of the table (`config/names.rs`, listed in the settings section above) that is set replaces its field's default,
     /// then [`validate`](Self::validate) checks the result.
     ///
     /// ```

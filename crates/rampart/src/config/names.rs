@@ -4,7 +4,7 @@
 //!
 //! Each entry is declared once, in [`SETTINGS`]; the `settings!` macro turns it into the code
 //! that loads it ([`SecurityConfig::from_settings`] runs every entry's loader in table order), the
-//! template value ([`crate::web::templates`] builds `config` from the entries with a page key)
+//! template value (`web/templates.rs` builds `config` from the entries with a page key)
 //! and the docs (`docs/configuration.md` is generated from the table and checked by a test).
 
 use std::collections::HashMap;
