@@ -252,8 +252,8 @@ impl SecurityConfig {
     }
 
     /// Builds the configuration from settings (Flask-Security names), starting from the defaults:
-    /// every setting of the table (`config/names.rs`, listed in the settings section above) that is set replaces its field's default,
-    /// then [`validate`](Self::validate) checks the result.
+    /// every setting of the table (`config/names.rs`, listed in the settings section above) that
+    /// is set replaces its field's default, then [`validate`](Self::validate) checks the result.
     ///
     /// ```
     /// let settings = rampart::Settings::from_pairs([
