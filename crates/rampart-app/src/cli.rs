@@ -458,7 +458,7 @@ async fn create_user(
             }
         }
     }
-    if username.is_some() && !config.username_enable {
+    if username.is_some() && !config.username.enabled {
         return Err(CliError::Refused(
             "--username is available only if SECURITY_USERNAME_ENABLE is set".into(),
         ));
@@ -509,7 +509,7 @@ async fn create_user(
         password_hash: Some(security.hasher().hash(&form.password).await?),
         active,
         confirmed_at: confirm.then_some(now),
-        roles: config.default_roles.clone(),
+        roles: config.register.default_roles.clone(),
     };
     let user = datastore
         .create_user(

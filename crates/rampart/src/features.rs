@@ -34,24 +34,24 @@ impl Security {
             .merge(logout::router(config))
             .merge(verify::router(config))
             .merge(unlock::router(config));
-        if config.registerable {
+        if config.register.enabled {
             router = router.merge(register::router(config));
         }
-        if config.confirmable {
+        if config.confirm.enabled {
             router = router.merge(confirm::router(config));
         }
-        if config.recoverable {
+        if config.recover.enabled {
             router = router.merge(recover::router(config));
         }
-        if config.changeable {
+        if config.change.enabled {
             router = router.merge(change::router(config));
         }
-        if config.change_email {
+        if config.change_email.enabled {
             router = router.merge(change_email::router(config));
         }
-        if config.two_factor {
+        if config.two_factor.enabled {
             router = router.merge(two_factor::router(config));
-            if config.multi_factor_recovery_codes {
+            if config.recovery_codes.enabled {
                 router = router.merge(recovery_codes::router(config));
             }
         }

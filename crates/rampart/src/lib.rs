@@ -115,7 +115,12 @@ pub mod totp;
 mod web;
 
 pub use clock::{Clock, SystemClock, TestClock};
-pub use config::{ConfigError, EmailValidatorArgs, RateLimit, SecurityConfig, Settings};
+pub use config::{
+    ChangeConfig, ChangeEmailConfig, ConfigError, ConfirmConfig, CsrfConfig, EmailValidatorArgs,
+    LoginConfig, LogoutConfig, RateLimit, RateLimitConfig, RecoverConfig, RecoveryCodesConfig,
+    RegisterConfig, SecurityConfig, SessionConfig, Settings, TokenConfig, TwoFactorConfig,
+    UsernameConfig, VerifyConfig,
+};
 pub use datastore::{Datastore, DatastoreError, DbPool, RateLimitDecision, SessionInfo};
 pub use error::{Error, ErrorKind, Result};
 pub use features::change::{change_password, validate as validate_password_change};

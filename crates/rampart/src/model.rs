@@ -108,5 +108,5 @@ pub(crate) fn new_uniquifier() -> String {
 
 /// Whether signing `user` in needs a second factor (two-factor is on and the user has set it up).
 pub fn second_factor_required(config: &crate::config::SecurityConfig, user: &User) -> bool {
-    config.two_factor && user.tf_primary_method.is_some() && user.tf_totp_secret.is_some()
+    config.two_factor.enabled && user.tf_primary_method.is_some() && user.tf_totp_secret.is_some()
 }

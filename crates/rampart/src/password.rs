@@ -61,20 +61,26 @@ pub struct PasswordConfig {
     /// Flask-Security deployment's for its hashes to verify. Empty by default; the
     /// application's configuration must refuse to start without one.
     pub salt: SecretString,
-    /// argon2id memory cost in KiB for new hashes (passlib's default 65536 = 64 MiB).
+    /// `SECURITY_ARGON2_MEMORY_KIB`: argon2id memory cost in KiB for new hashes (passlib's
+    /// default 65536 = 64 MiB).
     pub argon2_memory_kib: u32,
-    /// argon2id iterations (time cost) for new hashes (passlib's default 3).
+    /// `SECURITY_ARGON2_ITERATIONS`: argon2id iterations (time cost) for new hashes (passlib's
+    /// default 3).
     pub argon2_iterations: u32,
-    /// argon2id lanes (parallelism) for new hashes (passlib's default 4).
+    /// `SECURITY_ARGON2_PARALLELISM`: argon2id lanes (parallelism) for new hashes (passlib's
+    /// default 4).
     pub argon2_parallelism: u32,
-    /// How many hashes or verifications may run at once (default: the number of CPUs).
+    /// `SECURITY_HASHING_MAX_CONCURRENT`: how many hashes or verifications may run at once
+    /// (default: the number of CPUs).
     pub max_concurrent: usize,
-    /// How many callers may wait for a free slot before [`PasswordError::Busy`] (default 64).
+    /// `SECURITY_HASHING_MAX_QUEUED`: how many callers may wait for a free slot before
+    /// [`PasswordError::Busy`] (default 64).
     pub max_queued: usize,
     /// `SECURITY_PASSWORD_LENGTH_MIN`: shortest accepted new password, in characters
     /// after NFKD (default 8).
     pub min_length: usize,
-    /// Longest accepted new password, in characters after NFKD (Flask-Security's fixed 128).
+    /// `SECURITY_PASSWORD_LENGTH_MAX`: longest accepted new password, in characters after NFKD
+    /// (Flask-Security's fixed 128).
     pub max_length: usize,
 }
 

@@ -54,7 +54,7 @@ async fn post_sign_out_others(
         .flash("success", "You are now signed out everywhere else.")
         .await?;
     let config = state.security.config();
-    Ok(rampart::reply::redirect(&config.url(&config.change_url)))
+    Ok(rampart::reply::redirect(&config.url(&config.change.url)))
 }
 
 async fn post_delete(
@@ -117,7 +117,7 @@ async fn post_confirm(
                 "That confirmation has expired. Enter your password again to delete your account.",
             )
             .await?;
-        return Ok(rampart::reply::redirect(&config.url(&config.change_url)));
+        return Ok(rampart::reply::redirect(&config.url(&config.change.url)));
     }
     crate::account::delete_user(security, &state.media, user).await?;
     rampart::logout_user(&page.ctx).await?;
@@ -127,5 +127,5 @@ async fn post_confirm(
             "Your account and everything in it have been deleted. Goodbye!",
         )
         .await?;
-    Ok(rampart::reply::redirect(&config.url(&config.login_url)))
+    Ok(rampart::reply::redirect(&config.url(&config.login.url)))
 }

@@ -26,7 +26,7 @@ const TEMPLATE: &str = "security/change_password.html";
 
 pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
     Router::new().route(
-        &config.url(&config.change_url),
+        &config.url(&config.change.url),
         get(get_change).post(post_change),
     )
 }
@@ -101,7 +101,7 @@ pub async fn change_password(
     let uniquifier = crate::web::auth::set_new_password(security, user, new_password).await?;
     let mut updated = user.clone();
     updated.fs_uniquifier = uniquifier;
-    if config.send_password_change_email {
+    if config.change.send_email {
         crate::web::notify::send(
             security,
             "change_notice",
@@ -136,8 +136,9 @@ async fn post_change(
         }
     };
     let recovery_link = config
-        .recoverable
-        .then(|| ctx.external_url(&config.url(&config.reset_url)));
+        .recover
+        .enabled
+        .then(|| ctx.external_url(&config.url(&config.recover.url)));
     let updated = change_password(&security, &user.user, &new_password, recovery_link).await?;
     let csrf = if user.method == AuthMethod::Session {
         crate::web::auth::refresh_session_user(&ctx, &updated).await?
@@ -151,9 +152,10 @@ async fn post_change(
     };
     let json = json!({"csrf_token": csrf, "user": ctx.user_payload(&auth_user, false)?});
     let target = config
-        .post_change_view
+        .change
+        .post_view
         .clone()
-        .unwrap_or_else(|| config.url(&config.change_url));
+        .unwrap_or_else(|| config.url(&config.change.url));
     Ok(Reply::done(
         Json::ok(json),
         Html::flash_redirect("success", security.msg("PASSWORD_CHANGE", &[]), target),

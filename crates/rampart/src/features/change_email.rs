@@ -37,7 +37,7 @@ use crate::web::security::Security;
 const SALT: &str = "change-email-salt";
 
 pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
-    let base = config.url(&config.change_email_url);
+    let base = config.url(&config.change_email.url);
     Router::new()
         .route(&base, get(get_change_email).post(post_change_email))
         .route(&format!("{base}/{{token}}"), get(get_confirm_change))
@@ -61,7 +61,7 @@ pub(crate) fn change_email_path(
         .signer()
         .sign(SALT, &payload, security.clock().now())?;
     let config = security.config();
-    Ok(format!("{}/{token}", config.url(&config.change_email_url)))
+    Ok(format!("{}/{token}", config.url(&config.change_email.url)))
 }
 
 /// Checks the form of a requested new address for `user` (a valid address, not the current
@@ -106,8 +106,9 @@ pub(crate) async fn request_change(
     // The same work as for a free address (a token signed, a mail rendered and handed over).
     let _same_work = change_email_path(security, user, new_email)?;
     let recovery_link = config
-        .recoverable
-        .then(|| link(&config.url(&config.reset_url)));
+        .recover
+        .enabled
+        .then(|| link(&config.url(&config.recover.url)));
     crate::web::notify::send(
         security,
         "change_email_existing",
@@ -139,7 +140,7 @@ pub(crate) fn send_instructions(
             link => link,
             old_email => user.email,
             new_email => new_email,
-            expire_text => crate::messages::describe_duration(config.change_email_within),
+            expire_text => crate::messages::describe_duration(config.change_email.within),
             app_name => config.app_name,
         },
     )
@@ -161,7 +162,7 @@ pub enum ChangeEmailOutcome {
 /// Checks a change-of-email token and changes the address.
 pub async fn confirm_change(security: &Security, token: &str) -> crate::Result<ChangeEmailOutcome> {
     let signer = security.signer();
-    let within = security.config().change_email_within;
+    let within = security.config().change_email.within;
     let Ok(((uniquifier, digest, new_email), expired)) =
         signer.verify_link::<Payload>(SALT, token, within, security.clock().now())
     else {
@@ -258,7 +259,7 @@ async fn post_change_email(
         Html::flash_redirect(
             "success",
             security.msg("CHANGE_EMAIL_SENT", &[("email", &new_email)]),
-            config.url(&config.change_email_url),
+            config.url(&config.change_email.url),
         ),
     ))
 }
@@ -270,20 +271,22 @@ async fn get_confirm_change(
     let security = ctx.security().clone();
     let config = security.config();
     let error_view = config
-        .change_email_error_view
+        .change_email
+        .error_view
         .clone()
-        .unwrap_or_else(|| config.url(&config.change_email_url));
+        .unwrap_or_else(|| config.url(&config.change_email.url));
     let (category, message, target) = match confirm_change(&security, &token).await? {
         ChangeEmailOutcome::Changed(_) => (
             "success",
             security.msg("CHANGE_EMAIL_CONFIRMED", &[]),
             config
-                .post_change_email_view
+                .change_email
+                .post_view
                 .clone()
-                .unwrap_or_else(|| config.post_login_view.clone()),
+                .unwrap_or_else(|| config.login.post_view.clone()),
         ),
         ChangeEmailOutcome::Expired => {
-            let within = crate::messages::describe_duration(config.change_email_within);
+            let within = crate::messages::describe_duration(config.change_email.within);
             (
                 "error",
                 security.msg("CHANGE_EMAIL_EXPIRED", &[("within", &within)]),

@@ -24,7 +24,7 @@ use crate::web::security::Security;
 const SALT: &str = "confirm-salt";
 
 pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
-    let base = config.url(&config.confirm_url);
+    let base = config.url(&config.confirm.url);
     Router::new()
         .route(
             &base,
@@ -43,7 +43,7 @@ pub(crate) fn confirmation_path(security: &Security, user: &User) -> crate::Resu
         .signer()
         .sign(SALT, &payload, security.clock().now())?;
     let config = security.config();
-    Ok(format!("{}/{token}", config.url(&config.confirm_url)))
+    Ok(format!("{}/{token}", config.url(&config.confirm.url)))
 }
 
 /// What a confirmation link turned out to be.
@@ -65,7 +65,7 @@ pub async fn confirm_email(
 ) -> crate::Result<ConfirmOutcome> {
     let signer = security.signer();
     let now = security.clock().now();
-    let within = security.config().confirm_email_within;
+    let within = security.config().confirm.within;
     let Ok((payload, expired)) = signer.verify_link::<(String, String)>(SALT, token, within, now)
     else {
         return Ok(ConfirmOutcome::Invalid);
@@ -133,19 +133,20 @@ pub(crate) async fn resend_confirmation(
 async fn get_confirm(ctx: AuthContext, Path(token): Path<String>) -> crate::Result<Response> {
     let security = ctx.security().clone();
     let config = security.config();
-    let confirm_url = config.url(&config.confirm_url);
+    let confirm_url = config.url(&config.confirm.url);
     match confirm_email(&security, &token, &|path| ctx.external_url(path)).await? {
         ConfirmOutcome::Confirmed(_) => {
             ctx.flash("success", &security.msg("EMAIL_CONFIRMED", &[]))
                 .await?;
             let target = config
-                .post_confirm_view
+                .confirm
+                .post_view
                 .clone()
-                .unwrap_or_else(|| config.url(&config.login_url));
+                .unwrap_or_else(|| config.url(&config.login.url));
             Ok(crate::web::reply::redirect(&target))
         }
         ConfirmOutcome::Expired(user) => {
-            let within = crate::messages::describe_duration(config.confirm_email_within);
+            let within = crate::messages::describe_duration(config.confirm.within);
             let message = security.msg(
                 "CONFIRMATION_EXPIRED",
                 &[("within", &within), ("email", &user.email)],
@@ -212,5 +213,5 @@ async fn post_send_confirmation(
     };
     ctx.flash("info", &message).await?;
     let config = security.config();
-    Ok(crate::web::reply::redirect(&config.url(&config.login_url)))
+    Ok(crate::web::reply::redirect(&config.url(&config.login.url)))
 }

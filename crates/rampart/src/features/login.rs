@@ -30,7 +30,7 @@ use crate::web::auth::check_user_password;
 
 pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
     Router::new().route(
-        &config.url(&config.login_url),
+        &config.url(&config.login.url),
         get(get_login).post(post_login),
     )
 }
@@ -62,7 +62,7 @@ pub(crate) fn validate(
         .text("email")
         .map(|e| e.trim().to_owned())
         .filter(|e| !e.is_empty());
-    let username = if config.username_enable {
+    let username = if config.username.enabled {
         input
             .text("username")
             .map(|u| u.trim().to_owned())
@@ -76,7 +76,7 @@ pub(crate) fn validate(
     let mut errors = input.take_errors();
     let (identity_field, identity) = match (email, username) {
         (Some(email), _) => {
-            if !config.username_enable && crate::identity::normalize_email(&email).is_err() {
+            if !config.username.enabled && crate::identity::normalize_email(&email).is_err() {
                 errors.add("email", security.msg("INVALID_EMAIL_ADDRESS", &[]));
             }
             ("email", email)
@@ -160,7 +160,9 @@ async fn authenticate_user(
 
 /// Whether `user` must confirm their email before signing in.
 pub(crate) fn requires_confirmation(config: &SecurityConfig, user: &User) -> bool {
-    config.confirmable && !config.login_without_confirmation && user.confirmed_at.is_none()
+    config.confirm.enabled
+        && !config.confirm.login_without_confirmation
+        && user.confirmed_at.is_none()
 }
 
 #[derive(serde::Deserialize)]
@@ -175,7 +177,7 @@ async fn get_login(ctx: AuthContext, Query(query): Query<LoginQuery>) -> crate::
     if ctx.is_json() {
         let mut response = ctx.json_base().await?;
         let mut attributes = vec!["email"];
-        if config.username_enable {
+        if config.username.enabled {
             attributes.push("username");
         }
         response.insert("identity_attributes".into(), json!(attributes));
@@ -192,7 +194,7 @@ async fn get_login(ctx: AuthContext, Query(query): Query<LoginQuery>) -> crate::
             .next
             .as_deref()
             .and_then(|n| crate::redirect::safe_next(config, ctx.host.as_deref(), n).ok())
-            .unwrap_or_else(|| config.post_login_view.clone());
+            .unwrap_or_else(|| config.login.post_view.clone());
         return Ok(crate::web::reply::redirect(&target));
     }
     let token = ctx.csrf_token().await?;
@@ -203,7 +205,7 @@ async fn get_login(ctx: AuthContext, Query(query): Query<LoginQuery>) -> crate::
         None,
         &FieldErrors::new(),
         query.next.as_deref(),
-        config.default_remember_me,
+        config.login.default_remember_me,
     )
     .await
 }

@@ -13,7 +13,7 @@ use crate::web::context::AuthContext;
 use crate::web::security::Security;
 
 pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
-    Router::new().route(&config.url(&config.logout_url), post(post_logout))
+    Router::new().route(&config.url(&config.logout.url), post(post_logout))
 }
 
 async fn post_logout(ctx: AuthContext) -> crate::Result<Response> {
@@ -22,7 +22,7 @@ async fn post_logout(ctx: AuthContext) -> crate::Result<Response> {
         Ok(crate::web::reply::json_ok(Map::new()))
     } else {
         Ok(crate::web::reply::redirect(
-            &ctx.security().config().post_logout_view,
+            &ctx.security().config().logout.post_view,
         ))
     }
 }

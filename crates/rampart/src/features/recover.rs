@@ -31,7 +31,7 @@ pub(crate) use crate::web::auth::set_new_password;
 const SALT: &str = "reset-salt";
 
 pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
-    let base = config.url(&config.reset_url);
+    let base = config.url(&config.recover.url);
     Router::new()
         .route(&base, get(get_forgot).post(post_forgot))
         .route(
@@ -59,7 +59,7 @@ fn reset_mail(
     let token = security
         .signer()
         .sign(SALT, &(uniquifier, digest), security.clock().now())?;
-    let reset_link = link(&format!("{}/{token}", config.url(&config.reset_url)));
+    let reset_link = link(&format!("{}/{token}", config.url(&config.recover.url)));
     crate::web::notify::render(
         security,
         "reset_instructions",
@@ -67,7 +67,7 @@ fn reset_mail(
         context! {
             user => user,
             reset_link => reset_link,
-            expire_text => crate::messages::describe_duration(config.reset_password_within),
+            expire_text => crate::messages::describe_duration(config.recover.within),
             app_name => config.app_name,
         },
     )
@@ -144,7 +144,7 @@ pub enum ResetToken {
 pub async fn check_reset_token(security: &Security, token: &str) -> crate::Result<ResetToken> {
     let signer = security.signer();
     let now = security.clock().now();
-    let within = security.config().reset_password_within;
+    let within = security.config().recover.within;
     let Ok((payload, expired)) = signer.verify_link::<(String, String)>(SALT, token, within, now)
     else {
         return Ok(ResetToken::Invalid);
@@ -220,7 +220,7 @@ async fn invalid_token_redirect(
     let message = match outcome {
         ResetToken::Expired(user) => {
             send_reset_instructions(security, user, &|path| ctx.external_url(path))?;
-            let within = crate::messages::describe_duration(config.reset_password_within);
+            let within = crate::messages::describe_duration(config.recover.within);
             security.msg(
                 "PASSWORD_RESET_EXPIRED",
                 &[("within", &within), ("email", &user.email)],
@@ -229,7 +229,9 @@ async fn invalid_token_redirect(
         _ => security.msg("INVALID_RESET_PASSWORD_TOKEN", &[]),
     };
     ctx.flash("error", &message).await?;
-    Ok(crate::web::reply::redirect(&config.url(&config.reset_url)))
+    Ok(crate::web::reply::redirect(
+        &config.url(&config.recover.url),
+    ))
 }
 
 async fn get_reset(ctx: AuthContext, Path(token): Path<String>) -> crate::Result<Response> {
@@ -239,7 +241,7 @@ async fn get_reset(ctx: AuthContext, Path(token): Path<String>) -> crate::Result
         return invalid_token_redirect(&ctx, &outcome).await;
     }
     let config = security.config();
-    let action = format!("{}/{token}", config.url(&config.reset_url));
+    let action = format!("{}/{token}", config.url(&config.recover.url));
     crate::web::templates::form_page(
         &ctx,
         "security/reset_password.html",
@@ -257,7 +259,7 @@ async fn post_reset(
 ) -> crate::Result<Response> {
     let security = ctx.security().clone();
     let config = security.config();
-    let action = format!("{}/{token}", config.url(&config.reset_url));
+    let action = format!("{}/{token}", config.url(&config.recover.url));
     let password = input.text("password");
     let confirm = input.text("password_confirm");
     let mut errors = input.take_errors();
@@ -292,8 +294,7 @@ async fn post_reset(
                 let message = match &outcome {
                     ResetToken::Expired(user) => {
                         send_reset_instructions(&security, user, &|path| ctx.external_url(path))?;
-                        let within =
-                            crate::messages::describe_duration(config.reset_password_within);
+                        let within = crate::messages::describe_duration(config.recover.within);
                         security.msg(key, &[("within", &within), ("email", &user.email)])
                     }
                     _ => security.msg(key, &[]),
@@ -309,7 +310,7 @@ async fn post_reset(
         }
     };
     set_new_password(&security, &user, password.as_deref().unwrap_or_default()).await?;
-    if config.send_password_reset_notice_email {
+    if config.recover.send_notice_email {
         crate::web::notify::send(
             &security,
             "reset_notice",
@@ -323,8 +324,9 @@ async fn post_reset(
     ctx.flash("success", &security.msg("PASSWORD_RESET_NO_LOGIN", &[]))
         .await?;
     let target = config
-        .post_reset_view
+        .recover
+        .post_view
         .clone()
-        .unwrap_or_else(|| config.url(&config.login_url));
+        .unwrap_or_else(|| config.url(&config.login.url));
     Ok(crate::web::reply::redirect(&target))
 }

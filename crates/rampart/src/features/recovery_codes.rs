@@ -33,11 +33,11 @@ const DIGEST_LABEL: &str = "mf-recovery-code:";
 pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
     Router::new()
         .route(
-            &config.url(&config.multi_factor_recovery_codes_url),
+            &config.url(&config.recovery_codes.url),
             get(get_codes).post(post_codes),
         )
         .route(
-            &config.url(&config.multi_factor_recovery_url),
+            &config.url(&config.recovery_codes.recovery_url),
             get(get_recovery).post(post_recovery),
         )
 }
@@ -72,7 +72,7 @@ fn stored(user: &User) -> Vec<String> {
 
 /// Makes and stores a new set of codes for `user`, replacing the old ones; returns the codes.
 pub(crate) async fn generate(security: &Security, user: &User) -> crate::Result<Vec<String>> {
-    let n = security.config().multi_factor_recovery_codes_n;
+    let n = security.config().recovery_codes.count;
     let codes: Vec<String> = (0..n).map(|_| new_code()).collect();
     let digests: Vec<String> = codes.iter().map(|c| digest(security, c)).collect();
     let stored = serde_json::to_string(&digests)

@@ -30,7 +30,7 @@ use crate::web::security::Security;
 
 pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
     Router::new().route(
-        &config.url(&config.register_url),
+        &config.url(&config.register.url),
         get(get_register).post(post_register),
     )
 }
@@ -73,10 +73,10 @@ pub(crate) fn username_errors(security: &Security, username: &str) -> Option<Str
         return Some(security.msg("USERNAME_ILLEGAL_CHARACTERS", &[]));
     }
     let length = username.chars().count();
-    if length < config.username_min_length || length > config.username_max_length {
+    if length < config.username.min_length || length > config.username.max_length {
         let (min, max) = (
-            config.username_min_length.to_string(),
-            config.username_max_length.to_string(),
+            config.username.min_length.to_string(),
+            config.username.max_length.to_string(),
         );
         return Some(security.msg("USERNAME_INVALID_LENGTH", &[("min", &min), ("max", &max)]));
     }
@@ -94,7 +94,7 @@ pub async fn validate(
         .text("email")
         .map(|e| e.trim().to_owned())
         .unwrap_or_default();
-    let mut username = if config.username_enable {
+    let mut username = if config.username.enabled {
         input
             .text("username")
             .map(|u| u.trim().to_owned())
@@ -138,7 +138,7 @@ pub async fn validate(
                 }
             }
         }
-        None if config.username_enable && config.username_required && !errors.has("username") => {
+        None if config.username.enabled && config.username.required && !errors.has("username") => {
             errors.add("username", security.msg("USERNAME_NOT_PROVIDED", &[]));
         }
         None => {}
@@ -199,7 +199,7 @@ pub async fn register_user(
         password_hash: Some(hash),
         active: true,
         confirmed_at: None,
-        roles: config.default_roles.clone(),
+        roles: config.register.default_roles.clone(),
     };
     let user = match datastore
         .create_user(
@@ -214,8 +214,8 @@ pub async fn register_user(
         Err(DatastoreError::Conflict(_)) => return Ok(RegisterOutcome::Existing),
         Err(other) => return Err(other.into()),
     };
-    if config.send_register_email {
-        let confirmation_link = if config.confirmable {
+    if config.register.send_email {
+        let confirmation_link = if config.confirm.enabled {
             Some(link(&crate::features::confirm::confirmation_path(
                 security, &user,
             )?))
@@ -241,9 +241,10 @@ fn notify_existing(
 ) -> crate::Result<()> {
     let config = security.config();
     let recovery_link = config
-        .recoverable
-        .then(|| link(&config.url(&config.reset_url)));
-    let login_link = link(&config.url(&config.login_url));
+        .recover
+        .enabled
+        .then(|| link(&config.url(&config.recover.url)));
+    let login_link = link(&config.url(&config.login.url));
     if let Some(user) = by_email {
         crate::web::notify::send(
             security,
@@ -269,7 +270,7 @@ async fn get_register(ctx: AuthContext) -> crate::Result<Response> {
     }
     if ctx.user().is_some() {
         return Ok(crate::web::reply::redirect(
-            &ctx.security().config().post_login_view,
+            &ctx.security().config().login.post_view,
         ));
     }
     crate::web::templates::form_page(
@@ -316,7 +317,7 @@ async fn post_register(ctx: AuthContext, mut input: FormInput) -> Result<Respons
     let outcome = register_user(&security, form, &|path| ctx.external_url(path)).await?;
     let signed_in = match &outcome {
         RegisterOutcome::Created(user)
-            if !config.confirmable || config.login_without_confirmation =>
+            if !config.confirm.enabled || config.confirm.login_without_confirmation =>
         {
             Some(crate::web::auth::login_user(&ctx, user, false).await?)
         }
@@ -339,12 +340,12 @@ async fn post_register(ctx: AuthContext, mut input: FormInput) -> Result<Respons
         }
         return Ok(crate::web::reply::json_ok(response));
     }
-    if let Some(view) = &config.post_register_view {
+    if let Some(view) = &config.register.post_view {
         return Ok(crate::web::reply::redirect(view));
     }
-    if config.confirmable {
+    if config.confirm.enabled {
         let message = security.msg("CONFIRM_REGISTRATION", &[("email", &email)]);
-        let login = config.url(&config.login_url);
+        let login = config.url(&config.login.url);
         return Ok(crate::web::templates::message_page(
             &ctx,
             "Check your email",
@@ -353,5 +354,5 @@ async fn post_register(ctx: AuthContext, mut input: FormInput) -> Result<Respons
         )
         .await?);
     }
-    Ok(crate::web::reply::redirect(&config.post_login_view))
+    Ok(crate::web::reply::redirect(&config.login.post_view))
 }

@@ -61,15 +61,15 @@ pub const EMAIL: &str = "email";
 pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
     Router::new()
         .route(
-            &config.url(&config.two_factor_setup_url),
+            &config.url(&config.two_factor.setup_url),
             get(setup::get_setup).post(setup::post_setup),
         )
         .route(
-            &config.url(&config.two_factor_token_validation_url),
+            &config.url(&config.two_factor.token_validation_url),
             get(signin::get_validate).post(signin::post_validate),
         )
         .route(
-            &config.url(&config.two_factor_rescue_url),
+            &config.url(&config.two_factor.rescue_url),
             get(rescue::get_rescue).post(rescue::post_rescue),
         )
 }
@@ -156,9 +156,9 @@ fn code_step(security: &Security, method: &str, secret: &str, code: &str) -> Opt
     let config = security.config();
     let steps = |d: Duration| d.as_secs() / crate::totp::STEP;
     let (back, forward) = if method == EMAIL {
-        (steps(config.two_factor_mail_validity), 0)
+        (steps(config.two_factor.mail_validity), 0)
     } else {
-        let n = steps(config.two_factor_authenticator_validity);
+        let n = steps(config.two_factor.authenticator_validity);
         (n, n)
     };
     crate::totp::matching_step(secret, code, security.unix_now(), back, forward)
@@ -176,7 +176,7 @@ fn send_code(security: &Security, user: &User, to: &str, secret: &str) -> crate:
         context! {
             user => crate::web::notify::user_context(user),
             code => code,
-            expire_text => crate::messages::describe_duration(config.two_factor_mail_validity),
+            expire_text => crate::messages::describe_duration(config.two_factor.mail_validity),
             app_name => config.app_name,
         },
     )
@@ -190,8 +190,8 @@ fn invalid_code(security: &Security) -> FieldErrors {
 /// The code page (`security/two_factor_verify_code.html`): for a setup's first code, or for a
 /// sign-in's second step (`rescue`: with the ways out when the code does not come).
 fn verify_form(config: &SecurityConfig, method: Option<String>, rescue: bool) -> Form {
-    let recovery = rescue && config.multi_factor_recovery_codes;
-    let rescue = rescue && config.two_factor_enabled_methods.iter().any(|m| m == EMAIL);
+    let recovery = rescue && config.recovery_codes.enabled;
+    let rescue = rescue && config.two_factor.enabled_methods.iter().any(|m| m == EMAIL);
     Form::new("security/two_factor_verify_code.html")
         .page(context! { method => method, rescue => rescue, recovery => recovery })
 }

@@ -45,7 +45,7 @@ pub(crate) fn offer(ctx: &AuthContext, identity: &str) {
 }
 
 async fn send_link(security: &Security, identity: &str, link_base: &str) -> crate::Result<()> {
-    let Some(limit) = security.config().login_identity_rate_limit.as_ref() else {
+    let Some(limit) = security.config().rate_limits.login_identity.as_ref() else {
         return Ok(());
     };
     let Some(user) = security
@@ -116,5 +116,5 @@ async fn get_unlock(ctx: AuthContext, Path(token): Path<String>) -> crate::Resul
                 .await?;
         }
     }
-    Ok(crate::web::reply::redirect(&config.url(&config.login_url)))
+    Ok(crate::web::reply::redirect(&config.url(&config.login.url)))
 }

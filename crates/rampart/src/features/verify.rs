@@ -24,7 +24,7 @@ use crate::web::security::Security;
 
 pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
     Router::new().route(
-        &config.url(&config.verify_url),
+        &config.url(&config.verify.url),
         get(get_verify).post(post_verify),
     )
 }
@@ -79,7 +79,7 @@ async fn post_verify(
         .next
         .as_deref()
         .and_then(|n| crate::redirect::safe_next(config, ctx.host.as_deref(), n).ok())
-        .unwrap_or_else(|| config.post_login_view.clone());
+        .unwrap_or_else(|| config.login.post_view.clone());
     Ok(Reply::done(
         Json::Base(response),
         Html::flash_redirect(

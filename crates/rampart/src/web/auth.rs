@@ -22,7 +22,7 @@ pub(crate) const AUTH_AT_KEY: &str = "_auth_at";
 /// `SECURITY_TOKEN_MAX_AGE`, far less than the window); a session is fresh for the window after
 /// its login or its last re-authentication at `SECURITY_VERIFY_URL`.
 pub(crate) async fn is_fresh(ctx: &AuthContext) -> crate::Result<bool> {
-    let Some(window) = ctx.security().config().freshness else {
+    let Some(window) = ctx.security().config().verify.freshness else {
         return Ok(true);
     };
     match ctx.user().map(|u| u.method) {
@@ -85,13 +85,13 @@ pub(crate) async fn authenticate(
     let security = &ctx.security;
     let config = security.config();
     let token = headers
-        .get(config.token_header.as_str())
+        .get(config.token.header.as_str())
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
         .or_else(|| {
             query.and_then(|q| {
                 url::form_urlencoded::parse(q.as_bytes())
-                    .find(|(k, _)| *k == config.token_query_key.as_str())
+                    .find(|(k, _)| *k == config.token.query_key.as_str())
                     .map(|(_, v)| v.into_owned())
             })
         });
@@ -127,7 +127,11 @@ pub(crate) async fn authenticate(
                 crate::web::remember::adopt(ctx, &valid).await?;
                 return Ok(Some(user));
             }
-            None => ctx.set_cookie(expired_cookie(config, &config.remember_cookie_name, true)),
+            None => ctx.set_cookie(expired_cookie(
+                config,
+                &config.session.remember_cookie_name,
+                true,
+            )),
         }
     }
     Ok(None)
@@ -255,7 +259,7 @@ pub(crate) async fn finish_login(
     }
     let config = ctx.security.config();
     Ok(crate::web::reply::redirect(
-        &next.unwrap_or_else(|| config.post_login_view.clone()),
+        &next.unwrap_or_else(|| config.login.post_view.clone()),
     ))
 }
 
@@ -352,17 +356,21 @@ pub async fn logout_user(ctx: &AuthContext) -> crate::Result<()> {
     if ctx.session.id().is_some() {
         ctx.session.flush().await?;
     }
-    ctx.set_cookie(expired_cookie(config, &config.session_cookie_name, true));
+    ctx.set_cookie(expired_cookie(config, &config.session.cookie_name, true));
     ctx.set_cookie(expired_xsrf_cookie(config));
-    ctx.set_cookie(expired_cookie(config, &config.remember_cookie_name, true));
+    ctx.set_cookie(expired_cookie(
+        config,
+        &config.session.remember_cookie_name,
+        true,
+    ));
     Ok(())
 }
 
 /// The `XSRF-TOKEN` cookie (readable by scripts, `SameSite=Strict`).
 pub(crate) fn xsrf_cookie(config: &SecurityConfig, token: String) -> cookie::Cookie<'static> {
-    cookie::Cookie::build((config.csrf_cookie_name.clone(), token))
+    cookie::Cookie::build((config.csrf.cookie_name.clone(), token))
         .path("/")
-        .secure(config.cookie_secure)
+        .secure(config.session.cookie_secure)
         .same_site(cookie::SameSite::Strict)
         .build()
 }
@@ -382,7 +390,7 @@ pub(crate) fn expired_cookie(
     let mut c = cookie::Cookie::build((name.to_owned(), String::new()))
         .path("/")
         .http_only(http_only)
-        .secure(config.cookie_secure)
+        .secure(config.session.cookie_secure)
         .build();
     c.make_removal();
     c

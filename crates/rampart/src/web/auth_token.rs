@@ -32,7 +32,7 @@ pub(crate) fn verify(security: &Security, token: &str) -> Option<String> {
         .verify::<Payload>(
             SALT,
             token,
-            Some(security.config().token_max_age),
+            Some(security.config().token.max_age),
             security.clock().now(),
         )
         .ok()

@@ -65,7 +65,7 @@ impl AnonymousSecret {
 
 /// The name of the anonymous visitor's CSRF cookie.
 pub(crate) fn anonymous_cookie_name(config: &SecurityConfig) -> &'static str {
-    if config.cookie_secure {
+    if config.session.cookie_secure {
         "__Host-rampart_csrf"
     } else {
         "rampart_csrf"
@@ -76,7 +76,7 @@ fn anonymous_cookie(config: &SecurityConfig, raw: String) -> cookie::Cookie<'sta
     cookie::Cookie::build((anonymous_cookie_name(config), raw))
         .path("/")
         .http_only(true)
-        .secure(config.cookie_secure)
+        .secure(config.session.cookie_secure)
         .same_site(cookie::SameSite::Lax)
         .build()
 }
@@ -224,7 +224,7 @@ pub(crate) async fn protect(ctx: &AuthContext, req: &mut Request<Body>) -> Resul
             &message,
         ));
     }
-    if req.uri().path() == config.url(&config.logout_url) {
+    if req.uri().path() == config.url(&config.logout.url) {
         return Ok(());
     }
     let json_body = crate::web::forms::is_json_content_type(&content_type(req));

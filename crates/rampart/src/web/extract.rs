@@ -44,7 +44,7 @@ impl IntoResponse for AuthRejection {
                     let message = ctx.security.msg("ANONYMOUS_USER_REQUIRED", &[]);
                     crate::web::reply::json_errors(StatusCode::BAD_REQUEST, &[message], None)
                 } else {
-                    crate::web::reply::redirect(&ctx.security.config().post_login_view)
+                    crate::web::reply::redirect(&ctx.security.config().login.post_view)
                 }
             }
             Self::MissingLayer => {
@@ -66,7 +66,7 @@ fn unauthenticated(ctx: &AuthContext) -> Response {
     let next = url::form_urlencoded::byte_serialize(ctx.path_and_query.as_bytes())
         .collect::<String>()
         .replace("%2F", "/");
-    crate::web::reply::redirect(&format!("{}?next={next}", config.url(&config.login_url)))
+    crate::web::reply::redirect(&format!("{}?next={next}", config.url(&config.login.url)))
 }
 
 pub(crate) fn context(parts: &Parts) -> Result<AuthContext, AuthRejection> {

@@ -188,10 +188,10 @@ where
         );
     }
     let session_id =
-        read_cookie(req.headers(), &config.session_cookie_name).and_then(|v| v.parse::<Id>().ok());
+        read_cookie(req.headers(), &config.session.cookie_name).and_then(|v| v.parse::<Id>().ok());
     let had_session_cookie = session_id.is_some();
     let expiry = Expiry::OnInactivity(time::Duration::seconds(
-        i64::try_from(config.session_lifetime.as_secs()).unwrap_or(i64::MAX),
+        i64::try_from(config.session.lifetime.as_secs()).unwrap_or(i64::MAX),
     ));
     let store: Arc<crate::web::session_store::DbSessionStore> = security.session_store().clone();
     let session = Session::new(session_id, store, Some(expiry));
@@ -222,7 +222,7 @@ where
         client_ip: client_ip(&req, config.trusted_proxies),
         host,
         path_and_query,
-        remember_cookie: read_cookie(req.headers(), &config.remember_cookie_name)
+        remember_cookie: read_cookie(req.headers(), &config.session.remember_cookie_name)
             .map(str::to_owned),
         cookies: ResponseCookies::default(),
         anonymous_csrf: crate::web::csrf::AnonymousSecret::from_cookie(read_cookie(
@@ -387,7 +387,7 @@ async fn persist_session(
         if had_cookie {
             ctx.set_cookie(crate::web::auth::expired_cookie(
                 config,
-                &config.session_cookie_name,
+                &config.session.cookie_name,
                 true,
             ));
         }
@@ -396,12 +396,12 @@ async fn persist_session(
     session.save().await?;
     if let Some(id) = session.id() {
         let max_age = time::Duration::seconds(
-            i64::try_from(config.session_lifetime.as_secs()).unwrap_or(i64::MAX),
+            i64::try_from(config.session.lifetime.as_secs()).unwrap_or(i64::MAX),
         );
-        let cookie = cookie::Cookie::build((config.session_cookie_name.clone(), id.to_string()))
+        let cookie = cookie::Cookie::build((config.session.cookie_name.clone(), id.to_string()))
             .path("/")
             .http_only(true)
-            .secure(config.cookie_secure)
+            .secure(config.session.cookie_secure)
             .same_site(cookie::SameSite::Lax)
             .max_age(max_age)
             .build();
@@ -484,7 +484,7 @@ fn finish(security: &Security, is_json: bool, mut response: Response) -> Respons
             ),
         );
     }
-    if security.config().cookie_secure {
+    if security.config().session.cookie_secure {
         headers.insert(
             header::STRICT_TRANSPORT_SECURITY,
             HeaderValue::from_static("max-age=31536000; includeSubDomains"),

@@ -142,5 +142,5 @@ async fn html_permission_denied(ctx: &AuthContext) -> crate::Result<Response> {
     ctx.flash("error", &security.msg("TWO_FACTOR_PERMISSION_DENIED", &[]))
         .await?;
     let config = security.config();
-    Ok(crate::web::reply::redirect(&config.url(&config.login_url)))
+    Ok(crate::web::reply::redirect(&config.url(&config.login.url)))
 }

@@ -78,7 +78,7 @@ fn address_key(ctx: &AuthContext) -> String {
 
 /// Applies the login rate limit for the client's address.
 pub(crate) async fn check_login(ctx: &AuthContext) -> Result<(), Rejection> {
-    let limit = ctx.security.config().login_rate_limit.as_ref();
+    let limit = ctx.security.config().rate_limits.login.as_ref();
     Ok(count(&ctx.security, &address_key(ctx), limit).await??)
 }
 
@@ -89,7 +89,7 @@ pub(crate) async fn check_login_account(
     user: Option<&User>,
     identity: &str,
 ) -> Result<(), Rejection> {
-    let limit = ctx.security.config().login_identity_rate_limit.as_ref();
+    let limit = ctx.security.config().rate_limits.login_identity.as_ref();
     Ok(count(&ctx.security, &login_key(user, identity), limit).await??)
 }
 
@@ -116,14 +116,14 @@ pub(crate) async fn count_basic(
     let mut counted = count(
         security,
         &address_key(ctx),
-        config.login_rate_limit.as_ref(),
+        config.rate_limits.login.as_ref(),
     )
     .await?;
     if counted.is_ok() {
         counted = count(
             security,
             &login_key(user, identity),
-            config.login_identity_rate_limit.as_ref(),
+            config.rate_limits.login_identity.as_ref(),
         )
         .await?;
     }
@@ -134,10 +134,10 @@ pub(crate) async fn count_basic(
 pub(crate) async fn undo_basic(ctx: &AuthContext, user: &User) -> crate::Result<()> {
     let config = ctx.security.config();
     let datastore = ctx.security.datastore();
-    if config.login_rate_limit.is_some() {
+    if config.rate_limits.login.is_some() {
         datastore.rate_limit_undo(&address_key(ctx)).await?;
     }
-    if config.login_identity_rate_limit.is_some() {
+    if config.rate_limits.login_identity.is_some() {
         datastore.rate_limit_undo(&account_key(user.id)).await?;
     }
     Ok(())
@@ -149,7 +149,8 @@ pub(crate) async fn undo_basic(ctx: &AuthContext, user: &User) -> crate::Result<
 fn account_limit(security: &Security) -> RateLimit {
     security
         .config()
-        .login_identity_rate_limit
+        .rate_limits
+        .login_identity
         .clone()
         .unwrap_or_else(|| RateLimit {
             limit: 10,
@@ -228,7 +229,8 @@ pub(crate) async fn count_change_email(ctx: &AuthContext, user_id: i64) -> Resul
     let limit = ctx
         .security
         .config()
-        .mail_rate_limit
+        .rate_limits
+        .mail
         .clone()
         .unwrap_or_else(|| RateLimit {
             limit: 10,
@@ -247,7 +249,7 @@ pub(crate) async fn count_change_email(ctx: &AuthContext, user_id: i64) -> Resul
 /// (`SECURITY_MAIL_RATE_LIMIT`); refused when that address has had enough.
 pub(crate) async fn check_mail(ctx: &AuthContext, recipient: &str) -> Result<(), Rejection> {
     let key = format!("mail-to:{}", recipient.trim().to_lowercase());
-    let limit = ctx.security.config().mail_rate_limit.as_ref();
+    let limit = ctx.security.config().rate_limits.mail.as_ref();
     Ok(count(&ctx.security, &key, limit).await??)
 }
 

@@ -116,7 +116,7 @@ async fn reauthenticate(ctx: &AuthContext) -> crate::Result<Response> {
         url::form_urlencoded::byte_serialize(ctx.path_and_query().as_bytes()).collect();
     Ok(crate::web::reply::redirect(&format!(
         "{}?next={next}",
-        config.url(&config.verify_url)
+        config.url(&config.verify.url)
     )))
 }
 

@@ -43,7 +43,7 @@ fn decode(ctx: &AuthContext, cookie: &str) -> Option<RememberPayload> {
         .verify::<RememberPayload>(
             REMEMBER_SALT,
             cookie,
-            Some(security.config().remember_cookie_duration),
+            Some(security.config().session.remember_cookie_duration),
             security.clock().now(),
         )
         .ok()
@@ -58,7 +58,7 @@ pub(crate) async fn issue(ctx: &AuthContext, user: &User) -> crate::Result<()> {
     let hash = series_hash(&series);
     let now = security.now_naive();
     let lifetime = time::Duration::seconds(
-        i64::try_from(config.remember_cookie_duration.as_secs()).unwrap_or(i64::MAX / 2),
+        i64::try_from(config.session.remember_cookie_duration.as_secs()).unwrap_or(i64::MAX / 2),
     );
     let expires_at = now.checked_add(lifetime).unwrap_or(now);
     security
@@ -126,10 +126,10 @@ fn cookie(
     token: String,
     max_age: time::Duration,
 ) -> cookie::Cookie<'static> {
-    cookie::Cookie::build((config.remember_cookie_name.clone(), token))
+    cookie::Cookie::build((config.session.remember_cookie_name.clone(), token))
         .path("/")
         .http_only(true)
-        .secure(config.cookie_secure)
+        .secure(config.session.cookie_secure)
         .same_site(cookie::SameSite::Lax)
         .max_age(max_age)
         .build()

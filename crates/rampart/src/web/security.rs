@@ -283,7 +283,7 @@ impl SecurityBuilder {
         let datastore = self
             .datastore
             .ok_or_else(|| Error::Internal("SecurityBuilder: no datastore given".into()))?;
-        datastore.set_username_normalize_form(self.config.username_normalize_form);
+        datastore.set_username_normalize_form(self.config.username.normalize_form);
         if self.migrate {
             datastore.migrate().await?;
             datastore.normalize_stored_identities().await?;

@@ -14,6 +14,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use minijinja::{Environment, Value, context};
 
+use crate::config::names::{PageValue, SETTINGS};
 use crate::web::context::AuthContext;
 use crate::web::security::Security;
 
@@ -175,40 +176,35 @@ impl Templates {
     }
 }
 
-/// The settings pages need: app name, enabled features and their URLs.
+/// The settings pages need (`config` in every page): the template-facing entries of the settings
+/// table ([`crate::config::names::SETTINGS`]) — URLs with `SECURITY_URL_PREFIX`, lifetimes in
+/// words — and `recovery_codes`, on when two-factor sign-in and recovery codes both are.
 pub(crate) fn page_config(security: &Security) -> Value {
-    let c = security.config();
-    context! {
-        app_name => c.app_name,
-        registerable => c.registerable,
-        recoverable => c.recoverable,
-        confirmable => c.confirmable,
-        changeable => c.changeable,
-        username_enable => c.username_enable,
-        username_required => c.username_required,
-        default_remember_me => c.default_remember_me,
-        login_url => c.url(&c.login_url),
-        logout_url => c.url(&c.logout_url),
-        register_url => c.url(&c.register_url),
-        reset_url => c.url(&c.reset_url),
-        confirm_url => c.url(&c.confirm_url),
-        change_url => c.url(&c.change_url),
-        change_email => c.change_email,
-        change_email_url => c.url(&c.change_email_url),
-        change_email_within => crate::messages::describe_duration(c.change_email_within),
-        two_factor => c.two_factor,
-        two_factor_setup_url => c.url(&c.two_factor_setup_url),
-        two_factor_token_validation_url => c.url(&c.two_factor_token_validation_url),
-        two_factor_rescue_url => c.url(&c.two_factor_rescue_url),
-        recovery_codes => c.two_factor && c.multi_factor_recovery_codes,
-        recovery_codes_url => c.url(&c.multi_factor_recovery_codes_url),
-        recovery_url => c.url(&c.multi_factor_recovery_url),
-        verify_url => c.url(&c.verify_url),
-        post_login_view => c.post_login_view,
-        confirm_email_within => crate::messages::describe_duration(c.confirm_email_within),
-        reset_password_within => crate::messages::describe_duration(c.reset_password_within),
-        debug => c.debug,
-    }
+    config_context(security.config())
+}
+
+/// [`page_config`] of a configuration.
+fn config_context(c: &crate::SecurityConfig) -> Value {
+    let mut config: std::collections::BTreeMap<&str, Value> = SETTINGS
+        .iter()
+        .filter_map(|setting| setting.page.as_ref())
+        .map(|page| {
+            let value = match (page.value)(c) {
+                PageValue::Flag(on) => Value::from(on),
+                PageValue::Text(text) => Value::from(text),
+                PageValue::Url(path) => Value::from(c.url(path)),
+                PageValue::Duration(within) => {
+                    Value::from(crate::messages::describe_duration(within))
+                }
+            };
+            (page.key, value)
+        })
+        .collect();
+    config.insert(
+        "recovery_codes",
+        Value::from(c.two_factor.enabled && c.recovery_codes.enabled),
+    );
+    Value::from_iter(config)
 }
 
 /// Renders an HTML page with the common context: `csrf_token`, `flashes`, `current_user`,
@@ -359,5 +355,82 @@ mod tests {
             "built-ins remain"
         );
         assert!(!templates.exists("app/missing.html"));
+    }
+}
+
+#[cfg(test)]
+mod config_context_tests {
+    use super::*;
+
+    /// The `config` object as it was written out by hand before the settings table drove it.
+    fn by_hand(c: &crate::SecurityConfig) -> Value {
+        context! {
+            app_name => c.app_name,
+            registerable => c.register.enabled,
+            recoverable => c.recover.enabled,
+            confirmable => c.confirm.enabled,
+            changeable => c.change.enabled,
+            username_enable => c.username.enabled,
+            username_required => c.username.required,
+            default_remember_me => c.login.default_remember_me,
+            login_url => c.url(&c.login.url),
+            logout_url => c.url(&c.logout.url),
+            register_url => c.url(&c.register.url),
+            reset_url => c.url(&c.recover.url),
+            confirm_url => c.url(&c.confirm.url),
+            change_url => c.url(&c.change.url),
+            change_email => c.change_email.enabled,
+            change_email_url => c.url(&c.change_email.url),
+            change_email_within => crate::messages::describe_duration(c.change_email.within),
+            two_factor => c.two_factor.enabled,
+            two_factor_setup_url => c.url(&c.two_factor.setup_url),
+            two_factor_token_validation_url => c.url(&c.two_factor.token_validation_url),
+            two_factor_rescue_url => c.url(&c.two_factor.rescue_url),
+            recovery_codes => c.two_factor.enabled && c.recovery_codes.enabled,
+            recovery_codes_url => c.url(&c.recovery_codes.url),
+            recovery_url => c.url(&c.recovery_codes.recovery_url),
+            verify_url => c.url(&c.verify.url),
+            post_login_view => c.login.post_view,
+            confirm_email_within => crate::messages::describe_duration(c.confirm.within),
+            reset_password_within => crate::messages::describe_duration(c.recover.within),
+            debug => c.debug,
+        }
+    }
+
+    fn as_json(value: &Value) -> serde_json::Value {
+        serde_json::to_value(value).unwrap()
+    }
+
+    #[test]
+    fn the_table_driven_config_object_is_the_one_written_by_hand() {
+        let default = crate::SecurityConfig::default();
+        assert_eq!(
+            as_json(&config_context(&default)),
+            as_json(&by_hand(&default))
+        );
+        let settings = crate::Settings::from_pairs([
+            ("SECRET_KEY", "0123456789abcdef0123"),
+            ("SECURITY_PASSWORD_SALT", "salt"),
+            ("DEBUG", "true"),
+            ("SECURITY_APP_NAME", "Shop"),
+            ("SECURITY_URL_PREFIX", "/auth"),
+            ("SECURITY_REGISTERABLE", "true"),
+            ("SECURITY_CONFIRMABLE", "true"),
+            ("SECURITY_RECOVERABLE", "true"),
+            ("SECURITY_CHANGEABLE", "true"),
+            ("SECURITY_CHANGE_EMAIL", "true"),
+            ("SECURITY_TWO_FACTOR", "true"),
+            ("SECURITY_MULTI_FACTOR_RECOVERY_CODES", "true"),
+            ("SECURITY_USERNAME_ENABLE", "true"),
+            ("SECURITY_DEFAULT_REMEMBER_ME", "true"),
+            ("SECURITY_CHANGE_URL", "/dashboard/security/"),
+            ("SECURITY_POST_LOGIN_VIEW", "/home"),
+            ("SECURITY_CONFIRM_EMAIL_WITHIN", "3 hours"),
+        ]);
+        let configured = crate::SecurityConfig::from_settings(&settings).unwrap();
+        let object = as_json(&config_context(&configured));
+        assert_eq!(object, as_json(&by_hand(&configured)));
+        assert_eq!(object["change_url"], "/auth/dashboard/security/");
+        assert_eq!(object["recovery_codes"], true);
     }
 }

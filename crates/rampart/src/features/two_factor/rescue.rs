@@ -51,7 +51,7 @@ pub async fn rescue(security: &Security, user: &User, how: Rescue) -> crate::Res
         Rescue::Help => crate::web::notify::send(
             security,
             "two_factor_rescue",
-            &config.two_factor_rescue_mail,
+            &config.two_factor.rescue_mail,
             context! { user => crate::web::notify::user_context(user), app_name => config.app_name },
         )?,
         Rescue::Email => {
@@ -64,8 +64,8 @@ pub async fn rescue(security: &Security, user: &User, how: Rescue) -> crate::Res
 }
 
 fn recovery_options(config: &SecurityConfig) -> Value {
-    let url = config.url(&config.two_factor_rescue_url);
-    if config.two_factor_enabled_methods.iter().any(|m| m == EMAIL) {
+    let url = config.url(&config.two_factor.rescue_url);
+    if config.two_factor.enabled_methods.iter().any(|m| m == EMAIL) {
         json!({ "email": url, "help": url })
     } else {
         json!({ "help": url })
@@ -84,7 +84,7 @@ pub(super) async fn get_rescue(ctx: AuthContext, _pending: PendingSignIn) -> Rep
     let config = ctx.security().config();
     with_recovery_options(
         config,
-        Html::redirect(config.url(&config.two_factor_token_validation_url)),
+        Html::redirect(config.url(&config.two_factor.token_validation_url)),
     )
 }
 
@@ -99,7 +99,7 @@ pub(super) async fn post_rescue(
         .await?
         .ok_or(Rejection::NothingPending)?;
     let choice = input.text("help_setup").unwrap_or_default();
-    let email_allowed = config.two_factor_enabled_methods.iter().any(|m| m == EMAIL);
+    let email_allowed = config.two_factor.enabled_methods.iter().any(|m| m == EMAIL);
     let how = match choice.as_str() {
         "help" => Rescue::Help,
         EMAIL if email_allowed => Rescue::Email,
@@ -124,7 +124,7 @@ pub(super) async fn post_rescue(
         Html::flash_redirect(
             "info",
             security.msg("CODE_HAS_BEEN_SENT", &[]),
-            config.url(&config.two_factor_token_validation_url),
+            config.url(&config.two_factor.token_validation_url),
         ),
     ))
 }

@@ -192,7 +192,7 @@ async fn forget_setup(ctx: &AuthContext) -> crate::Result<()> {
 fn available_methods(config: &SecurityConfig) -> Vec<&str> {
     [AUTHENTICATOR, EMAIL]
         .into_iter()
-        .filter(|m| config.two_factor_enabled_methods.iter().any(|e| e == m))
+        .filter(|m| config.two_factor.enabled_methods.iter().any(|e| e == m))
         .collect()
 }
 
@@ -316,7 +316,7 @@ pub(super) async fn post_first_code(
             let message = security.msg("TWO_FACTOR_SETUP_EXPIRED", &[("within", &within)]);
             return Ok(Reply::done(
                 Json::invalid(&FieldErrors::single("", message.clone())),
-                Html::flash_redirect("error", message, config.url(&config.two_factor_setup_url)),
+                Html::flash_redirect("error", message, config.url(&config.two_factor.setup_url)),
             ));
         }
         SetupVerdict::Limited(limited) => return Err(Rejection::Limited(limited)),
@@ -358,6 +358,7 @@ fn setup_context(security: &Security, user: &User, method: &str, secret: &str) -
 /// `otpauth://` URI of `secret` for `user`.
 fn authenticator(config: &SecurityConfig, user: &User, secret: &str) -> (String, String) {
     let issuer = config
+        .two_factor
         .totp_issuer
         .clone()
         .unwrap_or_else(|| config.app_name.clone());
@@ -367,7 +368,8 @@ fn authenticator(config: &SecurityConfig, user: &User, secret: &str) -> (String,
 
 fn post_setup_view(config: &SecurityConfig) -> String {
     config
-        .two_factor_post_setup_view
+        .two_factor
+        .post_setup_view
         .clone()
-        .unwrap_or_else(|| config.url(&config.two_factor_setup_url))
+        .unwrap_or_else(|| config.url(&config.two_factor.setup_url))
 }

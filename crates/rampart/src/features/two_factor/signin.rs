@@ -36,7 +36,7 @@ impl SecondFactorPending {
         json.insert("tf_state".into(), json!("ready"));
         Reply::done(
             Json::Base(json),
-            Html::redirect(config.url(&config.two_factor_token_validation_url)),
+            Html::redirect(config.url(&config.two_factor.token_validation_url)),
         )
     }
 }

@@ -1,0 +1,313 @@
+//! One settings struct per Flask-Security feature, each a field of
+//! [`SecurityConfig`](super::SecurityConfig) named after the feature's module in
+//! `features/` (`config.register.enabled`, `config.change.url`, `config.two_factor.setup_url`).
+//!
+//! Each field's doc names its `SECURITY_*` key; `Default` holds Flask-Security's defaults.
+
+use std::time::Duration;
+
+use crate::identity::NormalizeForm;
+
+/// Sign-in (`views.login`).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct LoginConfig {
+    /// `SECURITY_LOGIN_URL` (default `/login`).
+    pub url: String,
+    /// `SECURITY_POST_LOGIN_VIEW` (default `/`): where a sign-in without `next` lands.
+    pub post_view: String,
+    /// `SECURITY_DEFAULT_REMEMBER_ME`: whether "remember me" is on when the form does not say.
+    pub default_remember_me: bool,
+}
+
+impl Default for LoginConfig {
+    fn default() -> Self {
+        Self {
+            url: "/login".into(),
+            post_view: "/".into(),
+            default_remember_me: false,
+        }
+    }
+}
+
+/// Sign-out (`views.logout`).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct LogoutConfig {
+    /// `SECURITY_LOGOUT_URL` (default `/logout`).
+    pub url: String,
+    /// `SECURITY_POST_LOGOUT_VIEW` (default `/`).
+    pub post_view: String,
+}
+
+impl Default for LogoutConfig {
+    fn default() -> Self {
+        Self {
+            url: "/logout".into(),
+            post_view: "/".into(),
+        }
+    }
+}
+
+/// Registration (`registerable.py`).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct RegisterConfig {
+    /// `SECURITY_REGISTERABLE`: visitors may create an account (off by default).
+    pub enabled: bool,
+    /// `SECURITY_SEND_REGISTER_EMAIL` (default on): the welcome mail.
+    pub send_email: bool,
+    /// `SECURITY_REGISTER_URL` (default `/register`).
+    pub url: String,
+    /// `SECURITY_POST_REGISTER_VIEW` (default: a page telling to check the mail, or login).
+    pub post_view: Option<String>,
+    /// `SECURITY_DEFAULT_ROLES`: roles given to every new registration (sample app: `User`).
+    pub default_roles: Vec<String>,
+}
+
+impl Default for RegisterConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            send_email: true,
+            url: "/register".into(),
+            post_view: None,
+            default_roles: Vec::new(),
+        }
+    }
+}
+
+/// Confirmation of the email address (`confirmable.py`).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ConfirmConfig {
+    /// `SECURITY_CONFIRMABLE`: new addresses must be confirmed by a mailed link (off by default).
+    pub enabled: bool,
+    /// `SECURITY_CONFIRM_EMAIL_WITHIN` (default 5 days): lifetime of the link.
+    pub within: Duration,
+    /// `SECURITY_LOGIN_WITHOUT_CONFIRMATION`: unconfirmed users may sign in anyway.
+    pub login_without_confirmation: bool,
+    /// `SECURITY_CONFIRM_URL` (default `/confirm`).
+    pub url: String,
+    /// `SECURITY_POST_CONFIRM_VIEW`.
+    pub post_view: Option<String>,
+}
+
+impl Default for ConfirmConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            within: Duration::from_secs(5 * 86_400),
+            login_without_confirmation: false,
+            url: "/confirm".into(),
+            post_view: None,
+        }
+    }
+}
+
+/// Password reset by mail (`recoverable.py`).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct RecoverConfig {
+    /// `SECURITY_RECOVERABLE`: forgotten passwords can be reset (off by default).
+    pub enabled: bool,
+    /// `SECURITY_RESET_PASSWORD_WITHIN` (default 1 day): lifetime of the link.
+    pub within: Duration,
+    /// `SECURITY_SEND_PASSWORD_RESET_NOTICE_EMAIL` (default on): mail after a reset.
+    pub send_notice_email: bool,
+    /// `SECURITY_RESET_URL` (default `/reset`).
+    pub url: String,
+    /// `SECURITY_POST_RESET_VIEW`.
+    pub post_view: Option<String>,
+}
+
+impl Default for RecoverConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            within: Duration::from_secs(86_400),
+            send_notice_email: true,
+            url: "/reset".into(),
+            post_view: None,
+        }
+    }
+}
+
+/// Change of password (`changeable.py`).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ChangeConfig {
+    /// `SECURITY_CHANGEABLE`: signed-in users may change their password (off by default).
+    pub enabled: bool,
+    /// `SECURITY_SEND_PASSWORD_CHANGE_EMAIL` (default on): mail after a change.
+    pub send_email: bool,
+    /// `SECURITY_CHANGE_URL` (default `/change`).
+    pub url: String,
+    /// `SECURITY_POST_CHANGE_VIEW`.
+    pub post_view: Option<String>,
+}
+
+impl Default for ChangeConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            send_email: true,
+            url: "/change".into(),
+            post_view: None,
+        }
+    }
+}
+
+/// Change of email address (`change_email.py`).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ChangeEmailConfig {
+    /// `SECURITY_CHANGE_EMAIL`: signed-in users may change their email address, confirmed by a
+    /// link mailed to the new one (off by default, as in Flask-Security).
+    pub enabled: bool,
+    /// `SECURITY_CHANGE_EMAIL_WITHIN` (default 2 hours): lifetime of the link.
+    pub within: Duration,
+    /// `SECURITY_CHANGE_EMAIL_URL` (default `/change-email`).
+    pub url: String,
+    /// `SECURITY_POST_CHANGE_EMAIL_VIEW`: where a confirmed change of email lands (default
+    /// `SECURITY_POST_LOGIN_VIEW`).
+    pub post_view: Option<String>,
+    /// `SECURITY_CHANGE_EMAIL_ERROR_VIEW`: where a bad or expired link lands (default
+    /// `SECURITY_CHANGE_EMAIL_URL`).
+    pub error_view: Option<String>,
+}
+
+impl Default for ChangeEmailConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            within: Duration::from_secs(2 * 3600),
+            url: "/change-email".into(),
+            post_view: None,
+            error_view: None,
+        }
+    }
+}
+
+/// Two-factor sign-in (`twofactor.py`, `tf_plugin.py`).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct TwoFactorConfig {
+    /// `SECURITY_TWO_FACTOR`: users may add a second factor (off by default).
+    pub enabled: bool,
+    /// `SECURITY_TWO_FACTOR_ENABLED_METHODS` (default `email, authenticator`).
+    pub enabled_methods: Vec<String>,
+    /// `SECURITY_TWO_FACTOR_AUTHENTICATOR_VALIDITY` (default 120 seconds either way of now).
+    pub authenticator_validity: Duration,
+    /// `SECURITY_TWO_FACTOR_MAIL_VALIDITY` (default 5 minutes).
+    pub mail_validity: Duration,
+    /// `SECURITY_TOTP_ISSUER`: the name authenticator apps show (default `SECURITY_APP_NAME`).
+    pub totp_issuer: Option<String>,
+    /// `SECURITY_TWO_FACTOR_RESCUE_MAIL`: where a user who lost both their second factor and
+    /// their mail asks for help (`/tf-rescue` with `help`); default `no-reply@localhost`.
+    pub rescue_mail: String,
+    /// `SECURITY_TWO_FACTOR_SETUP_URL` (default `/tf-setup`).
+    pub setup_url: String,
+    /// `SECURITY_TWO_FACTOR_TOKEN_VALIDATION_URL` (default `/tf-validate`).
+    pub token_validation_url: String,
+    /// `SECURITY_TWO_FACTOR_RESCUE_URL` (default `/tf-rescue`).
+    pub rescue_url: String,
+    /// `SECURITY_TWO_FACTOR_POST_SETUP_VIEW`: where a finished two-factor setup or a disable lands
+    /// (default the setup page).
+    pub post_setup_view: Option<String>,
+}
+
+impl Default for TwoFactorConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            enabled_methods: vec!["email".into(), "authenticator".into()],
+            authenticator_validity: Duration::from_secs(120),
+            mail_validity: Duration::from_secs(300),
+            totp_issuer: None,
+            rescue_mail: "no-reply@localhost".into(),
+            setup_url: "/tf-setup".into(),
+            token_validation_url: "/tf-validate".into(),
+            rescue_url: "/tf-rescue".into(),
+            post_setup_view: None,
+        }
+    }
+}
+
+/// One-time recovery codes (`mf_recovery_codes.py`).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct RecoveryCodesConfig {
+    /// `SECURITY_MULTI_FACTOR_RECOVERY_CODES`: one-time recovery codes for users with a second
+    /// factor (off by default).
+    pub enabled: bool,
+    /// `SECURITY_MULTI_FACTOR_RECOVERY_CODES_N` (default 5, from 1 to 20): codes per set.
+    pub count: usize,
+    /// `SECURITY_MULTI_FACTOR_RECOVERY_CODES_URL` (default `/mf-recovery-codes`): show or
+    /// renew the codes.
+    pub url: String,
+    /// `SECURITY_MULTI_FACTOR_RECOVERY_URL` (default `/mf-recovery`): sign in with a code.
+    pub recovery_url: String,
+}
+
+impl Default for RecoveryCodesConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            count: 5,
+            url: "/mf-recovery-codes".into(),
+            recovery_url: "/mf-recovery".into(),
+        }
+    }
+}
+
+/// Re-authentication before sensitive changes (`views.verify`).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct VerifyConfig {
+    /// `SECURITY_FRESHNESS`: how recent the password must be for sensitive changes (change of
+    /// email, two-factor, recovery codes); older sessions re-enter it at `SECURITY_VERIFY_URL`.
+    /// Default 24 hours; `off` (or a negative number, as in Flask-Security) disables the check.
+    pub freshness: Option<Duration>,
+    /// `SECURITY_VERIFY_URL` (default `/verify`): re-enter the password.
+    pub url: String,
+}
+
+impl Default for VerifyConfig {
+    fn default() -> Self {
+        Self {
+            freshness: Some(Duration::from_secs(24 * 3600)),
+            url: "/verify".into(),
+        }
+    }
+}
+
+/// Usernames (Flask-Security's `SECURITY_USERNAME_*`).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct UsernameConfig {
+    /// `SECURITY_USERNAME_ENABLE`: users have a username and may sign in with it.
+    pub enabled: bool,
+    /// `SECURITY_USERNAME_REQUIRED`: registration needs one.
+    pub required: bool,
+    /// `SECURITY_USERNAME_MIN_LENGTH` (default 4).
+    pub min_length: usize,
+    /// `SECURITY_USERNAME_MAX_LENGTH` (default 32).
+    pub max_length: usize,
+    /// `SECURITY_USERNAME_NORMALIZE_FORM`: the Unicode form usernames are stored and looked up
+    /// in (default NFKD, as Flask-Security; `None` turns it off). Non-ASCII
+    /// letters are case-folded in any case, see [`normalize_username`](crate::normalize_username).
+    pub normalize_form: Option<NormalizeForm>,
+}
+
+impl Default for UsernameConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            required: false,
+            min_length: 4,
+            max_length: 32,
+            normalize_form: Some(NormalizeForm::Nfkd),
+        }
+    }
+}
