@@ -81,8 +81,8 @@
 //!   ([`validate_registration`], [`register_user`], [`confirm_email`]), passwords
 //!   ([`check_current_password`], [`validate_password_change`], [`change_password`],
 //!   [`forgot_password`],
-//!   [`check_reset_token`], [`set_new_password`]), [`sign_out_other_sessions`] and
-//!   [`confirm_email_change`].
+//!   [`check_reset_token`], [`set_new_password`]), [`sign_out_other_sessions`],
+//!   [`confirm_email_change`] and [`unlock_account`].
 //! - **Replies** in the request's format: a handler returns what happened, a
 //!   [`reply::Reply`] (a form, a form with errors, done), or refuses with a typed
 //!   [`reply::Rejection`] (rate limited, re-authentication needed), and the security layer
@@ -124,6 +124,7 @@ pub use features::recover::{ResetToken, check_reset_token, forgot_password};
 pub use features::register::{
     RegisterOutcome, ValidRegister, register_user, validate as validate_registration,
 };
+pub use features::unlock::{UnlockOutcome, unlock_account};
 pub use identity::{
     EmailError, NormalizeForm, UnknownForm, UsernameRefusal, normalize_email, normalize_username,
 };
