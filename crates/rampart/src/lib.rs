@@ -77,7 +77,7 @@
 //!   and the request's [`AuthContext`]; the guard layers [`auth_required`], [`roles_required`],
 //!   [`roles_accepted`], [`permissions_required`], [`permissions_accepted`], [`anonymous_required`].
 //! - **Flows**, for an app's own pages, its CLI and its tests: signing in and out
-//!   ([`check_password`], [`login_user`], [`logout_user`]), registration
+//!   ([`authenticate`], [`check_password`], [`login_user`], [`logout_user`]), registration
 //!   ([`validate_registration`], [`register_user`], [`confirm_email`],
 //!   [`resend_confirmation`]), passwords ([`check_current_password`],
 //!   [`validate_password_change`], [`change_password`], [`forgot_password`],
@@ -120,6 +120,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use features::change::{change_password, validate as validate_password_change};
 pub use features::change_email::{ChangeEmailOutcome, confirm_change as confirm_email_change};
 pub use features::confirm::{ConfirmOutcome, confirm_email, resend_confirmation};
+pub use features::login::{SignIn, authenticate};
 pub use features::recover::{
     ResetOutcome, ResetToken, check_reset_token, forgot_password, reset_password,
 };

@@ -112,6 +112,15 @@ impl Json {
     pub fn ok(body: Value) -> Self {
         Self::Body(StatusCode::OK, body)
     }
+
+    /// 400 with the form's `errors` and `field_errors`, as [`Reply::Invalid`] answers; for a
+    /// refusal whose browser answer is not the form with the same errors.
+    pub fn field_errors(errors: &FieldErrors) -> Self {
+        Self::Body(
+            StatusCode::BAD_REQUEST,
+            serde_json::json!({"errors": errors.all_messages(), "field_errors": errors.to_json()}),
+        )
+    }
 }
 
 /// The answer to a browser.
