@@ -1,16 +1,19 @@
 //! Login (`GET|POST /login`), Flask-Security's `login` view.
 //!
 //! Flow: rate limit per client address → validate the form → look up the user by email or
-//! username (case-insensitive) → verify the password on the hashing pool (a dummy verification of
-//! equal cost for unknown users) → refuse inactive or unconfirmed accounts (only after a correct
-//! password) → sign in (new session id, CSRF rotated, remember-me cookie, trackable fields).
+//! username (case-insensitive) → count the attempt against the account's limit (the first
+//! refusal offers an unlock mail, see `unlock.rs`) → verify the password on the hashing pool (a
+//! dummy verification of equal cost for unknown users) → refuse inactive or unconfirmed accounts
+//! (only after a correct password) → the second factor, when the user has one (`two_factor/`) →
+//! sign in (new session id, CSRF rotated, remember-me cookie, trackable fields).
 //!
 //! Without axum (CLI, tests): [`authenticate`] checks an identity and a password (counted
 //! against the account's login limit) and says whether the user may be signed in
 //! ([`login_user`](crate::web::auth::login_user)) or needs a second factor first.
 //!
 //! Config: `SECURITY_LOGIN_URL`, `SECURITY_POST_LOGIN_VIEW`, `SECURITY_DEFAULT_REMEMBER_ME`,
-//! `SECURITY_RETURN_GENERIC_RESPONSES`, `SECURITY_LOGIN_RATE_LIMIT`, `SECURITY_USERNAME_ENABLE`.
+//! `SECURITY_RETURN_GENERIC_RESPONSES`, `SECURITY_LOGIN_RATE_LIMIT`,
+//! `SECURITY_LOGIN_IDENTITY_RATE_LIMIT`, `SECURITY_USERNAME_ENABLE`.
 //! Template: `security/login_user.html`. JSON: see CONTRACT.md `POST /login`.
 
 use axum::Router;

@@ -14,7 +14,6 @@
 
 use axum::Router;
 use axum::extract::Path;
-use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use minijinja::context;
@@ -363,10 +362,7 @@ async fn post_reset(
     let message = refused_token_message(&ctx, expired.as_deref())?;
     let refused = FieldErrors::single("", message.clone());
     Ok(Reply::done(
-        Json::Body(
-            StatusCode::BAD_REQUEST,
-            json!({"errors": refused.all_messages(), "field_errors": refused.to_json()}),
-        ),
+        Json::field_errors(&refused),
         Html::flash_redirect("error", message, config.url(&config.reset_url)),
     ))
 }
