@@ -578,7 +578,10 @@ backend_test!(
         }
         // The account's limit holds without a request: the fourth guess in a row is not checked.
         for _ in 0..3 {
-            check("ann@example.com", "wrong password").await;
+            assert!(matches!(
+                check("ann@example.com", "wrong password").await,
+                rampart::SignIn::Refused(_)
+            ));
         }
         assert!(matches!(
             check("ann@example.com", PASSWORD).await,
