@@ -77,12 +77,12 @@
 //!   and the request's [`AuthContext`]; the guard layers [`auth_required`], [`roles_required`],
 //!   [`roles_accepted`], [`permissions_required`], [`permissions_accepted`], [`anonymous_required`].
 //! - **Flows**, for an app's own pages, its CLI and its tests: signing in and out
-//!   ([`check_password`], [`login_user`], [`logout_user`]), registration
-//!   ([`validate_registration`], [`register_user`], [`confirm_email`]), passwords
-//!   ([`check_current_password`], [`validate_password_change`], [`change_password`],
-//!   [`forgot_password`],
-//!   [`check_reset_token`], [`set_new_password`]), [`sign_out_other_sessions`] and
-//!   [`confirm_email_change`].
+//!   ([`authenticate`], [`check_password`], [`login_user`], [`logout_user`]), registration
+//!   ([`validate_registration`], [`register_user`], [`confirm_email`],
+//!   [`resend_confirmation`]), passwords ([`check_current_password`],
+//!   [`validate_password_change`], [`change_password`], [`forgot_password`],
+//!   [`check_reset_token`], [`reset_password`], [`set_new_password`]), [`sign_out_other_sessions`],
+//!   [`confirm_email_change`] and [`unlock_account`].
 //! - **Replies** in the request's format: a handler returns what happened, a
 //!   [`reply::Reply`] (a form, a form with errors, done), or refuses with a typed
 //!   [`reply::Rejection`] (rate limited, re-authentication needed, no sign-in waiting for its
@@ -125,11 +125,15 @@ pub use datastore::{Datastore, DatastoreError, DbPool, RateLimitDecision, Sessio
 pub use error::{Error, ErrorKind, Result};
 pub use features::change::{change_password, validate as validate_password_change};
 pub use features::change_email::{ChangeEmailOutcome, confirm_change as confirm_email_change};
-pub use features::confirm::{ConfirmOutcome, confirm_email};
-pub use features::recover::{ResetToken, check_reset_token, forgot_password};
+pub use features::confirm::{ConfirmOutcome, confirm_email, resend_confirmation};
+pub use features::login::{SignIn, authenticate};
+pub use features::recover::{
+    ResetOutcome, ResetToken, check_reset_token, forgot_password, reset_password,
+};
 pub use features::register::{
     RegisterOutcome, ValidRegister, register_user, validate as validate_registration,
 };
+pub use features::unlock::{UnlockOutcome, unlock_account};
 pub use identity::{
     EmailError, NormalizeForm, UnknownForm, UsernameRefusal, normalize_email, normalize_username,
 };

@@ -7,6 +7,7 @@ pub(crate) mod auth;
 pub(crate) mod auth_token;
 pub(crate) mod context;
 pub(crate) mod csrf;
+pub(crate) mod email_form;
 pub(crate) mod extract;
 pub(crate) mod forms;
 pub(crate) mod guard;

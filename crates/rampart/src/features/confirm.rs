@@ -5,6 +5,8 @@
 //! uniquifier and a keyed digest of the email, and is refused once the address is confirmed, so
 //! each link works once. An expired link mails a fresh one.
 //!
+//! Without axum (CLI, tests): [`confirm_email`] (a link's token) and [`resend_confirmation`].
+//!
 //! Templates: `security/send_confirmation.html`. Mails: `confirmation_instructions`.
 
 use axum::Router;
@@ -12,12 +14,13 @@ use axum::extract::Path;
 use axum::response::Response;
 use axum::routing::get;
 use minijinja::context;
-use serde_json::{Value, json};
 
 use crate::config::SecurityConfig;
 use crate::model::User;
 use crate::web::context::AuthContext;
+use crate::web::email_form::EmailForm;
 use crate::web::forms::{FieldErrors, FormInput};
+use crate::web::negotiate::{Html, Reply};
 use crate::web::rejection::Rejection;
 use crate::web::security::Security;
 
@@ -57,7 +60,12 @@ pub enum ConfirmOutcome {
     Invalid,
 }
 
-/// Checks a confirmation token and confirms the user's email.
+/// Checks a confirmation token and confirms the user's email; an expired one mails a fresh link
+/// (`link` turns a path into an absolute URL).
+///
+/// # Errors
+///
+/// The datastore's, the signer's or the mailer's error.
 pub async fn confirm_email(
     security: &Security,
     token: &str,
@@ -107,9 +115,15 @@ pub(crate) fn send_instructions(
     )
 }
 
-/// Resends confirmation instructions for `email`. `Err` holds the detailed error (unknown user,
-/// already confirmed), which callers hide when generic responses are on.
-pub(crate) async fn resend_confirmation(
+/// Resends confirmation instructions for `email` (canonical, see
+/// [`normalize_email`](crate::identity::normalize_email)); `link` turns a path into an absolute
+/// URL. `Ok(Err(_))` holds the detailed refusal (unknown user, already confirmed), which the
+/// HTTP answer hides when generic responses are on.
+///
+/// # Errors
+///
+/// The datastore's, the signer's or the mailer's error.
+pub async fn resend_confirmation(
     security: &Security,
     email: &str,
     link: &(dyn Fn(&str) -> String + Sync),
@@ -130,6 +144,7 @@ pub(crate) async fn resend_confirmation(
     Ok(Ok(()))
 }
 
+/// The link answers alike in every format: a flash and a redirect.
 async fn get_confirm(ctx: AuthContext, Path(token): Path<String>) -> crate::Result<Response> {
     let security = ctx.security().clone();
     let config = security.config();
@@ -162,56 +177,28 @@ async fn get_confirm(ctx: AuthContext, Path(token): Path<String>) -> crate::Resu
     }
 }
 
-async fn get_send_confirmation(ctx: AuthContext) -> crate::Result<Response> {
-    if ctx.is_json() {
-        return Ok(crate::web::reply::json_ok(ctx.json_base().await?));
-    }
-    crate::web::templates::form_page(
-        &ctx,
-        "security/send_confirmation.html",
-        Value::Null,
-        &FieldErrors::new(),
-        context! {},
-    )
-    .await
+const FORM: EmailForm = EmailForm::new("security/send_confirmation.html");
+
+async fn get_send_confirmation() -> Reply {
+    FORM.empty()
 }
 
 async fn post_send_confirmation(
     ctx: AuthContext,
     mut input: FormInput,
-) -> Result<Response, Rejection> {
+) -> Result<Reply, Rejection> {
     let security = ctx.security().clone();
-    let (email, mut errors) = crate::web::forms::read_email_field(&security, &mut input);
-    if errors.is_empty() {
-        crate::web::rate_limit::check_mail(&ctx, &email).await?;
-    }
-    if errors.is_empty()
-        && let Err(detailed) =
-            resend_confirmation(&security, &email, &|path| ctx.external_url(path)).await?
-        && !security.config().return_generic_responses
-    {
-        errors = detailed;
-    }
-    if !errors.is_empty() {
-        let values = json!({ "email": email });
-        return Ok(crate::web::templates::form_errors(
-            &ctx,
-            "security/send_confirmation.html",
-            values,
-            &errors,
-            context! {},
-        )
-        .await?);
-    }
-    if ctx.is_json() {
-        return Ok(crate::web::reply::json_ok(ctx.json_base().await?));
-    }
-    let message = if security.config().return_generic_responses {
+    let email = match FORM.read(&ctx, &mut input).await? {
+        Ok(email) => email,
+        Err(refused) => return Ok(refused),
+    };
+    let sent = resend_confirmation(&security, &email, &|path| ctx.external_url(path)).await?;
+    let config = security.config();
+    let message = if config.return_generic_responses {
         security.msg("CONFIRMATION_LINK_SENT_GENERIC", &[])
     } else {
         security.msg("CONFIRMATION_REQUEST", &[("email", &email)])
     };
-    ctx.flash("info", &message).await?;
-    let config = security.config();
-    Ok(crate::web::reply::redirect(&config.url(&config.login.url)))
+    let html = Html::flash_redirect("info", message, config.url(&config.login.url));
+    Ok(FORM.answer(&ctx, &email, sent, html))
 }

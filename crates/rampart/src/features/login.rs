@@ -1,18 +1,24 @@
 //! Login (`GET|POST /login`), Flask-Security's `login` view.
 //!
 //! Flow: rate limit per client address → validate the form → look up the user by email or
-//! username (case-insensitive) → verify the password on the hashing pool (a dummy verification of
-//! equal cost for unknown users) → refuse inactive or unconfirmed accounts (only after a correct
-//! password) → sign in (new session id, CSRF rotated, remember-me cookie, trackable fields).
+//! username (case-insensitive) → count the attempt against the account's limit (the first
+//! refusal offers an unlock mail, see `unlock.rs`) → verify the password on the hashing pool (a
+//! dummy verification of equal cost for unknown users) → refuse inactive or unconfirmed accounts
+//! (only after a correct password) → the second factor, when the user has one (`two_factor/`) →
+//! sign in (new session id, CSRF rotated, remember-me cookie, trackable fields).
+//!
+//! Without axum (CLI, tests): [`authenticate`] checks an identity and a password (counted
+//! against the account's login limit) and says whether the user may be signed in
+//! ([`login_user`](crate::web::auth::login_user)) or needs a second factor first.
 //!
 //! Config: `SECURITY_LOGIN_URL`, `SECURITY_POST_LOGIN_VIEW`, `SECURITY_DEFAULT_REMEMBER_ME`,
-//! `SECURITY_RETURN_GENERIC_RESPONSES`, `SECURITY_LOGIN_RATE_LIMIT`, `SECURITY_USERNAME_ENABLE`.
+//! `SECURITY_RETURN_GENERIC_RESPONSES`, `SECURITY_LOGIN_RATE_LIMIT`,
+//! `SECURITY_LOGIN_IDENTITY_RATE_LIMIT`, `SECURITY_USERNAME_ENABLE`.
 //! Template: `security/login_user.html`. JSON: see CONTRACT.md `POST /login`.
 
 use axum::Router;
 use axum::extract::Query;
-use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use minijinja::context;
 use serde_json::{Value, json};
@@ -21,7 +27,8 @@ use crate::config::SecurityConfig;
 use crate::model::User;
 use crate::web::context::AuthContext;
 use crate::web::forms::{FieldErrors, FormInput};
-use crate::web::rejection::Rejection;
+use crate::web::negotiate::{Form, Html, Json, Reply};
+use crate::web::rejection::{Limited, Rejection};
 use crate::web::security::Security;
 
 /// Checking a password lives in the web layer, shared with HTTP Basic.
@@ -113,14 +120,70 @@ pub(crate) fn validate(
     })
 }
 
-/// Authenticates a validated form against the account its identity was already looked up to:
-/// the user to sign in, or the errors to show.
-async fn authenticate_user(
+/// What a sign-in attempt came to ([`authenticate`]).
+#[derive(Debug)]
+#[must_use]
+pub enum SignIn {
+    /// The password is right, the account active (and confirmed when that is required) and no
+    /// second factor is needed: sign the user in ([`login_user`](crate::web::auth::login_user)).
+    /// The account's attempt count is cleared.
+    Ready(Box<User>),
+    /// As [`Ready`](Self::Ready), but the user's second factor must be proven first
+    /// ([`two_factor::begin`](crate::features::two_factor::begin)).
+    SecondFactor(Box<User>),
+    /// Refused: the errors to show (a generic one, with `SECURITY_RETURN_GENERIC_RESPONSES`, for
+    /// an unknown identity or a wrong password).
+    Refused(FieldErrors),
+    /// The account's login limit (`SECURITY_LOGIN_IDENTITY_RATE_LIMIT`) is used up: nothing was
+    /// checked, so it says nothing about the password.
+    Limited(Limited),
+}
+
+/// Checks a sign-in without HTTP (a CLI, a job, a test): looks `identity` (email or username,
+/// case-insensitive) up, counts the attempt against the account's login limit
+/// (`SECURITY_LOGIN_IDENTITY_RATE_LIMIT`, the limit that holds without a request; the
+/// per-address one is the handler's), verifies `password` on the hashing pool (a dummy
+/// verification of equal cost for unknown users), then refuses inactive or unconfirmed
+/// accounts. Errors are keyed on `username` when usernames are on and `identity` is not an
+/// email address, else on `email`. Signing in is then the caller's.
+///
+/// # Errors
+///
+/// The datastore's or the hasher's error.
+pub async fn authenticate(
     security: &Security,
-    form: &LoginForm,
-    user: Option<User>,
-) -> crate::Result<Result<User, FieldErrors>> {
+    identity: &str,
+    password: &str,
+) -> crate::Result<SignIn> {
+    let identity = identity.trim();
+    let field = if security.config().username.enabled
+        && crate::identity::normalize_email(identity).is_err()
+    {
+        "username"
+    } else {
+        "email"
+    };
+    check_sign_in(security, field, identity, password).await
+}
+
+/// [`authenticate`] with the form field the identity came in (for its errors).
+async fn check_sign_in(
+    security: &Security,
+    identity_field: &'static str,
+    identity: &str,
+    password: &str,
+) -> crate::Result<SignIn> {
     let config = security.config();
+    // The per-account count is keyed on the account, whichever identity names it.
+    let account = security
+        .datastore()
+        .user_by_identity(identity.trim())
+        .await?;
+    if let Err(limited) =
+        crate::web::rate_limit::count_login_account(security, account.as_ref(), identity).await?
+    {
+        return Ok(SignIn::Limited(limited));
+    }
     let generic = |errors: FieldErrors| {
         if config.return_generic_responses {
             FieldErrors::single("", security.msg("GENERIC_AUTHN_FAILED", &[]))
@@ -128,34 +191,37 @@ async fn authenticate_user(
             errors
         }
     };
-    let user = match check_user_password(security, user, &form.password).await? {
+    let user = match check_user_password(security, account, password).await? {
         PasswordCheck::Valid(user) => user,
         PasswordCheck::UnknownIdentity => {
-            let errors = FieldErrors::single(
-                form.identity_field,
-                security.msg("USER_DOES_NOT_EXIST", &[]),
-            );
-            return Ok(Err(generic(errors)));
+            let errors =
+                FieldErrors::single(identity_field, security.msg("USER_DOES_NOT_EXIST", &[]));
+            return Ok(SignIn::Refused(generic(errors)));
         }
         PasswordCheck::InvalidPassword => {
             let errors = FieldErrors::single("password", security.msg("INVALID_PASSWORD", &[]));
-            return Ok(Err(generic(errors)));
+            return Ok(SignIn::Refused(generic(errors)));
         }
     };
     // The password was right: detailed messages no longer reveal anything.
     if !user.active {
-        return Ok(Err(FieldErrors::single(
-            form.identity_field,
+        return Ok(SignIn::Refused(FieldErrors::single(
+            identity_field,
             security.msg("DISABLED_ACCOUNT", &[]),
         )));
     }
     if requires_confirmation(config, &user) {
-        return Ok(Err(FieldErrors::single(
-            form.identity_field,
+        return Ok(SignIn::Refused(FieldErrors::single(
+            identity_field,
             security.msg("CONFIRMATION_REQUIRED", &[]),
         )));
     }
-    Ok(Ok(user))
+    crate::web::rate_limit::clear_login_account(security, user.id).await?;
+    Ok(if crate::model::second_factor_required(config, &user) {
+        SignIn::SecondFactor(Box::new(user))
+    } else {
+        SignIn::Ready(Box::new(user))
+    })
 }
 
 /// Whether `user` must confirm their email before signing in.
@@ -168,28 +234,16 @@ pub(crate) fn requires_confirmation(config: &SecurityConfig, user: &User) -> boo
 #[derive(serde::Deserialize)]
 struct LoginQuery {
     next: Option<String>,
-    include_auth_token: Option<String>,
 }
+
+const TEMPLATE: &str = "security/login_user.html";
 
 async fn get_login(ctx: AuthContext, Query(query): Query<LoginQuery>) -> crate::Result<Response> {
     let security = ctx.security();
     let config = security.config();
-    if ctx.is_json() {
-        let mut response = ctx.json_base().await?;
-        let mut attributes = vec!["email"];
-        if config.username.enabled {
-            attributes.push("username");
-        }
-        response.insert("identity_attributes".into(), json!(attributes));
-        if let Some(user) = ctx.user() {
-            response.insert("user".into(), ctx.user_payload(user, false)?);
-        }
-        if let Some(Value::String(token)) = response.get("csrf_token") {
-            ctx.set_cookie(crate::web::auth::xsrf_cookie(config, token.clone()));
-        }
-        return Ok(crate::web::reply::json_ok(response));
-    }
-    if ctx.user().is_some() {
+    // A signed-in browser goes on, without the form's XSRF-TOKEN cookie; a JSON client gets
+    // the form (with its user) either way: different work, decided before the reply.
+    if ctx.user().is_some() && !ctx.is_json() {
         let target = query
             .next
             .as_deref()
@@ -199,35 +253,43 @@ async fn get_login(ctx: AuthContext, Query(query): Query<LoginQuery>) -> crate::
     }
     let token = ctx.csrf_token().await?;
     ctx.set_cookie(crate::web::auth::xsrf_cookie(config, token));
-    render_form(
-        &ctx,
-        StatusCode::OK,
-        None,
-        &FieldErrors::new(),
-        query.next.as_deref(),
-        config.login.default_remember_me,
-    )
-    .await
+    let mut attributes = vec!["email"];
+    if config.username.enabled {
+        attributes.push("username");
+    }
+    let mut form = Form::new(TEMPLATE)
+        .page(context! { next => query.next, remember => config.login.default_remember_me })
+        .json("identity_attributes", json!(attributes));
+    if let Some(user) = ctx.user() {
+        form = form.json("user", ctx.user_payload(user, false)?);
+    }
+    Ok(Reply::Form(form).into_response())
 }
 
-async fn render_form(
-    ctx: &AuthContext,
-    status: StatusCode,
-    values: Option<Value>,
-    errors: &FieldErrors,
-    next: Option<&str>,
-    remember: bool,
-) -> crate::Result<Response> {
-    let form_errors = errors.get("").to_vec();
-    let form =
-        context! { values => values, errors => errors.to_json(), form_errors => form_errors };
-    crate::web::templates::page(
-        ctx,
-        "security/login_user.html",
-        status,
-        context! { form => form, next => next, remember => remember },
-    )
-    .await
+/// The form refused: JSON clients get every error on its field; browsers get an unsafe `next`
+/// as a form-level error (Flask-Security flashes it), and the form again without that value.
+fn refused(
+    security: &Security,
+    host: Option<&str>,
+    query_next: Option<&str>,
+    input: &mut FormInput,
+    errors: FieldErrors,
+) -> Reply {
+    let values = json!({
+        "email": input.values().get("email").cloned().unwrap_or(Value::Null),
+        "username": input.values().get("username").cloned().unwrap_or(Value::Null),
+    });
+    let remember = input.flag("remember").unwrap_or(false);
+    let next =
+        query_next.filter(|n| crate::redirect::safe_next(security.config(), host, n).is_ok());
+    let form = Form::new(TEMPLATE)
+        .values(values)
+        .page(context! { next => next, remember => remember });
+    if errors.has("next") {
+        let shown = FieldErrors::single("", security.msg("INVALID_REDIRECT", &[]));
+        return Reply::done(Json::invalid(&errors), Html::Form(form.errors(shown)));
+    }
+    Reply::Invalid(form.errors(errors))
 }
 
 async fn post_login(
@@ -235,68 +297,54 @@ async fn post_login(
     Query(query): Query<LoginQuery>,
     mut input: FormInput,
 ) -> Result<Response, Rejection> {
-    let _ = &query.include_auth_token;
     crate::web::rate_limit::check_login(&ctx).await?;
     let security = ctx.security().clone();
     let host = ctx.host.clone();
-    let outcome = match validate(&security, host.as_deref(), &mut input, query.next.clone()) {
-        Ok(form) => {
-            // The per-account count is keyed on the account, whichever identity names it.
-            let account = security
-                .datastore()
-                .user_by_identity(form.identity.trim())
-                .await?;
-            let counted =
-                crate::web::rate_limit::check_login_account(&ctx, account.as_ref(), &form.identity)
-                    .await;
-            if let Err(Rejection::Limited(_)) = &counted {
-                crate::features::unlock::offer(&ctx, &form.identity);
-            }
-            counted?;
-            let outcome = authenticate_user(&security, &form, account).await?;
-            if let Ok(user) = &outcome {
-                crate::web::rate_limit::clear_login_account(&security, user.id).await?;
-            }
-            outcome.map(|user| (user, form))
-        }
-        Err(errors) => Err(errors),
-    };
-    match outcome {
-        Ok((user, form)) => {
-            if crate::model::second_factor_required(security.config(), &user) {
-                return Ok(crate::features::two_factor::begin_login(
-                    &ctx,
-                    &user,
-                    form.remember,
-                    form.next,
-                )
-                .await?);
-            }
-            Ok(crate::web::auth::finish_login(&ctx, &user, form.remember, form.next).await?)
-        }
+    let form = match validate(&security, host.as_deref(), &mut input, query.next.clone()) {
+        Ok(form) => form,
         Err(errors) => {
-            if ctx.is_json() {
-                return Ok(crate::web::reply::json_errors(
-                    StatusCode::BAD_REQUEST,
-                    &[],
-                    Some(&errors),
-                ));
-            }
-            let mut errors = errors;
-            if errors.has("next") {
-                // Shown as a flash, like Flask-Security, and the unsafe value is dropped.
-                let message = security.msg("INVALID_REDIRECT", &[]);
-                errors = FieldErrors::single("", message);
-            }
-            let values = json!({
-                "email": input.values().get("email").cloned().unwrap_or(Value::Null),
-                "username": input.values().get("username").cloned().unwrap_or(Value::Null),
-            });
-            let remember = input.flag("remember").unwrap_or(false);
-            let next = query.next.as_deref().filter(|n| {
-                crate::redirect::safe_next(security.config(), host.as_deref(), n).is_ok()
-            });
-            Ok(render_form(&ctx, StatusCode::OK, Some(values), &errors, next, remember).await?)
+            let reply = refused(
+                &security,
+                host.as_deref(),
+                query.next.as_deref(),
+                &mut input,
+                errors,
+            );
+            return Ok(reply.into_response());
+        }
+    };
+    match check_sign_in(
+        &security,
+        form.identity_field,
+        &form.identity,
+        &form.password,
+    )
+    .await?
+    {
+        SignIn::Limited(limited) => {
+            crate::features::unlock::offer(&ctx, &form.identity);
+            Err(limited.into())
+        }
+        SignIn::Refused(errors) => {
+            let reply = refused(
+                &security,
+                host.as_deref(),
+                query.next.as_deref(),
+                &mut input,
+                errors,
+            );
+            Ok(reply.into_response())
+        }
+        // The second step and a completed sign-in answer as the two-factor flow does (shared
+        // with `/tf-validate`), so they come back as responses.
+        SignIn::SecondFactor(user) => {
+            Ok(
+                crate::features::two_factor::begin_login(&ctx, &user, form.remember, form.next)
+                    .await?,
+            )
+        }
+        SignIn::Ready(user) => {
+            Ok(crate::web::auth::finish_login(&ctx, &user, form.remember, form.next).await?)
         }
     }
 }

@@ -7,21 +7,24 @@
 //! link works once, and older links die with a newer reset. A reset rotates `fs_uniquifier`
 //! (every session and auth token of the user dies) and does not sign the user in.
 //!
+//! Without axum (CLI, tests): [`forgot_password`], [`check_reset_token`] and [`reset_password`].
+//!
 //! Templates: `security/forgot_password.html`, `security/reset_password.html`. Mails:
 //! `reset_instructions`, `reset_notice`.
 
 use axum::Router;
 use axum::extract::Path;
-use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use minijinja::context;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::config::SecurityConfig;
 use crate::model::User;
 use crate::web::context::AuthContext;
+use crate::web::email_form::EmailForm;
 use crate::web::forms::{FieldErrors, FormInput};
+use crate::web::negotiate::{Form, Html, Json, Reply};
 use crate::web::rejection::Rejection;
 use crate::web::security::Security;
 
@@ -86,12 +89,17 @@ pub(crate) fn send_reset_instructions(
     Ok(())
 }
 
-/// Starts a reset for `email`. `Err` holds the detailed error (unknown user), which callers hide
-/// when generic responses are on.
+/// Starts a reset for `email` (canonical): mails `reset_instructions` with a link (`link` turns
+/// a path into an absolute URL). `Ok(Err(_))` holds the detailed refusal (unknown user), which
+/// the HTTP answer hides when generic responses are on.
 ///
 /// Both outcomes do the same work, so the time taken does not tell them apart: for an unknown
 /// (or inactive) address a link is signed and the mail rendered just the same, and dropped
 /// instead of handed to the mailer (which runs off the request path either way).
+///
+/// # Errors
+///
+/// The datastore's, the signer's or the mail templates' error.
 pub async fn forgot_password(
     security: &Security,
     email: &str,
@@ -140,7 +148,11 @@ pub enum ResetToken {
     Invalid,
 }
 
-/// Checks a reset token.
+/// Checks a reset token (it says nothing and mails nothing).
+///
+/// # Errors
+///
+/// The datastore's error.
 pub async fn check_reset_token(security: &Security, token: &str) -> crate::Result<ResetToken> {
     let signer = security.signer();
     let now = security.clock().now();
@@ -163,62 +175,97 @@ pub async fn check_reset_token(security: &Security, token: &str) -> crate::Resul
     })
 }
 
-async fn get_forgot(ctx: AuthContext) -> crate::Result<Response> {
-    if ctx.is_json() {
-        return Ok(crate::web::reply::json_ok(ctx.json_base().await?));
-    }
-    crate::web::templates::form_page(
-        &ctx,
-        "security/forgot_password.html",
-        Value::Null,
-        &FieldErrors::new(),
-        context! {},
-    )
-    .await
+/// What a reset came to ([`reset_password`]).
+#[derive(Debug)]
+#[must_use]
+pub enum ResetOutcome {
+    /// The password is set (the uniquifier rotated: every session and auth token of the user
+    /// ended) and the `reset_notice` mailed; the user is not signed in. The user as they were.
+    Reset(Box<User>),
+    /// The link is good, but the password policy refuses the new password.
+    Refused(FieldErrors),
+    /// Genuine but too old (nothing changed; no new link is mailed).
+    Expired(Box<User>),
+    /// Forged, used or outdated.
+    Invalid,
 }
 
-async fn post_forgot(ctx: AuthContext, mut input: FormInput) -> Result<Response, Rejection> {
+/// Resets a password with the token of a reset link: checks the token ([`check_reset_token`])
+/// and `new_password` against the password policy, then sets it (rotating `fs_uniquifier`, so
+/// every session and auth token of the user ends) and mails the `reset_notice`
+/// (`SECURITY_SEND_PASSWORD_RESET_NOTICE_EMAIL`). The user is not signed in.
+///
+/// # Errors
+///
+/// The datastore's, the hasher's or the mailer's error.
+pub async fn reset_password(
+    security: &Security,
+    token: &str,
+    new_password: &str,
+) -> crate::Result<ResetOutcome> {
+    let user = match check_reset_token(security, token).await? {
+        ResetToken::Valid(user) => user,
+        ResetToken::Expired(user) => return Ok(ResetOutcome::Expired(Box::new(user))),
+        ResetToken::Invalid => return Ok(ResetOutcome::Invalid),
+    };
+    let mut errors = FieldErrors::new();
+    crate::web::forms::new_password_errors(
+        security,
+        &mut errors,
+        Some(new_password),
+        Some(new_password),
+        "password",
+        "password_confirm",
+    );
+    if let Err(errors) = errors.into_result() {
+        return Ok(ResetOutcome::Refused(errors));
+    }
+    set_new_password(security, &user, new_password).await?;
+    let config = security.config();
+    if config.recover.send_notice_email {
+        crate::web::notify::send(
+            security,
+            "reset_notice",
+            &user.email,
+            context! { user => crate::web::notify::user_context(&user), app_name => config.app_name },
+        )?;
+    }
+    Ok(ResetOutcome::Reset(Box::new(user)))
+}
+
+const FORGOT: EmailForm = EmailForm::new("security/forgot_password.html");
+const RESET_TEMPLATE: &str = "security/reset_password.html";
+
+async fn get_forgot() -> Reply {
+    FORGOT.empty()
+}
+
+async fn post_forgot(ctx: AuthContext, mut input: FormInput) -> Result<Reply, Rejection> {
     let security = ctx.security().clone();
-    let (email, mut errors) = crate::web::forms::read_email_field(&security, &mut input);
-    if errors.is_empty() {
-        crate::web::rate_limit::check_mail(&ctx, &email).await?;
-    }
-    if errors.is_empty()
-        && let Err(detailed) =
-            forgot_password(&security, &email, &|path| ctx.external_url(path)).await?
-        && !security.config().return_generic_responses
-    {
-        errors = detailed;
-    }
-    if !errors.is_empty() {
-        return Ok(crate::web::templates::form_errors(
-            &ctx,
-            "security/forgot_password.html",
-            json!({"email": email}),
-            &errors,
-            context! {},
-        )
-        .await?);
-    }
-    if ctx.is_json() {
-        return Ok(crate::web::reply::json_ok(ctx.json_base().await?));
-    }
+    let email = match FORGOT.read(&ctx, &mut input).await? {
+        Ok(email) => email,
+        Err(refused) => return Ok(refused),
+    };
+    let sent = forgot_password(&security, &email, &|path| ctx.external_url(path)).await?;
     let message = if security.config().return_generic_responses {
         security.msg("GENERIC_RECOVERY", &[])
     } else {
         security.msg("PASSWORD_RESET_REQUEST", &[("email", &email)])
     };
-    Ok(crate::web::templates::message_page(&ctx, "Check your email", &message, None).await?)
+    let html = Html::Message {
+        title: "Check your email".to_owned(),
+        message,
+        link: None,
+    };
+    Ok(FORGOT.answer(&ctx, &email, sent, html))
 }
 
-async fn invalid_token_redirect(
-    ctx: &AuthContext,
-    outcome: &ResetToken,
-) -> crate::Result<Response> {
+/// What refusing a reset link says: an expired one mails a fresh link and says so.
+fn refused_token_message(ctx: &AuthContext, expired: Option<&User>) -> crate::Result<String> {
     let security = ctx.security();
     let config = security.config();
-    let message = match outcome {
-        ResetToken::Expired(user) => {
+    Ok(match expired {
+        Some(user) => {
             send_reset_instructions(security, user, &|path| ctx.external_url(path))?;
             let within = crate::messages::describe_duration(config.recover.within);
             security.msg(
@@ -226,40 +273,47 @@ async fn invalid_token_redirect(
                 &[("within", &within), ("email", &user.email)],
             )
         }
-        _ => security.msg("INVALID_RESET_PASSWORD_TOKEN", &[]),
+        None => security.msg("INVALID_RESET_PASSWORD_TOKEN", &[]),
+    })
+}
+
+/// Opening the link answers alike in every format: the form page (a link is opened in a
+/// browser), or a flash and a redirect to ask again when it is refused.
+async fn get_reset(ctx: AuthContext, Path(token): Path<String>) -> crate::Result<Response> {
+    let security = ctx.security().clone();
+    let config = security.config();
+    let expired = match check_reset_token(&security, &token).await? {
+        ResetToken::Valid(_) => {
+            return crate::web::templates::form_page(
+                &ctx,
+                RESET_TEMPLATE,
+                Value::Null,
+                &FieldErrors::new(),
+                context! { action => reset_action(config, &token) },
+            )
+            .await;
+        }
+        ResetToken::Expired(user) => Some(user),
+        ResetToken::Invalid => None,
     };
+    let message = refused_token_message(&ctx, expired.as_ref())?;
     ctx.flash("error", &message).await?;
     Ok(crate::web::reply::redirect(
         &config.url(&config.recover.url),
     ))
 }
 
-async fn get_reset(ctx: AuthContext, Path(token): Path<String>) -> crate::Result<Response> {
-    let security = ctx.security().clone();
-    let outcome = check_reset_token(&security, &token).await?;
-    if !matches!(outcome, ResetToken::Valid(_)) {
-        return invalid_token_redirect(&ctx, &outcome).await;
-    }
-    let config = security.config();
-    let action = format!("{}/{token}", config.url(&config.recover.url));
-    crate::web::templates::form_page(
-        &ctx,
-        "security/reset_password.html",
-        Value::Null,
-        &FieldErrors::new(),
-        context! { action => action },
-    )
-    .await
+fn reset_action(config: &SecurityConfig, token: &str) -> String {
+    format!("{}/{token}", config.url(&config.recover.url))
 }
 
 async fn post_reset(
     ctx: AuthContext,
     Path(token): Path<String>,
     mut input: FormInput,
-) -> crate::Result<Response> {
+) -> crate::Result<Reply> {
     let security = ctx.security().clone();
     let config = security.config();
-    let action = format!("{}/{token}", config.url(&config.recover.url));
     let password = input.text("password");
     let confirm = input.text("password_confirm");
     let mut errors = input.take_errors();
@@ -271,62 +325,47 @@ async fn post_reset(
         "password",
         "password_confirm",
     );
-    let outcome = check_reset_token(&security, &token).await?;
-    let user = match (&outcome, errors.is_empty()) {
-        (ResetToken::Valid(user), true) => user.clone(),
-        (ResetToken::Valid(_), false) => {
-            return crate::web::templates::form_errors(
-                &ctx,
-                "security/reset_password.html",
-                Value::Null,
-                &errors,
-                context! { action => action },
-            )
-            .await;
-        }
-        _ => {
-            if ctx.is_json() {
-                let key = if matches!(outcome, ResetToken::Expired(_)) {
-                    "PASSWORD_RESET_EXPIRED"
-                } else {
-                    "INVALID_RESET_PASSWORD_TOKEN"
-                };
-                let message = match &outcome {
-                    ResetToken::Expired(user) => {
-                        send_reset_instructions(&security, user, &|path| ctx.external_url(path))?;
-                        let within = crate::messages::describe_duration(config.recover.within);
-                        security.msg(key, &[("within", &within), ("email", &user.email)])
-                    }
-                    _ => security.msg(key, &[]),
-                };
-                let errors = FieldErrors::single("", message);
-                return Ok(crate::web::reply::json_errors(
-                    StatusCode::BAD_REQUEST,
-                    &[],
-                    Some(&errors),
-                ));
-            }
-            return invalid_token_redirect(&ctx, &outcome).await;
+    // A refused link is said whatever the form holds; the form's errors only for a good one.
+    let outcome = if errors.is_empty() {
+        let password = password.unwrap_or_default();
+        reset_password(&security, &token, &password).await?
+    } else {
+        match check_reset_token(&security, &token).await? {
+            ResetToken::Valid(_) => ResetOutcome::Refused(errors),
+            ResetToken::Expired(user) => ResetOutcome::Expired(Box::new(user)),
+            ResetToken::Invalid => ResetOutcome::Invalid,
         }
     };
-    set_new_password(&security, &user, password.as_deref().unwrap_or_default()).await?;
-    if config.recover.send_notice_email {
-        crate::web::notify::send(
-            &security,
-            "reset_notice",
-            &user.email,
-            context! { user => crate::web::notify::user_context(&user), app_name => config.app_name },
-        )?;
-    }
-    if ctx.is_json() {
-        return Ok(crate::web::reply::json_ok(Map::new()));
-    }
-    ctx.flash("success", &security.msg("PASSWORD_RESET_NO_LOGIN", &[]))
-        .await?;
-    let target = config
-        .recover
-        .post_view
-        .clone()
-        .unwrap_or_else(|| config.url(&config.login.url));
-    Ok(crate::web::reply::redirect(&target))
+    let expired = match outcome {
+        ResetOutcome::Reset(_) => {
+            let target = config
+                .recover
+                .post_view
+                .clone()
+                .unwrap_or_else(|| config.url(&config.login.url));
+            return Ok(Reply::done(
+                Json::ok(json!({})),
+                Html::flash_redirect(
+                    "success",
+                    security.msg("PASSWORD_RESET_NO_LOGIN", &[]),
+                    target,
+                ),
+            ));
+        }
+        ResetOutcome::Refused(errors) => {
+            return Ok(Reply::Invalid(
+                Form::new(RESET_TEMPLATE)
+                    .page(context! { action => reset_action(config, &token) })
+                    .errors(errors),
+            ));
+        }
+        ResetOutcome::Expired(user) => Some(user),
+        ResetOutcome::Invalid => None,
+    };
+    let message = refused_token_message(&ctx, expired.as_deref())?;
+    let refused = FieldErrors::single("", message.clone());
+    Ok(Reply::done(
+        Json::invalid(&refused),
+        Html::flash_redirect("error", message, config.url(&config.recover.url)),
+    ))
 }

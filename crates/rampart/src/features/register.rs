@@ -8,22 +8,24 @@
 //! With `SECURITY_RETURN_GENERIC_RESPONSES` (default) an already registered email gets the same
 //! answer as a new one, and the owner of that address is mailed instead (`welcome_existing`).
 //!
+//! Without axum (CLI, tests): [`validate`] then [`register_user`].
+//!
 //! Config: `SECURITY_REGISTERABLE`, `SECURITY_REGISTER_URL`, `SECURITY_SEND_REGISTER_EMAIL`,
 //! `SECURITY_POST_REGISTER_VIEW`, `SECURITY_USERNAME_*`, `SECURITY_PASSWORD_LENGTH_MIN`.
 //! Template: `security/register_user.html`. Mails: `welcome`, `welcome_existing`,
 //! `welcome_existing_username`.
 
 use axum::Router;
-use axum::response::Response;
 use axum::routing::get;
 use minijinja::context;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::config::SecurityConfig;
 use crate::datastore::DatastoreError;
 use crate::model::{NewUser, User};
 use crate::web::context::AuthContext;
 use crate::web::forms::{FieldErrors, FormInput, canonical_email, new_password_errors};
+use crate::web::negotiate::{Form, Html, Json, Reply};
 use crate::web::notify::user_context;
 use crate::web::rejection::Rejection;
 use crate::web::security::Security;
@@ -85,6 +87,11 @@ pub(crate) fn username_errors(security: &Security, username: &str) -> Option<Str
 
 /// Validates registration input, including duplicate checks. With generic responses, duplicates
 /// are not errors: they are reported by [`register_user`] as [`RegisterOutcome::Existing`].
+/// `Ok(Err(errors))` holds the form's errors.
+///
+/// # Errors
+///
+/// The datastore's error.
 pub async fn validate(
     security: &Security,
     input: &mut FormInput,
@@ -165,7 +172,12 @@ pub async fn validate(
 }
 
 /// Creates the account and sends the welcome mail (with the confirmation link if confirmable).
-/// `link` turns a path into an absolute URL.
+/// `link` turns a path into an absolute URL. Signing the new user in is the caller's (the
+/// handler does when no confirmation is needed).
+///
+/// # Errors
+///
+/// The datastore's, the hasher's or the mailer's error.
 pub async fn register_user(
     security: &Security,
     form: ValidRegister,
@@ -264,26 +276,20 @@ fn notify_existing(
     Ok(())
 }
 
-async fn get_register(ctx: AuthContext) -> crate::Result<Response> {
-    if ctx.is_json() {
-        return Ok(crate::web::reply::json_ok(ctx.json_base().await?));
+const TEMPLATE: &str = "security/register_user.html";
+
+async fn get_register(ctx: AuthContext) -> Reply {
+    match ctx.user() {
+        // A signed-in browser has nothing to register; a JSON client still gets the form.
+        Some(_) => Reply::done(
+            Json::base(),
+            Html::redirect(ctx.security().config().login.post_view.clone()),
+        ),
+        None => Reply::Form(Form::new(TEMPLATE)),
     }
-    if ctx.user().is_some() {
-        return Ok(crate::web::reply::redirect(
-            &ctx.security().config().login.post_view,
-        ));
-    }
-    crate::web::templates::form_page(
-        &ctx,
-        "security/register_user.html",
-        Value::Null,
-        &FieldErrors::new(),
-        context! {},
-    )
-    .await
 }
 
-async fn post_register(ctx: AuthContext, mut input: FormInput) -> Result<Response, Rejection> {
+async fn post_register(ctx: AuthContext, mut input: FormInput) -> Result<Reply, Rejection> {
     let security = ctx.security().clone();
     let config = security.config();
     let form = match validate(&security, &mut input).await? {
@@ -301,58 +307,44 @@ async fn post_register(ctx: AuthContext, mut input: FormInput) -> Result<Respons
                 })
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
-            let values = Value::Object(values);
-            return Ok(crate::web::templates::form_errors(
-                &ctx,
-                "security/register_user.html",
-                values,
-                &errors,
-                context! {},
-            )
-            .await?);
+            return Ok(Reply::Invalid(
+                Form::new(TEMPLATE)
+                    .values(Value::Object(values))
+                    .errors(errors),
+            ));
         }
     };
     let email = form.email.clone();
     crate::web::rate_limit::check_mail(&ctx, &email).await?;
     let outcome = register_user(&security, form, &|path| ctx.external_url(path)).await?;
-    let signed_in = match &outcome {
-        RegisterOutcome::Created(user)
-            if !config.confirm.enabled || config.confirm.login_without_confirmation =>
-        {
-            Some(crate::web::auth::login_user(&ctx, user, false).await?)
-        }
-        _ => None,
-    };
-    if ctx.is_json() {
-        let mut response = ctx.json_base().await?;
-        if let Some(csrf) = signed_in {
-            response.insert("csrf_token".into(), Value::String(csrf));
-        }
-        if let RegisterOutcome::Created(user) = &outcome
-            && !config.return_generic_responses
-        {
-            let auth_user = crate::web::context::AuthUser {
-                roles: security.datastore().user_roles(user.id).await?,
-                user: user.clone(),
-                method: crate::AuthMethod::Session,
-            };
-            response.insert("user".into(), ctx.user_payload(&auth_user, false)?);
-        }
-        return Ok(crate::web::reply::json_ok(response));
+    let mut json = Map::new();
+    if let RegisterOutcome::Created(user) = &outcome
+        && (!config.confirm.enabled || config.confirm.login_without_confirmation)
+    {
+        let csrf = crate::web::auth::login_user(&ctx, user, false).await?;
+        json.insert("csrf_token".into(), Value::String(csrf));
     }
-    if let Some(view) = &config.register.post_view {
-        return Ok(crate::web::reply::redirect(view));
+    if let RegisterOutcome::Created(user) = &outcome
+        && !config.return_generic_responses
+    {
+        let auth_user = crate::web::context::AuthUser {
+            roles: security.datastore().user_roles(user.id).await?,
+            user: user.clone(),
+            method: crate::AuthMethod::Session,
+        };
+        json.insert("user".into(), ctx.user_payload(&auth_user, false)?);
     }
-    if config.confirm.enabled {
-        let message = security.msg("CONFIRM_REGISTRATION", &[("email", &email)]);
+    let html = if let Some(view) = &config.register.post_view {
+        Html::redirect(view.clone())
+    } else if config.confirm.enabled {
         let login = config.url(&config.login.url);
-        return Ok(crate::web::templates::message_page(
-            &ctx,
-            "Check your email",
-            &message,
-            Some((&login, "Go to sign in")),
-        )
-        .await?);
-    }
-    Ok(crate::web::reply::redirect(&config.login.post_view))
+        Html::Message {
+            title: "Check your email".to_owned(),
+            message: security.msg("CONFIRM_REGISTRATION", &[("email", &email)]),
+            link: Some((login, "Go to sign in".to_owned())),
+        }
+    } else {
+        Html::redirect(config.login.post_view.clone())
+    };
+    Ok(Reply::done(Json::Base(json), html))
 }

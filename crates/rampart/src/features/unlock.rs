@@ -5,6 +5,8 @@
 //!
 //! The refusal looks the same whether or not the account exists; only an existing, active
 //! account gets the mail, at most one per window. Mail: `unlock_instructions`.
+//!
+//! Without axum (CLI, tests): [`unlock_account`] checks a link's token and lifts the pause.
 
 use std::time::Duration;
 
@@ -15,6 +17,7 @@ use axum::routing::get;
 use minijinja::context;
 
 use crate::config::{RateLimit, SecurityConfig};
+use crate::model::User;
 use crate::web::context::AuthContext;
 use crate::web::security::Security;
 
@@ -88,30 +91,50 @@ async fn send_link(security: &Security, identity: &str, link_base: &str) -> crat
     )
 }
 
+/// What an unlock link turned out to be ([`unlock_account`]).
+#[derive(Debug)]
+#[must_use]
+pub enum UnlockOutcome {
+    /// The account's login pause is lifted; the user it is for.
+    Unlocked(Box<User>),
+    /// Forged, too old, or for an account whose address or uniquifier changed since.
+    Invalid,
+}
+
+/// Checks an unlock token (from the `unlock_instructions` mail) and, when it is genuine and
+/// recent, clears the account's login attempt count (`SECURITY_LOGIN_IDENTITY_RATE_LIMIT`).
+///
+/// # Errors
+///
+/// The datastore's error.
+pub async fn unlock_account(security: &Security, token: &str) -> crate::Result<UnlockOutcome> {
+    let signer = security.signer();
+    let user =
+        match signer.verify_link::<(String, String)>(SALT, token, WITHIN, security.clock().now()) {
+            Ok(((uniquifier, digest), false)) => security
+                .datastore()
+                .user_by_uniquifier(&uniquifier)
+                .await?
+                .filter(|u| signer.verify_hash_data(&u.email, &digest)),
+            _ => None,
+        };
+    let Some(user) = user else {
+        return Ok(UnlockOutcome::Invalid);
+    };
+    crate::web::rate_limit::clear_login_account(security, user.id).await?;
+    Ok(UnlockOutcome::Unlocked(Box::new(user)))
+}
+
+/// The link answers alike in every format: a flash and a redirect to the sign-in page.
 async fn get_unlock(ctx: AuthContext, Path(token): Path<String>) -> crate::Result<Response> {
     let security = ctx.security().clone();
     let config = security.config();
-    let signer = security.signer();
-    let user = match signer.verify_link::<(String, String)>(
-        SALT,
-        &token,
-        WITHIN,
-        security.clock().now(),
-    ) {
-        Ok(((uniquifier, digest), false)) => security
-            .datastore()
-            .user_by_uniquifier(&uniquifier)
-            .await?
-            .filter(|u| signer.verify_hash_data(&u.email, &digest)),
-        _ => None,
-    };
-    match user {
-        Some(user) => {
-            crate::web::rate_limit::clear_login_account(&security, user.id).await?;
+    match unlock_account(&security, &token).await? {
+        UnlockOutcome::Unlocked(_) => {
             ctx.flash("success", &security.msg("UNLOCK_SUCCESSFUL", &[]))
                 .await?;
         }
-        None => {
+        UnlockOutcome::Invalid => {
             ctx.flash("error", &security.msg("UNLOCK_INVALID", &[]))
                 .await?;
         }

@@ -83,14 +83,14 @@ pub(crate) async fn check_login(ctx: &AuthContext) -> Result<(), Rejection> {
 }
 
 /// Counts a login attempt on an account (from any address), before its password is checked:
-/// `user` is the account `identity` names, if any.
-pub(crate) async fn check_login_account(
-    ctx: &AuthContext,
+/// `user` is the account `identity` names, if any. [`Limited`] once its limit is used up.
+pub(crate) async fn count_login_account(
+    security: &Security,
     user: Option<&User>,
     identity: &str,
-) -> Result<(), Rejection> {
-    let limit = ctx.security.config().rate_limits.login_identity.as_ref();
-    Ok(count(&ctx.security, &login_key(user, identity), limit).await??)
+) -> crate::Result<Result<(), Limited>> {
+    let limit = security.config().rate_limits.login_identity.as_ref();
+    count(security, &login_key(user, identity), limit).await
 }
 
 /// Clears an account's attempt count after a successful login (or an unlock link).

@@ -167,3 +167,32 @@ backend_test!(
         app.assert_no_mail_to("nobody@example.com").await;
     }
 );
+
+backend_test!(
+    resend_confirmation_and_confirm_email_work_without_http,
+    EXACT,
+    async |app: TestApp| {
+        app.client().register("ann@example.com", PASSWORD).await;
+        let _welcome = app.mail_to("ann@example.com").await;
+        let link = |path: &str| format!("https://{}{path}", crate::harness::HOST);
+        let unknown = rampart::resend_confirmation(&app.security, "nobody@example.com", &link)
+            .await
+            .expect("resend");
+        assert!(unknown.is_err());
+        rampart::resend_confirmation(&app.security, "ann@example.com", &link)
+            .await
+            .expect("resend")
+            .expect("sent");
+        let path = app.path_in_mail("ann@example.com", "/confirm/").await;
+        let token = path.trim_start_matches("/confirm/");
+        let confirmed = rampart::confirm_email(&app.security, token, &link)
+            .await
+            .expect("confirm");
+        assert!(matches!(confirmed, rampart::ConfirmOutcome::Confirmed(_)));
+        assert!(app.user("ann@example.com").await.confirmed_at.is_some());
+        let again = rampart::resend_confirmation(&app.security, "ann@example.com", &link)
+            .await
+            .expect("resend");
+        assert!(again.is_err(), "already confirmed");
+    }
+);

@@ -552,3 +552,40 @@ backend_test!(
         assert_eq!(form.me().await.status, StatusCode::UNAUTHORIZED);
     }
 );
+
+backend_test!(
+    authenticate_checks_a_sign_in_without_http,
+    crate::rate_limit::IDENTITY_LIMIT,
+    async |app: TestApp| {
+        app.signed_up("ann@example.com").await;
+        let security = &app.security;
+        let check = async |identity: &str, password: &str| {
+            rampart::authenticate(security, identity, password)
+                .await
+                .expect("authenticate")
+        };
+        match check("nobody@example.com", PASSWORD).await {
+            rampart::SignIn::Refused(errors) => assert!(errors.has("email"), "{errors:?}"),
+            other => panic!("unknown identity: {other:?}"),
+        }
+        match check("ann@example.com", "wrong password").await {
+            rampart::SignIn::Refused(errors) => assert!(errors.has("password"), "{errors:?}"),
+            other => panic!("wrong password: {other:?}"),
+        }
+        match check(" ann@example.com ", PASSWORD).await {
+            rampart::SignIn::Ready(user) => assert_eq!(user.email, "ann@example.com"),
+            other => panic!("right password: {other:?}"),
+        }
+        // The account's limit holds without a request: the fourth guess in a row is not checked.
+        for _ in 0..3 {
+            assert!(matches!(
+                check("ann@example.com", "wrong password").await,
+                rampart::SignIn::Refused(_)
+            ));
+        }
+        assert!(matches!(
+            check("ann@example.com", PASSWORD).await,
+            rampart::SignIn::Limited(_)
+        ));
+    }
+);

@@ -430,3 +430,37 @@ backend_test!(
         }
     }
 );
+
+backend_test!(
+    reset_password_checks_the_token_and_the_policy_without_http,
+    GENERIC,
+    async |app: TestApp| {
+        app.signed_up("ann@example.com").await;
+        let link = |path: &str| format!("https://{}{path}", crate::harness::HOST);
+        let sent = rampart::forgot_password(&app.security, "ann@example.com", &link)
+            .await
+            .expect("forgot");
+        assert!(sent.is_ok());
+        let path = app.path_in_mail("ann@example.com", "/reset/").await;
+        let token = path.trim_start_matches("/reset/");
+        let reset =
+            |password: &'static str| rampart::reset_password(&app.security, token, password);
+        assert!(matches!(
+            reset("short").await.expect("reset"),
+            rampart::ResetOutcome::Refused(_)
+        ));
+        let rampart::ResetOutcome::Reset(user) = reset(NEW_PASSWORD).await.expect("reset") else {
+            panic!("a good link resets");
+        };
+        assert_eq!(user.email, "ann@example.com");
+        assert_eq!(
+            app.mail_to("ann@example.com").await.subject,
+            "Your password has been reset"
+        );
+        assert!(matches!(
+            reset(NEW_PASSWORD).await.expect("reset"),
+            rampart::ResetOutcome::Invalid
+        ));
+        app.client().login_ok("ann@example.com", NEW_PASSWORD).await;
+    }
+);

@@ -292,3 +292,42 @@ backend_test!(
         assert_eq!(app.mail_to("ann@example.com").await.subject, "Welcome");
     }
 );
+
+backend_test!(
+    validate_and_register_user_work_without_http,
+    EXACT,
+    async |app: TestApp| {
+        let link = |path: &str| format!("https://{}{path}", crate::harness::HOST);
+        let mut short = rampart::FormInput::from_pairs([
+            ("email", "ann@example.com"),
+            ("password", "short"),
+            ("password_confirm", "short"),
+        ]);
+        let refused = rampart::validate_registration(&app.security, &mut short)
+            .await
+            .expect("validate");
+        assert!(refused.unwrap_err().has("password"));
+        let mut input = rampart::FormInput::from_pairs([
+            ("email", " ann@example.com "),
+            ("password", PASSWORD),
+            ("password_confirm", PASSWORD),
+        ]);
+        let form = rampart::validate_registration(&app.security, &mut input)
+            .await
+            .expect("validate")
+            .expect("valid");
+        let rampart::RegisterOutcome::Created(user) =
+            rampart::register_user(&app.security, form, &link)
+                .await
+                .expect("register")
+        else {
+            panic!("a new address registers");
+        };
+        assert_eq!(user.email, "ann@example.com");
+        assert!(
+            app.link_in_mail("ann@example.com", "/confirm/")
+                .await
+                .starts_with("https://")
+        );
+    }
+);

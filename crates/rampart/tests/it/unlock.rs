@@ -55,3 +55,30 @@ backend_test!(
         );
     }
 );
+
+backend_test!(
+    unlock_account_lifts_the_pause_without_http,
+    IDENTITY_LIMIT,
+    async |app: TestApp| {
+        app.signed_up("ann@example.com").await;
+        for _ in 0..4 {
+            app.client().login("ann@example.com", "guess").await;
+        }
+        let path = app.path_in_mail("ann@example.com", "/unlock/").await;
+        let token = path.trim_start_matches("/unlock/");
+        assert!(matches!(
+            rampart::unlock_account(&app.security, "forged")
+                .await
+                .expect("unlock"),
+            rampart::UnlockOutcome::Invalid
+        ));
+        let rampart::UnlockOutcome::Unlocked(user) = rampart::unlock_account(&app.security, token)
+            .await
+            .expect("unlock")
+        else {
+            panic!("a genuine link unlocks");
+        };
+        assert_eq!(user.email, "ann@example.com");
+        app.client().login_ok("ann@example.com", PASSWORD).await;
+    }
+);
