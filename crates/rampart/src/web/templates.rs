@@ -280,24 +280,6 @@ pub(crate) async fn message_page(
     .await
 }
 
-/// Answers invalid form input: a 400 envelope for JSON clients, the form page again for browsers.
-pub(crate) async fn form_errors(
-    ctx: &AuthContext,
-    name: &str,
-    values: serde_json::Value,
-    errors: &crate::web::forms::FieldErrors,
-    extra: Value,
-) -> crate::Result<Response> {
-    if ctx.is_json() {
-        return Ok(crate::web::reply::json_errors(
-            StatusCode::BAD_REQUEST,
-            &[],
-            Some(errors),
-        ));
-    }
-    form_page(ctx, name, values, errors, extra).await
-}
-
 /// An error page or envelope for `status` with `message`.
 pub(crate) fn render_error(
     security: &Security,
