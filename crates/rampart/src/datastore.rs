@@ -99,6 +99,7 @@ mod error;
 mod rate_limit;
 mod remember;
 mod roles;
+mod session_writer;
 mod sessions;
 #[cfg(test)]
 pub(crate) mod test_support;
@@ -150,7 +151,7 @@ pub struct Datastore {
 #[derive(Debug, Default)]
 struct Shared {
     cache: cache::Cache,
-    session_writer: sessions::SessionWriter,
+    session_writer: session_writer::SessionWriter,
     username_form: users::UsernameForm,
 }
 
