@@ -82,7 +82,7 @@
 //!   [`resend_confirmation`]), passwords ([`check_current_password`],
 //!   [`validate_password_change`], [`change_password`], [`forgot_password`],
 //!   [`check_reset_token`], [`reset_password`], [`set_new_password`]), [`sign_out_other_sessions`],
-//!   [`confirm_email_change`] and [`unlock_account`].
+//!   [`request_email_change`], [`confirm_email_change`] and [`unlock_account`].
 //! - **Replies** in the request's format: a handler returns what happened, a
 //!   [`reply::Reply`] (a form, a form with errors, done), or refuses with a typed
 //!   [`reply::Rejection`] (rate limited, re-authentication needed, no sign-in waiting for its
@@ -124,7 +124,10 @@ pub use config::{
 pub use datastore::{Datastore, DatastoreError, DbPool, RateLimitDecision, SessionInfo};
 pub use error::{Error, ErrorKind, Result};
 pub use features::change::{change_password, validate as validate_password_change};
-pub use features::change_email::{ChangeEmailOutcome, confirm_change as confirm_email_change};
+pub use features::change_email::{
+    ChangeEmailOutcome, confirm_change as confirm_email_change,
+    request_change as request_email_change,
+};
 pub use features::confirm::{ConfirmOutcome, confirm_email, resend_confirmation};
 pub use features::login::{SignIn, authenticate};
 pub use features::recover::{

@@ -82,11 +82,18 @@ pub(crate) async fn validate(
     Ok(errors.into_result().map(|()| email))
 }
 
-/// Asks to change `user`'s address to `new_email` (validated): the link goes to that address.
-/// When another account has it, with `SECURITY_RETURN_GENERIC_RESPONSES` the outcome looks the
-/// same to the requester and that account's owner is mailed `change_email_existing` instead;
-/// without, `Err` says the address is taken.
-pub(crate) async fn request_change(
+/// Asks to change `user`'s address to `new_email`, without HTTP (the form's step, for CLIs, jobs
+/// and tests): the confirmation link (`link` turns its path into an absolute URL) goes to that
+/// address, and [`confirm_change`] makes the change once it is opened. `new_email` must be a
+/// valid address in its canonical spelling ([`normalize_email`](crate::normalize_email)), not the
+/// user's current one. When another account has it, with `SECURITY_RETURN_GENERIC_RESPONSES` the
+/// outcome looks the same to the requester and that account's owner is mailed
+/// `change_email_existing` instead; without, `Err` says the address is taken.
+///
+/// # Errors
+///
+/// The datastore's, the signer's or the mailer's error.
+pub async fn request_change(
     security: &Security,
     user: &User,
     new_email: &str,

@@ -342,3 +342,40 @@ backend_test!(
         app.assert_no_mail_to("next@example.com").await;
     }
 );
+
+backend_test!(
+    an_address_change_can_be_asked_and_confirmed_without_http,
+    ON,
+    async |app: TestApp| {
+        app.signed_up("ann@example.com").await;
+        let user = app.user("ann@example.com").await;
+        let link = |path: &str| format!("http://rampart.test{path}");
+        rampart::request_email_change(&app.security, &user, "ann.new@example.com", &link)
+            .await
+            .expect("request")
+            .expect("a free address is accepted");
+        assert_eq!(app.user("ann@example.com").await.email, "ann@example.com");
+        let path = app
+            .path_in_mail("ann.new@example.com", "/change-email/")
+            .await;
+        let token = path.trim_start_matches("/change-email/");
+        let outcome = rampart::confirm_email_change(&app.security, token)
+            .await
+            .expect("confirm");
+        assert!(
+            matches!(outcome, rampart::ChangeEmailOutcome::Changed(ref changed) if changed.email == "ann.new@example.com"),
+            "{outcome:?}"
+        );
+        assert_eq!(
+            app.user("ann.new@example.com").await.email,
+            "ann.new@example.com"
+        );
+        // A taken address is refused when generic responses are off (ON turns them off).
+        app.signed_up("bob@example.com").await;
+        let ann = app.user("ann.new@example.com").await;
+        let refused = rampart::request_email_change(&app.security, &ann, "bob@example.com", &link)
+            .await
+            .expect("request");
+        assert!(refused.is_err(), "a taken address must be refused");
+    }
+);
