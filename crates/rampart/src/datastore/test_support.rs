@@ -23,11 +23,7 @@ pub(crate) async fn unmigrated(backend: TestBackend, body: impl AsyncFn(Datastor
 
 /// A fresh, empty datastore on `backend`, and the database that lives while it is held.
 async fn open(backend: &TestBackend) -> (Datastore, TestDatabase) {
-    let database = TestDatabase::create(backend)
+    TestDatabase::open(backend)
         .await
-        .expect("make the test database (TEST_DATABASE_URL reachable?)");
-    let store = Datastore::connect(database.url())
-        .await
-        .expect("open the test database");
-    (store, database)
+        .expect("make and open the test database (TEST_DATABASE_URL reachable?)")
 }

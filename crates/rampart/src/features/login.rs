@@ -300,18 +300,19 @@ async fn post_login(
     crate::web::rate_limit::check_login(&ctx).await?;
     let security = ctx.security().clone();
     let host = ctx.host.clone();
+    let answer_refused = |input: &mut FormInput, errors| {
+        refused(
+            &security,
+            host.as_deref(),
+            query.next.as_deref(),
+            input,
+            errors,
+        )
+        .into_response()
+    };
     let form = match validate(&security, host.as_deref(), &mut input, query.next.clone()) {
         Ok(form) => form,
-        Err(errors) => {
-            let reply = refused(
-                &security,
-                host.as_deref(),
-                query.next.as_deref(),
-                &mut input,
-                errors,
-            );
-            return Ok(reply.into_response());
-        }
+        Err(errors) => return Ok(answer_refused(&mut input, errors)),
     };
     match check_sign_in(
         &security,
@@ -325,24 +326,17 @@ async fn post_login(
             crate::features::unlock::offer(&ctx, &form.identity);
             Err(limited.into())
         }
-        SignIn::Refused(errors) => {
-            let reply = refused(
-                &security,
-                host.as_deref(),
-                query.next.as_deref(),
-                &mut input,
-                errors,
-            );
-            Ok(reply.into_response())
-        }
+        SignIn::Refused(errors) => Ok(answer_refused(&mut input, errors)),
         // The second step and a completed sign-in answer as the two-factor flow does (shared
         // with `/tf-validate`), so they come back as responses.
-        SignIn::SecondFactor(user) => {
-            Ok(
-                crate::features::two_factor::begin_login(&ctx, &user, form.remember, form.next)
-                    .await?,
-            )
-        }
+        SignIn::SecondFactor(user) => Ok(crate::features::two_factor::begin_login_reply(
+            &ctx,
+            &user,
+            form.remember,
+            form.next,
+        )
+        .await?
+        .into_response()),
         SignIn::Ready(user) => {
             Ok(crate::web::auth::finish_login(&ctx, &user, form.remember, form.next).await?)
         }

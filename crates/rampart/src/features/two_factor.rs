@@ -36,13 +36,11 @@ mod signin;
 use std::time::Duration;
 
 use axum::Router;
-use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use minijinja::context;
 
 use crate::config::SecurityConfig;
 use crate::model::User;
-use crate::web::context::AuthContext;
 use crate::web::forms::FieldErrors;
 use crate::web::negotiate::Form;
 use crate::web::rejection::Limited;
@@ -75,23 +73,6 @@ pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
 }
 
 pub(crate) use crate::model::second_factor_required as required;
-
-/// [`begin_login_reply`] for a caller that answers with a `Response` (the reply, which the
-/// security layer renders).
-///
-/// # Errors
-///
-/// As [`begin_login_reply`].
-pub(crate) async fn begin_login(
-    ctx: &AuthContext,
-    user: &User,
-    remember: bool,
-    next: Option<String>,
-) -> crate::Result<Response> {
-    Ok(begin_login_reply(ctx, user, remember, next)
-        .await?
-        .into_response())
-}
 
 /// What a check of a one-time code came to ([`check_code`]).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -61,6 +61,9 @@ pub enum TestDatabaseError {
     /// The admin URL is not a URL.
     #[error("TEST_DATABASE_URL is not a URL: {0}")]
     Url(#[from] url::ParseError),
+    /// The datastore could not connect to the new database.
+    #[error("cannot open the test database: {0}")]
+    Connect(String),
     /// PostgreSQL refused or could not be reached.
     #[error("PostgreSQL: {0}")]
     Postgres(#[from] sqlx::Error),
@@ -116,6 +119,22 @@ impl TestDatabase {
                 })
             }
         }
+    }
+
+    /// Makes an empty database on `backend` and connects a [`Datastore`](crate::Datastore) to it
+    /// (no migrations run): the datastore and the database that lives while it is held.
+    ///
+    /// # Errors
+    ///
+    /// [`TestDatabaseError`] when the database cannot be made or connected to.
+    pub async fn open(
+        backend: &TestBackend,
+    ) -> Result<(crate::Datastore, Self), TestDatabaseError> {
+        let database = Self::create(backend).await?;
+        let store = crate::Datastore::connect(database.url())
+            .await
+            .map_err(|error| TestDatabaseError::Connect(error.to_string()))?;
+        Ok((store, database))
     }
 
     /// The database's connection URL.
