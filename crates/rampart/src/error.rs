@@ -16,6 +16,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum ErrorKind {
     /// A dependency (database, hashing pool) is unavailable or saturated: 503, retry later.
     Unavailable,
+    /// The data changed while the request ran (a concurrent write won): 409, reload and retry.
+    Conflict,
     /// Configuration problem, found at start-up.
     Config,
     /// Anything else: 500.
@@ -65,6 +67,7 @@ impl Error {
             Self::Session(tower_sessions::session::Error::Store(
                 tower_sessions::session_store::Error::Backend(message),
             )) if message.starts_with(SESSION_STORE_UNAVAILABLE) => ErrorKind::Unavailable,
+            Self::Datastore(DatastoreError::Stale(_)) => ErrorKind::Conflict,
             Self::Config(_) => ErrorKind::Config,
             _ => ErrorKind::Internal,
         }

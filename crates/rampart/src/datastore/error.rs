@@ -16,6 +16,10 @@ pub enum DatastoreError {
     /// else the constraint or the database's message.
     #[error("already exists: {0}")]
     Conflict(String),
+    /// The row changed since it was read (a concurrent write won; holds the column compared, e.g.
+    /// `"fs_uniquifier"`): nothing was written, and the request may be retried with fresh data.
+    #[error("changed meanwhile: {0}")]
+    Stale(String),
     /// A row the operation needs does not exist (e.g. `"role Admin"`, `"user 42"`).
     #[error("not found: {0}")]
     NotFound(String),

@@ -14,7 +14,8 @@ const CREATE_SERIES: &str = "INSERT INTO \"rampart_remember\" \
 const USE_SERIES: &str = "UPDATE \"rampart_remember\" SET \"last_used_at\" = $2 \
      WHERE \"series_hash\" = $1 AND \"expires_at\" > $2 RETURNING CAST(\"user_id\" AS BIGINT)";
 const DELETE_SERIES: &str = "DELETE FROM \"rampart_remember\" WHERE \"series_hash\" = $1";
-const DELETE_SERIES_OF_USER: &str = "DELETE FROM \"rampart_remember\" WHERE \"user_id\" = $1";
+pub(super) const DELETE_SERIES_OF_USER: &str =
+    "DELETE FROM \"rampart_remember\" WHERE \"user_id\" = $1";
 const DELETE_EXPIRED_SERIES: &str =
     "DELETE FROM \"rampart_remember\" WHERE \"user_id\" = $1 AND \"expires_at\" <= $2";
 

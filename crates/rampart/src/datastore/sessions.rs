@@ -19,6 +19,8 @@ use super::cache::CachedSession;
 use super::session_writer::{Kind, SessionRow};
 use super::{Datastore, DatastoreError};
 
+pub(super) const DELETE_SESSIONS_OF_USER: &str =
+    "DELETE FROM \"rampart_session\" WHERE \"user_id\" = $1";
 const LOAD_SESSION: &str = "SELECT \"data\", CAST(\"user_id\" AS BIGINT) AS \"user_id\", \
      \"expiry_date\" FROM \"rampart_session\" WHERE \"id\" = $1 AND \"expiry_date\" > $2";
 const SAVE_SESSION: &str = "INSERT INTO \"rampart_session\" \
@@ -223,7 +225,7 @@ impl Datastore {
             .execute(pool)
             .await?
             .rows_affected(),
-            None => sqlx::query("DELETE FROM \"rampart_session\" WHERE \"user_id\" = $1")
+            None => sqlx::query(DELETE_SESSIONS_OF_USER)
                 .bind(user_id)
                 .execute(pool)
                 .await?

@@ -61,6 +61,10 @@ const LINK_ROLE_BY_NAME: &str = "INSERT INTO \"roles_users\" (\"user_id\", \"rol
      SELECT $1, \"id\" FROM \"role\" WHERE \"name\" = $2";
 const SET_PASSWORD: &str = "UPDATE \"user\" SET \"password\" = $2, \
      \"fs_uniquifier\" = COALESCE($3, \"fs_uniquifier\"), \"update_datetime\" = $4 WHERE \"id\" = $1";
+// Rotates the uniquifier (and sets the password when `$4` is not NULL) only if the row still has
+// the uniquifier the caller read: of two racing rotations (two uses of one reset link) one wins.
+const ROTATE_CREDENTIALS: &str = "UPDATE \"user\" SET \"password\" = COALESCE($4, \"password\"), \
+     \"fs_uniquifier\" = $3, \"update_datetime\" = $5 WHERE \"id\" = $1 AND \"fs_uniquifier\" = $2";
 const SET_UNIQUIFIER: &str =
     "UPDATE \"user\" SET \"fs_uniquifier\" = $2, \"update_datetime\" = $3 WHERE \"id\" = $1";
 const CONFIRM_USER: &str =
@@ -399,6 +403,55 @@ impl Datastore {
             .rows_affected());
         self.cache().invalidate_user(user_id);
         expect_user(updated, user_id)
+    }
+
+    /// Gives the user a new `fs_uniquifier` (and `password_hash` as their password, when given) and
+    /// deletes every server-side session and remember-me series of theirs, all in one transaction,
+    /// provided their uniquifier is still `expected_uniquifier`. Of two racing rotations (two
+    /// submissions of one reset link, a reset racing a change) exactly one writes.
+    ///
+    /// # Errors
+    ///
+    /// [`DatastoreError::Stale`] (`"fs_uniquifier"`) when the user's uniquifier is no longer
+    /// `expected_uniquifier` (or there is no such user): nothing was written.
+    pub async fn rotate_credentials(
+        &self,
+        user_id: i64,
+        expected_uniquifier: &str,
+        new_uniquifier: &str,
+        password_hash: Option<&str>,
+        now: PrimitiveDateTime,
+    ) -> Result<(), DatastoreError> {
+        let result = with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let updated = sqlx::query(ROTATE_CREDENTIALS)
+                .bind(user_id)
+                .bind(expected_uniquifier)
+                .bind(new_uniquifier)
+                .bind(password_hash)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if updated == 0 {
+                Err(DatastoreError::Stale("fs_uniquifier".to_owned()))
+            } else {
+                sqlx::query(super::sessions::DELETE_SESSIONS_OF_USER)
+                    .bind(user_id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(super::remember::DELETE_SERIES_OF_USER)
+                    .bind(user_id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+        });
+        self.cache().invalidate_user(user_id);
+        self.cache()
+            .invalidate_sessions(|_, session| session.user_id == Some(user_id));
+        result
     }
 
     /// Replaces `fs_uniquifier` (signs the user out everywhere).

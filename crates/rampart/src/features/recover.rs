@@ -220,7 +220,14 @@ pub async fn reset_password(
     if let Err(errors) = errors.into_result() {
         return Ok(ResetOutcome::Refused(errors));
     }
-    set_new_password(security, &user, new_password).await?;
+    match set_new_password(security, &user, new_password).await {
+        Ok(_) => {}
+        // Another use of this link (or a change of password) won the race: the link is spent.
+        Err(crate::Error::Datastore(crate::datastore::DatastoreError::Stale(_))) => {
+            return Ok(ResetOutcome::Invalid);
+        }
+        Err(error) => return Err(error),
+    }
     let config = security.config();
     if config.recover.send_notice_email {
         crate::web::notify::send(

@@ -289,48 +289,50 @@ pub(crate) async fn refresh_session_user(ctx: &AuthContext, user: &User) -> crat
     attach_to_session(ctx, user, true).await
 }
 
-/// Gives the user `user_id` a new `fs_uniquifier` (and `new_password_hash` as their password,
-/// when given) and ends every session of theirs on the server: every session, every auth token
-/// and every remember-me cookie issued before dies. Returns the new uniquifier. The request's own
-/// session is left as it is (see [`sign_out_other_sessions`], [`refresh_session_user`]).
+/// Gives `user` a new `fs_uniquifier` (and `new_password_hash` as their password, when given) and
+/// ends every session of theirs on the server, in one transaction: every session, every auth token
+/// and every remember-me cookie issued before dies. Returns the new uniquifier. Only writes if the
+/// stored uniquifier is still `user.fs_uniquifier`, so of two racing rotations (two submissions of
+/// one reset link) exactly one succeeds. The request's own session is left as it is (see
+/// [`sign_out_other_sessions`], [`refresh_session_user`]).
 ///
 /// # Errors
 ///
-/// As for the datastore.
+/// As for the datastore; [`crate::datastore::DatastoreError::Stale`] when the user's uniquifier
+/// changed meanwhile (nothing was written).
 pub(crate) async fn rotate_uniquifier(
     security: &Security,
-    user_id: i64,
+    user: &User,
     new_password_hash: Option<&str>,
 ) -> crate::Result<String> {
     let uniquifier = crate::model::new_uniquifier();
-    let datastore = security.datastore();
-    let now = security.now_naive();
-    match new_password_hash {
-        Some(hash) => {
-            datastore
-                .set_password(user_id, hash, Some(&uniquifier), now)
-                .await?;
-        }
-        None => datastore.set_uniquifier(user_id, &uniquifier, now).await?,
-    }
-    datastore.delete_sessions_of_user(user_id, None).await?;
-    datastore.remember_series_delete_of_user(user_id).await?;
+    security
+        .datastore()
+        .rotate_credentials(
+            user.id,
+            &user.fs_uniquifier,
+            &uniquifier,
+            new_password_hash,
+            security.now_naive(),
+        )
+        .await?;
     Ok(uniquifier)
 }
 
 /// Sets `user`'s new password (hashed on the pool), rotating `fs_uniquifier` and ending every
-/// session of theirs on the server. Returns the new uniquifier.
+/// session of theirs on the server, in one transaction. Returns the new uniquifier.
 ///
 /// # Errors
 ///
-/// As for the hasher and the datastore.
+/// As for the hasher and the datastore; [`crate::datastore::DatastoreError::Stale`] when `user`'s
+/// uniquifier changed since `user` was read (another reset or sign-out won; nothing was written).
 pub async fn set_new_password(
     security: &Security,
     user: &User,
     password: &str,
 ) -> crate::Result<String> {
     let hash = security.hasher().hash(password).await?;
-    rotate_uniquifier(security, user.id, Some(&hash)).await
+    rotate_uniquifier(security, user, Some(&hash)).await
 }
 
 /// Signs `user` out everywhere except here: a new `fs_uniquifier` kills every other session,
@@ -341,7 +343,7 @@ pub async fn set_new_password(
 ///
 /// As for the datastore.
 pub async fn sign_out_other_sessions(ctx: &AuthContext, user: &User) -> crate::Result<String> {
-    let uniquifier = rotate_uniquifier(&ctx.security, user.id, None).await?;
+    let uniquifier = rotate_uniquifier(&ctx.security, user, None).await?;
     let mut updated = user.clone();
     updated.fs_uniquifier = uniquifier;
     refresh_session_user(ctx, &updated).await
@@ -399,7 +401,7 @@ pub(crate) fn expired_cookie(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::datastore::Datastore;
+    use crate::datastore::{Datastore, DatastoreError};
     use crate::model::NewUser;
 
     async fn security() -> Security {
@@ -452,7 +454,7 @@ mod tests {
                 .expect("series");
         }
 
-        let uniquifier = rotate_uniquifier(&security, ann.id, None)
+        let uniquifier = rotate_uniquifier(&security, &ann, None)
             .await
             .expect("rotate");
         let after = store.user_by_id(ann.id).await.expect("load").expect("ann");
@@ -479,7 +481,15 @@ mod tests {
             "other users keep theirs"
         );
 
-        let second = rotate_uniquifier(&security, ann.id, Some("new-hash"))
+        let stale = rotate_uniquifier(&security, &ann, Some("lost-hash")).await;
+        assert!(
+            matches!(
+                stale,
+                Err(crate::Error::Datastore(DatastoreError::Stale(_)))
+            ),
+            "a rotation from an outdated read must not write: {stale:?}"
+        );
+        let second = rotate_uniquifier(&security, &after, Some("new-hash"))
             .await
             .expect("rotate with a password");
         let after = store.user_by_id(ann.id).await.expect("load").expect("ann");

@@ -123,6 +123,7 @@ pub(crate) fn status_message(status: StatusCode) -> &'static str {
              check your spelling and try again."
         }
         405 => "The method is not allowed for the requested URL.",
+        409 => "The account changed while this request ran. Reload the page and try again.",
         408 => {
             "The server closed the network connection because the browser didn't finish the request within the specified time."
         }
@@ -148,6 +149,7 @@ impl IntoResponse for crate::Error {
     fn into_response(self) -> Response {
         let status = match self.kind() {
             crate::error::ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            crate::error::ErrorKind::Conflict => StatusCode::CONFLICT,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         tracing::error!(error = %self, "request failed");

@@ -127,6 +127,38 @@ backend_test!(a_reset_token_works_once, GENERIC, async |app: TestApp| {
 });
 
 backend_test!(
+    racing_uses_of_one_reset_link_set_one_password,
+    GENERIC,
+    async |app: TestApp| {
+        app.signed_up("ann@example.com").await;
+        let path = reset_path(&app, "ann@example.com").await;
+        let passwords: Vec<String> = (0..6).map(|i| format!("racing new password {i}")).collect();
+        let attempts = passwords
+            .iter()
+            .map(|password| reset(&app, &path, password, password));
+        let answers = futures_util::future::join_all(attempts).await;
+        let winners: Vec<&String> = answers
+            .iter()
+            .zip(&passwords)
+            .filter(|(answer, _)| answer.status == StatusCode::OK)
+            .map(|(_, password)| password)
+            .collect();
+        assert_eq!(winners.len(), 1, "exactly one use of the link may win");
+        for answer in answers.iter().filter(|a| a.status != StatusCode::OK) {
+            answer.assert_field_errors(&invalid_token());
+        }
+        app.client().login_ok("ann@example.com", winners[0]).await;
+        for loser in passwords.iter().filter(|p| *p != winners[0]) {
+            assert_ne!(
+                app.client().login("ann@example.com", loser).await.status,
+                StatusCode::OK,
+                "a losing password was not set"
+            );
+        }
+    }
+);
+
+backend_test!(
     an_older_reset_token_dies_with_a_newer_reset,
     GENERIC,
     async |app: TestApp| {
