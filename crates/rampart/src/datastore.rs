@@ -96,6 +96,7 @@ macro_rules! role_columns {
 // Declared after the macros above, which they use.
 mod cache;
 mod error;
+mod mailed_code;
 mod rate_limit;
 mod remember;
 mod roles;

@@ -244,6 +244,11 @@ const DEFAULTS: &[(&str, &str, &str)] = &[
     ),
     ("TWO_FACTOR_INVALID_TOKEN", "Invalid code", "error"),
     (
+        "TWO_FACTOR_CODE_ALREADY_USED",
+        "This code was just used. Wait for the next one.",
+        "error",
+    ),
+    (
         "TWO_FACTOR_LOGIN_SUCCESSFUL",
         "Your code has been confirmed",
         "success",

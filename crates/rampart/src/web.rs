@@ -12,6 +12,7 @@ pub(crate) mod extract;
 pub(crate) mod forms;
 pub(crate) mod guard;
 pub(crate) mod layer;
+pub(crate) mod mailed_code;
 pub(crate) mod negotiate;
 pub(crate) mod notify;
 pub(crate) mod pending_login;

@@ -113,9 +113,9 @@ datastore_test!(
         store.migrate().await.expect("framework after app");
         assert_eq!(
             scalar(&store, "SELECT COUNT(*) FROM \"_sqlx_migrations\"").await,
-            // The framework's three (0001 schema, 0002 one-time-code steps, 0003 remember-me
-            // series) and the app's.
-            4,
+            // The framework's four (0001 schema, 0002 one-time-code steps, 0003 remember-me
+            // series, 0004 mailed codes) and the app's.
+            5,
             "{backend}"
         );
         assert_eq!(

@@ -584,6 +584,7 @@ impl Datastore {
                 "DELETE FROM \"webauthn\" WHERE \"user_id\" = $1",
                 "DELETE FROM \"rampart_otp_used_step\" WHERE \"user_id\" = $1",
                 "DELETE FROM \"rampart_remember\" WHERE \"user_id\" = $1",
+                "DELETE FROM \"rampart_mailed_code\" WHERE \"user_id\" = $1",
             ] {
                 sqlx::query(sql).bind(user_id).execute(&mut *tx).await?;
             }

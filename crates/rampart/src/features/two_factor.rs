@@ -10,8 +10,12 @@
 //! (new session id, CSRF rotated, remember-me as asked). `POST /tf-rescue {"help_setup":
 //! "email"}` mails a code to a user without their app.
 //!
-//! Codes are single-use: each user's last used time step is stored and only later steps are
-//! accepted (Flask-Security has no replay protection). Wrong codes count against
+//! Codes are single-use. An authenticator's: each user's last used time step is stored and only
+//! later steps are accepted (Flask-Security has no replay protection); a right code of a used
+//! step is told apart ("This code was just used. Wait for the next one.",
+//! `TWO_FACTOR_CODE_ALREADY_USED`). A mailed code is a fresh random one per mail, stored as a
+//! keyed digest with its expiry (`web/mailed_code.rs`), so it is always usable, even in a time
+//! step just used. Wrong codes count against
 //! `SECURITY_LOGIN_IDENTITY_RATE_LIMIT` for that user; once used up, codes are refused with 429.
 //! HTTP Basic cannot carry a second factor, so users with one cannot use it.
 //!
@@ -32,8 +36,6 @@
 mod rescue;
 mod setup;
 mod signin;
-
-use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
@@ -80,8 +82,11 @@ pub(crate) use crate::model::second_factor_required as required;
 pub enum CodeVerdict {
     /// Right, and now used: the same code (time step) is not accepted again.
     Accepted,
-    /// Wrong, expired or already used.
+    /// Wrong or expired.
     Invalid,
+    /// A right authenticator code of a time step this user has used already (replay
+    /// protection): the next step's code will do.
+    AlreadyUsed,
     /// Too many attempts for this user: no code was checked; try again after `retry_after`.
     Limited(Limited),
 }
@@ -102,11 +107,11 @@ pub async fn check_code(
     check_code_for(security, user, method, secret, code).await
 }
 
-/// Checks `code` for `user` against `secret`, with `method`'s window (an authenticator's codes
-/// within `SECURITY_TWO_FACTOR_AUTHENTICATOR_VALIDITY` either way, a mailed one within
-/// `SECURITY_TWO_FACTOR_MAIL_VALIDITY` after it was sent). The attempt counts against the user's
-/// limit *before* the check, atomically, so a concurrent burst gets at most the limit checked; a
-/// right code is used up and clears the count.
+/// Checks `code` for `user`: for [`EMAIL`] the code last mailed for a sign-in (or a rescue),
+/// live for `SECURITY_TWO_FACTOR_MAIL_VALIDITY` after it was sent; otherwise a code of the
+/// authenticator `secret`, within `SECURITY_TWO_FACTOR_AUTHENTICATOR_VALIDITY` either way. The
+/// attempt counts against the user's limit *before* the check, atomically, so a concurrent burst
+/// gets at most the limit checked; a right code is used up and clears the count.
 ///
 /// # Errors
 ///
@@ -118,38 +123,80 @@ pub async fn check_code_for(
     secret: &str,
     code: &str,
 ) -> crate::Result<CodeVerdict> {
+    let expected = if method == EMAIL {
+        Expected::Mailed(SIGN_IN_CODE)
+    } else {
+        Expected::Authenticator(secret)
+    };
+    check(security, user, expected, code).await
+}
+
+/// The purpose of a code mailed for a sign-in's second step (and a rescue).
+const SIGN_IN_CODE: &str = "tf-signin";
+/// The purpose of the code mailed to confirm setting up the email method.
+const SETUP_CODE: &str = "tf-setup";
+
+/// The code a check expects.
+#[derive(Clone, Copy)]
+enum Expected<'a> {
+    /// A code of this authenticator secret (base32), each time step used once per user.
+    Authenticator(&'a str),
+    /// The live code mailed for this purpose (see `web/mailed_code.rs`).
+    Mailed(&'static str),
+}
+
+/// The throttled, single-use check behind [`check_code_for`].
+async fn check(
+    security: &Security,
+    user: &User,
+    expected: Expected<'_>,
+    code: &str,
+) -> crate::Result<CodeVerdict> {
     if let Err(limited) = crate::web::rate_limit::count_code(security, user.id).await? {
         return Ok(CodeVerdict::Limited(limited));
     }
-    let accepted = match code_step(security, method, secret, code) {
-        Some(step) => security.datastore().claim_otp_step(user.id, step).await?,
-        None => false,
+    let verdict = match expected {
+        Expected::Authenticator(secret) => match authenticator_step(security, secret, code) {
+            None => CodeVerdict::Invalid,
+            Some(step) if security.datastore().claim_otp_step(user.id, step).await? => {
+                CodeVerdict::Accepted
+            }
+            Some(_) => CodeVerdict::AlreadyUsed,
+        },
+        Expected::Mailed(purpose) => {
+            if crate::web::mailed_code::redeem(security, user, purpose, code).await? {
+                CodeVerdict::Accepted
+            } else {
+                CodeVerdict::Invalid
+            }
+        }
     };
-    if !accepted {
-        return Ok(CodeVerdict::Invalid);
+    if verdict == CodeVerdict::Accepted {
+        crate::web::rate_limit::clear_codes(security, user.id).await?;
     }
-    crate::web::rate_limit::clear_codes(security, user.id).await?;
-    Ok(CodeVerdict::Accepted)
+    Ok(verdict)
 }
 
-/// The time step of `code` for `method`, if it is a right code now (see [`check_code_for`]).
-fn code_step(security: &Security, method: &str, secret: &str, code: &str) -> Option<u64> {
+/// The time step of `code` for the authenticator `secret`, if it is a right code now (see
+/// [`check_code_for`]).
+fn authenticator_step(security: &Security, secret: &str, code: &str) -> Option<u64> {
     let config = security.config();
-    let steps = |d: Duration| d.as_secs() / crate::totp::STEP;
-    let (back, forward) = if method == EMAIL {
-        (steps(config.two_factor.mail_validity), 0)
-    } else {
-        let n = steps(config.two_factor.authenticator_validity);
-        (n, n)
-    };
-    crate::totp::matching_step(secret, code, security.unix_now(), back, forward)
+    let n = config.two_factor.authenticator_validity.as_secs() / crate::totp::STEP;
+    crate::totp::matching_step(secret, code, security.unix_now(), n, n)
 }
 
-/// Mails the current code of `secret` to `to`.
-fn send_code(security: &Security, user: &User, to: &str, secret: &str) -> crate::Result<()> {
-    let code = crate::totp::code_at(secret, security.unix_now())
-        .ok_or_else(|| crate::Error::Internal("malformed two-factor secret".into()))?;
+/// Mails `user` (at `to`) a fresh code for `purpose`, live for
+/// `SECURITY_TWO_FACTOR_MAIL_VALIDITY`.
+async fn send_code(
+    security: &Security,
+    user: &User,
+    to: &str,
+    purpose: &'static str,
+) -> crate::Result<()> {
     let config = security.config();
+    let code =
+        crate::web::mailed_code::issue(security, user, purpose, config.two_factor.mail_validity)
+            .await?;
     crate::web::notify::send(
         security,
         "two_factor_instructions",
@@ -166,6 +213,11 @@ fn send_code(security: &Security, user: &User, to: &str, secret: &str) -> crate:
 /// The form's error for a code [`CodeVerdict::Invalid`].
 fn invalid_code(security: &Security) -> FieldErrors {
     FieldErrors::single("code", security.msg("TWO_FACTOR_INVALID_TOKEN", &[]))
+}
+
+/// The form's error for a code [`CodeVerdict::AlreadyUsed`].
+fn code_already_used(security: &Security) -> FieldErrors {
+    FieldErrors::single("code", security.msg("TWO_FACTOR_CODE_ALREADY_USED", &[]))
 }
 
 /// The code page (`security/two_factor_verify_code.html`): for a setup's first code, or for a

@@ -22,6 +22,7 @@ const ON: &[(&str, &str)] = &[
 ];
 
 const DENIED: &str = "You currently do not have permissions to access this page";
+const ALREADY_USED: &str = "This code was just used. Wait for the next one.";
 
 fn now(app: &TestApp) -> u64 {
     u64::try_from(app.clock.now().unix_timestamp()).expect("after 1970")
@@ -180,7 +181,7 @@ backend_test!(
 
         // The code used for the setup is spent, even inside its window.
         let replay = validate(&browser, &setup_code, "/tf-validate").await;
-        replay.assert_field_errors(&json!({"code": ["Invalid code"]}));
+        replay.assert_field_errors(&json!({"code": [ALREADY_USED]}));
         app.advance(Duration::from_secs(30));
         let done = validate(
             &browser,
@@ -195,6 +196,45 @@ backend_test!(
         // Nothing is pending any more.
         let again = validate(&app.client(), &code(&app, &secret), "/tf-validate").await;
         assert_denied(&again);
+    }
+);
+
+// Issue 14 (2): signing out and straight back in with the code just used says so, and the next
+// step's code signs in (the replay protection stays).
+backend_test!(
+    a_right_code_of_a_step_just_used_says_so_and_the_next_one_signs_in,
+    ON,
+    async |app: TestApp| {
+        let (client, secret) = with_authenticator(&app, "ann@example.com").await;
+        let used = code(&app, &secret);
+        client.logout().await;
+        let browser = app.client();
+        let login = browser.login("ann@example.com", PASSWORD).await;
+        assert_eq!(login.response()["tf_required"], true, "{}", login.text());
+        let replay = validate(&browser, &used, "/tf-validate").await;
+        assert_eq!(replay.status, StatusCode::BAD_REQUEST, "{}", replay.text());
+        replay.assert_field_errors(&json!({"code": [ALREADY_USED]}));
+        assert_eq!(browser.me().await.status, StatusCode::UNAUTHORIZED);
+        let page = browser.get("/tf-validate").send().await;
+        let html_replay = browser
+            .post("/tf-validate")
+            .form(&[
+                ("code", used.as_str()),
+                ("csrf_token", &csrf_in_html(&page.text())),
+            ])
+            .send()
+            .await;
+        assert!(
+            html_replay
+                .html()
+                .contains("This code was just used. Wait for the next one."),
+            "{}",
+            html_replay.text()
+        );
+        app.advance(Duration::from_secs(30));
+        let done = validate(&browser, &code(&app, &secret), "/tf-validate").await;
+        assert_eq!(done.status, StatusCode::OK, "{}", done.text());
+        assert_eq!(browser.me().await.status, StatusCode::OK);
     }
 );
 
@@ -227,6 +267,96 @@ backend_test!(
         let done = validate(&browser, &code, "/tf-validate").await;
         assert_eq!(done.status, StatusCode::OK, "{}", done.text());
         assert_eq!(browser.me().await.status, StatusCode::OK);
+    }
+);
+
+// Issue 15 (1): a mailed code is fresh per mail, so it works even inside a time step the user
+// has just used: email set up and then a sign-in within the same step ...
+backend_test!(
+    a_code_mailed_in_the_step_of_the_setup_code_signs_in,
+    ON,
+    async |app: TestApp| {
+        let client = app.logged_in("bob@example.com").await;
+        let setup = client
+            .post("/tf-setup")
+            .json(&json!({"setup": "email"}))
+            .csrf()
+            .send()
+            .await;
+        assert_eq!(setup.status, StatusCode::OK, "{}", setup.text());
+        let setup_code = mailed_code(&app, "bob@example.com").await;
+        let done = validate(&client, &setup_code, "/tf-validate").await;
+        assert_eq!(done.status, StatusCode::OK, "{}", done.text());
+        client.logout().await;
+
+        // No time passes: same step.
+        let browser = app.client();
+        let login = browser.login("bob@example.com", PASSWORD).await;
+        assert_eq!(login.response()["tf_method"], "email", "{}", login.text());
+        let code = mailed_code(&app, "bob@example.com").await;
+        // The setup's code was used: it does not sign in.
+        if code != setup_code {
+            let spent = validate(&browser, &setup_code, "/tf-validate").await;
+            spent.assert_field_errors(&json!({"code": ["Invalid code"]}));
+        }
+        let done = validate(&browser, &code, "/tf-validate").await;
+        assert_eq!(done.status, StatusCode::OK, "{}", done.text());
+        assert_eq!(browser.me().await.status, StatusCode::OK);
+        // Single use.
+        client.logout().await;
+        let again = app.client();
+        let _login = again.login("bob@example.com", PASSWORD).await;
+        let fresh = mailed_code(&app, "bob@example.com").await;
+        if fresh != code {
+            let replay = validate(&again, &code, "/tf-validate").await;
+            replay.assert_field_errors(&json!({"code": ["Invalid code"]}));
+        }
+        // A code mailed longer ago than SECURITY_TWO_FACTOR_MAIL_VALIDITY has expired.
+        app.advance(Duration::from_secs(5 * 60 + 1));
+        let late = validate(&again, &fresh, "/tf-validate").await;
+        late.assert_field_errors(&json!({"code": ["Invalid code"]}));
+        // Only a keyed digest is stored, never the code.
+        let user = app.user("bob@example.com").await;
+        let stored = app
+            .datastore()
+            .mailed_code_live(
+                user.id,
+                "tf-signin",
+                time::macros::datetime!(2000-01-01 0:00),
+            )
+            .await
+            .expect("query")
+            .expect("a code row");
+        assert!(!stored.contains(&fresh), "{stored}");
+    }
+);
+
+// ... and an authenticator set up, then the rescue mail asked for at once.
+backend_test!(
+    a_rescue_code_mailed_right_after_an_authenticator_setup_signs_in,
+    ON,
+    async |app: TestApp| {
+        let (client, secret) = with_authenticator(&app, "ann@example.com").await;
+        client.logout().await;
+        let browser = app.client();
+        let login = browser.login("ann@example.com", PASSWORD).await;
+        assert_eq!(login.response()["tf_required"], true, "{}", login.text());
+        let rescue = browser
+            .post("/tf-rescue")
+            .json(&json!({"help_setup": "email"}))
+            .send()
+            .await;
+        assert_eq!(rescue.status, StatusCode::OK, "{}", rescue.text());
+        let mailed = mailed_code(&app, "ann@example.com").await;
+        let done = validate(&browser, &mailed, "/tf-validate").await;
+        assert_eq!(done.status, StatusCode::OK, "{}", done.text());
+        assert_eq!(browser.me().await.status, StatusCode::OK);
+        // The authenticator keeps its replay protection.
+        browser.logout().await;
+        let again = app.client();
+        let _login = again.login("ann@example.com", PASSWORD).await;
+        let replay = validate(&again, &code(&app, &secret), "/tf-validate").await;
+        replay.assert_field_errors(&json!({"code": [ALREADY_USED]}));
     }
 );
 
@@ -610,12 +740,15 @@ backend_test!(
         app.signed_up(email).await;
         let user = app.user(email).await;
 
-        let refused = two_factor::start_setup(security, &user, "sms").expect("start");
+        let refused = two_factor::start_setup(security, &user, "sms")
+            .await
+            .expect("start");
         let errors = refused.expect_err("sms is not offered");
         assert!(errors.has("setup"), "{:?}", errors.to_json());
 
         // A setup left longer than 30 minutes expires, even with its right code.
         let stale = two_factor::start_setup(security, &user, "authenticator")
+            .await
             .expect("start")
             .expect("offered");
         app.advance(Duration::from_secs(31 * 60));
@@ -630,6 +763,7 @@ backend_test!(
         ));
 
         let setup = two_factor::start_setup(security, &user, "authenticator")
+            .await
             .expect("start")
             .expect("offered");
         assert_eq!(setup.method, "authenticator");
@@ -657,7 +791,7 @@ backend_test!(
         assert_eq!(user.tf_primary_method.as_deref(), Some("authenticator"));
 
         // The sign-in's second step: nothing mailed for an authenticator; each code once.
-        let pending = two_factor::begin(security, &user).expect("begin");
+        let pending = two_factor::begin(security, &user).await.expect("begin");
         assert_eq!(pending.method, "authenticator");
         assert!(!pending.code_mailed);
         app.advance(Duration::from_secs(30));
@@ -669,7 +803,7 @@ backend_test!(
         let again = two_factor::check_code(security, &user, &right)
             .await
             .expect("check");
-        assert_eq!(again, CodeVerdict::Invalid, "a code is used once");
+        assert_eq!(again, CodeVerdict::AlreadyUsed, "a code is used once");
 
         // Wrong codes use the user's attempts up; then even a right code is not checked.
         let mut limited = None;
@@ -688,7 +822,9 @@ backend_test!(
                     limited = Some(refused.retry_after);
                     break;
                 }
-                CodeVerdict::Accepted => panic!("a wrong code was accepted"),
+                CodeVerdict::Accepted | CodeVerdict::AlreadyUsed => {
+                    panic!("a wrong code was accepted")
+                }
             }
         }
         let retry_after = limited.expect("the attempts run out");

@@ -86,3 +86,72 @@ datastore_test!(
         );
     }
 );
+
+datastore_test!(
+    a_mailed_code_lives_until_it_expires_is_replaced_or_is_taken_once,
+    async |store: Datastore| {
+        let backend = store.backend_name();
+        let ann = store
+            .create_user(&new_user("ann@example.com", None), "u1", NOW, &[])
+            .await
+            .expect("create");
+        let later = NOW + time::Duration::minutes(5);
+        store
+            .mailed_code_store(ann.id, "tf-signin", "first", later)
+            .await
+            .expect("store");
+        store
+            .mailed_code_store(ann.id, "tf-setup", "setup", later)
+            .await
+            .expect("store another purpose");
+        // A new mail replaces the live code of that purpose only.
+        store
+            .mailed_code_store(ann.id, "tf-signin", "second", later)
+            .await
+            .expect("replace");
+        let live = store.mailed_code_live(ann.id, "tf-signin", NOW).await;
+        assert_eq!(live.expect("live").as_deref(), Some("second"), "{backend}");
+        assert_eq!(
+            store
+                .mailed_code_live(ann.id, "tf-setup", NOW)
+                .await
+                .expect("live")
+                .as_deref(),
+            Some("setup"),
+            "{backend}"
+        );
+        assert_eq!(
+            store
+                .mailed_code_live(ann.id, "tf-signin", later)
+                .await
+                .expect("expired"),
+            None,
+            "{backend}"
+        );
+        assert!(
+            !store
+                .mailed_code_take(ann.id, "tf-signin", "first")
+                .await
+                .expect("take"),
+            "{backend}: the replaced code"
+        );
+        assert!(
+            store
+                .mailed_code_take(ann.id, "tf-signin", "second")
+                .await
+                .expect("take"),
+            "{backend}"
+        );
+        assert!(
+            !store
+                .mailed_code_take(ann.id, "tf-signin", "second")
+                .await
+                .expect("again"),
+            "{backend}: single use"
+        );
+        assert!(
+            store.delete_user(ann.id).await.expect("delete"),
+            "{backend}"
+        );
+    }
+);

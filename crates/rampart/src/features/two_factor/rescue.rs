@@ -5,7 +5,7 @@
 use minijinja::context;
 use serde_json::{Map, Value, json};
 
-use super::{EMAIL, send_code, verify_form};
+use super::{EMAIL, SIGN_IN_CODE, send_code, verify_form};
 use crate::config::SecurityConfig;
 use crate::model::User;
 use crate::web::context::AuthContext;
@@ -18,7 +18,7 @@ use crate::web::security::Security;
 /// A way out for a sign-in whose second factor is at hand no more ([`rescue`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rescue {
-    /// Mail the user their current code (`help_setup: "email"`).
+    /// Mail the user a fresh code (`help_setup: "email"`).
     Email,
     /// Mail `SECURITY_TWO_FACTOR_RESCUE_MAIL`: a person at the site has to help
     /// (`help_setup: "help"`).
@@ -54,11 +54,7 @@ pub async fn rescue(security: &Security, user: &User, how: Rescue) -> crate::Res
             &config.two_factor.rescue_mail,
             context! { user => crate::web::notify::user_context(user), app_name => config.app_name },
         )?,
-        Rescue::Email => {
-            if let Some(secret) = user.tf_totp_secret.as_deref() {
-                send_code(security, user, &user.email, secret)?;
-            }
-        }
+        Rescue::Email => send_code(security, user, &user.email, SIGN_IN_CODE).await?,
     }
     Ok(RescueOutcome::Sent)
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use minijinja::context;
 use serde_json::{Map, Value, json};
 
-use super::{AUTHENTICATOR, CodeVerdict, EMAIL, check_code_for, required, send_code};
+use super::{AUTHENTICATOR, CodeVerdict, EMAIL, Expected, SETUP_CODE, check, required, send_code};
 use crate::config::SecurityConfig;
 use crate::model::User;
 use crate::web::context::{AuthContext, AuthUser};
@@ -56,20 +56,23 @@ pub enum SetupVerdict {
     Enabled,
     /// The setup waited too long for its first code; start again.
     Expired,
-    /// Wrong, expired or already used.
+    /// Wrong or expired.
     Invalid,
+    /// A right code of a time step this user has used already (see
+    /// [`CodeVerdict::AlreadyUsed`]).
+    AlreadyUsed,
     /// Too many attempts for this user (see [`CodeVerdict::Limited`]).
     Limited(Limited),
 }
 
-/// Starts setting up `method` for `user`: a new secret, and its current code mailed for the email
-/// method. `Err` with the form's errors when `method` is not one of
+/// Starts setting up `method` for `user`: a new secret, and for the email method a fresh code
+/// mailed. `Err` with the form's errors when `method` is not one of
 /// `SECURITY_TWO_FACTOR_ENABLED_METHODS`.
 ///
 /// # Errors
 ///
-/// Rendering the mail fails.
-pub fn start_setup(
+/// The datastore's errors; rendering the mail fails.
+pub async fn start_setup(
     security: &Security,
     user: &User,
     method: &str,
@@ -86,12 +89,13 @@ pub fn start_setup(
         since: security.unix_now(),
     };
     if method == EMAIL {
-        send_code(security, user, &user.email, &setup.secret)?;
+        send_code(security, user, &user.email, SETUP_CODE).await?;
     }
     Ok(Ok(setup))
 }
 
-/// Checks a setup's first `code` (see [`super::check_code_for`]); a right one turns the method
+/// Checks a setup's first `code` (the mailed one for the email method, see
+/// [`super::check_code_for`]); a right one turns the method
 /// on for `user` and tells them by mail.
 ///
 /// # Errors
@@ -106,9 +110,15 @@ pub async fn confirm_setup(
     if security.unix_now().saturating_sub(setup.since) > SETUP_WITHIN.as_secs() {
         return Ok(SetupVerdict::Expired);
     }
-    match check_code_for(security, user, &setup.method, &setup.secret, code).await? {
+    let expected = if setup.method == EMAIL {
+        Expected::Mailed(SETUP_CODE)
+    } else {
+        Expected::Authenticator(&setup.secret)
+    };
+    match check(security, user, expected, code).await? {
         CodeVerdict::Accepted => {}
         CodeVerdict::Invalid => return Ok(SetupVerdict::Invalid),
+        CodeVerdict::AlreadyUsed => return Ok(SetupVerdict::AlreadyUsed),
         CodeVerdict::Limited(limited) => return Ok(SetupVerdict::Limited(limited)),
     }
     security
@@ -262,7 +272,7 @@ pub(super) async fn post_setup(
             ),
         ));
     }
-    let setup = match start_setup(&security, &user.user, &choice)? {
+    let setup = match start_setup(&security, &user.user, &choice).await? {
         Ok(setup) => setup,
         Err(errors) => {
             return Ok(Reply::Invalid(
@@ -320,11 +330,15 @@ pub(super) async fn post_first_code(
             ));
         }
         SetupVerdict::Limited(limited) => return Err(Rejection::Limited(limited)),
-        SetupVerdict::Invalid => {
+        verdict @ (SetupVerdict::Invalid | SetupVerdict::AlreadyUsed) => {
             let (enabled, current) = current_method(config, &user.user);
             let context = setup_context(&security, &user.user, &setup.method, &setup.secret);
-            let form = setup_form(config, enabled, current, Some(context))
-                .errors(super::invalid_code(&security));
+            let errors = if verdict == SetupVerdict::AlreadyUsed {
+                super::code_already_used(&security)
+            } else {
+                super::invalid_code(&security)
+            };
+            let form = setup_form(config, enabled, current, Some(context)).errors(errors);
             return Ok(Reply::Invalid(form));
         }
     }

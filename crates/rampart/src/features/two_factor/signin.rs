@@ -5,7 +5,9 @@
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, json};
 
-use super::{CodeVerdict, EMAIL, check_code, check_code_for, send_code, setup, verify_form};
+use super::{
+    CodeVerdict, EMAIL, SIGN_IN_CODE, check_code, check_code_for, send_code, setup, verify_form,
+};
 use crate::config::SecurityConfig;
 use crate::model::User;
 use crate::web::context::AuthContext;
@@ -42,20 +44,17 @@ impl SecondFactorPending {
 }
 
 /// Begins the second step of `user`'s sign-in (their password was right): for the email method
-/// their current code is mailed. Nobody is signed in; the caller keeps the pending sign-in (the
+/// a fresh code is mailed. Nobody is signed in; the caller keeps the pending sign-in (the
 /// web: in the session) until [`super::check_code`] accepts a code.
 ///
 /// # Errors
 ///
-/// Rendering the mail fails, or the user's secret is malformed.
-pub fn begin(security: &Security, user: &User) -> crate::Result<SecondFactorPending> {
+/// The datastore's errors; rendering the mail fails.
+pub async fn begin(security: &Security, user: &User) -> crate::Result<SecondFactorPending> {
     let method = user.tf_primary_method.clone().unwrap_or_default();
-    let mut code_mailed = false;
-    if method == EMAIL
-        && let Some(secret) = user.tf_totp_secret.as_deref()
-    {
-        send_code(security, user, &user.email, secret)?;
-        code_mailed = true;
+    let code_mailed = method == EMAIL;
+    if code_mailed {
+        send_code(security, user, &user.email, SIGN_IN_CODE).await?;
     }
     Ok(SecondFactorPending {
         method,
@@ -78,7 +77,7 @@ pub(crate) async fn begin_login_reply(
 ) -> crate::Result<Reply> {
     let security = ctx.security();
     pending_login::start(ctx, user, remember, next).await?;
-    let pending = begin(security, user)?;
+    let pending = begin(security, user).await?;
     Ok(pending.reply(security.config()))
 }
 
@@ -137,6 +136,11 @@ pub(super) async fn post_validate(
         CodeVerdict::Invalid => {
             let form = verify_form(security.config(), user.tf_primary_method.clone(), true)
                 .errors(super::invalid_code(&security));
+            Ok(Reply::Invalid(form).into_response())
+        }
+        CodeVerdict::AlreadyUsed => {
+            let form = verify_form(security.config(), user.tf_primary_method.clone(), true)
+                .errors(super::code_already_used(&security));
             Ok(Reply::Invalid(form).into_response())
         }
     }
