@@ -49,6 +49,23 @@ impl TestClock {
     }
 }
 
+impl TestClock {
+    /// Moves this clock (and every clone of it) to `at`, backwards or forwards (to replay a
+    /// token minted at a known time, say); it runs on from there.
+    ///
+    /// ```
+    /// use rampart::{Clock, TestClock};
+    /// let clock = TestClock::default();
+    /// let then = time::macros::datetime!(2025-11-24 16:00 UTC);
+    /// clock.travel_to(then);
+    /// assert!((clock.now() - then).abs() < time::Duration::minutes(1));
+    /// ```
+    pub fn travel_to(&self, at: OffsetDateTime) {
+        let offset = (at - OffsetDateTime::now_utc()).whole_seconds();
+        self.offset_secs.store(offset, Ordering::SeqCst);
+    }
+}
+
 impl Clock for TestClock {
     fn now(&self) -> OffsetDateTime {
         OffsetDateTime::now_utc() + time::Duration::seconds(self.offset_secs.load(Ordering::SeqCst))

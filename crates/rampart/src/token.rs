@@ -24,14 +24,6 @@
 //! confirmation mail to the owner of an expired link), call
 //! [`TokenSigner::verify_with_timestamp`] without a maximum age and compare the issue time.
 
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "Flask-Security's hash_data check, kept (and tested) for links issued before a \
-                  migration; not wired into a flow yet"
-    )
-)]
 mod legacy;
 
 use std::fmt;
@@ -51,11 +43,10 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha1::{Digest as _, Sha1};
-use sha2::Sha256;
+use sha2::{Sha256, Sha512};
 use subtle::{Choice, ConstantTimeEq as _};
 use time::OffsetDateTime;
 
-#[cfg(test)]
 use legacy::verify_flask_security_hash;
 
 /// Separator between the parts of a token (itsdangerous' default `sep`).
@@ -71,6 +62,7 @@ const HASH_DATA_LABEL: &[u8] = b"rampart.token.hash_data.v1";
 
 type HmacSha1 = Hmac<Sha1>;
 type HmacSha256 = Hmac<Sha256>;
+type HmacSha512 = Hmac<Sha512>;
 
 /// Why a token was refused.
 ///
@@ -271,6 +263,40 @@ impl TokenSigner {
             .into()
     }
 
+    /// Whether `digest` is `data`'s digest in a token: Rampart's own
+    /// ([`verify_hash_data`](Self::verify_hash_data)) or, in a link Flask-Security issued before
+    /// a migration, Flask-Security's `hash_data` (`sha256_crypt`, costly: checked on the blocking
+    /// pool). Only authentic tokens get here, so the cost cannot be forced by a stranger.
+    pub(crate) async fn matches_hash_data(&self, data: &str, digest: &str) -> bool {
+        if digest.starts_with("$5$") {
+            let (data, digest) = (data.to_owned(), digest.to_owned());
+            return tokio::task::spawn_blocking(move || verify_flask_security_hash(&data, &digest))
+                .await
+                .unwrap_or(false);
+        }
+        self.verify_hash_data(data, digest)
+    }
+
+    /// The user id (`fs_uniquifier`) in a remember-me cookie Flask-Login set for a Flask-Security
+    /// deployment (`<uid>|<hex HMAC-SHA512 of uid under SECRET_KEY>`), when its digest is right
+    /// under any key of the ring (compared in constant time).
+    pub(crate) fn verify_flask_login_cookie(&self, cookie: &str) -> Option<String> {
+        let (uid, digest) = cookie.rsplit_once('|')?;
+        if uid.is_empty() || digest.len() != 128 {
+            return None;
+        }
+        let given = from_hex(digest)?;
+        let found = self.keys.iter().fold(Choice::from(0), |found, key| {
+            let Ok(mut mac) = <HmacSha512 as KeyInit>::new_from_slice(&latin1(key.expose_secret()))
+            else {
+                return found;
+            };
+            Mac::update(&mut mac, uid.as_bytes());
+            found | mac.finalize().into_bytes().as_slice().ct_eq(&given)
+        });
+        bool::from(found).then(|| uid.to_owned())
+    }
+
     fn current_key(&self) -> &SecretString {
         // `keys` always starts with the current key (see `new`).
         &self.keys[0]
@@ -354,6 +380,29 @@ pub fn random_token(bytes: usize) -> String {
 /// `random_hex(20)` that of Flask-WTF's raw CSRF token.
 pub fn random_hex(bytes: usize) -> String {
     to_hex(&random_bytes(bytes))
+}
+
+/// Flask-Login's key bytes: the key's characters as Latin-1 (its `key.encode("latin1")`), or
+/// UTF-8 for a key Latin-1 cannot hold.
+fn latin1(key: &str) -> Vec<u8> {
+    key.chars()
+        .map(|c| u8::try_from(u32::from(c)).ok())
+        .collect::<Option<Vec<u8>>>()
+        .unwrap_or_else(|| key.as_bytes().to_vec())
+}
+
+/// The bytes of lowercase or uppercase hex, `None` when it is not hex.
+fn from_hex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    text.as_bytes()
+        .chunks(2)
+        .map(|pair| {
+            let pair = std::str::from_utf8(pair).ok()?;
+            u8::from_str_radix(pair, 16).ok()
+        })
+        .collect()
 }
 
 /// Lowercase hex of `bytes`.

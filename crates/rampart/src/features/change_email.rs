@@ -184,7 +184,7 @@ pub async fn confirm_change(security: &Security, token: &str) -> crate::Result<C
     else {
         return Ok(ChangeEmailOutcome::Invalid);
     };
-    if !signer.verify_hash_data(&user.email, &digest) {
+    if !signer.matches_hash_data(&user.email, &digest).await {
         return Ok(ChangeEmailOutcome::Invalid);
     }
     if expired {

@@ -82,7 +82,7 @@ pub async fn confirm_email(
     let Some(user) = security.datastore().user_by_uniquifier(&uniquifier).await? else {
         return Ok(ConfirmOutcome::Invalid);
     };
-    if user.confirmed_at.is_some() || !signer.verify_hash_data(&user.email, &email_digest) {
+    if user.confirmed_at.is_some() || !signer.matches_hash_data(&user.email, &email_digest).await {
         return Ok(ConfirmOutcome::Invalid);
     }
     if expired {

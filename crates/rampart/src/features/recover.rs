@@ -165,7 +165,11 @@ pub async fn check_reset_token(security: &Security, token: &str) -> crate::Resul
     let Some(user) = security.datastore().user_by_uniquifier(&uniquifier).await? else {
         return Ok(ResetToken::Invalid);
     };
-    if !user.active || !signer.verify_hash_data(user.password.as_deref().unwrap_or(""), &digest) {
+    if !user.active
+        || !signer
+            .matches_hash_data(user.password.as_deref().unwrap_or(""), &digest)
+            .await
+    {
         return Ok(ResetToken::Invalid);
     }
     Ok(if expired {

@@ -116,7 +116,7 @@ pub(crate) async fn authenticate(
         let user = match crate::web::remember::check(ctx).await? {
             Some(valid) => load_user(security, &valid.uid, AuthMethod::Session)
                 .await?
-                .filter(|user| user.user.id == valid.user_id)
+                .filter(|user| valid.user_id.is_none_or(|id| user.user.id == id))
                 .map(|user| (user, valid)),
             None => None,
         };
@@ -124,7 +124,7 @@ pub(crate) async fn authenticate(
             Some((user, valid)) => {
                 // Signed in, but the password was not proven now: not fresh.
                 attach_to_session(ctx, &user.user, false).await?;
-                crate::web::remember::adopt(ctx, &valid).await?;
+                crate::web::remember::adopt(ctx, &valid, &user.user).await?;
                 return Ok(Some(user));
             }
             None => ctx.set_cookie(expired_cookie(

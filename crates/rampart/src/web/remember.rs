@@ -23,13 +23,14 @@ struct RememberPayload {
     series: String,
 }
 
-/// A remember-me cookie whose signature, age and series row all check out.
+/// A remember-me cookie whose signature, age and series row all check out, or one Flask-Login
+/// set for a Flask-Security deployment (no series: it is replaced by one as it signs in).
 pub(crate) struct ValidCookie {
     /// The user's `fs_uniquifier` the cookie was made for.
     pub(crate) uid: String,
-    /// The user id of the series row.
-    pub(crate) user_id: i64,
-    series_hash: String,
+    /// The user id of the series row (`None` for Flask-Login's cookie).
+    pub(crate) user_id: Option<i64>,
+    series_hash: Option<String>,
 }
 
 fn series_hash(series: &str) -> String {
@@ -78,10 +79,24 @@ pub(crate) async fn issue(ctx: &AuthContext, user: &User) -> crate::Result<()> {
     Ok(())
 }
 
-/// The request's remember-me cookie, when it is signed, young enough and its series lives.
+/// The request's remember-me cookie, when it is signed, young enough and its series lives; or
+/// when it is Flask-Login's (`<fs_uniquifier>|<digest>`, as a Flask-Security deployment set it)
+/// with a right digest: it names the user's current `fs_uniquifier`, so a password change, "sign
+/// out everywhere" or turning two-factor on (all rotate it) kills it.
 pub(crate) async fn check(ctx: &AuthContext) -> crate::Result<Option<ValidCookie>> {
-    let Some(payload) = ctx.remember_cookie.as_deref().and_then(|c| decode(ctx, c)) else {
+    let Some(cookie) = ctx.remember_cookie.as_deref() else {
         return Ok(None);
+    };
+    let Some(payload) = decode(ctx, cookie) else {
+        return Ok(ctx
+            .security
+            .signer()
+            .verify_flask_login_cookie(cookie)
+            .map(|uid| ValidCookie {
+                uid,
+                user_id: None,
+                series_hash: None,
+            }));
     };
     let hash = series_hash(&payload.series);
     let security = &ctx.security;
@@ -91,16 +106,22 @@ pub(crate) async fn check(ctx: &AuthContext) -> crate::Result<Option<ValidCookie
         .await?;
     Ok(user_id.map(|user_id| ValidCookie {
         uid: payload.uid,
-        user_id,
-        series_hash: hash,
+        user_id: Some(user_id),
+        series_hash: Some(hash),
     }))
 }
 
-/// Records in the (new) session which series signed it in.
-pub(crate) async fn adopt(ctx: &AuthContext, valid: &ValidCookie) -> crate::Result<()> {
-    ctx.session
-        .insert(SESSION_SERIES_KEY, &valid.series_hash)
-        .await?;
+/// Records in the (new) session which series signed it in; Flask-Login's cookie is replaced by
+/// a new series of `user`'s.
+pub(crate) async fn adopt(
+    ctx: &AuthContext,
+    valid: &ValidCookie,
+    user: &User,
+) -> crate::Result<()> {
+    match &valid.series_hash {
+        Some(hash) => ctx.session.insert(SESSION_SERIES_KEY, hash).await?,
+        None => issue(ctx, user).await?,
+    }
     Ok(())
 }
 

@@ -9,6 +9,7 @@ mod change;
 mod change_email;
 mod confirm;
 mod csrf;
+mod flask_security;
 mod freshness;
 mod guards;
 mod identity;

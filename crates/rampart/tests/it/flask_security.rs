@@ -1,0 +1,234 @@
+//! A Flask-Security 5.9.2 deployment moving to Rampart: tokens and links it handed out, minted by
+//! Flask-Security's own functions (`scripts/flask_security_vectors.py`,
+//! `tests/data/flask_security_vectors.json`), for users as it stored them, are accepted within
+//! their lifetime and refused after it (the clock travels to the mint time).
+
+#![expect(
+    clippy::expect_used,
+    reason = "test set-up: a step that cannot be done must fail the test at once, saying which"
+)]
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use rampart::{NewUser, User};
+use serde_json::{Value, json};
+
+use crate::harness::{TestApp, backend_test};
+
+/// The deployment's settings, as in the vectors (checked by [`vectors`]).
+const FS: &[(&str, &str)] = &[
+    ("SECRET_KEY", "fs-golden-secret-key-0123456789abcdef"),
+    ("SECURITY_PASSWORD_SALT", "fs-golden-password-salt"),
+    ("SECURITY_CHANGE_EMAIL", "true"),
+    ("SECURITY_RETURN_GENERIC_RESPONSES", "false"),
+    ("SECURITY_TOKEN_MAX_AGE", "1 day"),
+];
+
+/// The golden vectors, with the settings above.
+pub(crate) fn vectors() -> Value {
+    let all: Value =
+        serde_json::from_str(include_str!("../data/flask_security_vectors.json")).expect("json");
+    assert_eq!(all["flask_security_version"], "5.9.2");
+    for (name, value) in FS {
+        if let Some(expected) = all["settings"][name].as_str() {
+            assert_eq!(expected, *value, "{name}");
+        }
+    }
+    all
+}
+
+fn text<'a>(value: &'a Value, key: &str) -> &'a str {
+    value[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("{key} in {value}"))
+}
+
+/// The mint time of the vectors.
+pub(crate) fn mint(all: &Value) -> time::OffsetDateTime {
+    time::OffsetDateTime::from_unix_timestamp(all["mint_time"].as_i64().expect("mint_time"))
+        .expect("time")
+}
+
+/// Creates the vectors' user `which` as Flask-Security stored it (uniquifier, email, password
+/// hash, two-factor columns) and moves the clock to the mint time.
+pub(crate) async fn stored_user(app: &TestApp, all: &Value, which: &str, confirmed: bool) -> User {
+    let row = &all["users"][which];
+    let now = time::macros::datetime!(2025-11-01 0:00);
+    let user = app
+        .datastore()
+        .create_user(
+            &NewUser {
+                email: text(row, "email").to_owned(),
+                password_hash: Some(text(row, "password").to_owned()),
+                active: true,
+                confirmed_at: confirmed.then_some(now),
+                ..NewUser::default()
+            },
+            text(row, "fs_uniquifier"),
+            now,
+            &[],
+        )
+        .await
+        .expect("create the stored user");
+    if let Some(method) = row["tf_primary_method"].as_str() {
+        app.datastore()
+            .set_two_factor(user.id, Some(method), row["tf_totp_secret"].as_str(), now)
+            .await
+            .expect("two-factor columns");
+    }
+    if let Some(codes) = row["mf_recovery_codes"].as_str() {
+        app.datastore()
+            .set_recovery_codes(user.id, Some(codes), now)
+            .await
+            .expect("recovery codes column");
+    }
+    app.clock.travel_to(mint(all));
+    app.user(text(row, "email")).await
+}
+
+backend_test!(
+    a_flask_security_auth_token_is_accepted_within_its_lifetime,
+    FS,
+    async |app: TestApp| {
+        let all = vectors();
+        stored_user(&app, &all, "plain", true).await;
+        let token = text(&all["tokens"], "auth_token");
+        app.advance(Duration::from_secs(60));
+        let me = app
+            .client()
+            .get("/api/me")
+            .accept_json()
+            .header("Authentication-Token", token)
+            .send()
+            .await;
+        assert_eq!(me.status, StatusCode::OK, "{}", me.text());
+        assert_eq!(
+            me.response()["user"]["email"],
+            "ada@example.com",
+            "{}",
+            me.text()
+        );
+        // SECURITY_TOKEN_MAX_AGE (a day here) later, it has expired.
+        app.advance(Duration::from_secs(86_400));
+        let late = app
+            .client()
+            .get("/api/me")
+            .accept_json()
+            .header("Authentication-Token", token)
+            .send()
+            .await;
+        assert_eq!(late.status, StatusCode::UNAUTHORIZED, "{}", late.text());
+    }
+);
+
+backend_test!(
+    a_flask_login_remember_cookie_signs_in_once_swapped_for_a_series,
+    FS,
+    async |app: TestApp| {
+        let all = vectors();
+        let user = stored_user(&app, &all, "plain", true).await;
+        let cookie = text(&all["tokens"], "remember_cookie");
+        let browser = app.client();
+        browser.put_cookie("remember_token", cookie);
+        let me = browser.me().await;
+        assert_eq!(me.status, StatusCode::OK, "{}", me.text());
+        // Replaced by a Rampart series cookie.
+        let renewed = browser.cookie("remember_token").expect("a new cookie");
+        assert_ne!(renewed, cookie);
+        // A forged digest signs nobody in.
+        let forged = format!("{}|{}", user.fs_uniquifier, "0".repeat(128));
+        let stranger = app.client();
+        stranger.put_cookie("remember_token", &forged);
+        assert_eq!(stranger.me().await.status, StatusCode::UNAUTHORIZED);
+    }
+);
+
+backend_test!(
+    a_flask_security_reset_link_resets_the_password_within_its_lifetime,
+    FS,
+    async |app: TestApp| {
+        let all = vectors();
+        stored_user(&app, &all, "plain", true).await;
+        let path = format!("/reset/{}", text(&all["tokens"], "reset"));
+        let form = app.client().get(&path).send().await;
+        assert_eq!(form.status, StatusCode::OK, "{}", form.text());
+        let reset = app
+            .client()
+            .post(&path)
+            .json(&json!({"password": "a new long passphrase", "password_confirm": "a new long passphrase"}))
+            .send()
+            .await;
+        assert_eq!(reset.status, StatusCode::OK, "{}", reset.text());
+        // Used: the password it was bound to is gone.
+        let again = app
+            .client()
+            .post(&path)
+            .json(&json!({"password": "another long passphrase", "password_confirm": "another long passphrase"}))
+            .send()
+            .await;
+        again.assert_field_errors(&json!({"": ["Invalid reset password token."]}));
+    }
+);
+
+backend_test!(
+    a_flask_security_reset_link_expires_with_reset_password_within,
+    FS,
+    async |app: TestApp| {
+        let all = vectors();
+        stored_user(&app, &all, "plain", true).await;
+        app.advance(Duration::from_secs(2 * 86_400));
+        let path = format!("/reset/{}", text(&all["tokens"], "reset"));
+        let late = app
+            .client()
+            .post(&path)
+            .json(&json!({"password": "a new long passphrase", "password_confirm": "a new long passphrase"}))
+            .send()
+            .await;
+        assert_eq!(late.status, StatusCode::BAD_REQUEST, "{}", late.text());
+    }
+);
+
+backend_test!(
+    a_flask_security_confirmation_link_confirms,
+    FS,
+    async |app: TestApp| {
+        let all = vectors();
+        stored_user(&app, &all, "plain", false).await;
+        let path = format!("/confirm/{}", text(&all["tokens"], "confirm"));
+        let confirmed = app.client().get(&path).send().await;
+        assert_eq!(confirmed.location(), Some("/login"), "{}", confirmed.text());
+        assert!(app.user("ada@example.com").await.confirmed_at.is_some());
+    }
+);
+
+backend_test!(
+    a_flask_security_change_email_link_changes_the_address,
+    FS,
+    async |app: TestApp| {
+        let all = vectors();
+        stored_user(&app, &all, "plain", true).await;
+        let path = format!("/change-email/{}", text(&all["tokens"], "change_email"));
+        let opened = app.client().get(&path).send().await;
+        assert_eq!(opened.status, StatusCode::FOUND, "{}", opened.text());
+        assert_eq!(opened.location(), Some("/"));
+        assert_eq!(
+            app.user(text(&all, "change_email_new_address")).await.email,
+            "ada.new@example.com"
+        );
+    }
+);
+
+backend_test!(
+    a_flask_security_password_hash_signs_in,
+    FS,
+    async |app: TestApp| {
+        let all = vectors();
+        stored_user(&app, &all, "plain", true).await;
+        let login = app
+            .client()
+            .login("ada@example.com", text(&all, "password"))
+            .await;
+        assert_eq!(login.status, StatusCode::OK, "{}", login.text());
+    }
+);
