@@ -244,6 +244,11 @@ const DEFAULTS: &[(&str, &str, &str)] = &[
     ),
     ("TWO_FACTOR_INVALID_TOKEN", "Invalid code", "error"),
     (
+        "TWO_FACTOR_SECRET_UNREADABLE",
+        "Your authenticator cannot be checked right now. Use a recovery code or get a code by email.",
+        "error",
+    ),
+    (
         "TWO_FACTOR_CODE_ALREADY_USED",
         "This code was just used. Wait for the next one.",
         "error",

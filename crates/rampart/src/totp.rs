@@ -1,7 +1,10 @@
 //! One-time codes for two-factor sign-in: RFC 6238 TOTP (SHA-1, 6 digits, 30 s steps, as every
 //! authenticator app and Flask-Security use) on `totp-rs`, the `otpauth://` URI and its QR code
 //! (`qrcode`, as SVG), and matching a code to the time step it belongs to, so a step can be used
-//! only once.
+//! only once. [`stored`] reads and writes secrets at rest as Flask-Security does (passlib's
+//! encrypted JSON under `SECURITY_TOTP_SECRETS`).
+
+pub mod stored;
 
 use rand::RngCore as _;
 use rand::rngs::OsRng;

@@ -215,6 +215,10 @@ pub struct TwoFactorConfig {
     /// `SECURITY_TWO_FACTOR_POST_SETUP_VIEW`: where a finished two-factor setup or a disable lands
     /// (default the setup page).
     pub post_setup_view: Option<String>,
+    /// `SECURITY_TOTP_SECRETS`: key ids to application secrets that encrypt the stored TOTP
+    /// secrets as Flask-Security does (passlib's JSON); the largest id writes, every id reads.
+    /// Default none: secrets are stored as plain base32 (and still read in either form).
+    pub totp_secrets: crate::totp::stored::TotpSecrets,
 }
 
 impl Default for TwoFactorConfig {
@@ -230,6 +234,7 @@ impl Default for TwoFactorConfig {
             token_validation_url: "/tf-validate".into(),
             rescue_url: "/tf-rescue".into(),
             post_setup_view: None,
+            totp_secrets: crate::totp::stored::TotpSecrets::default(),
         }
     }
 }
@@ -248,6 +253,10 @@ pub struct RecoveryCodesConfig {
     pub url: String,
     /// `SECURITY_MULTI_FACTOR_RECOVERY_URL` (default `/mf-recovery`): sign in with a code.
     pub recovery_url: String,
+    /// `SECURITY_MULTI_FACTOR_RECOVERY_CODES_KEYS`: Fernet keys with which Flask-Security
+    /// encrypted the stored codes, to read them (Rampart stores keyed digests of its own codes,
+    /// and turns Flask-Security's into such digests on first use). Default none (plain codes).
+    pub keys: Vec<secrecy::SecretString>,
 }
 
 impl Default for RecoveryCodesConfig {
@@ -257,6 +266,7 @@ impl Default for RecoveryCodesConfig {
             count: 5,
             url: "/mf-recovery-codes".into(),
             recovery_url: "/mf-recovery".into(),
+            keys: Vec::new(),
         }
     }
 }
@@ -271,6 +281,10 @@ pub struct VerifyConfig {
     pub freshness: Option<Duration>,
     /// `SECURITY_VERIFY_URL` (default `/verify`): re-enter the password.
     pub url: String,
+    /// `SECURITY_FRESHNESS_GRACE_PERIOD` (default 1 hour): a session found fresh stays fresh
+    /// this long after each such check, even past `SECURITY_FRESHNESS`, so a multi-step change
+    /// is not interrupted.
+    pub grace_period: Duration,
 }
 
 impl Default for VerifyConfig {
@@ -278,6 +292,7 @@ impl Default for VerifyConfig {
         Self {
             freshness: Some(Duration::from_secs(24 * 3600)),
             url: "/verify".into(),
+            grace_period: Duration::from_secs(3600),
         }
     }
 }

@@ -220,6 +220,7 @@ settings! {
     "SECURITY_TWO_FACTOR_ENABLED_METHODS" => [two_factor.enabled_methods] two_factor_methods;
     "SECURITY_TWO_FACTOR_AUTHENTICATOR_VALIDITY" => [two_factor.authenticator_validity] duration;
     "SECURITY_TWO_FACTOR_MAIL_VALIDITY" => [two_factor.mail_validity] duration;
+    "SECURITY_TOTP_SECRETS" => [two_factor.totp_secrets] totp_secrets;
     "SECURITY_TOTP_ISSUER" => [two_factor.totp_issuer] optional_text;
     "SECURITY_TWO_FACTOR_RESCUE_MAIL" => [two_factor.rescue_mail] text;
     "SECURITY_TWO_FACTOR_SETUP_URL" => [two_factor.setup_url] path,
@@ -232,12 +233,14 @@ settings! {
     // Recovery codes.
     "SECURITY_MULTI_FACTOR_RECOVERY_CODES" => [recovery_codes.enabled] flag;
     "SECURITY_MULTI_FACTOR_RECOVERY_CODES_N" => [recovery_codes.count] recovery_code_count;
+    "SECURITY_MULTI_FACTOR_RECOVERY_CODES_KEYS" => [recovery_codes.keys] secret_list;
     "SECURITY_MULTI_FACTOR_RECOVERY_CODES_URL" => [recovery_codes.url] path,
         page recovery_codes_url: url;
     "SECURITY_MULTI_FACTOR_RECOVERY_URL" => [recovery_codes.recovery_url] path,
         page recovery_url: url;
     // Re-authentication.
     "SECURITY_FRESHNESS" => [verify.freshness] freshness;
+    "SECURITY_FRESHNESS_GRACE_PERIOD" => [verify.grace_period] duration;
     "SECURITY_VERIFY_URL" => [verify.url] path, page verify_url: url;
     // Usernames.
     "SECURITY_USERNAME_ENABLE" => [username.enabled] flag, page username_enable: flag;
@@ -282,6 +285,9 @@ pub(crate) fn value_form(reader: &str) -> &'static str {
         "two_factor_methods" => "comma-separated: `email`, `authenticator`",
         "recovery_code_count" => "a whole number from 1 to 20",
         "freshness" => "a duration; `off` or a negative number disables",
+        "totp_secrets" => {
+            "`{\"1\": \"secret\", \"2\": \"newer\"}` (key id → secret) or lines of `id: secret`"
+        }
         "normalize_form" => "`NFC`, `NFD`, `NFKC`, `NFKD` or `None`",
         "secure_unless_debug" => "`true` or `false` (default: on unless `DEBUG`)",
         _ => "",
@@ -318,6 +324,47 @@ fn secret(s: &Settings, key: &str) -> Result<Option<SecretString>, ConfigError> 
 fn secret_list(s: &Settings, key: &str) -> Result<Option<Vec<SecretString>>, ConfigError> {
     Ok(s.list(key)
         .map(|keys| keys.into_iter().map(SecretString::from).collect()))
+}
+
+/// `{"1": "secret", "2": "newer"}` (JSON or a Python dict literal) or passlib's lines of
+/// `id: secret`.
+fn totp_secrets(
+    s: &Settings,
+    key: &str,
+) -> Result<Option<crate::totp::stored::TotpSecrets>, ConfigError> {
+    let Some(text) = s.get(key) else {
+        return Ok(None);
+    };
+    let text = text.trim();
+    let pairs: Vec<(String, SecretString)> = if text.starts_with('{') {
+        let map: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&text.replace('\'', "\""))
+                .map_err(|e| ConfigError::invalid(key, e.to_string()))?;
+        map.into_iter()
+            .map(|(id, secret)| match secret {
+                serde_json::Value::String(secret) => Ok((id, SecretString::from(secret))),
+                serde_json::Value::Number(n) => Ok((id, SecretString::from(n.to_string()))),
+                _ => Err(ConfigError::invalid(
+                    key,
+                    format!("the secret of {id:?} is not text"),
+                )),
+            })
+            .collect::<Result<_, _>>()?
+    } else {
+        text.lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty() && !line.starts_with('#'))
+            .map(|line| {
+                let (id, secret) = line.split_once(':').ok_or_else(|| {
+                    ConfigError::invalid(key, "expected a JSON object or lines of `id: secret`")
+                })?;
+                Ok((id.trim().to_owned(), SecretString::from(secret.trim())))
+            })
+            .collect::<Result<_, ConfigError>>()?
+    };
+    crate::totp::stored::TotpSecrets::new(pairs)
+        .map(Some)
+        .map_err(|m| ConfigError::invalid(key, m))
 }
 
 fn list(s: &Settings, key: &str) -> Result<Option<Vec<String>>, ConfigError> {

@@ -10,6 +10,12 @@ use super::{Datastore, DatastoreError};
 const SET_TWO_FACTOR: &str = "UPDATE \"user\" SET \"tf_primary_method\" = $2, \
      \"tf_totp_secret\" = $3, \"update_datetime\" = $4 WHERE \"id\" = $1";
 
+// Turning a method on: the method, the secret and a new uniquifier, only if the uniquifier is
+// still the one read (see `rotate_credentials`).
+const ENABLE_TWO_FACTOR: &str = "UPDATE \"user\" SET \"tf_primary_method\" = $4, \
+     \"tf_totp_secret\" = $5, \"fs_uniquifier\" = $3, \"update_datetime\" = $6 \
+     WHERE \"id\" = $1 AND \"fs_uniquifier\" = $2";
+
 // Claims `$2` only if it is later than the step already used: one atomic statement, so two
 // requests racing with the same code cannot both win.
 const CLAIM_STEP: &str = "INSERT INTO \"rampart_otp_used_step\" (\"user_id\", \"step\") \
@@ -42,6 +48,58 @@ impl Datastore {
             .rows_affected());
         self.cache().invalidate_user(user_id);
         expect_user(updated, user_id)
+    }
+
+    /// Turns a second factor on for `user_id` (`method`, stored `secret`) and signs them out
+    /// everywhere, in one transaction: a new `fs_uniquifier` (every auth token and Flask-Login
+    /// remember cookie dies), every session and every remember-me series deleted, so nothing
+    /// issued before skips the new factor. Only writes while the uniquifier is still
+    /// `expected_uniquifier`.
+    ///
+    /// # Errors
+    ///
+    /// [`DatastoreError::Stale`] (`"fs_uniquifier"`) when the uniquifier changed meanwhile (or
+    /// there is no such user): nothing was written. As for [`Datastore::session_load`] otherwise.
+    pub async fn enable_two_factor(
+        &self,
+        user_id: i64,
+        expected_uniquifier: &str,
+        new_uniquifier: &str,
+        method: &str,
+        secret: &str,
+        now: PrimitiveDateTime,
+    ) -> Result<(), DatastoreError> {
+        let result = with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let updated = sqlx::query(ENABLE_TWO_FACTOR)
+                .bind(user_id)
+                .bind(expected_uniquifier)
+                .bind(new_uniquifier)
+                .bind(method)
+                .bind(secret)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if updated == 0 {
+                Err(DatastoreError::Stale("fs_uniquifier".to_owned()))
+            } else {
+                sqlx::query(super::sessions::DELETE_SESSIONS_OF_USER)
+                    .bind(user_id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(super::remember::DELETE_SERIES_OF_USER)
+                    .bind(user_id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+        });
+        self.cache().invalidate_user(user_id);
+        self.cache()
+            .invalidate_sessions(|_, session| session.user_id == Some(user_id));
+        result
     }
 
     /// Records that the user used the one-time code of time step `step`: `true` when `step` is

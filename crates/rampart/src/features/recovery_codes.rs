@@ -15,6 +15,7 @@ use axum::Router;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use minijinja::context;
+use secrecy::ExposeSecret as _;
 use serde_json::{Map, json};
 
 use crate::config::SecurityConfig;
@@ -62,12 +63,58 @@ fn digest(security: &Security, code: &str) -> String {
         .hash_data(&format!("{DIGEST_LABEL}{}", normalize(code)))
 }
 
-/// The stored digests of the user's unused codes.
-fn stored(user: &User) -> Vec<String> {
-    user.mf_recovery_codes
-        .as_deref()
-        .and_then(|raw| serde_json::from_str::<Vec<String>>(raw).ok())
-        .unwrap_or_default()
+/// The user's unused codes as stored: Rampart's keyed digests (a JSON list), or, from a
+/// Flask-Security deployment, its comma-separated codes, plain or Fernet-encrypted.
+enum Stored {
+    /// Rampart's keyed digests.
+    Digests(Vec<String>),
+    /// Flask-Security's entries, as stored.
+    Flask(Vec<String>),
+}
+
+fn stored(user: &User) -> Stored {
+    let raw = user.mf_recovery_codes.as_deref().unwrap_or_default().trim();
+    if raw.starts_with('[') {
+        return Stored::Digests(serde_json::from_str(raw).unwrap_or_default());
+    }
+    Stored::Flask(
+        raw.split(',')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    )
+}
+
+impl Stored {
+    fn len(&self) -> usize {
+        match self {
+            Self::Digests(d) => d.len(),
+            Self::Flask(c) => c.len(),
+        }
+    }
+}
+
+/// A Flask-Security entry in plain text: decrypted with `SECURITY_MULTI_FACTOR_RECOVERY_CODES_KEYS`
+/// (Fernet, any key) when it is encrypted; `None` (logged) when no key opens it.
+fn flask_code(config: &SecurityConfig, entry: &str) -> Option<String> {
+    if config.recovery_codes.keys.is_empty() || !entry.starts_with("gAAAAA") {
+        return Some(entry.to_owned());
+    }
+    let keys: Vec<fernet::Fernet> = config
+        .recovery_codes
+        .keys
+        .iter()
+        .filter_map(|k| fernet::Fernet::new(k.expose_secret().trim()))
+        .collect();
+    let plain = fernet::MultiFernet::new(keys)
+        .decrypt(entry)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok());
+    if plain.is_none() {
+        tracing::warn!("a stored recovery code cannot be decrypted with the configured keys");
+    }
+    plain
 }
 
 /// Makes and stores a new set of codes for `user`, replacing the old ones; returns the codes.
@@ -85,13 +132,33 @@ pub(crate) async fn generate(security: &Security, user: &User) -> crate::Result<
 }
 
 /// Spends `code` if it is one of `user`'s unused codes: `true` when it was (and is now gone).
+/// Flask-Security's stored codes are read (decrypted) and, once one is spent, the others are
+/// stored as Rampart's keyed digests.
 pub(crate) async fn spend(security: &Security, user: &User, code: &str) -> crate::Result<bool> {
     let Some(raw) = user.mf_recovery_codes.as_deref() else {
         return Ok(false);
     };
-    let digests = stored(user);
     let signer = security.signer();
     let data = format!("{DIGEST_LABEL}{}", normalize(code));
+    let digests: Vec<String> = match stored(user) {
+        Stored::Digests(digests) => digests,
+        Stored::Flask(entries) => {
+            if security
+                .config()
+                .recovery_codes
+                .keys
+                .iter()
+                .any(|k| fernet::Fernet::new(k.expose_secret().trim()).is_none())
+            {
+                tracing::error!("SECURITY_MULTI_FACTOR_RECOVERY_CODES_KEYS holds a malformed key");
+            }
+            entries
+                .iter()
+                .filter_map(|e| flask_code(security.config(), e))
+                .map(|c| digest(security, &c))
+                .collect()
+        }
+    };
     // Every digest is checked (constant time each), whichever matches.
     let matches: Vec<bool> = digests
         .iter()

@@ -87,6 +87,10 @@ pub enum CodeVerdict {
     /// A right authenticator code of a time step this user has used already (replay
     /// protection): the next step's code will do.
     AlreadyUsed,
+    /// The user's stored authenticator secret cannot be read (malformed, or encrypted under a
+    /// key id `SECURITY_TOTP_SECRETS` lacks); logged. A recovery code or a mailed code can still
+    /// sign in.
+    Unreadable,
     /// Too many attempts for this user: no code was checked; try again after `retry_after`.
     Limited(Limited),
 }
@@ -103,13 +107,56 @@ pub async fn check_code(
     code: &str,
 ) -> crate::Result<CodeVerdict> {
     let method = user.tf_primary_method.as_deref().unwrap_or_default();
-    let secret = user.tf_totp_secret.as_deref().unwrap_or_default();
-    check_code_for(security, user, method, secret, code).await
+    if method == EMAIL {
+        return check(security, user, Expected::Mailed(SIGN_IN_CODE), code).await;
+    }
+    let stored = user.tf_totp_secret.as_deref().unwrap_or_default();
+    let Some(opened) = open_secret(security, user, stored) else {
+        return Ok(CodeVerdict::Unreadable);
+    };
+    let verdict = check(
+        security,
+        user,
+        Expected::Authenticator(&opened.base32),
+        code,
+    )
+    .await?;
+    if verdict == CodeVerdict::Accepted && opened.needs_rewrite {
+        // Plain, or under an older key id: stored again as SECURITY_TOTP_SECRETS writes now.
+        let sealed = seal_secret(security, &opened.base32)?;
+        security
+            .datastore()
+            .set_two_factor(user.id, Some(method), Some(&sealed), security.now_naive())
+            .await?;
+    }
+    Ok(verdict)
+}
+
+/// `stored` (a `tf_totp_secret`) read with `SECURITY_TOTP_SECRETS`; `None`, logged, when it cannot
+/// be.
+fn open_secret(
+    security: &Security,
+    user: &User,
+    stored: &str,
+) -> Option<crate::totp::stored::OpenedSecret> {
+    match crate::totp::stored::open(stored, &security.config().two_factor.totp_secrets) {
+        Ok(opened) => Some(opened),
+        Err(error) => {
+            tracing::error!(user_id = user.id, %error, "the stored two-factor secret cannot be read");
+            None
+        }
+    }
+}
+
+/// The stored form of the TOTP key `base32` (see [`crate::totp::stored::seal`]).
+fn seal_secret(security: &Security, base32: &str) -> crate::Result<String> {
+    crate::totp::stored::seal(base32, &security.config().two_factor.totp_secrets)
+        .map_err(|e| crate::Error::Internal(format!("two-factor secret: {e}")))
 }
 
 /// Checks `code` for `user`: for [`EMAIL`] the code last mailed for a sign-in (or a rescue),
 /// live for `SECURITY_TWO_FACTOR_MAIL_VALIDITY` after it was sent; otherwise a code of the
-/// authenticator `secret`, within `SECURITY_TWO_FACTOR_AUTHENTICATOR_VALIDITY` either way. The
+/// authenticator `secret` (as stored: base32 or Flask-Security's passlib JSON), within `SECURITY_TWO_FACTOR_AUTHENTICATOR_VALIDITY` either way. The
 /// attempt counts against the user's limit *before* the check, atomically, so a concurrent burst
 /// gets at most the limit checked; a right code is used up and clears the count.
 ///
@@ -123,12 +170,19 @@ pub async fn check_code_for(
     secret: &str,
     code: &str,
 ) -> crate::Result<CodeVerdict> {
-    let expected = if method == EMAIL {
-        Expected::Mailed(SIGN_IN_CODE)
-    } else {
-        Expected::Authenticator(secret)
+    if method == EMAIL {
+        return check(security, user, Expected::Mailed(SIGN_IN_CODE), code).await;
+    }
+    let Some(opened) = open_secret(security, user, secret) else {
+        return Ok(CodeVerdict::Unreadable);
     };
-    check(security, user, expected, code).await
+    check(
+        security,
+        user,
+        Expected::Authenticator(&opened.base32),
+        code,
+    )
+    .await
 }
 
 /// The purpose of a code mailed for a sign-in's second step (and a rescue).
@@ -213,6 +267,11 @@ async fn send_code(
 /// The form's error for a code [`CodeVerdict::Invalid`].
 fn invalid_code(security: &Security) -> FieldErrors {
     FieldErrors::single("code", security.msg("TWO_FACTOR_INVALID_TOKEN", &[]))
+}
+
+/// The form's error for [`CodeVerdict::Unreadable`].
+fn unreadable_secret(security: &Security) -> FieldErrors {
+    FieldErrors::single("code", security.msg("TWO_FACTOR_SECRET_UNREADABLE", &[]))
 }
 
 /// The form's error for a code [`CodeVerdict::AlreadyUsed`].

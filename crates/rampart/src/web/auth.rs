@@ -16,6 +16,9 @@ use crate::web::session_store::USER_ID_KEY;
 const UNIQUIFIER_KEY: &str = "_fs_uid";
 /// When the session last proved the password (unix seconds): login and re-authentication.
 pub(crate) const AUTH_AT_KEY: &str = "_auth_at";
+/// Until when (unix seconds) the session counts as fresh past `SECURITY_FRESHNESS`
+/// (`SECURITY_FRESHNESS_GRACE_PERIOD`, Flask-Security's `fs_gexp`).
+const GRACE_UNTIL_KEY: &str = "_fs_gexp";
 
 /// Whether the request's user proved the password within `SECURITY_FRESHNESS` (Flask-Security's
 /// `check_and_update_authn_fresh`): auth tokens and HTTP Basic count as fresh (a token lives
@@ -30,9 +33,21 @@ pub(crate) async fn is_fresh(ctx: &AuthContext) -> crate::Result<bool> {
         Some(AuthMethod::Session) => {}
         None => return Ok(false),
     }
-    let at: Option<u64> = ctx.session.get(AUTH_AT_KEY).await?;
     let now = ctx.security().unix_now();
-    Ok(at.is_some_and(|at| now.saturating_sub(at) <= window.as_secs()))
+    let grace_until = now.saturating_add(ctx.security().config().verify.grace_period.as_secs());
+    let in_grace = ctx
+        .session
+        .get::<u64>(GRACE_UNTIL_KEY)
+        .await?
+        .is_some_and(|until| now < until);
+    let at: Option<u64> = ctx.session.get(AUTH_AT_KEY).await?;
+    let fresh = in_grace || at.is_some_and(|at| now.saturating_sub(at) <= window.as_secs());
+    if fresh {
+        // Found fresh: stays so for SECURITY_FRESHNESS_GRACE_PERIOD from now (Flask-Security's
+        // `fs_gexp`), so a change of several steps is not cut off half-way.
+        ctx.session.insert(GRACE_UNTIL_KEY, grace_until).await?;
+    }
+    Ok(fresh)
 }
 
 /// Refuses with [`Rejection::Reauthenticate`](crate::web::rejection::Rejection::Reauthenticate)
@@ -138,7 +153,7 @@ pub(crate) async fn authenticate(
 }
 
 async fn forget_user(ctx: &AuthContext) -> crate::Result<()> {
-    for key in [UNIQUIFIER_KEY, USER_ID_KEY, AUTH_AT_KEY] {
+    for key in [UNIQUIFIER_KEY, USER_ID_KEY, AUTH_AT_KEY, GRACE_UNTIL_KEY] {
         ctx.session.remove_value(key).await?;
     }
     Ok(())
@@ -160,6 +175,7 @@ async fn attach_to_session(ctx: &AuthContext, user: &User, proven: bool) -> crat
             .await?;
     } else {
         ctx.session.remove_value(AUTH_AT_KEY).await?;
+        ctx.session.remove_value(GRACE_UNTIL_KEY).await?;
     }
     let csrf = crate::web::csrf::rotate(ctx).await?;
     ctx.set_cookie(xsrf_cookie(ctx.security.config(), csrf.clone()));

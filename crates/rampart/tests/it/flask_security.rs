@@ -232,3 +232,215 @@ backend_test!(
         assert_eq!(login.status, StatusCode::OK, "{}", login.text());
     }
 );
+
+/// The deployment with two-factor and recovery codes, its secrets at rest as Flask-Security keeps
+/// them.
+const FS_TWO_FACTOR: &[(&str, &str)] = &[
+    ("SECRET_KEY", "fs-golden-secret-key-0123456789abcdef"),
+    ("SECURITY_PASSWORD_SALT", "fs-golden-password-salt"),
+    ("SECURITY_RETURN_GENERIC_RESPONSES", "false"),
+    ("SECURITY_TWO_FACTOR", "true"),
+    ("SECURITY_MULTI_FACTOR_RECOVERY_CODES", "true"),
+    (
+        "SECURITY_TOTP_SECRETS",
+        r#"{"1": "first-totp-key-Ql8wzPq2", "2": "second-totp-key-Vb71xRt0"}"#,
+    ),
+    (
+        "SECURITY_MULTI_FACTOR_RECOVERY_CODES_KEYS",
+        "b2Rp0nM3bEYb2g9h3V0p7m5QKk1x2q8cP1o4s6u8w0E=, Y3Jvc3NpbmctdGhlLXJpdmVyLWF0LWRhd24tMTIzNDU=",
+    ),
+];
+
+async fn post_code(
+    client: &crate::harness::TestClient,
+    code: &str,
+) -> crate::harness::TestResponse {
+    client
+        .post("/tf-validate")
+        .json(&json!({ "code": code }))
+        .send()
+        .await
+}
+
+fn now_secs(app: &TestApp) -> u64 {
+    use rampart::Clock as _;
+    u64::try_from(app.clock.now().unix_timestamp()).expect("after 1970")
+}
+
+backend_test!(
+    a_flask_security_user_signs_in_with_a_code_of_the_secret_it_encrypted,
+    FS_TWO_FACTOR,
+    async |app: TestApp| {
+        let all = vectors();
+        let row = &all["users"]["two_factor"];
+        stored_user(&app, &all, "two_factor", true).await;
+        let browser = app.client();
+        let login = browser
+            .login("tf@example.com", text(&all, "password"))
+            .await;
+        assert_eq!(login.response()["tf_required"], true, "{}", login.text());
+        // The code an authenticator app holding Flask-Security's secret shows now.
+        let key = text(row, "totp_base32");
+        let code = rampart::totp::code_at(key, now_secs(&app)).expect("code");
+        let done = post_code(&browser, &code).await;
+        assert_eq!(done.status, StatusCode::OK, "{}", done.text());
+        assert_eq!(browser.me().await.status, StatusCode::OK);
+        // Written under key id 1: stored again under the newest (2), the same key inside.
+        let stored = app
+            .user("tf@example.com")
+            .await
+            .tf_totp_secret
+            .expect("a secret");
+        assert!(stored.contains(r#""t":"2""#), "{stored}");
+        let keys = &app.security.config().two_factor.totp_secrets;
+        let opened = rampart::totp::stored::open(&stored, keys).expect("readable");
+        assert_eq!(opened.base32, key);
+        assert!(!opened.needs_rewrite);
+    }
+);
+
+backend_test!(
+    flask_security_encrypted_recovery_codes_sign_in_once,
+    FS_TWO_FACTOR,
+    async |app: TestApp| {
+        let all = vectors();
+        let codes = &all["users"]["two_factor"]["recovery_codes"];
+        stored_user(&app, &all, "two_factor", true).await;
+        let browser = app.client();
+        browser
+            .login("tf@example.com", text(&all, "password"))
+            .await;
+        let first = codes[1].as_str().expect("code");
+        let done = browser
+            .post("/mf-recovery")
+            .json(&json!({ "code": first }))
+            .send()
+            .await;
+        assert_eq!(done.status, StatusCode::OK, "{}", done.text());
+        // The others stay usable (now stored as Rampart's digests); the spent one is gone.
+        let stored = app
+            .user("tf@example.com")
+            .await
+            .mf_recovery_codes
+            .expect("codes");
+        assert!(stored.starts_with('['), "{stored}");
+        let again = app.client();
+        again.login("tf@example.com", text(&all, "password")).await;
+        let spent = again
+            .post("/mf-recovery")
+            .json(&json!({ "code": first }))
+            .send()
+            .await;
+        spent.assert_field_errors(&json!({"code": ["Recovery code invalid"]}));
+        let other = again
+            .post("/mf-recovery")
+            .json(&json!({ "code": codes[3] }))
+            .send()
+            .await;
+        assert_eq!(other.status, StatusCode::OK, "{}", other.text());
+    }
+);
+
+backend_test!(
+    a_malformed_stored_secret_is_a_clear_refusal_not_a_500,
+    FS_TWO_FACTOR,
+    async |app: TestApp| {
+        let all = vectors();
+        let user = stored_user(&app, &all, "two_factor", true).await;
+        let now = time::macros::datetime!(2025-11-02 0:00);
+        for (method, garbage) in [
+            ("authenticator", "{\"enckey\": 42"),
+            (
+                "authenticator",
+                r#"{"enckey":{"c":14,"k":"AAAA","s":"AAAA","t":"9","v":1},"type":"totp","v":1}"#,
+            ),
+            ("authenticator", "not base32 at all!"),
+            ("email", "{\"enckey\": 42"),
+        ] {
+            app.datastore()
+                .set_two_factor(user.id, Some(method), Some(garbage), now)
+                .await
+                .expect("store garbage");
+            let browser = app.client();
+            let login = browser
+                .login("tf@example.com", text(&all, "password"))
+                .await;
+            assert_eq!(login.status, StatusCode::OK, "{garbage}: {}", login.text());
+            if method == "email" {
+                // Mailed codes do not use the secret: the sign-in works.
+                let mail = app.mail_to("tf@example.com").await;
+                let marker = "using the following code: ";
+                let start = mail.text.find(marker).expect("code") + marker.len();
+                let done = post_code(&browser, &mail.text[start..start + 6]).await;
+                assert_eq!(done.status, StatusCode::OK, "{}", done.text());
+            } else {
+                let refused = post_code(&browser, "123456").await;
+                refused.assert_field_errors(&json!({"code": [
+                    "Your authenticator cannot be checked right now. Use a recovery code or get a code by email."
+                ]}));
+            }
+        }
+    }
+);
+
+backend_test!(
+    turning_two_factor_on_ends_other_sessions_and_remember_cookies,
+    FS_TWO_FACTOR,
+    async |app: TestApp| {
+        let all = vectors();
+        stored_user(&app, &all, "plain", true).await;
+        let password = text(&all, "password");
+        // Before: a Flask-Login remember cookie, a Rampart remember-me browser, another session.
+        let legacy = app.client();
+        legacy.put_cookie("remember_token", text(&all["tokens"], "remember_cookie"));
+        let remembered = app.client();
+        let login = remembered
+            .post("/login")
+            .json(&json!({"email": "ada@example.com", "password": password, "remember": true}))
+            .send()
+            .await;
+        assert_eq!(login.status, StatusCode::OK, "{}", login.text());
+        let cookie = remembered.cookie("remember_token").expect("remember_token");
+        let other = app.client();
+        other.login_ok("ada@example.com", password).await;
+
+        let me = app.client();
+        me.login_ok("ada@example.com", password).await;
+        let setup = me
+            .post("/tf-setup")
+            .json(&json!({"setup": "authenticator"}))
+            .csrf()
+            .send()
+            .await;
+        assert_eq!(setup.status, StatusCode::OK, "{}", setup.text());
+        let secret = setup.response()["tf_authr_b32key"]
+            .as_str()
+            .expect("secret")
+            .to_owned();
+        let code = rampart::totp::code_at(&secret, now_secs(&app)).expect("code");
+        let done = me
+            .post("/tf-validate")
+            .json(&json!({ "code": code }))
+            .csrf()
+            .send()
+            .await;
+        assert_eq!(done.status, StatusCode::OK, "{}", done.text());
+        // The new secret is stored encrypted under the newest key id.
+        let stored = app
+            .user("ada@example.com")
+            .await
+            .tf_totp_secret
+            .expect("secret");
+        assert!(stored.starts_with(r#"{"enckey":"#), "{stored}");
+        assert!(stored.contains(r#""t":"2""#), "{stored}");
+        assert!(!stored.contains(&secret));
+
+        // This browser stays signed in; nothing from before skips the new factor.
+        assert_eq!(me.me().await.status, StatusCode::OK);
+        assert_eq!(other.me().await.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(legacy.me().await.status, StatusCode::UNAUTHORIZED);
+        let returning = app.client();
+        returning.put_cookie("remember_token", &cookie);
+        assert_eq!(returning.me().await.status, StatusCode::UNAUTHORIZED);
+    }
+);

@@ -10,6 +10,7 @@ use crate::harness::{PASSWORD, TestApp, backend_test, csrf_in_html};
 
 const TEN_MINUTES: &[(&str, &str)] = &[
     ("SECURITY_FRESHNESS", "10 minutes"),
+    ("SECURITY_FRESHNESS_GRACE_PERIOD", "0"),
     ("SECURITY_CHANGE_EMAIL", "true"),
     ("SECURITY_TWO_FACTOR", "true"),
     ("SECURITY_MULTI_FACTOR_RECOVERY_CODES", "true"),
@@ -17,6 +18,43 @@ const TEN_MINUTES: &[(&str, &str)] = &[
 ];
 
 const REAUTH: &str = "You must reauthenticate to access this endpoint";
+
+const WITH_GRACE: &[(&str, &str)] = &[
+    ("SECURITY_FRESHNESS", "10 minutes"),
+    ("SECURITY_FRESHNESS_GRACE_PERIOD", "30 minutes"),
+    ("SECURITY_CHANGE_EMAIL", "true"),
+    ("SECURITY_RETURN_GENERIC_RESPONSES", "false"),
+];
+
+// SECURITY_FRESHNESS_GRACE_PERIOD: a session found fresh stays fresh that long after each check,
+// past the freshness window, and goes stale once a grace period passes without a check.
+backend_test!(
+    a_session_found_fresh_stays_fresh_for_the_grace_period,
+    WITH_GRACE,
+    async |app: TestApp| {
+        let client = app.logged_in("ann@example.com").await;
+        let change = |email: &'static str| {
+            let client = &client;
+            async move {
+                client
+                    .post("/change-email")
+                    .json(&json!({ "email": email }))
+                    .csrf()
+                    .send()
+                    .await
+            }
+        };
+        assert_eq!(change("one@example.com").await.status, StatusCode::OK);
+        // Past the 10-minute window, within the grace the last check gave.
+        app.advance(Duration::from_secs(25 * 60));
+        let graced = change("two@example.com").await;
+        assert_eq!(graced.status, StatusCode::OK, "{}", graced.text());
+        // That check extended the grace; 31 minutes without one end it.
+        app.advance(Duration::from_secs(31 * 60));
+        let stale = change("three@example.com").await;
+        assert_eq!(stale.status, StatusCode::UNAUTHORIZED, "{}", stale.text());
+    }
+);
 
 backend_test!(
     a_stale_session_re_enters_the_password_before_sensitive_changes,

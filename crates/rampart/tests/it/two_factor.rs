@@ -822,7 +822,7 @@ backend_test!(
                     limited = Some(refused.retry_after);
                     break;
                 }
-                CodeVerdict::Accepted | CodeVerdict::AlreadyUsed => {
+                CodeVerdict::Accepted | CodeVerdict::AlreadyUsed | CodeVerdict::Unreadable => {
                     panic!("a wrong code was accepted")
                 }
             }

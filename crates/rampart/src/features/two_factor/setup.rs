@@ -95,8 +95,9 @@ pub async fn start_setup(
 }
 
 /// Checks a setup's first `code` (the mailed one for the email method, see
-/// [`super::check_code_for`]); a right one turns the method
-/// on for `user` and tells them by mail.
+/// [`super::check_code_for`]); a right one turns the method on for `user` (the secret stored as
+/// `SECURITY_TOTP_SECRETS` writes it), signs them out everywhere else (a new `fs_uniquifier`;
+/// every session and remember-me series ends) and tells them by mail.
 ///
 /// # Errors
 ///
@@ -119,14 +120,22 @@ pub async fn confirm_setup(
         CodeVerdict::Accepted => {}
         CodeVerdict::Invalid => return Ok(SetupVerdict::Invalid),
         CodeVerdict::AlreadyUsed => return Ok(SetupVerdict::AlreadyUsed),
+        // The setup's own secret is fresh base32: it is always readable.
+        CodeVerdict::Unreadable => return Ok(SetupVerdict::Invalid),
         CodeVerdict::Limited(limited) => return Ok(SetupVerdict::Limited(limited)),
     }
+    // Stored encrypted under SECURITY_TOTP_SECRETS (when set), and with a new uniquifier: every
+    // other session, auth token and remember-me cookie of the user ends, so none issued before
+    // skips the new factor.
+    let sealed = super::seal_secret(security, &setup.secret)?;
     security
         .datastore()
-        .set_two_factor(
+        .enable_two_factor(
             user.id,
-            Some(&setup.method),
-            Some(&setup.secret),
+            &user.fs_uniquifier,
+            &crate::model::new_uniquifier(),
+            &setup.method,
+            &sealed,
             security.now_naive(),
         )
         .await?;
@@ -343,8 +352,17 @@ pub(super) async fn post_first_code(
         }
     }
     forget_setup(ctx).await?;
+    // This session stays signed in under the new uniquifier (every other one has ended).
+    let updated = security
+        .datastore()
+        .user_by_id(user.user.id)
+        .await?
+        .ok_or(Rejection::NothingPending)?;
+    crate::web::auth::refresh_session_user(ctx, &updated).await?;
+    let mut user = user.clone();
+    user.user = updated;
     let mut json = Map::new();
-    json.insert("user".into(), ctx.user_payload(user, false)?);
+    json.insert("user".into(), ctx.user_payload(&user, false)?);
     Ok(Reply::done(
         Json::Base(json),
         Html::flash_redirect(

@@ -143,5 +143,10 @@ pub(super) async fn post_validate(
                 .errors(super::code_already_used(&security));
             Ok(Reply::Invalid(form).into_response())
         }
+        CodeVerdict::Unreadable => {
+            let form = verify_form(security.config(), user.tf_primary_method.clone(), true)
+                .errors(super::unreadable_secret(&security));
+            Ok(Reply::Invalid(form).into_response())
+        }
     }
 }
