@@ -119,7 +119,7 @@ pub use config::{
     ChangeConfig, ChangeEmailConfig, ConfigError, ConfirmConfig, CsrfConfig, EmailValidatorArgs,
     LoginConfig, LogoutConfig, RateLimit, RateLimitConfig, RecoverConfig, RecoveryCodesConfig,
     RegisterConfig, SecurityConfig, SessionConfig, Settings, TokenConfig, TwoFactorConfig,
-    UsernameConfig, VerifyConfig,
+    UsernameConfig, VerifyConfig, WebauthnConfig,
 };
 pub use datastore::{Datastore, DatastoreError, DbPool, RateLimitDecision, SessionInfo};
 pub use error::{Error, ErrorKind, Result};

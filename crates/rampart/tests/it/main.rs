@@ -26,3 +26,4 @@ mod smtp;
 mod tokens;
 mod two_factor;
 mod unlock;
+mod webauthn;
