@@ -37,6 +37,7 @@ pub const TEMPLATES: &[(&str, &str)] = embedded![
     "security/change_email.html",
     "security/two_factor_setup.html",
     "security/mf_recovery_codes.html",
+    "security/settings/passkeys.html",
     "app/home.html",
     "app/profile.html",
     "app/delete_account.html",
@@ -53,6 +54,11 @@ pub const STATIC_FILES: &[StaticFile] = &[
         "app.css",
         "text/css; charset=utf-8",
         include_bytes!("../static/app.css"),
+    ),
+    (
+        "passkeys.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../static/passkeys.js"),
     ),
     (
         "favicon.svg",

@@ -24,6 +24,8 @@ pub const APP_DEFAULTS: &[(&str, &str)] = &[
     ("SECURITY_CHANGE_EMAIL", "true"),
     ("SECURITY_TWO_FACTOR", "true"),
     ("SECURITY_MULTI_FACTOR_RECOVERY_CODES", "true"),
+    ("SECURITY_WEBAUTHN", "true"),
+    ("SECURITY_WAN_RP_NAME", "Rampart Sample"),
     (
         "SECURITY_TWO_FACTOR_POST_SETUP_VIEW",
         "/dashboard/security/",

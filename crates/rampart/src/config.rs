@@ -31,6 +31,7 @@ mod settings;
 pub use features::{
     ChangeConfig, ChangeEmailConfig, ConfirmConfig, LoginConfig, LogoutConfig, RecoverConfig,
     RecoveryCodesConfig, RegisterConfig, TwoFactorConfig, UsernameConfig, VerifyConfig,
+    WebauthnConfig,
 };
 pub use http::{CsrfConfig, RateLimitConfig, SessionConfig, TokenConfig};
 pub use settings::{RateLimit, Settings};
@@ -157,6 +158,8 @@ pub struct SecurityConfig {
     pub two_factor: TwoFactorConfig,
     /// Recovery codes: `SECURITY_MULTI_FACTOR_RECOVERY_CODES` and its settings.
     pub recovery_codes: RecoveryCodesConfig,
+    /// Passkeys / WebAuthn: `SECURITY_WEBAUTHN` and its `SECURITY_WAN_*` settings.
+    pub webauthn: WebauthnConfig,
     /// Re-authentication: `SECURITY_FRESHNESS`, `SECURITY_VERIFY_URL`.
     pub verify: VerifyConfig,
     /// Usernames: `SECURITY_USERNAME_*`.
@@ -204,6 +207,7 @@ impl Default for SecurityConfig {
             change_email: ChangeEmailConfig::default(),
             two_factor: TwoFactorConfig::default(),
             recovery_codes: RecoveryCodesConfig::default(),
+            webauthn: WebauthnConfig::default(),
             verify: VerifyConfig::default(),
             username: UsernameConfig::default(),
             session: SessionConfig::default(),

@@ -108,6 +108,7 @@ pub(crate) mod test_support;
 mod tests;
 mod two_factor;
 mod users;
+mod webauthn;
 
 /// How long a request waits for a pooled connection before the database counts as unavailable.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);

@@ -2,7 +2,8 @@
 //! the one place that assembles their routers.
 //!
 //! A feature imports the core and [`crate::web`]; it reaches another feature only through a named
-//! hand-off: register → confirm, login → two_factor, login → unlock, and any → verify.
+//! hand-off: register → confirm, login → two_factor, login → unlock, webauthn → two_factor (a passkey
+//! sign-in that still needs the second factor), and any → verify.
 
 pub(crate) mod change;
 pub(crate) mod change_email;
@@ -15,6 +16,7 @@ pub(crate) mod register;
 pub(crate) mod two_factor;
 pub(crate) mod unlock;
 pub(crate) mod verify;
+pub(crate) mod webauthn;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -48,6 +50,9 @@ impl Security {
         }
         if config.change_email.enabled {
             router = router.merge(change_email::router(config));
+        }
+        if config.webauthn.enabled {
+            router = router.merge(webauthn::router(config));
         }
         if config.two_factor.enabled {
             router = router.merge(two_factor::router(config));

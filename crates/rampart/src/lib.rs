@@ -55,6 +55,7 @@
 //! | Change email | `features/change_email.rs` | `SECURITY_CHANGE_EMAIL`, `SECURITY_CHANGE_EMAIL_URL`, `SECURITY_CHANGE_EMAIL_WITHIN`, `SECURITY_POST_CHANGE_EMAIL_VIEW` | `GET/POST /change-email`, `GET /change-email/<token>` |
 //! | Two-factor (authenticator app or mailed code) | `features/two_factor.rs` + `two_factor/{setup,signin,rescue}.rs`; no-HTTP steps in [`two_factor`] | `SECURITY_TWO_FACTOR`, `SECURITY_TWO_FACTOR_ENABLED_METHODS`, `SECURITY_TWO_FACTOR_*_URL`, `SECURITY_TWO_FACTOR_*_VALIDITY`, `SECURITY_TOTP_ISSUER` | `GET/POST /tf-setup`, `/tf-validate`, `/tf-rescue` |
 //! | Recovery codes | `features/recovery_codes.rs` | `SECURITY_MULTI_FACTOR_RECOVERY_CODES`, `SECURITY_MULTI_FACTOR_RECOVERY_CODES_N`, `…_CODES_URL`, `SECURITY_MULTI_FACTOR_RECOVERY_URL` | `GET/POST /mf-recovery-codes`, `GET/POST /mf-recovery` |
+//! | Passkeys / WebAuthn | `features/webauthn.rs` | `SECURITY_WEBAUTHN`, `SECURITY_WAN_ALLOW_AS_FIRST_FACTOR`, `…_MULTI_FACTOR`, `…_VERIFY`, `SECURITY_WAN_ALLOW_USER_HINTS`, `SECURITY_WAN_RP_NAME`, `SECURITY_WAN_RP_ID`, `SECURITY_WAN_*_TIMEOUT`, `SECURITY_WAN_*_URL` | `GET/POST /wan-register`, `POST /wan-register/<state>`, `POST /wan-signin[/<state>]`, `POST /wan-verify[/<state>]`, `POST /wan-delete` |
 //! | Unlock (after too many failed logins) | `features/unlock.rs` | `SECURITY_LOGIN_IDENTITY_RATE_LIMIT` | `GET /unlock/<token>` |
 //! | Verify (re-authentication, freshness) | `features/verify.rs` | `SECURITY_FRESHNESS`, `SECURITY_VERIFY_URL` | `GET/POST /verify` |
 //! | Auth tokens | `web/auth_token.rs` | `SECURITY_TOKEN_AUTHENTICATION_HEADER`, `SECURITY_TOKEN_AUTHENTICATION_KEY`, `SECURITY_TOKEN_MAX_AGE` | on login, `?include_auth_token` |
@@ -119,7 +120,7 @@ pub use config::{
     ChangeConfig, ChangeEmailConfig, ConfigError, ConfirmConfig, CsrfConfig, EmailValidatorArgs,
     LoginConfig, LogoutConfig, RateLimit, RateLimitConfig, RecoverConfig, RecoveryCodesConfig,
     RegisterConfig, SecurityConfig, SessionConfig, Settings, TokenConfig, TwoFactorConfig,
-    UsernameConfig, VerifyConfig,
+    UsernameConfig, VerifyConfig, WebauthnConfig,
 };
 pub use datastore::{Datastore, DatastoreError, DbPool, RateLimitDecision, SessionInfo};
 pub use error::{Error, ErrorKind, Result};

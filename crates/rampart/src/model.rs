@@ -110,3 +110,59 @@ pub(crate) fn new_uniquifier() -> String {
 pub fn second_factor_required(config: &crate::config::SecurityConfig, user: &User) -> bool {
     config.two_factor.enabled && user.tf_primary_method.is_some() && user.tf_totp_secret.is_some()
 }
+
+/// A registered WebAuthn credential (a row of Flask-Security's `webauthn` table): a passkey or
+/// security key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct WebauthnCredential {
+    /// Primary key.
+    pub id: i64,
+    /// The credential's id (raw bytes; unique).
+    pub credential_id: Vec<u8>,
+    /// The credential's public key, a COSE key (CBOR), as Flask-Security stores it.
+    #[serde(skip)]
+    pub public_key: Vec<u8>,
+    /// The last signature counter seen.
+    pub sign_count: i64,
+    /// The transports the authenticator said it can use (`usb`, `internal`, `hybrid`, …).
+    pub transports: Vec<String>,
+    /// Whether the credential said it is backed up (synced).
+    pub backup_state: bool,
+    /// `single_device` or `multi_device` (backup eligible).
+    pub device_type: String,
+    /// The client's extension outputs at registration (JSON), e.g. `credProps`.
+    pub extensions: Option<String>,
+    /// When it was registered.
+    pub create_datetime: PrimitiveDateTime,
+    /// When it was last used.
+    pub lastuse_datetime: PrimitiveDateTime,
+    /// The user's name for it (unique per user).
+    pub name: String,
+    /// `first` (signs in alone) or `secondary` (a second factor).
+    pub usage: String,
+    /// The owner.
+    pub user_id: i64,
+}
+
+/// The fields needed to store a new WebAuthn credential.
+#[derive(Clone, Debug)]
+pub struct NewWebauthnCredential {
+    /// The credential's id (raw bytes).
+    pub credential_id: Vec<u8>,
+    /// The COSE public key (CBOR).
+    pub public_key: Vec<u8>,
+    /// The signature counter at registration.
+    pub sign_count: u32,
+    /// Transports reported by the client.
+    pub transports: Vec<String>,
+    /// Backed up now.
+    pub backup_state: bool,
+    /// `single_device` or `multi_device`.
+    pub device_type: String,
+    /// The client's extension outputs (JSON).
+    pub extensions: Option<String>,
+    /// The user's name for it.
+    pub name: String,
+    /// `first` or `secondary`.
+    pub usage: String,
+}

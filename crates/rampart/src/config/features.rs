@@ -271,6 +271,85 @@ impl Default for RecoveryCodesConfig {
     }
 }
 
+/// Passkeys / WebAuthn (`webauthn.py`).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct WebauthnConfig {
+    /// `SECURITY_WEBAUTHN`: passkeys and security keys (off by default).
+    pub enabled: bool,
+    /// `SECURITY_WAN_ALLOW_AS_FIRST_FACTOR` (default on): keys registered as `first` sign in
+    /// without a password.
+    pub allow_as_first_factor: bool,
+    /// `SECURITY_WAN_ALLOW_AS_MULTI_FACTOR` (default on): a first-factor sign-in with user
+    /// verification counts as multi-factor (no further code asked).
+    pub allow_as_multi_factor: bool,
+    /// `SECURITY_WAN_ALLOW_AS_VERIFY` (default `first, secondary`): which keys re-authenticate at
+    /// `/wan-verify`; empty turns `/wan-verify` off.
+    pub allow_as_verify: Vec<String>,
+    /// `SECURITY_WAN_ALLOW_USER_HINTS` (default on): `/wan-signin` may take an identity to list
+    /// that user's keys; off, keys must be discoverable (resident).
+    pub allow_user_hints: bool,
+    /// `SECURITY_WAN_RP_NAME` (default `My Flask App`): the relying party's name shown by
+    /// authenticators.
+    pub rp_name: String,
+    /// `SECURITY_WAN_RP_ID` (Rampart): the relying-party id; default the request's host without
+    /// the port.
+    pub rp_id: Option<String>,
+    /// `SECURITY_WAN_ALLOWED_ORIGINS` (Rampart): origins accepted in the client data; default the
+    /// request's scheme, host and port.
+    pub allowed_origins: Vec<String>,
+    /// `SECURITY_WAN_REGISTER_TIMEOUT` (milliseconds, default 60000): the authenticator's time
+    /// to create a credential.
+    pub register_timeout: u32,
+    /// `SECURITY_WAN_SIGNIN_TIMEOUT` (milliseconds, default 60000): the authenticator's time to
+    /// sign in.
+    pub signin_timeout: u32,
+    /// `SECURITY_WAN_REGISTER_WITHIN` (default 30 minutes): how long a registration's
+    /// `wan_state` lives.
+    pub register_within: Duration,
+    /// `SECURITY_WAN_SIGNIN_WITHIN` (default 1 minute): how long a sign-in's or verify's
+    /// `wan_state` lives.
+    pub signin_within: Duration,
+    /// `SECURITY_WAN_REGISTER_URL` (default `/wan-register`).
+    pub register_url: String,
+    /// `SECURITY_WAN_SIGNIN_URL` (default `/wan-signin`).
+    pub signin_url: String,
+    /// `SECURITY_WAN_DELETE_URL` (default `/wan-delete`).
+    pub delete_url: String,
+    /// `SECURITY_WAN_VERIFY_URL` (default `/wan-verify`).
+    pub verify_url: String,
+    /// `SECURITY_WAN_POST_REGISTER_VIEW` (default: the register page): where a browser goes
+    /// after registering a key.
+    pub post_register_view: Option<String>,
+    /// `SECURITY_WAN_NAME_MAX_LENGTH` (default 64): the longest key name.
+    pub name_max_length: usize,
+}
+
+impl Default for WebauthnConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            allow_as_first_factor: true,
+            allow_as_multi_factor: true,
+            allow_as_verify: vec!["first".into(), "secondary".into()],
+            allow_user_hints: true,
+            rp_name: "My Flask App".into(),
+            rp_id: None,
+            allowed_origins: Vec::new(),
+            register_timeout: 60_000,
+            signin_timeout: 60_000,
+            register_within: Duration::from_secs(30 * 60),
+            signin_within: Duration::from_secs(60),
+            register_url: "/wan-register".into(),
+            signin_url: "/wan-signin".into(),
+            delete_url: "/wan-delete".into(),
+            verify_url: "/wan-verify".into(),
+            post_register_view: None,
+            name_max_length: 64,
+        }
+    }
+}
+
 /// Re-authentication before sensitive changes (`views.verify`).
 #[derive(Clone, Debug)]
 #[non_exhaustive]

@@ -238,6 +238,27 @@ settings! {
         page recovery_codes_url: url;
     "SECURITY_MULTI_FACTOR_RECOVERY_URL" => [recovery_codes.recovery_url] path,
         page recovery_url: url;
+    // Passkeys / WebAuthn.
+    "SECURITY_WEBAUTHN" => [webauthn.enabled] flag, page webauthn: flag;
+    "SECURITY_WAN_ALLOW_AS_FIRST_FACTOR" => [webauthn.allow_as_first_factor] flag,
+        page wan_allow_as_first_factor: flag;
+    "SECURITY_WAN_ALLOW_AS_MULTI_FACTOR" => [webauthn.allow_as_multi_factor] flag;
+    "SECURITY_WAN_ALLOW_AS_VERIFY" => [webauthn.allow_as_verify] list;
+    "SECURITY_WAN_ALLOW_USER_HINTS" => [webauthn.allow_user_hints] flag,
+        page wan_allow_user_hints: flag;
+    "SECURITY_WAN_RP_NAME" => [webauthn.rp_name] text;
+    "SECURITY_WAN_RP_ID" => [webauthn.rp_id] optional_text;
+    "SECURITY_WAN_ALLOWED_ORIGINS" => [webauthn.allowed_origins] list;
+    "SECURITY_WAN_REGISTER_TIMEOUT" => [webauthn.register_timeout] number;
+    "SECURITY_WAN_SIGNIN_TIMEOUT" => [webauthn.signin_timeout] number;
+    "SECURITY_WAN_REGISTER_WITHIN" => [webauthn.register_within] duration;
+    "SECURITY_WAN_SIGNIN_WITHIN" => [webauthn.signin_within] duration;
+    "SECURITY_WAN_REGISTER_URL" => [webauthn.register_url] path, page wan_register_url: url;
+    "SECURITY_WAN_SIGNIN_URL" => [webauthn.signin_url] path, page wan_signin_url: url;
+    "SECURITY_WAN_DELETE_URL" => [webauthn.delete_url] path, page wan_delete_url: url;
+    "SECURITY_WAN_VERIFY_URL" => [webauthn.verify_url] path, page wan_verify_url: url;
+    "SECURITY_WAN_POST_REGISTER_VIEW" => [webauthn.post_register_view] optional_path;
+    "SECURITY_WAN_NAME_MAX_LENGTH" => [webauthn.name_max_length] number;
     // Re-authentication.
     "SECURITY_FRESHNESS" => [verify.freshness] freshness;
     "SECURITY_FRESHNESS_GRACE_PERIOD" => [verify.grace_period] duration;

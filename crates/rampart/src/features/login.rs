@@ -217,11 +217,13 @@ async fn check_sign_in(
         )));
     }
     crate::web::rate_limit::clear_login_account(security, user.id).await?;
-    Ok(if crate::model::second_factor_required(config, &user) {
-        SignIn::SecondFactor(Box::new(user))
-    } else {
-        SignIn::Ready(Box::new(user))
-    })
+    Ok(
+        if crate::web::pending_login::second_factor_needed(security, &user).await? {
+            SignIn::SecondFactor(Box::new(user))
+        } else {
+            SignIn::Ready(Box::new(user))
+        },
+    )
 }
 
 /// Whether `user` must confirm their email before signing in.

@@ -58,16 +58,52 @@ pub(crate) async fn pending_user(ctx: &AuthContext) -> crate::Result<Option<User
             .datastore()
             .user_by_uniquifier(&uniquifier)
             .await?
-            .filter(|u| {
-                u.active && crate::model::second_factor_required(ctx.security().config(), u)
-            })
+            .filter(|u| u.active)
     } else {
         None
+    };
+    let user = match user {
+        Some(user) if second_factor_needed(ctx.security(), &user).await? => Some(user),
+        _ => None,
     };
     if user.is_none() {
         forget(ctx).await?;
     }
     Ok(user)
+}
+
+/// Whether signing `user` in needs a second factor: a two-factor method
+/// ([`crate::model::second_factor_required`]), or a WebAuthn key registered as `secondary`
+/// (`SECURITY_WEBAUTHN` and `SECURITY_WAN_ALLOW_AS_MULTI_FACTOR`, with `SECURITY_TWO_FACTOR`).
+/// Deleting a user's last secondary key so ends two-factor sign-in where it was their only
+/// second factor.
+pub(crate) async fn second_factor_needed(
+    security: &crate::web::security::Security,
+    user: &User,
+) -> crate::Result<bool> {
+    let config = security.config();
+    if crate::model::second_factor_required(config, user) {
+        return Ok(true);
+    }
+    webauthn_second_factor(security, user).await
+}
+
+/// Whether `user`'s second factor is a WebAuthn `secondary` key (and that counts as one).
+pub(crate) async fn webauthn_second_factor(
+    security: &crate::web::security::Security,
+    user: &User,
+) -> crate::Result<bool> {
+    let config = security.config();
+    if !(config.two_factor.enabled
+        && config.webauthn.enabled
+        && config.webauthn.allow_as_multi_factor)
+    {
+        return Ok(false);
+    }
+    Ok(security
+        .datastore()
+        .has_webauthn_usage(user.id, "secondary")
+        .await?)
 }
 
 /// Records that the waiting sign-in was rescued: its code came by mail.

@@ -27,3 +27,4 @@ mod smtp;
 mod tokens;
 mod two_factor;
 mod unlock;
+mod webauthn;

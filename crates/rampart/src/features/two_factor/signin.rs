@@ -77,8 +77,26 @@ pub(crate) async fn begin_login_reply(
 ) -> crate::Result<Reply> {
     let security = ctx.security();
     pending_login::start(ctx, user, remember, next).await?;
+    if user.tf_primary_method.is_none()
+        && pending_login::webauthn_second_factor(security, user).await?
+    {
+        return Ok(webauthn_reply(security.config()));
+    }
     let pending = begin(security, user).await?;
     Ok(pending.reply(security.config()))
+}
+
+/// The answer to the password step of a user whose second factor is a WebAuthn key
+/// (Flask-Security's webauthn plugin): JSON clients learn `tf_method: "webauthn"` and
+/// `tf_signin_url`, browsers go to `SECURITY_WAN_SIGNIN_URL`.
+fn webauthn_reply(config: &SecurityConfig) -> Reply {
+    let signin_url = config.url(&config.webauthn.signin_url);
+    let mut json = Map::new();
+    json.insert("tf_method".into(), json!("webauthn"));
+    json.insert("tf_required".into(), json!(true));
+    json.insert("tf_state".into(), json!("ready"));
+    json.insert("tf_signin_url".into(), json!(signin_url));
+    Reply::done(Json::Base(json), Html::redirect(signin_url))
 }
 
 pub(super) async fn get_validate(ctx: AuthContext) -> Result<Reply, Rejection> {

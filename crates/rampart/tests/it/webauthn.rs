@@ -1,0 +1,373 @@
+//! Passkeys / WebAuthn (`SECURITY_WEBAUTHN`, Flask-Security's `/wan-*` JSON API), with
+//! `webauthn-authenticator-rs`'s software passkey making real attestations and assertions.
+
+#![expect(
+    clippy::expect_used,
+    reason = "test helpers: a step that cannot be done must fail the test at once, saying which"
+)]
+
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use webauthn_authenticator_rs::AuthenticatorBackend;
+use webauthn_authenticator_rs::prelude::Url;
+use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+use webauthn_rs_proto::{
+    AllowCredentials, PublicKeyCredentialCreationOptions, PublicKeyCredentialRequestOptions,
+};
+
+use crate::harness::{HOST, PASSWORD, TestApp, TestClient, TestResponse, backend_test};
+
+const ON: &[(&str, &str)] = &[
+    ("SECURITY_WEBAUTHN", "true"),
+    ("SECURITY_RETURN_GENERIC_RESPONSES", "false"),
+];
+
+const WITH_TWO_FACTOR: &[(&str, &str)] = &[
+    ("SECURITY_WEBAUTHN", "true"),
+    ("SECURITY_TWO_FACTOR", "true"),
+    ("SECURITY_RETURN_GENERIC_RESPONSES", "false"),
+];
+
+const API_ERROR: &str = "Input not appropriate for requested API";
+const NO_VERIFY: &str = "Could not verify passkey";
+
+fn origin() -> Url {
+    Url::parse(&format!("http://{HOST}")).expect("origin")
+}
+
+/// Begins a registration of `name` for `usage`; returns the credential options and wan_state.
+async fn begin_register(client: &TestClient, name: &str, usage: &str) -> (Value, String) {
+    let begun = client
+        .post("/wan-register")
+        .json(&json!({"name": name, "usage": usage}))
+        .csrf()
+        .send()
+        .await;
+    assert_eq!(begun.status, StatusCode::OK, "{}", begun.text());
+    let response = begun.response();
+    let state = response["wan_state"]
+        .as_str()
+        .expect("wan_state")
+        .to_owned();
+    (response["credential_options"].clone(), state)
+}
+
+/// The authenticator's answer to `options`, from `origin`, as the JSON string every finish posts.
+fn create(key: &mut SoftPasskey, options: &Value, origin: Url) -> String {
+    let options: PublicKeyCredentialCreationOptions =
+        serde_json::from_value(options.clone()).expect("creation options");
+    let credential = key
+        .perform_register(origin, options, 60_000)
+        .expect("the authenticator registers");
+    serde_json::to_string(&credential).expect("JSON")
+}
+
+/// Registers a key named `name` for `usage` with `key`.
+async fn register(client: &TestClient, key: &mut SoftPasskey, name: &str, usage: &str) {
+    let (options, state) = begin_register(client, name, usage).await;
+    let credential = create(key, &options, origin());
+    let done = client
+        .post(&format!("/wan-register/{state}"))
+        .json(&json!({ "credential": credential }))
+        .csrf()
+        .send()
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.text());
+}
+
+/// The authenticator's assertion for `options`, from `origin`. A software passkey is not
+/// discoverable: an empty allow list (a passkey sign-in) is filled with `ids`, as a browser's
+/// account chooser would pick one.
+fn get(key: &mut SoftPasskey, options: &Value, ids: &[Vec<u8>], origin: Url) -> String {
+    let mut options: PublicKeyCredentialRequestOptions =
+        serde_json::from_value(options.clone()).expect("request options");
+    if options.allow_credentials.is_empty() {
+        options.allow_credentials = ids
+            .iter()
+            .map(|id| AllowCredentials {
+                type_: "public-key".into(),
+                id: id.clone().into(),
+                transports: None,
+            })
+            .collect();
+    }
+    let credential = key
+        .perform_auth(origin, options, 60_000)
+        .expect("the authenticator signs");
+    serde_json::to_string(&credential).expect("JSON")
+}
+
+/// The ids of `email`'s keys.
+async fn key_ids(app: &TestApp, email: &str) -> Vec<Vec<u8>> {
+    let user = app.user(email).await;
+    app.datastore()
+        .webauthn_credentials(user.id)
+        .await
+        .expect("keys")
+        .into_iter()
+        .map(|c| c.credential_id)
+        .collect()
+}
+
+/// Begins a sign-in; returns the options and wan_state.
+async fn begin_signin(client: &TestClient, body: &Value) -> (Value, String) {
+    let begun = client.post("/wan-signin").json(body).send().await;
+    assert_eq!(begun.status, StatusCode::OK, "{}", begun.text());
+    let response = begun.response();
+    let state = response["wan_state"]
+        .as_str()
+        .expect("wan_state")
+        .to_owned();
+    (response["credential_options"].clone(), state)
+}
+
+async fn finish_signin(client: &TestClient, state: &str, credential: &str) -> TestResponse {
+    client
+        .post(&format!("/wan-signin/{state}"))
+        .json(&json!({ "credential": credential }))
+        .send()
+        .await
+}
+
+backend_test!(
+    a_passkey_is_registered_listed_and_signs_in_without_a_password,
+    ON,
+    async |app: TestApp| {
+        let client = app.logged_in("ann@example.com").await;
+        let mut key = SoftPasskey::new(false);
+        register(&client, &mut key, "laptop", "first").await;
+
+        let user = app.user("ann@example.com").await;
+        let handle = user.fs_webauthn_user_handle.expect("a user handle");
+        assert_eq!(handle.len(), 32, "{handle}");
+        assert!(handle.chars().all(|c| c.is_ascii_hexdigit()), "{handle}");
+
+        let listed = client.get("/wan-register").accept_json().send().await;
+        assert_eq!(listed.status, StatusCode::OK, "{}", listed.text());
+        let creds = listed.response()["registered_credentials"].clone();
+        let cred = &creds[0];
+        assert_eq!(cred["name"], "laptop");
+        assert_eq!(cred["usage"], "first");
+        assert!(cred["credential_id"].is_string());
+        assert!(cred["transports"].is_array());
+        assert!(cred["lastuse"].is_string());
+        assert_eq!(cred["backup_state"], false);
+        assert_eq!(cred["device_type"], "single_device");
+        assert!(cred.get("discoverable").is_some());
+
+        // The same name twice is refused.
+        let again = client
+            .post("/wan-register")
+            .json(&json!({"name": "laptop", "usage": "first"}))
+            .csrf()
+            .send()
+            .await;
+        assert_eq!(again.status, StatusCode::BAD_REQUEST, "{}", again.text());
+
+        client.logout().await;
+        let browser = app.client();
+        let (options, state) = begin_signin(&browser, &json!({})).await;
+        assert_eq!(options["rpId"], HOST);
+        let ids = key_ids(&app, "ann@example.com").await;
+        let assertion = get(&mut key, &options, &ids, origin());
+        let done = finish_signin(&browser, &state, &assertion).await;
+        assert_eq!(done.status, StatusCode::OK, "{}", done.text());
+        assert_eq!(done.response()["tf_required"], false);
+        assert_eq!(browser.me().await.status, StatusCode::OK);
+
+        // The state is used up: the same assertion cannot sign in again.
+        let replayed = browser
+            .post(&format!("/wan-signin/{state}"))
+            .json(&json!({ "credential": assertion }))
+            .csrf()
+            .send()
+            .await;
+        assert_eq!(
+            replayed.status,
+            StatusCode::BAD_REQUEST,
+            "{}",
+            replayed.text()
+        );
+        assert!(replayed.text().contains(API_ERROR), "{}", replayed.text());
+        // Nor against a new state (another challenge).
+        let other = app.client();
+        let (_, state) = begin_signin(&other, &json!({})).await;
+        let replayed = finish_signin(&other, &state, &assertion).await;
+        assert_eq!(
+            replayed.status,
+            StatusCode::BAD_REQUEST,
+            "{}",
+            replayed.text()
+        );
+        assert!(replayed.text().contains(NO_VERIFY), "{}", replayed.text());
+        assert_eq!(other.me().await.status, StatusCode::UNAUTHORIZED);
+    }
+);
+
+backend_test!(
+    a_wan_state_is_single_use_bound_to_its_session_and_checks_origin_and_rp_id,
+    ON,
+    async |app: TestApp| {
+        let client = app.logged_in("bob@example.com").await;
+        let mut key = SoftPasskey::new(false);
+
+        // A registration from another origin is refused.
+        let (options, state) = begin_register(&client, "phone", "first").await;
+        let evil = Url::parse("http://evil.test").expect("url");
+        let credential = create(&mut key, &options, evil.clone());
+        let refused = client
+            .post(&format!("/wan-register/{state}"))
+            .json(&json!({ "credential": credential }))
+            .csrf()
+            .send()
+            .await;
+        assert_eq!(
+            refused.status,
+            StatusCode::BAD_REQUEST,
+            "{}",
+            refused.text()
+        );
+        assert!(refused.text().contains(NO_VERIFY), "{}", refused.text());
+        assert!(key_ids(&app, "bob@example.com").await.is_empty());
+
+        register(&client, &mut key, "phone", "first").await;
+        client.logout().await;
+        let ids = key_ids(&app, "bob@example.com").await;
+
+        // Begun in one browser, finished in another: refused.
+        let first = app.client();
+        let (options, state) = begin_signin(&first, &json!({})).await;
+        let assertion = get(&mut key, &options, &ids, origin());
+        let other = app.client();
+        let stolen = finish_signin(&other, &state, &assertion).await;
+        assert_eq!(stolen.status, StatusCode::BAD_REQUEST, "{}", stolen.text());
+        assert!(stolen.text().contains(API_ERROR), "{}", stolen.text());
+        assert_eq!(other.me().await.status, StatusCode::UNAUTHORIZED);
+
+        // Wrong origin.
+        let (options, state) = begin_signin(&first, &json!({})).await;
+        let assertion = get(&mut key, &options, &ids, evil);
+        let wrong = finish_signin(&first, &state, &assertion).await;
+        assert_eq!(wrong.status, StatusCode::BAD_REQUEST, "{}", wrong.text());
+        assert!(wrong.text().contains(NO_VERIFY), "{}", wrong.text());
+
+        // Wrong relying-party id.
+        let (mut options, state) = begin_signin(&first, &json!({})).await;
+        options["rpId"] = json!("evil.test");
+        let assertion = get(&mut key, &options, &ids, origin());
+        let wrong = finish_signin(&first, &state, &assertion).await;
+        assert_eq!(wrong.status, StatusCode::BAD_REQUEST, "{}", wrong.text());
+        assert!(wrong.text().contains(NO_VERIFY), "{}", wrong.text());
+
+        // An unknown state.
+        let unknown = finish_signin(&first, "not-a-state", &assertion).await;
+        assert_eq!(
+            unknown.status,
+            StatusCode::BAD_REQUEST,
+            "{}",
+            unknown.text()
+        );
+        assert!(unknown.text().contains(API_ERROR), "{}", unknown.text());
+        assert_eq!(first.me().await.status, StatusCode::UNAUTHORIZED);
+    }
+);
+
+backend_test!(
+    a_secondary_key_is_the_second_factor_until_it_is_deleted,
+    WITH_TWO_FACTOR,
+    async |app: TestApp| {
+        let client = app.logged_in("cy@example.com").await;
+        let mut key = SoftPasskey::new(false);
+        register(&client, &mut key, "yubikey", "secondary").await;
+        client.logout().await;
+
+        let browser = app.client();
+        let login = browser.login("cy@example.com", PASSWORD).await;
+        assert_eq!(login.response()["tf_required"], true, "{}", login.text());
+        assert_eq!(login.response()["tf_method"], "webauthn");
+        let (options, state) = begin_signin(&browser, &json!({})).await;
+        let ids = key_ids(&app, "cy@example.com").await;
+        assert_eq!(
+            options["allowCredentials"].as_array().map(Vec::len),
+            Some(1)
+        );
+        let assertion = get(&mut key, &options, &ids, origin());
+        let done = finish_signin(&browser, &state, &assertion).await;
+        assert_eq!(done.status, StatusCode::OK, "{}", done.text());
+        assert_eq!(browser.me().await.status, StatusCode::OK);
+
+        // A secondary key does not sign in alone.
+        let alone = app.client();
+        let (options, state) = begin_signin(&alone, &json!({})).await;
+        let assertion = get(&mut key, &options, &ids, origin());
+        let refused = finish_signin(&alone, &state, &assertion).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::BAD_REQUEST,
+            "{}",
+            refused.text()
+        );
+        assert!(
+            refused.text().contains("not registered for this use"),
+            "{}",
+            refused.text()
+        );
+
+        // Deleting the last secondary key ends two-factor sign-in.
+        let deleted = browser
+            .post("/wan-delete")
+            .json(&json!({"name": "yubikey"}))
+            .csrf()
+            .send()
+            .await;
+        assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.text());
+        let unknown = browser
+            .post("/wan-delete")
+            .json(&json!({"name": "yubikey"}))
+            .csrf()
+            .send()
+            .await;
+        assert_eq!(
+            unknown.status,
+            StatusCode::BAD_REQUEST,
+            "{}",
+            unknown.text()
+        );
+        browser.logout().await;
+        let plain = app.client();
+        let login = plain.login("cy@example.com", PASSWORD).await;
+        assert_eq!(login.response()["tf_required"], false, "{}", login.text());
+    }
+);
+
+backend_test!(
+    a_key_re_authenticates_the_signed_in_user,
+    ON,
+    async |app: TestApp| {
+        let client = app.logged_in("dee@example.com").await;
+        let mut key = SoftPasskey::new(false);
+        register(&client, &mut key, "laptop", "first").await;
+        let begun = client
+            .post("/wan-verify")
+            .json(&json!({}))
+            .csrf()
+            .send()
+            .await;
+        assert_eq!(begun.status, StatusCode::OK, "{}", begun.text());
+        let response = begun.response();
+        let state = response["wan_state"]
+            .as_str()
+            .expect("wan_state")
+            .to_owned();
+        let ids = key_ids(&app, "dee@example.com").await;
+        let assertion = get(&mut key, &response["credential_options"], &ids, origin());
+        let done = client
+            .post(&format!("/wan-verify/{state}"))
+            .json(&json!({ "credential": assertion }))
+            .csrf()
+            .send()
+            .await;
+        assert_eq!(done.status, StatusCode::OK, "{}", done.text());
+        assert_eq!(done.response()["user"]["email"], "dee@example.com");
+    }
+);
