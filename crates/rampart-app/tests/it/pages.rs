@@ -720,6 +720,8 @@ async fn error_pages_are_in_the_app_style_and_never_show_internals() {
                     status => status,
                     title => "Title",
                     message => "The standard message.",
+                    stock => true,
+                    current_user => minijinja::context! { email => "ann@example.com", roles => Vec::<String>::new() },
                     config => minijinja::context! { app_name => "Rampart Sample" },
                 },
             )
@@ -727,6 +729,10 @@ async fn error_pages_are_in_the_app_style_and_never_show_internals() {
         assert!(html.contains(heading), "{status}: {html}");
         assert!(html.contains("/static/app.css"), "{status}");
         assert!(html.contains("Go to the dashboard"), "{status}");
+        assert!(
+            !html.contains("The standard message."),
+            "the server's stock text is left out: {html}"
+        );
     }
 }
 
