@@ -240,5 +240,6 @@ pub fn router(security: &Security, media: &MediaStore) -> Router {
             config::REQUEST_TIMEOUT,
         ))
         .layer(layer)
+        .layer(axum::middleware::from_fn(routes::profile::upload_guard))
         .layer(TraceLayer::new_for_http())
 }

@@ -135,7 +135,7 @@ async fn a_visitor_signs_up_confirms_edits_the_profile_changes_password_and_dele
 
     // … then the details and a real picture are saved.
     browser.fill("#last_name", "Lovelace").await;
-    browser.set_value("#dob", "1815-12-10").await;
+    browser.set_value("#dob", "1990-12-10").await;
     browser.fill("#phone", "+44 20 7946 0000").await;
     browser.fill("#address", "12 St James's Square").await;
     browser.fill("#city", "London").await;
@@ -159,7 +159,7 @@ async fn a_visitor_signs_up_confirms_edits_the_profile_changes_password_and_dele
     let avatar = format!("{}{avatar}", app.base);
     assert_eq!(
         browser.attr("#dob", "value").await.as_deref(),
-        Some("1815-12-10")
+        Some("1990-12-10")
     );
     browser.shot("profile").await;
     let response = reqwest::get(&avatar).await.expect("avatar");

@@ -324,3 +324,135 @@ backend_test!(
         }
     }
 );
+
+/// Posts the profile form (multipart) and returns the status and page.
+async fn post_profile(client: &TestClient, form: reqwest::multipart::Form) -> (StatusCode, String) {
+    let response = client
+        .http
+        .post(format!("{}/dashboard/profile/", client.base))
+        .multipart(form)
+        .send()
+        .await
+        .expect("post");
+    let status = response.status();
+    (status, response.text().await.expect("body"))
+}
+
+backend_test!(
+    profile_values_are_checked_normalised_and_shown_formatted,
+    async |app: TestApp| {
+        app.create_user("ada@example.com").await;
+        let (client, _) = app.login("ada@example.com", PASSWORD).await;
+        let (_, html, _) = get(&client, "/dashboard/profile/").await;
+        assert!(!html.contains("(optional)"), "said once for all: {html}");
+        assert!(html.contains("Prefer to self-describe"), "{html}");
+        let csrf = hidden(&html, "csrf_token");
+
+        // The API: a future birth date and a phone that is none are refused.
+        let (status, body) = client
+            .post_json(
+                "/api/profile",
+                json!({"dob": "2999-01-01", "phone": "not a phone ☎"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        let field_errors = &body["response"]["field_errors"];
+        assert_eq!(
+            field_errors["dob"],
+            json!([rampart_app::profile::DOB_IN_FUTURE])
+        );
+        assert_eq!(
+            field_errors["phone"],
+            json!([rampart_app::profile::PHONE_INVALID])
+        );
+
+        // The page: the phone is stored in E.164 and shown formatted; own words for gender.
+        let form = reqwest::multipart::Form::new()
+            .text("csrf_token", csrf.clone())
+            .text("first_name", "Ada")
+            .text("phone", "+44 (0)20 7946-0000")
+            .text("gender", "self-describe")
+            .text("gender_other", "genderfluid");
+        let (status, html) = post_profile(&client, form).await;
+        assert!(
+            status.is_redirection() || status.is_success(),
+            "{status} {html}"
+        );
+        let (_, body) = client.get_json("/api/profile").await;
+        assert_eq!(
+            body["response"]["profile"]["phone"], "+442079460000",
+            "{body}"
+        );
+        assert_eq!(
+            body["response"]["profile"]["gender"], "genderfluid",
+            "{body}"
+        );
+        let (_, html, _) = get(&client, "/dashboard/profile/").await;
+        assert!(html.contains("value=\"+44 20 7946 0000\""), "{html}");
+        assert!(html.contains("value=\"genderfluid\""), "{html}");
+        assert!(
+            html.contains("<option value=\"self-describe\" selected>"),
+            "{html}"
+        );
+
+        // "Prefer to self-describe" without words: asked for, the rest kept.
+        let form = reqwest::multipart::Form::new()
+            .text("csrf_token", csrf)
+            .text("first_name", "Ada B.")
+            .text("gender", "self-describe")
+            .text("gender_other", " ");
+        let (status, html) = post_profile(&client, form).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            html.contains(rampart_app::routes::profile::SELF_DESCRIBE_EMPTY),
+            "{html}"
+        );
+        assert!(html.contains("value=\"Ada B.\""), "{html}");
+    }
+);
+
+backend_test!(
+    an_upload_over_the_form_limit_is_answered_on_the_profile_page_with_the_values_kept,
+    async |app: TestApp| {
+        app.create_user("ada@example.com").await;
+        let (client, _) = app.login("ada@example.com", PASSWORD).await;
+        let (_, html, _) = get(&client, "/dashboard/profile/").await;
+        let csrf = hidden(&html, "csrf_token");
+        let huge =
+            reqwest::multipart::Part::bytes(vec![0x89; 5 * 1024 * 1024]).file_name("huge.png");
+        let form = reqwest::multipart::Form::new()
+            .text("csrf_token", csrf.clone())
+            .text("first_name", "Ada")
+            .text("city", "London")
+            .part("avatar", huge);
+        let (status, html) = post_profile(&client, form).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{html}");
+        assert!(html.contains("The picture is too large"), "{html}");
+        assert!(html.contains("value=\"Ada\""), "{html}");
+        assert!(html.contains("value=\"London\""), "{html}");
+        assert!(
+            html.contains("id=\"save-profile\""),
+            "the profile page: {html}"
+        );
+        let (_, body) = client.get_json("/api/profile").await;
+        assert_eq!(
+            body["response"]["profile"]["first_name"],
+            serde_json::Value::Null,
+            "nothing saved"
+        );
+
+        // The marker is the server's own: a client's is ignored.
+        let form = reqwest::multipart::Form::new()
+            .text("csrf_token", csrf)
+            .text("first_name", "Ada");
+        let response = client
+            .http
+            .post(format!("{}/dashboard/profile/", client.base))
+            .header(rampart_app::routes::profile::UPLOAD_TOO_LARGE, "1")
+            .multipart(form)
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(response.status(), StatusCode::FOUND);
+    }
+);
