@@ -398,9 +398,16 @@ async fn an_admin_deactivates_a_user_who_then_cannot_sign_in_and_others_are_refu
         .wait_for_text("bob@example.com no longer has the role Admin.")
         .await;
 
-    // Deactivate bob.
+    // Deactivate bob: asked first.
     browser
-        .click("tr[data-email='bob@example.com'] button[aria-label^='Deactivate']")
+        .click("tr[data-email='bob@example.com'] summary[aria-label^='Deactivate']")
+        .await;
+    browser
+        .wait_for_text("block sign-in until reactivated?")
+        .await;
+    browser.shot("admin-deactivate-confirm").await;
+    browser
+        .click("tr[data-email='bob@example.com'] button[aria-label^='Yes, deactivate']")
         .await;
     browser
         .wait_for_text("bob@example.com has been deactivated")

@@ -616,11 +616,29 @@ backend_test!(
             .expect("admin")
             .id;
 
+        // Without the confirmation nothing happens.
+        let (status, _, _) = post_form(
+            &admin,
+            &format!("/admin/users/{carol_id}/deactivate"),
+            &[("csrf_token", &csrf), ("q", "carol"), ("page", "1")],
+        )
+        .await;
+        assert_eq!(status, StatusCode::FOUND);
+        assert_eq!(carol.get_json("/api/me").await.0, StatusCode::OK);
+        let (_, html, _) = get(&admin, "/admin/users?q=carol").await;
+        assert!(html.contains("was not deactivated"), "{html}");
+        assert!(html.contains("Yes, deactivate"), "{html}");
+
         // Deactivation signs carol out at once.
         let (status, _, headers) = post_form(
             &admin,
             &format!("/admin/users/{carol_id}/deactivate"),
-            &[("csrf_token", &csrf), ("q", "carol"), ("page", "1")],
+            &[
+                ("csrf_token", &csrf),
+                ("q", "carol"),
+                ("page", "1"),
+                ("confirm", "yes"),
+            ],
         )
         .await;
         assert_eq!(status, StatusCode::FOUND);
