@@ -496,6 +496,24 @@ async fn a_user_turns_on_an_authenticator_signs_in_with_a_code_and_changes_the_e
         .find(|w| w.len() == 14 && w.matches('-').count() == 2)
         .expect("a recovery code on the page")
         .to_owned();
+    // Download and copy, then the "I have saved them" step (the box must be ticked).
+    let download = browser
+        .attr("#download-recovery-codes", "href")
+        .await
+        .expect("download link");
+    assert!(download.contains(&recovery_code), "{download}");
+    assert!(
+        browser.exists("#copy-recovery-codes:not([hidden])").await,
+        "the copy button, shown by the script"
+    );
+    let here = browser.path().await;
+    browser.click("#codes-done").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(browser.path().await, here, "not without the box ticked");
+    browser.click("#codes-saved").await;
+    browser.click("#codes-done").await;
+    browser.wait_for_path("/dashboard/security/").await;
+    browser.wait_for_text("Two-factor authentication").await;
 
     // Signing in now asks for the code after the password.
     browser.sign_out().await;
