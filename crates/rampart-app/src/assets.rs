@@ -34,6 +34,11 @@ pub const TEMPLATES: &[(&str, &str)] = embedded![
     "security/forgot_password.html",
     "security/reset_password.html",
     "security/change_password.html",
+    "security/settings/password.html",
+    "security/settings/two_factor.html",
+    "security/settings/sessions.html",
+    "security/settings/email.html",
+    "security/settings/danger_zone.html",
     "security/change_email.html",
     "security/two_factor_setup.html",
     "security/mf_recovery_codes.html",
@@ -59,6 +64,11 @@ pub const STATIC_FILES: &[StaticFile] = &[
         "passkeys.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../static/passkeys.js"),
+    ),
+    (
+        "app.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../static/app.js"),
     ),
     (
         "favicon.svg",

@@ -31,10 +31,32 @@ pub const APP_DEFAULTS: &[(&str, &str)] = &[
         "/dashboard/security/",
     ),
     ("SECURITY_DEFAULT_ROLES", "User"),
+    // Signing out ends the session: the page after it says so (`routes::home`).
+    ("SECURITY_POST_LOGOUT_VIEW", "/signed-out"),
     ("SECURITY_DEFAULT_REMEMBER_ME", "true"),
     ("SECURITY_EMAIL_SENDER", "no-reply@fst-sample.local"),
     ("SECURITY_APP_NAME", "Rampart Sample"),
     ("MAIL_BACKEND", "console"),
+    // Plain words for the people using the sample app. Flask-Security's keys stay (its exact
+    // English is the framework's default): a JSON client that matches on that text sets these
+    // keys back (README, "Messages").
+    ("SECURITY_MSG_USERNAME_INVALID_LENGTH", USERNAME_RULE),
+    ("SECURITY_MSG_INVALID_INPUT", USERNAME_RULE),
+    ("SECURITY_MSG_GENERIC_AUTHN_FAILED", SIGN_IN_FAILED),
+    (
+        "SECURITY_MSG_INVALID_RESET_PASSWORD_TOKEN",
+        "This password reset link doesn't work: it was already used or is incomplete. Ask for a \
+         new one below.",
+    ),
+    (
+        "SECURITY_MSG_INVALID_CONFIRMATION_TOKEN",
+        "This confirmation link doesn't work: it is incomplete or out of date. Ask for a new one \
+         below.",
+    ),
+    (
+        "SECURITY_MSG_TWO_FACTOR_CHANGE_METHOD_SUCCESSFUL",
+        "Two-factor authentication is on. You'll be asked for a code when you sign in.",
+    ),
     // Flask-Security's full wording: an expired link mails a fresh one, so say so.
     (
         "SECURITY_MSG_CONFIRMATION_EXPIRED",
@@ -47,6 +69,16 @@ pub const APP_DEFAULTS: &[(&str, &str)] = &[
          %(email)s.",
     ),
 ];
+
+/// The username rule, worded once: the sign-up hint and both of its errors (too short or long,
+/// other characters) say this (`%(min)d`, `%(max)d`: `SECURITY_USERNAME_MIN_LENGTH`, `_MAX_LENGTH`).
+pub const USERNAME_RULE: &str =
+    "Use %(min)d to %(max)d letters or digits, with no spaces or symbols.";
+
+/// A sign-in refused for a wrong identity or password (the same answer for both, so it tells
+/// nobody which accounts exist).
+pub const SIGN_IN_FAILED: &str = "That email or username and password don't match. Check both \
+     and try again.";
 
 /// The keys generated in `DEBUG` when missing.
 /// Body limit of the profile form (a picture of up to 2 MB plus the other fields).

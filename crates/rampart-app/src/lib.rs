@@ -156,6 +156,7 @@ pub async fn connect_with_clock(
         .embedded_templates(assets::TEMPLATES.iter().copied())
         .template_global("asset_version", assets::asset_version())
         .template_global("mail_console", matches!(config.mail, MailBackend::Console))
+        .template_global("username_rule", username_rule(config))
         // The sign-up page's "I agree to the terms" box. JSON clients (single-page apps) show
         // their own terms and keep the Flask-Security API unchanged.
         .register_check(|input, errors| {
@@ -177,6 +178,18 @@ pub async fn connect_with_clock(
         seed::seed_admin(&security, admin).await?;
     }
     Ok(security)
+}
+
+/// The username rule as the sign-up hint states it: the very text of the error a username that
+/// breaks it gets (`SECURITY_MSG_USERNAME_INVALID_LENGTH`), lengths filled in.
+pub fn username_rule(config: &AppConfig) -> String {
+    let username = &config.security.username;
+    let (min, max) = (
+        username.min_length.to_string(),
+        username.max_length.to_string(),
+    );
+    rampart::Messages::new(config.security.messages.clone())
+        .get("USERNAME_INVALID_LENGTH", &[("min", &min), ("max", &max)])
 }
 
 /// Builds the whole app: [`connect`], then the router.
@@ -212,8 +225,12 @@ pub fn router(security: &Security, media: &MediaStore) -> Router {
     };
     let routes = Router::new()
         .merge(routes::router())
-        .with_state(state)
-        .merge(security.router());
+        .with_state(state.clone())
+        .merge(security.router())
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            routes::header::header_values,
+        ));
     // The layer learns every route, so a wrong method on the app's pages is a 405, not a CSRF
     // refusal.
     let layer = security.layer().routes(&routes);
@@ -223,5 +240,6 @@ pub fn router(security: &Security, media: &MediaStore) -> Router {
             config::REQUEST_TIMEOUT,
         ))
         .layer(layer)
+        .layer(axum::middleware::from_fn(routes::profile::upload_guard))
         .layer(TraceLayer::new_for_http())
 }

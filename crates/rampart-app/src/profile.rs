@@ -2,8 +2,9 @@
 //! updates and storage. Axum-free, shared by the API and tests.
 //!
 //! Ten fields, all optional strings: `first_name`, `last_name`, `city`, `country` (at most 100
-//! characters), `gender` (20), `phone` (32), `zip` (20), `address` (255), `dob` (`YYYY-MM-DD`)
-//! and `avatar`. Values are trimmed; `null` or `""` clears a field. An update is validated as a
+//! characters), `gender` (20), `phone` (an international number, stored in E.164 form:
+//! `+442079460000`), `zip` (20), `address` (255), `dob` (`YYYY-MM-DD`, in the past, at most
+//! [`MAX_AGE_YEARS`] ago) and `avatar`. Values are trimmed; `null` or `""` clears a field. An update is validated as a
 //! whole and applied all-or-nothing. `avatar` is the URL of a picture the app stored (uploaded
 //! on the profile page): an update may only clear it (`null`), and a loaded profile shows no
 //! other text there ([`crate::avatar::stored_url`]).
@@ -36,6 +37,16 @@ pub const MUST_BE_DATE: &str = "Must be a date (YYYY-MM-DD)";
 /// Message for an `avatar` other than `null`: the picture is set only by an upload.
 pub const AVATAR_UPLOAD_ONLY: &str =
     "Upload a picture on the profile page to set it; here only null (remove it) is accepted";
+/// Message for a date of birth that is not in the past.
+pub const DOB_IN_FUTURE: &str = "Enter a date of birth in the past.";
+/// Message for a date of birth more than [`MAX_AGE_YEARS`] ago.
+pub const DOB_TOO_OLD: &str = "Enter a date of birth within the last 130 years.";
+/// The oldest plausible age, in years.
+pub const MAX_AGE_YEARS: i32 = 130;
+/// Message for a phone number that is not one.
+pub const PHONE_INVALID: &str =
+    "Enter a phone number with its country code, for example +44 20 7946 0000.";
+
 /// Message for a field the profile does not have.
 pub const UNKNOWN_FIELD: &str = "Unknown field";
 
@@ -133,7 +144,7 @@ impl ProfileErrors {
 /// # Errors
 ///
 /// [`ProfileErrors`] listing every refused field.
-pub fn validate(body: &Map<String, Value>) -> Result<ProfileUpdate, ProfileErrors> {
+pub fn validate(body: &Map<String, Value>, today: Date) -> Result<ProfileUpdate, ProfileErrors> {
     let mut update = ProfileUpdate::default();
     let mut errors = Vec::new();
     for (key, value) in body {
@@ -157,6 +168,14 @@ pub fn validate(body: &Map<String, Value>) -> Result<ProfileUpdate, ProfileError
                 continue;
             }
         };
+        if *column == "phone" {
+            match text.as_deref().map(normalize_phone) {
+                None => update.fields.push((column, FieldValue::Text(None))),
+                Some(Some(e164)) => update.fields.push((column, FieldValue::Text(Some(e164)))),
+                Some(None) => errors.push((key.clone(), PHONE_INVALID.to_owned())),
+            }
+            continue;
+        }
         match max {
             Some(max) => match text {
                 Some(t) if t.chars().count() > *max => {
@@ -166,7 +185,10 @@ pub fn validate(body: &Map<String, Value>) -> Result<ProfileUpdate, ProfileError
             },
             None => match text.as_deref().map(parse_date) {
                 None => update.fields.push((column, FieldValue::Date(None))),
-                Some(Some(date)) => update.fields.push((column, FieldValue::Date(Some(date)))),
+                Some(Some(date)) => match check_birth_date(date, today) {
+                    Ok(()) => update.fields.push((column, FieldValue::Date(Some(date)))),
+                    Err(message) => errors.push((key.clone(), message.to_owned())),
+                },
                 Some(None) => errors.push((key.clone(), MUST_BE_DATE.to_owned())),
             },
         }
@@ -176,6 +198,42 @@ pub fn validate(body: &Map<String, Value>) -> Result<ProfileUpdate, ProfileError
     } else {
         Err(ProfileErrors(errors))
     }
+}
+
+/// A date of birth must be before `today` and at most [`MAX_AGE_YEARS`] ago.
+fn check_birth_date(date: Date, today: Date) -> Result<(), &'static str> {
+    if date >= today {
+        return Err(DOB_IN_FUTURE);
+    }
+    let age = today.year()
+        - date.year()
+        - i32::from((today.month(), today.day()) < (date.month(), date.day()));
+    if age > MAX_AGE_YEARS {
+        return Err(DOB_TOO_OLD);
+    }
+    Ok(())
+}
+
+/// A phone number typed with its country code (spaces, dashes, dots and brackets allowed), as
+/// E.164 (`+442079460000`); `None` when it is not a valid number.
+pub fn normalize_phone(text: &str) -> Option<String> {
+    let number = phonenumber::parse(None, text).ok()?;
+    phonenumber::is_valid(&number)
+        .then(|| number.format().mode(phonenumber::Mode::E164).to_string())
+}
+
+/// A stored number as people read it (`+44 20 7946 0000`); text that does not parse is shown
+/// as it is.
+pub fn format_phone(stored: &str) -> String {
+    phonenumber::parse(None, stored).map_or_else(
+        |_| stored.to_owned(),
+        |number| {
+            number
+                .format()
+                .mode(phonenumber::Mode::International)
+                .to_string()
+        },
+    )
 }
 
 /// Parses exactly `YYYY-MM-DD`.
@@ -263,6 +321,39 @@ mod tests {
 
     fn body(json: &str) -> Map<String, Value> {
         serde_json::from_str(json).unwrap()
+    }
+
+    const TODAY: Date = time::macros::date!(2026 - 12 - 03);
+
+    fn validate(body: &Map<String, Value>) -> Result<ProfileUpdate, ProfileErrors> {
+        super::validate(body, TODAY)
+    }
+
+    #[test]
+    fn phone_numbers_are_parsed_and_kept_in_e164() {
+        let update = validate(&body(r#"{"phone": "+44 (20) 7946-0000"}"#)).unwrap();
+        assert_eq!(
+            update.fields,
+            [("phone", FieldValue::Text(Some("+442079460000".into())))]
+        );
+        assert_eq!(format_phone("+442079460000"), "+44 20 7946 0000");
+        for bad in ["not a phone ☎", "12345", "+44 12", "0207946000"] {
+            let json = serde_json::json!({ "phone": bad });
+            let errors = validate(json.as_object().unwrap()).unwrap_err();
+            assert_eq!(errors.field_errors().get("phone"), [PHONE_INVALID], "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_birth_date_is_in_the_past_and_plausible() {
+        assert!(validate(&body(r#"{"dob": "1815-12-10"}"#)).is_err());
+        assert!(validate(&body(r#"{"dob": "1990-01-12"}"#)).is_ok());
+        assert!(validate(&body(r#"{"dob": "2026-12-02"}"#)).is_ok());
+        let future = validate(&body(r#"{"dob": "2026-12-03"}"#)).unwrap_err();
+        assert_eq!(future.field_errors().get("dob"), [DOB_IN_FUTURE]);
+        let old = validate(&body(r#"{"dob": "1895-12-03"}"#)).unwrap_err();
+        assert_eq!(old.field_errors().get("dob"), [DOB_TOO_OLD]);
+        assert!(validate(&body(r#"{"dob": "1895-12-04"}"#)).is_ok());
     }
 
     #[test]

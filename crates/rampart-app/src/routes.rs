@@ -21,6 +21,7 @@ use crate::AppState;
 pub mod account;
 pub mod admin;
 pub mod api;
+pub mod header;
 pub mod home;
 pub mod profile;
 

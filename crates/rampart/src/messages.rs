@@ -546,6 +546,11 @@ pub(crate) fn describe_duration(duration: Duration) -> String {
     } else {
         (secs, "second")
     };
+    count_of(n, unit)
+}
+
+/// A count of a unit in words, singular or plural: "1 minute", "8 minutes".
+pub(crate) fn count_of(n: u64, unit: &str) -> String {
     if n == 1 {
         format!("1 {unit}")
     } else {
@@ -553,9 +558,29 @@ pub(crate) fn describe_duration(duration: Duration) -> String {
     }
 }
 
+/// How long to wait, in words, rounded up to whole minutes past the first minute: "40 seconds",
+/// "1 minute", "8 minutes".
+pub(crate) fn describe_wait(wait: Duration) -> String {
+    let secs = wait.as_secs().max(1);
+    if secs < 60 {
+        count_of(secs, "second")
+    } else {
+        count_of(secs.div_ceil(60), "minute")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn waits_are_worded_in_the_singular_or_the_plural() {
+        assert_eq!(describe_wait(Duration::from_secs(1)), "1 second");
+        assert_eq!(describe_wait(Duration::from_secs(40)), "40 seconds");
+        assert_eq!(describe_wait(Duration::from_secs(60)), "1 minute");
+        assert_eq!(describe_wait(Duration::from_secs(61)), "2 minutes");
+        assert_eq!(describe_wait(Duration::from_secs(452)), "8 minutes");
+    }
 
     #[test]
     fn placeholders_are_filled_and_unknown_ones_kept() {

@@ -81,6 +81,8 @@ struct RowForm {
     q: Option<String>,
     page: Option<String>,
     role: Option<String>,
+    /// `yes` once the admin confirmed a deactivation (it signs the user out at once).
+    confirm: Option<String>,
 }
 
 impl RowForm {
@@ -184,6 +186,19 @@ async fn set_active(
         admin
             .ctx
             .flash("error", "You can't deactivate your own account.")
+            .await?;
+        return Ok(rampart::reply::redirect(&form.back()));
+    }
+    if !active && form.confirm.as_deref() != Some("yes") {
+        admin
+            .ctx
+            .flash(
+                "error",
+                &format!(
+                    "{} was not deactivated: confirm it with “Yes, deactivate”.",
+                    user.email
+                ),
+            )
             .await?;
         return Ok(rampart::reply::redirect(&form.back()));
     }

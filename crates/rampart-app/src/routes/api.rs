@@ -172,7 +172,7 @@ async fn post_profile(
     {
         body.remove("avatar");
     }
-    let update = match crate::profile::validate(&body) {
+    let update = match crate::profile::validate(&body, state.security.clock().now().date()) {
         Ok(update) => update,
         Err(errors) => {
             return Ok(json(

@@ -12,11 +12,29 @@ use super::{HandlerError, SignedIn, display_name, format_date, format_time, rend
 use crate::AppState;
 use crate::profile::Profile;
 
-/// `GET /` and `GET /terms`.
+/// Where signing out lands (`SECURITY_POST_LOGOUT_VIEW`).
+pub const SIGNED_OUT_PATH: &str = "/signed-out";
+
+/// The message the sign-in page shows after signing out.
+pub const SIGNED_OUT: &str = "You have signed out. See you soon!";
+
+/// `GET /`, `GET /terms` and `GET /signed-out`.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(home))
         .route("/terms", get(terms))
+        .route(SIGNED_OUT_PATH, get(signed_out))
+}
+
+/// After signing out: the sign-in page with a note that it happened (someone still signed in,
+/// e.g. a bookmark, goes to the dashboard).
+async fn signed_out(ctx: AuthContext) -> Result<Response, HandlerError> {
+    let config = ctx.security().config();
+    if ctx.user().is_some() {
+        return Ok(rampart::reply::redirect("/"));
+    }
+    ctx.flash("info", SIGNED_OUT).await?;
+    Ok(rampart::reply::redirect(&config.url(&config.login.url)))
 }
 
 /// How much of the profile is filled in: `(filled, total)`.
@@ -62,6 +80,8 @@ async fn home(
             account => context! {
                 email => u.email,
                 login_count => u.login_count.unwrap_or(0),
+                // Trackable's "last" sign-in is this one until there is a second.
+                first_sign_in => u.login_count.unwrap_or(0) <= 1,
                 member_since => format_date(u.create_datetime),
                 last_login_date => u.last_login_at.map_or_else(|| "—".to_owned(), format_date),
                 last_login_time => u.last_login_at.map(format_time),

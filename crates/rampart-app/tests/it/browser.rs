@@ -96,16 +96,14 @@ async fn a_visitor_signs_up_confirms_edits_the_profile_changes_password_and_dele
     browser.fill("#email", email).await;
     browser.fill("#password", "not my password").await;
     browser.click("#sign-in").await;
-    browser
-        .wait_for_text("identity or password/passcode invalid")
-        .await;
+    browser.wait_for_text("and password don't match").await;
     assert_eq!(
         browser.attr("#email", "value").await.as_deref(),
         Some(email)
     );
     browser.shot("sign-in-wrong-password").await;
     browser
-        .sign_in("adalovelace", PASSWORD, "Welcome back, adalovelace")
+        .sign_in("adalovelace", PASSWORD, "Welcome, adalovelace")
         .await;
     browser.wait_for_path("/").await;
     browser.shot("dashboard").await;
@@ -137,7 +135,7 @@ async fn a_visitor_signs_up_confirms_edits_the_profile_changes_password_and_dele
 
     // … then the details and a real picture are saved.
     browser.fill("#last_name", "Lovelace").await;
-    browser.set_value("#dob", "1815-12-10").await;
+    browser.set_value("#dob", "1990-12-10").await;
     browser.fill("#phone", "+44 20 7946 0000").await;
     browser.fill("#address", "12 St James's Square").await;
     browser.fill("#city", "London").await;
@@ -161,7 +159,7 @@ async fn a_visitor_signs_up_confirms_edits_the_profile_changes_password_and_dele
     let avatar = format!("{}{avatar}", app.base);
     assert_eq!(
         browser.attr("#dob", "value").await.as_deref(),
-        Some("1815-12-10")
+        Some("1990-12-10")
     );
     browser.shot("profile").await;
     let response = reqwest::get(&avatar).await.expect("avatar");
@@ -169,7 +167,7 @@ async fn a_visitor_signs_up_confirms_edits_the_profile_changes_password_and_dele
     assert_eq!(response.headers()["content-type"], "image/jpeg");
     assert_eq!(response.headers()["x-content-type-options"], "nosniff");
     browser.open("/").await;
-    browser.wait_for_text("Welcome back, Ada").await;
+    browser.wait_for_text("Welcome, Ada").await;
     browser.shot("dashboard-with-profile").await;
 
     // Security: a wrong current password, then a change.
@@ -197,7 +195,7 @@ async fn a_visitor_signs_up_confirms_edits_the_profile_changes_password_and_dele
     // Sign out; the old password no longer works, the new one does.
     browser.sign_out().await;
     browser
-        .sign_in(email, PASSWORD, "identity or password/passcode invalid")
+        .sign_in(email, PASSWORD, "and password don't match")
         .await;
     browser
         .sign_in(email, NEW_PASSWORD, "Welcome back, Ada")
@@ -239,7 +237,7 @@ async fn a_visitor_signs_up_confirms_edits_the_profile_changes_password_and_dele
 
     // Signing in is refused now.
     browser
-        .sign_in(email, NEW_PASSWORD, "identity or password/passcode invalid")
+        .sign_in(email, NEW_PASSWORD, "and password don't match")
         .await;
     assert_eq!(browser.path().await, "/login");
     browser.close().await;
@@ -280,7 +278,10 @@ async fn expired_and_used_links_are_explained_with_a_way_forward() {
     // Used twice: explained, with the way forward (sign in, or ask for a new link).
     browser.open(&fresh).await;
     let page = browser.wait_for_text("This link can't be used").await;
-    assert!(page.contains("Invalid confirmation token."), "{page}");
+    assert!(
+        page.contains("This confirmation link doesn't work"),
+        "{page}"
+    );
     browser.shot("confirm-link-used").await;
     browser.open("/confirm").await;
     browser.wait_for_text("Confirm your email").await;
@@ -311,7 +312,7 @@ async fn expired_and_used_links_are_explained_with_a_way_forward() {
         .wait_for_text("You successfully reset your password")
         .await;
     browser.shot("reset-password-done").await;
-    browser.sign_in(email, NEW_PASSWORD, "Welcome back, ").await;
+    browser.sign_in(email, NEW_PASSWORD, "Welcome").await;
     browser.sign_out().await;
 
     // The reset link worked once.
@@ -353,7 +354,7 @@ async fn an_admin_deactivates_a_user_who_then_cannot_sign_in_and_others_are_refu
 
     // A plain user: the admin area is refused with the 403 page; unknown pages get the 404 page.
     browser
-        .sign_in("bob@example.com", PASSWORD, "Welcome back, ")
+        .sign_in("bob@example.com", PASSWORD, "Welcome")
         .await;
     assert!(
         !browser.exists("a[href='/admin/users']").await,
@@ -371,7 +372,7 @@ async fn an_admin_deactivates_a_user_who_then_cannot_sign_in_and_others_are_refu
 
     // The admin: the list has pages and a search.
     browser
-        .sign_in(ADMIN_EMAIL, ADMIN_PASSWORD, "Welcome back, ")
+        .sign_in(ADMIN_EMAIL, ADMIN_PASSWORD, "Welcome")
         .await;
     browser.click("a[href='/admin/users']").await;
     let page = browser.wait_for_text("13 users").await;
@@ -397,9 +398,16 @@ async fn an_admin_deactivates_a_user_who_then_cannot_sign_in_and_others_are_refu
         .wait_for_text("bob@example.com no longer has the role Admin.")
         .await;
 
-    // Deactivate bob.
+    // Deactivate bob: asked first.
     browser
-        .click("tr[data-email='bob@example.com'] button[aria-label^='Deactivate']")
+        .click("tr[data-email='bob@example.com'] summary[aria-label^='Deactivate']")
+        .await;
+    browser
+        .wait_for_text("block sign-in until reactivated?")
+        .await;
+    browser.shot("admin-deactivate-confirm").await;
+    browser
+        .click("tr[data-email='bob@example.com'] button[aria-label^='Yes, deactivate']")
         .await;
     browser
         .wait_for_text("bob@example.com has been deactivated")
@@ -448,7 +456,7 @@ async fn a_user_turns_on_an_authenticator_signs_in_with_a_code_and_changes_the_e
     };
     app.create_user("carol@example.com").await;
     browser
-        .sign_in("carol@example.com", PASSWORD, "Welcome back, ")
+        .sign_in("carol@example.com", PASSWORD, "Welcome")
         .await;
 
     // Two-factor from the security page: choose the app, scan, confirm with a code.
@@ -473,7 +481,7 @@ async fn a_user_turns_on_an_authenticator_signs_in_with_a_code_and_changes_the_e
     browser.click("#tf-confirm").await;
     browser.wait_for_path("/dashboard/security/").await;
     browser
-        .wait_for_text("You successfully changed your two-factor method.")
+        .wait_for_text("Two-factor authentication is on.")
         .await;
     browser.shot("security-two-factor-on").await;
 
@@ -488,6 +496,24 @@ async fn a_user_turns_on_an_authenticator_signs_in_with_a_code_and_changes_the_e
         .find(|w| w.len() == 14 && w.matches('-').count() == 2)
         .expect("a recovery code on the page")
         .to_owned();
+    // Download and copy, then the "I have saved them" step (the box must be ticked).
+    let download = browser
+        .attr("#download-recovery-codes", "href")
+        .await
+        .expect("download link");
+    assert!(download.contains(&recovery_code), "{download}");
+    assert!(
+        browser.exists("#copy-recovery-codes:not([hidden])").await,
+        "the copy button, shown by the script"
+    );
+    let here = browser.path().await;
+    browser.click("#codes-done").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(browser.path().await, here, "not without the box ticked");
+    browser.click("#codes-saved").await;
+    browser.click("#codes-done").await;
+    browser.wait_for_path("/dashboard/security/").await;
+    browser.wait_for_text("Two-factor authentication").await;
 
     // Signing in now asks for the code after the password.
     browser.sign_out().await;
@@ -499,7 +525,7 @@ async fn a_user_turns_on_an_authenticator_signs_in_with_a_code_and_changes_the_e
     let next_code = rampart::totp::code_at(&key, unix_now() + 30).expect("code");
     browser.fill("#code", &next_code).await;
     browser.click("#tf-verify").await;
-    browser.wait_for_text("Welcome back, ").await;
+    browser.wait_for_text("Welcome").await;
 
     // Without the phone: a recovery code instead, once.
     browser.sign_out().await;
@@ -510,7 +536,7 @@ async fn a_user_turns_on_an_authenticator_signs_in_with_a_code_and_changes_the_e
     browser.shot("recovery-code-sign-in").await;
     browser.fill("#code", &recovery_code).await;
     browser.click("#recovery-verify").await;
-    browser.wait_for_text("Welcome back, ").await;
+    browser.wait_for_text("Welcome").await;
 
     // A new email address, confirmed from the mail sent to it.
     browser.open("/dashboard/security/").await;

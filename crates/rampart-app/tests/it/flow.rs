@@ -104,7 +104,7 @@ async fn full_flow(app: TestApp) {
         "dob: Must be a date (YYYY-MM-DD)",
         "foo: Unknown field",
         "zip: Must be a string",
-        "phone: Must be at most 32 characters",
+        "phone: Enter a phone number with its country code, for example +44 20 7946 0000.",
     ] {
         assert!(
             messages.iter().any(|m| m == expected),

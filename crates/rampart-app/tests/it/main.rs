@@ -13,5 +13,6 @@ mod cli;
 mod flow;
 mod guards;
 mod harness;
+mod newcomer;
 mod pages;
 mod routing;

@@ -616,11 +616,29 @@ backend_test!(
             .expect("admin")
             .id;
 
+        // Without the confirmation nothing happens.
+        let (status, _, _) = post_form(
+            &admin,
+            &format!("/admin/users/{carol_id}/deactivate"),
+            &[("csrf_token", &csrf), ("q", "carol"), ("page", "1")],
+        )
+        .await;
+        assert_eq!(status, StatusCode::FOUND);
+        assert_eq!(carol.get_json("/api/me").await.0, StatusCode::OK);
+        let (_, html, _) = get(&admin, "/admin/users?q=carol").await;
+        assert!(html.contains("was not deactivated"), "{html}");
+        assert!(html.contains("Yes, deactivate"), "{html}");
+
         // Deactivation signs carol out at once.
         let (status, _, headers) = post_form(
             &admin,
             &format!("/admin/users/{carol_id}/deactivate"),
-            &[("csrf_token", &csrf), ("q", "carol"), ("page", "1")],
+            &[
+                ("csrf_token", &csrf),
+                ("q", "carol"),
+                ("page", "1"),
+                ("confirm", "yes"),
+            ],
         )
         .await;
         assert_eq!(status, StatusCode::FOUND);
@@ -720,6 +738,8 @@ async fn error_pages_are_in_the_app_style_and_never_show_internals() {
                     status => status,
                     title => "Title",
                     message => "The standard message.",
+                    stock => true,
+                    current_user => minijinja::context! { email => "ann@example.com", roles => Vec::<String>::new() },
                     config => minijinja::context! { app_name => "Rampart Sample" },
                 },
             )
@@ -727,6 +747,10 @@ async fn error_pages_are_in_the_app_style_and_never_show_internals() {
         assert!(html.contains(heading), "{status}: {html}");
         assert!(html.contains("/static/app.css"), "{status}");
         assert!(html.contains("Go to the dashboard"), "{status}");
+        assert!(
+            !html.contains("The standard message."),
+            "the server's stock text is left out: {html}"
+        );
     }
 }
 

@@ -77,7 +77,11 @@ backend_test!(
             .to_owned();
         assert!(allow.contains("POST"), "{allow}");
         let html = page.text().await.expect("html");
-        assert!(html.contains(METHOD_NOT_ALLOWED), "{html}");
+        assert!(html.contains("That doesn't work here"), "{html}");
+        assert!(
+            !html.contains(METHOD_NOT_ALLOWED),
+            "the app's words: {html}"
+        );
         assert!(!html.contains("CSRF"), "{html}");
 
         // Unknown app paths: 404, as JSON and as a page.

@@ -245,6 +245,27 @@ impl RateLimit {
             description,
         })
     }
+
+    /// The limit in plain words, for people: "3 per 10 minutes", "5 per hour" (the
+    /// [`description`](Self::description) is Flask-Limiter's wording, kept for JSON clients).
+    #[must_use]
+    pub fn readable(&self) -> String {
+        let secs = self.window.as_secs().max(1);
+        let (amount, unit) = [
+            (604_800, "week"),
+            (86_400, "day"),
+            (3600, "hour"),
+            (60, "minute"),
+        ]
+        .into_iter()
+        .find(|(size, _)| secs.is_multiple_of(*size))
+        .map_or((secs, "second"), |(size, unit)| (secs / size, unit));
+        if amount == 1 {
+            format!("{} per {unit}", self.limit)
+        } else {
+            format!("{} per {amount} {unit}s", self.limit)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -274,6 +295,12 @@ mod tests {
         let limit = RateLimit::parse("3 per 10 minutes").unwrap();
         assert_eq!((limit.limit, limit.window), (3, Duration::from_secs(600)));
         assert_eq!(limit.description, "3 per 10 minute");
+        assert_eq!(limit.readable(), "3 per 10 minutes");
+        assert_eq!(
+            RateLimit::parse("5 per hour").unwrap().readable(),
+            "5 per hour"
+        );
+        assert_eq!(RateLimit::parse("1/day").unwrap().readable(), "1 per day");
         let limit = RateLimit::parse("100/minute").unwrap();
         assert_eq!((limit.limit, limit.window), (100, Duration::from_secs(60)));
         assert!(RateLimit::parse("lots").is_err());

@@ -1,6 +1,7 @@
 //! Login (`GET|POST /login`), Flask-Security's `login` view.
 //!
-//! Flow: rate limit per client address → validate the form → look up the user by email or
+//! Flow: rate limit per client address (counted first, taken back when the password is right:
+//! only failures use it up) → validate the form → look up the user by email or
 //! username (case-insensitive) → count the attempt against the account's limit (the first
 //! refusal offers an unlock mail, see `unlock.rs`) → verify the password on the hashing pool (a
 //! dummy verification of equal cost for unknown users) → refuse inactive or unconfirmed accounts
@@ -314,16 +315,24 @@ async fn post_login(
     };
     let form = match validate(&security, host.as_deref(), &mut input, query.next.clone()) {
         Ok(form) => form,
-        Err(errors) => return Ok(answer_refused(&mut input, errors)),
+        Err(errors) => {
+            // An incomplete form checked no password: it is no failed attempt.
+            crate::web::rate_limit::undo_login(&ctx).await?;
+            return Ok(answer_refused(&mut input, errors));
+        }
     };
-    match check_sign_in(
+    let signed_in = check_sign_in(
         &security,
         form.identity_field,
         &form.identity,
         &form.password,
     )
-    .await?
-    {
+    .await?;
+    // Only failures use the per-address limit up: a right password takes its hit back.
+    if matches!(signed_in, SignIn::Ready(_) | SignIn::SecondFactor(_)) {
+        crate::web::rate_limit::undo_login(&ctx).await?;
+    }
+    match signed_in {
         SignIn::Limited(limited) => {
             crate::features::unlock::offer(&ctx, &form.identity);
             Err(limited.into())

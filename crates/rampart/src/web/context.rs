@@ -100,6 +100,26 @@ impl ResponseCookies {
     }
 }
 
+/// Values an app adds to every page of a request (see [`AuthContext::set_page_values`]).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct PageValues(Arc<Mutex<Option<minijinja::Value>>>);
+
+impl PageValues {
+    fn set(&self, values: minijinja::Value) {
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = Some(values);
+        }
+    }
+
+    pub(crate) fn get(&self) -> minijinja::Value {
+        self.0
+            .lock()
+            .ok()
+            .and_then(|slot| slot.clone())
+            .unwrap_or_else(|| minijinja::context! {})
+    }
+}
+
 /// Per-request security state, found in the request's extensions (and as an extractor).
 #[derive(Clone)]
 pub struct AuthContext {
@@ -115,6 +135,7 @@ pub struct AuthContext {
     pub(crate) cookies: ResponseCookies,
     pub(crate) anonymous_csrf: crate::web::csrf::AnonymousSecret,
     pub(crate) csrf_signed: crate::web::csrf::SignedToken,
+    pub(crate) page_values: PageValues,
 }
 
 impl std::fmt::Debug for AuthContext {
@@ -127,6 +148,13 @@ impl std::fmt::Debug for AuthContext {
 }
 
 impl AuthContext {
+    /// Adds `values` (a map) to every page this request renders, the framework's and the app's,
+    /// error pages included: e.g. the signed-in user's picture and name for the header, loaded by
+    /// a middleware inside the security layer. The page's own values win over them.
+    pub fn set_page_values(&self, values: minijinja::Value) {
+        self.page_values.set(values);
+    }
+
     /// The framework handle.
     pub fn security(&self) -> &Security {
         &self.security

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::config::SecurityConfig;
 use crate::web::context::{AuthContext, AuthMethod};
-use crate::web::templates::render_error;
+use crate::web::templates::render_error_for;
 
 const SESSION_KEY: &str = "csrf_token";
 const SALT: &str = "wtf-csrf-token";
@@ -217,12 +217,7 @@ pub(crate) async fn protect(ctx: &AuthContext, req: &mut Request<Body>) -> Resul
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"))
     {
         let message = ctx.security.msg("CROSS_SITE_REFUSED", &[]);
-        return Err(render_error(
-            &ctx.security,
-            ctx.is_json,
-            StatusCode::FORBIDDEN,
-            &message,
-        ));
+        return Err(render_error_for(ctx, StatusCode::FORBIDDEN, &message));
     }
     if req.uri().path() == config.url(&config.logout.url) {
         return Ok(());
@@ -244,9 +239,8 @@ pub(crate) async fn protect(ctx: &AuthContext, req: &mut Request<Body>) -> Resul
         let bytes = axum::body::to_bytes(body, config.body_limit_for(req.uri().path()))
             .await
             .map_err(|_| {
-                render_error(
-                    &ctx.security,
-                    ctx.is_json,
+                render_error_for(
+                    ctx,
                     StatusCode::PAYLOAD_TOO_LARGE,
                     crate::web::reply::status_message(StatusCode::PAYLOAD_TOO_LARGE),
                 )
@@ -268,12 +262,7 @@ pub(crate) async fn protect(ctx: &AuthContext, req: &mut Request<Body>) -> Resul
     }
     verify(ctx, presented.as_deref()).await.map_err(|key| {
         let message = ctx.security.msg(key, &[]);
-        render_error(
-            &ctx.security,
-            ctx.is_json,
-            StatusCode::BAD_REQUEST,
-            &message,
-        )
+        render_error_for(ctx, StatusCode::BAD_REQUEST, &message)
     })
 }
 

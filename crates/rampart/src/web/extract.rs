@@ -32,12 +32,7 @@ impl IntoResponse for AuthRejection {
             Self::Unauthenticated(ctx) => unauthenticated(&ctx),
             Self::Forbidden(ctx) => {
                 let message = ctx.security.msg("UNAUTHORIZED", &[]);
-                crate::web::templates::render_error(
-                    &ctx.security,
-                    ctx.is_json,
-                    StatusCode::FORBIDDEN,
-                    &message,
-                )
+                crate::web::templates::render_error_for(&ctx, StatusCode::FORBIDDEN, &message)
             }
             Self::AnonymousRequired(ctx) => {
                 if ctx.is_json {

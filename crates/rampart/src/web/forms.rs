@@ -39,6 +39,14 @@ impl FieldErrors {
         }
     }
 
+    /// Takes `field`'s messages away (e.g. to show them on another field of the page).
+    pub fn remove(&mut self, field: &str) -> Vec<String> {
+        match self.entries.iter().position(|(f, _)| f == field) {
+            Some(index) => self.entries.remove(index).1,
+            None => Vec::new(),
+        }
+    }
+
     /// Whether there are no errors.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()

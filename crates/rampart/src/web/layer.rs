@@ -230,6 +230,7 @@ where
             crate::web::csrf::anonymous_cookie_name(config),
         )),
         csrf_signed: crate::web::csrf::SignedToken::default(),
+        page_values: crate::web::context::PageValues::default(),
     };
 
     match crate::web::auth::authenticate(&ctx, req.headers(), req.uri().query()).await {
@@ -420,11 +421,7 @@ async fn error_page(ctx: &AuthContext, response: Response) -> Response {
     {
         return response;
     }
-    let extra = minijinja::context! {
-        status => status.as_u16(),
-        title => status.canonical_reason().unwrap_or("Error"),
-        message => reply::status_message(status),
-    };
+    let extra = crate::web::templates::error_context(status, reply::status_message(status));
     match crate::web::templates::page(ctx, "security/error.html", status, extra).await {
         Ok(mut page) => {
             carry_headers(&response, &mut page);

@@ -76,10 +76,24 @@ fn address_key(ctx: &AuthContext) -> String {
     format!("login:{address}")
 }
 
-/// Applies the login rate limit for the client's address.
+/// Applies the login rate limit for the client's address: the attempt is counted *before* its
+/// password is checked, so a concurrent burst gets at most the limit checked; a right password
+/// takes its hit back ([`undo_login`]), so only failures use the limit up (as Devise and
+/// allauth count them: a success cannot help a guesser).
 pub(crate) async fn check_login(ctx: &AuthContext) -> Result<(), Rejection> {
     let limit = ctx.security.config().rate_limits.login.as_ref();
     Ok(count(&ctx.security, &address_key(ctx), limit).await??)
+}
+
+/// Takes back the hit [`check_login`] counted for an attempt whose password was right.
+pub(crate) async fn undo_login(ctx: &AuthContext) -> crate::Result<()> {
+    if ctx.security.config().rate_limits.login.is_some() {
+        ctx.security
+            .datastore()
+            .rate_limit_undo(&address_key(ctx))
+            .await?;
+    }
+    Ok(())
 }
 
 /// Counts a login attempt on an account (from any address), before its password is checked:
@@ -262,14 +276,13 @@ pub(crate) fn too_many(ctx: &AuthContext, limit: &RateLimit, retry_after: Durati
             json!({"errors": [limit.description], "retry_after": secs}),
         )
     } else {
-        let minutes = secs.div_ceil(60);
-        crate::web::templates::render_error(
-            &ctx.security,
-            false,
+        crate::web::templates::render_error_for(
+            ctx,
             StatusCode::TOO_MANY_REQUESTS,
             &format!(
-                "Too many attempts ({}). Please try again in {minutes} minute(s).",
-                limit.description
+                "Too many attempts ({}). Please try again in {}.",
+                limit.readable(),
+                crate::messages::describe_wait(retry_after)
             ),
         )
     };

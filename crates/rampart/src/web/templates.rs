@@ -211,6 +211,21 @@ fn config_context(c: &crate::SecurityConfig) -> Value {
     Value::from_iter(config)
 }
 
+/// The signed-in user as pages see it (`current_user`), if any.
+fn current_user(ctx: &AuthContext) -> Option<Value> {
+    let security = ctx.security();
+    ctx.user().map(|u| {
+        context! {
+            email => u.user.email,
+            username => u.user.username,
+            roles => u.role_names(),
+            two_factor => crate::model::second_factor_required(security.config(), &u.user)
+                .then(|| u.user.tf_primary_method.clone())
+                .flatten(),
+        }
+    })
+}
+
 /// Renders an HTML page with the common context: `csrf_token`, `flashes`, `current_user`,
 /// `config`, merged with `extra`.
 pub async fn page(
@@ -222,16 +237,7 @@ pub async fn page(
     let security = ctx.security();
     let csrf_token = ctx.csrf_token().await?;
     let flashes = ctx.take_flashes().await?;
-    let current_user = ctx.user().map(|u| {
-        context! {
-            email => u.user.email,
-            username => u.user.username,
-            roles => u.role_names(),
-            two_factor => crate::model::second_factor_required(security.config(), &u.user)
-                .then(|| u.user.tf_primary_method.clone())
-                .flatten(),
-        }
-    });
+    let current_user = current_user(ctx);
     let base = context! {
         csrf_token => csrf_token,
         flashes => flashes,
@@ -240,7 +246,7 @@ pub async fn page(
     };
     let body = security
         .templates()
-        .render(name, context! { ..extra, ..base })?;
+        .render(name, context! { ..extra, ..base, ..ctx.page_values.get() })?;
     Ok(crate::web::reply::html(status, body))
 }
 
@@ -284,21 +290,56 @@ pub(crate) async fn message_page(
     .await
 }
 
-/// An error page or envelope for `status` with `message`.
+/// An error page or envelope for `status` with `message`, where the request (and so whether
+/// someone is signed in) is unknown: the page offers what it offers a visitor.
 pub(crate) fn render_error(
     security: &Security,
     is_json: bool,
     status: StatusCode,
     message: &str,
 ) -> Response {
+    render_error_page(security, is_json, status, message, None, context! {})
+}
+
+/// An error page or envelope for `status` with `message`, in `ctx`'s format; the page knows
+/// `current_user` (a visitor is offered sign-in, a user their way back).
+pub(crate) fn render_error_for(ctx: &AuthContext, status: StatusCode, message: &str) -> Response {
+    render_error_page(
+        ctx.security(),
+        ctx.is_json(),
+        status,
+        message,
+        current_user(ctx),
+        ctx.page_values.get(),
+    )
+}
+
+/// The context of `security/error.html`: `status`, `title`, `message`, and `stock` (the message
+/// is the standard text of the status, which an app may leave out for its own words).
+pub(crate) fn error_context(status: StatusCode, message: &str) -> Value {
+    context! {
+        status => status.as_u16(),
+        title => status.canonical_reason().unwrap_or("Error"),
+        message => message,
+        stock => message == crate::web::reply::status_message(status),
+    }
+}
+
+fn render_error_page(
+    security: &Security,
+    is_json: bool,
+    status: StatusCode,
+    message: &str,
+    current_user: Option<Value>,
+    page_values: Value,
+) -> Response {
     if is_json {
         return crate::web::reply::json_errors(status, &[message.to_owned()], None);
     }
     let ctx = minijinja::context! {
-        status => status.as_u16(),
-        title => status.canonical_reason().unwrap_or("Error"),
-        message => message,
         config => security.page_config(),
+        current_user => current_user,
+        ..minijinja::value::merge_maps([error_context(status, message), page_values])
     };
     match security.templates().render("security/error.html", ctx) {
         Ok(body) => crate::web::reply::html(status, body),

@@ -342,3 +342,98 @@ backend_test!(
         );
     }
 );
+
+backend_test!(
+    only_failed_sign_ins_use_the_login_limit_up,
+    SEED_LIMIT,
+    async |app: TestApp| {
+        app.signed_up("ann@example.com").await;
+        let client = app.client();
+        // The newcomer's walk: a wrong password, then signing in and out again and again.
+        assert_eq!(
+            client
+                .login("ann@example.com", "wrong password")
+                .await
+                .status,
+            StatusCode::BAD_REQUEST
+        );
+        for _ in 0..5 {
+            client.login_ok("ann@example.com", PASSWORD).await;
+            assert_eq!(client.logout().await.status, StatusCode::OK);
+        }
+        // An incomplete form checks no password: no failure either.
+        for _ in 0..3 {
+            let incomplete = client
+                .post("/login")
+                .json(&json!({"email": "ann@example.com"}))
+                .send()
+                .await;
+            assert_eq!(
+                incomplete.status,
+                StatusCode::BAD_REQUEST,
+                "{}",
+                incomplete.text()
+            );
+        }
+        client.login_ok("ann@example.com", PASSWORD).await;
+        assert_eq!(client.logout().await.status, StatusCode::OK);
+
+        // Two more failures make three in the window: the fourth attempt is refused, even a
+        // right password (the limit holds what was counted before the check).
+        for _ in 0..2 {
+            assert_eq!(
+                client
+                    .login("ann@example.com", "wrong password")
+                    .await
+                    .status,
+                StatusCode::BAD_REQUEST
+            );
+        }
+        let limited = client.login("ann@example.com", "wrong password").await;
+        assert_eq!(
+            limited.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{}",
+            limited.text()
+        );
+        assert_eq!(limited.response()["errors"], json!(["3 per 10 minute"]));
+        assert_eq!(
+            client.login("ann@example.com", PASSWORD).await.status,
+            StatusCode::TOO_MANY_REQUESTS
+        );
+    }
+);
+
+backend_test!(
+    the_429_page_words_the_limit_and_the_wait_for_people,
+    SEED_LIMIT,
+    async |app: TestApp| {
+        let browser = app.client();
+        let token = csrf_in_html(&browser.get("/login").send().await.text());
+        let attempt = || {
+            browser.post("/login").form(&[
+                ("email", "nobody@example.com"),
+                ("password", "wrong password"),
+                ("csrf_token", &token),
+            ])
+        };
+        for _ in 0..3 {
+            // A browser gets the form again, with the error.
+            assert_eq!(attempt().send().await.status, StatusCode::OK);
+        }
+        app.advance(Duration::from_secs(2 * 60 + 10));
+        let page = attempt().send().await;
+        assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS);
+        let text = page.text();
+        assert!(text.contains("3 per 10 minutes"), "{text}");
+        assert!(text.contains("try again in 8 minutes."), "{text}");
+        app.advance(Duration::from_secs(7 * 60 + 20));
+        let page = attempt().send().await;
+        // Under a minute left: in seconds (about 30).
+        let text = page.text();
+        assert!(
+            text.contains(" seconds.") && !text.contains("again in 1 minute"),
+            "{text}"
+        );
+    }
+);

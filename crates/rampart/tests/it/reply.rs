@@ -243,7 +243,7 @@ backend_test!(
         assert_eq!(page.header("retry-after"), Some("600"));
         assert!(
             page.html()
-                .contains("Too many attempts (3 per 10 minute). Please try again in 10 minute(s)."),
+                .contains("Too many attempts (3 per 10 minutes). Please try again in 10 minutes."),
             "{}",
             page.html()
         );

@@ -300,6 +300,8 @@ impl Browser {
         self.click(".usermenu summary").await;
         self.click("#sign-out").await;
         self.wait_for_path("/login").await;
+        self.wait_for_text(rampart_app::routes::home::SIGNED_OUT)
+            .await;
     }
 
     /// Saves `<name>-desktop.png` and `<name>-phone.png` of the whole page.
