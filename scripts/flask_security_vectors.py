@@ -190,6 +190,13 @@ def main() -> None:
         keys = {}
         for name, stored in [("stored", tf_row["tf_totp_secret"])]:
             keys[name] = factory.from_source(stored).base32_key
+        # The secrets the setup states carry (for the code an app would show).
+        tf_state = security.tf_setup_serializer.loads(tokens["tf_setup_state"])
+        us_state = security.us_setup_serializer.loads(tokens["us_setup_state"])
+        state_keys = {
+            "tf_setup_state": factory.from_source(tf_state["totp_secret"]).base32_key,
+            "us_setup_state": factory.from_source(us_state["totp_secret"]).base32_key,
+        }
         new_secret = security.totp_factory.generate_totp_secret()
         new_b32 = factory.from_source(new_secret).base32_key
 
@@ -216,6 +223,7 @@ def main() -> None:
         },
         "new_totp_secret": {"stored": new_secret, "base32": new_b32},
         "tokens": tokens,
+        "setup_state_base32": state_keys,
         "change_email_new_address": "ada.new@example.com",
     }
     OUT.parent.mkdir(parents=True, exist_ok=True)

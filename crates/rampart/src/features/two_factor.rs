@@ -38,7 +38,7 @@ mod setup;
 mod signin;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 use minijinja::context;
 
 use crate::config::SecurityConfig;
@@ -63,6 +63,10 @@ pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
         .route(
             &config.url(&config.two_factor.setup_url),
             get(setup::get_setup).post(setup::post_setup),
+        )
+        .route(
+            &format!("{}/{{token}}", config.url(&config.two_factor.setup_url)),
+            post(setup::post_setup_validate),
         )
         .route(
             &config.url(&config.two_factor.token_validation_url),

@@ -5,7 +5,9 @@
 use std::fmt;
 use std::time::Duration;
 
+use axum::extract::Path;
 use minijinja::context;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::{AUTHENTICATOR, CodeVerdict, EMAIL, Expected, SETUP_CODE, check, required, send_code};
@@ -21,7 +23,19 @@ use crate::web::security::Security;
 const SETUP_SECRET: &str = "tf_setup_secret";
 const SETUP_METHOD: &str = "tf_setup_method";
 const SETUP_SINCE: &str = "tf_setup_since";
-const STATE_SALT: &str = "tf-state-salt";
+/// Flask-Security's `SECURITY_TWO_FACTOR_SETUP_SALT`: the setup state token (`tf_state_token`).
+const STATE_SALT: &str = "tf-setup-salt";
+
+/// The setup state token's payload, as Flask-Security's `two_factor_setup` signs it: the new
+/// secret (stored form: passlib's encrypted JSON under `SECURITY_TOTP_SECRETS`, or base32), the
+/// method and the phone (SMS, unused here). `POST /tf-setup/<token>` with the first code finishes
+/// the setup without the session, for tokens of either server.
+#[derive(Serialize, Deserialize)]
+struct SetupState {
+    totp_secret: String,
+    method: String,
+    phone: Option<String>,
+}
 
 /// How long a setup may wait for its first code (Flask-Security's `TWO_FACTOR_SETUP_WITHIN`).
 const SETUP_WITHIN: Duration = Duration::from_secs(30 * 60);
@@ -290,11 +304,14 @@ pub(super) async fn post_setup(
         }
     };
     keep_setup(&ctx, &setup).await?;
-    let state_token = security.signer().sign(
-        STATE_SALT,
-        &(user.user.fs_uniquifier.as_str(), choice.as_str()),
-        security.clock().now(),
-    )?;
+    let state = SetupState {
+        totp_secret: super::seal_secret(&security, &setup.secret)?,
+        method: choice.clone(),
+        phone: None,
+    };
+    let state_token = security
+        .signer()
+        .sign(STATE_SALT, &state, security.clock().now())?;
     let mut json = Map::new();
     json.insert("tf_method".into(), json!(choice));
     json.insert("tf_primary_method".into(), json!(choice));
@@ -316,6 +333,65 @@ pub(super) async fn post_setup(
         Json::Base(json),
         Html::Form(setup_form(config, enabled, method, Some(context))),
     ))
+}
+
+/// `POST /tf-setup/<token>` (signed in): the first code of the setup the state token carries
+/// (Flask-Security's `two_factor_setup_validate`), so a setup started by either server — or by a
+/// client without the session — finishes here. A token older than the setup may wait, or not
+/// signed by this deployment, is refused.
+pub(super) async fn post_setup_validate(
+    ctx: AuthContext,
+    user: Option<CurrentUser>,
+    Path(token): Path<String>,
+    mut input: FormInput,
+) -> Result<Reply, Rejection> {
+    let user = user.ok_or(Rejection::NothingPending)?;
+    let security = ctx.security().clone();
+    let config = security.config();
+    let code = input.text("code").unwrap_or_default();
+    let now = security.clock().now();
+    let refused = |message: String| {
+        let (enabled, method) = current_method(config, &user.user);
+        Reply::Invalid(
+            setup_form(config, enabled, method, None).errors(FieldErrors::single("", message)),
+        )
+    };
+    let (state, issued) = match security.signer().verify_with_timestamp::<SetupState>(
+        STATE_SALT,
+        &token,
+        Some(SETUP_WITHIN),
+        now,
+    ) {
+        Ok(found) => found,
+        Err(crate::token::TokenError::Expired) => {
+            let within = crate::messages::describe_duration(SETUP_WITHIN);
+            return Ok(refused(
+                security.msg("TWO_FACTOR_SETUP_EXPIRED", &[("within", &within)]),
+            ));
+        }
+        Err(_) => return Ok(refused(security.msg("API_ERROR", &[]))),
+    };
+    if !available_methods(config).contains(&state.method.as_str()) {
+        return Ok(refused(
+            security.msg("TWO_FACTOR_METHOD_NOT_AVAILABLE", &[]),
+        ));
+    }
+    let secret = match crate::totp::stored::open(
+        &state.totp_secret,
+        &config.two_factor.totp_secrets,
+    ) {
+        Ok(opened) => opened.base32,
+        Err(error) => {
+            tracing::error!(user_id = user.user.id, %error, "a setup state's secret cannot be read");
+            return Ok(refused(security.msg("API_ERROR", &[])));
+        }
+    };
+    let setup = PendingSetup {
+        method: state.method,
+        secret,
+        since: u64::try_from(issued.unix_timestamp()).unwrap_or(0),
+    };
+    post_first_code(&ctx, &user, &setup, &code).await
 }
 
 /// `POST /tf-validate` while `setup` waits for its first code (signed in as `user`).
