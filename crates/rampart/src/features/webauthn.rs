@@ -84,11 +84,28 @@ pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
             post(signin::post_signin_response),
         )
         .route(&config.url(&wan.delete_url), post(post_delete))
+        .route(&format!("{signin}.js"), get(script))
         .route(&verify, get(signin::get_verify).post(signin::post_verify))
         .route(
             &format!("{verify}/{{state}}"),
             post(signin::post_verify_response),
         )
+}
+
+/// The framework pages' script (`security/_wan_js.html` links it).
+const SCRIPT: &str = include_str!("webauthn/wan.js");
+
+async fn script() -> impl axum::response::IntoResponse {
+    (
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "text/javascript; charset=utf-8",
+            ),
+            (axum::http::header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        SCRIPT,
+    )
 }
 
 /// The relying party of this request: its id is `SECURITY_WAN_RP_ID` or the request's host

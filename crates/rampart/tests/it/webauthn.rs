@@ -369,5 +369,22 @@ backend_test!(
             .await;
         assert_eq!(done.status, StatusCode::OK, "{}", done.text());
         assert_eq!(done.response()["user"]["email"], "dee@example.com");
+
+        // The pages, and their script (a file: the CSP admits no inline script).
+        let page = client.get("/wan-register").send().await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(page.html().contains("laptop"), "{}", page.html());
+        assert!(page.html().contains("/wan-signin.js"));
+        let script = app.client().get("/wan-signin.js").send().await;
+        assert_eq!(script.status, StatusCode::OK);
+        assert!(
+            script
+                .header("content-type")
+                .is_some_and(|t| t.starts_with("text/javascript"))
+        );
+        assert!(script.text().contains("navigator.credentials.create"));
+        let signin = app.client().get("/wan-signin").send().await;
+        assert_eq!(signin.status, StatusCode::OK);
+        assert!(signin.html().contains("Sign in with a passkey"));
     }
 );
