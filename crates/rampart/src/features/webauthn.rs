@@ -16,7 +16,7 @@
 //!   key (`SECURITY_WAN_ALLOW_AS_VERIFY`), resetting freshness.
 //!
 //! Every finish posts the credential as a JSON *string*. The relying-party id is the request's
-//! host without the port and the origin its scheme, host and port, unless `SECURITY_WAN_RP_ID`
+//! host without the port and the origin `PREFERRED_URL_SCHEME` with its host and port, unless `SECURITY_WAN_RP_ID`
 //! / `SECURITY_WAN_ALLOWED_ORIGINS` say otherwise. The user handle is a `uuid4().hex` string
 //! whose ASCII bytes are the WebAuthn user id (`fs_webauthn_user_handle`).
 //!
