@@ -78,7 +78,13 @@ pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
             &format!("{register}/{{state}}"),
             post(register::post_register_response),
         )
-        .route(&signin, get(signin::get_signin).post(signin::post_signin))
+        // As Flask-Security: a sign-in begins only when nobody is signed in.
+        .route(
+            &signin,
+            get(signin::get_signin)
+                .post(signin::post_signin)
+                .route_layer(crate::web::guard::anonymous_required()),
+        )
         .route(
             &format!("{signin}/{{state}}"),
             post(signin::post_signin_response),

@@ -174,6 +174,19 @@ backend_test!(
         assert_eq!(done.status, StatusCode::OK, "{}", done.text());
         assert_eq!(done.response()["tf_required"], false);
         assert_eq!(browser.me().await.status, StatusCode::OK);
+        // Signed in, a new sign-in does not begin (as Flask-Security's anonymous_user_required).
+        let signed_in = browser
+            .post("/wan-signin")
+            .json(&json!({}))
+            .csrf()
+            .send()
+            .await;
+        assert_eq!(
+            signed_in.status,
+            StatusCode::BAD_REQUEST,
+            "{}",
+            signed_in.text()
+        );
 
         // The state is used up: the same assertion cannot sign in again.
         let replayed = browser
