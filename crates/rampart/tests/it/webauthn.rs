@@ -583,3 +583,27 @@ backend_test!(
         );
     }
 );
+
+backend_test!(
+    a_secondary_key_stands_in_for_the_authenticator_code,
+    WITH_TWO_FACTOR,
+    async |app: TestApp| {
+        let (client, _) = crate::two_factor::with_authenticator(&app, "fay@example.com").await;
+        let mut key = SoftPasskey::new(false);
+        register(&client, &mut key, "backup key", "secondary").await;
+        client.logout().await;
+
+        let browser = app.client();
+        let login = browser.login("fay@example.com", PASSWORD).await;
+        assert_eq!(login.response()["tf_required"], true, "{}", login.text());
+        assert_eq!(login.response()["tf_method"], "authenticator");
+        let page = browser.get("/tf-validate").send().await;
+        assert!(page.html().contains("tf-use-passkey"), "{}", page.html());
+        let (options, state) = begin_signin(&browser, &json!({})).await;
+        let ids = key_ids(&app, "fay@example.com").await;
+        let assertion = get(&mut key, &options, &ids, origin());
+        let done = finish_signin(&browser, &state, &assertion).await;
+        assert_eq!(done.status, StatusCode::OK, "{}", done.text());
+        assert_eq!(browser.me().await.status, StatusCode::OK);
+    }
+);
