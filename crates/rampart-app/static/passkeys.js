@@ -80,11 +80,17 @@
 
     function say(text) { if (status) status.textContent = text; }
 
+    // The session's CSRF token, when it has one (anonymous sign-ins need none).
+    function xsrf() {
+      var m = document.cookie.match(/(?:^|;\s*)XSRF-TOKEN=([^;]*)/);
+      return m ? decodeURIComponent(m[1]) : null;
+    }
+
     function signIn(mediation, signal) {
-      return api("POST", signinUrl, null, {}).then(function (begun) {
+      return api("POST", signinUrl, xsrf(), {}).then(function (begun) {
         if (begun.status !== 200) throw new Error(firstError(begun.body));
         return get(begun.body.credential_options, mediation, signal).then(function (credential) {
-          return api("POST", signinUrl + "/" + begun.body.wan_state, null, { credential: credential });
+          return api("POST", signinUrl + "/" + begun.body.wan_state, xsrf(), { credential: credential });
         });
       }).then(function (done) {
         if (done.status !== 200) throw new Error(firstError(done.body));

@@ -563,3 +563,59 @@ async fn a_user_turns_on_an_authenticator_signs_in_with_a_code_and_changes_the_e
     browser.wait_for_text("carol.new@example.com").await;
     browser.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_passkey_is_added_then_signs_in_without_a_password() {
+    let app = TestApp::start(&Backend::Sqlite, &[]).await;
+    // WebAuthn needs a domain for its relying-party id: `localhost`, not `127.0.0.1`.
+    let base = app.base.replace("127.0.0.1", "localhost");
+    let Some(browser) = Browser::start(&base).await else {
+        return;
+    };
+    browser.add_virtual_authenticator().await;
+    let email = "pat@example.com";
+    app.create_user(email).await;
+    browser.open("/login").await;
+    browser.wait_for_text("Sign in with a passkey").await;
+    browser.shot("passkey-sign-in").await;
+    browser.sign_in(email, PASSWORD, "Welcome back").await;
+
+    // Add a passkey on the framework's passkey page.
+    browser.open("/wan-register").await;
+    browser.wait_for_text("No passkeys yet").await;
+    browser.fill("#name", "This laptop").await;
+    browser.shot("passkeys-add").await;
+    browser.click("#wan_register").await;
+    browser
+        .wait_for_text("Successfully added the passkey with name: This laptop")
+        .await;
+    browser.shot("passkeys-list").await;
+    let datastore = app.security.datastore();
+    let user = datastore
+        .user_by_email(email)
+        .await
+        .expect("lookup")
+        .expect("user");
+    let registered = datastore.webauthn_credentials(user.id).await.expect("keys");
+    assert_eq!(registered.len(), 1);
+    browser.sign_out().await;
+
+    // Sign in with it, no email, no password: the browser's passkey autofill (conditional
+    // mediation) may do it as the page opens; otherwise the button does.
+    browser.open("/login").await;
+    let start = std::time::Instant::now();
+    while browser.path().await.starts_with("/login") {
+        if start.elapsed() > Duration::from_secs(3) {
+            browser.click("#passkey-signin").await;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    browser.wait_for_path("/").await;
+    browser.wait_for_text("Welcome back").await;
+    assert!(browser.text().await.contains(email));
+    // The passkey signed in (its counter moved), not a left-over cookie.
+    let used = datastore.webauthn_credentials(user.id).await.expect("keys");
+    assert!(used[0].sign_count > registered[0].sign_count, "{used:?}");
+    browser.close().await;
+}

@@ -295,8 +295,8 @@ pub struct WebauthnConfig {
     /// `SECURITY_WAN_RP_ID` (Rampart): the relying-party id; default the request's host without
     /// the port.
     pub rp_id: Option<String>,
-    /// `SECURITY_WAN_ALLOWED_ORIGINS` (Rampart): origins accepted in the client data; default the
-    /// request's scheme, host and port.
+    /// `SECURITY_WAN_ALLOWED_ORIGINS` (Rampart): origins accepted in the client data; default
+    /// `PREFERRED_URL_SCHEME` with the request's host and port.
     pub allowed_origins: Vec<String>,
     /// `SECURITY_WAN_REGISTER_TIMEOUT` (milliseconds, default 60000): the authenticator's time
     /// to create a credential.

@@ -287,7 +287,10 @@ fn code_already_used(security: &Security) -> FieldErrors {
 /// sign-in's second step (`rescue`: with the ways out when the code does not come).
 fn verify_form(config: &SecurityConfig, method: Option<String>, rescue: bool) -> Form {
     let recovery = rescue && config.recovery_codes.enabled;
+    // A security key registered as a second factor may stand in for the code (`/wan-signin`).
+    let webauthn = rescue && config.webauthn.enabled && config.webauthn.allow_as_multi_factor;
     let rescue = rescue && config.two_factor.enabled_methods.iter().any(|m| m == EMAIL);
-    Form::new("security/two_factor_verify_code.html")
-        .page(context! { method => method, rescue => rescue, recovery => recovery })
+    Form::new("security/two_factor_verify_code.html").page(context! {
+        method => method, rescue => rescue, recovery => recovery, webauthn => webauthn
+    })
 }

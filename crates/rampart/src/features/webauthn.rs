@@ -16,7 +16,7 @@
 //!   key (`SECURITY_WAN_ALLOW_AS_VERIFY`), resetting freshness.
 //!
 //! Every finish posts the credential as a JSON *string*. The relying-party id is the request's
-//! host without the port and the origin its scheme, host and port, unless `SECURITY_WAN_RP_ID`
+//! host without the port and the origin `PREFERRED_URL_SCHEME` with its host and port, unless `SECURITY_WAN_RP_ID`
 //! / `SECURITY_WAN_ALLOWED_ORIGINS` say otherwise. The user handle is a `uuid4().hex` string
 //! whose ASCII bytes are the WebAuthn user id (`fs_webauthn_user_handle`).
 //!
@@ -78,17 +78,40 @@ pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
             &format!("{register}/{{state}}"),
             post(register::post_register_response),
         )
-        .route(&signin, get(signin::get_signin).post(signin::post_signin))
+        // As Flask-Security: a sign-in begins only when nobody is signed in.
+        .route(
+            &signin,
+            get(signin::get_signin)
+                .post(signin::post_signin)
+                .route_layer(crate::web::guard::anonymous_required()),
+        )
         .route(
             &format!("{signin}/{{state}}"),
             post(signin::post_signin_response),
         )
         .route(&config.url(&wan.delete_url), post(post_delete))
+        .route(&format!("{signin}.js"), get(script))
         .route(&verify, get(signin::get_verify).post(signin::post_verify))
         .route(
             &format!("{verify}/{{state}}"),
             post(signin::post_verify_response),
         )
+}
+
+/// The framework pages' script (`security/_wan_js.html` links it).
+const SCRIPT: &str = include_str!("webauthn/wan.js");
+
+async fn script() -> impl axum::response::IntoResponse {
+    (
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "text/javascript; charset=utf-8",
+            ),
+            (axum::http::header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        SCRIPT,
+    )
 }
 
 /// The relying party of this request: its id is `SECURITY_WAN_RP_ID` or the request's host

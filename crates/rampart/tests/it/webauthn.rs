@@ -174,6 +174,19 @@ backend_test!(
         assert_eq!(done.status, StatusCode::OK, "{}", done.text());
         assert_eq!(done.response()["tf_required"], false);
         assert_eq!(browser.me().await.status, StatusCode::OK);
+        // Signed in, a new sign-in does not begin (as Flask-Security's anonymous_user_required).
+        let signed_in = browser
+            .post("/wan-signin")
+            .json(&json!({}))
+            .csrf()
+            .send()
+            .await;
+        assert_eq!(
+            signed_in.status,
+            StatusCode::BAD_REQUEST,
+            "{}",
+            signed_in.text()
+        );
 
         // The state is used up: the same assertion cannot sign in again.
         let replayed = browser
@@ -369,5 +382,228 @@ backend_test!(
             .await;
         assert_eq!(done.status, StatusCode::OK, "{}", done.text());
         assert_eq!(done.response()["user"]["email"], "dee@example.com");
+
+        // The pages, and their script (a file: the CSP admits no inline script).
+        let page = client.get("/wan-register").send().await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(page.html().contains("laptop"), "{}", page.html());
+        assert!(page.html().contains("/wan-signin.js"));
+        let script = app.client().get("/wan-signin.js").send().await;
+        assert_eq!(script.status, StatusCode::OK);
+        assert!(
+            script
+                .header("content-type")
+                .is_some_and(|t| t.starts_with("text/javascript"))
+        );
+        assert!(script.text().contains("navigator.credentials.create"));
+        let signin = app.client().get("/wan-signin").send().await;
+        assert_eq!(signin.status, StatusCode::OK);
+        assert!(signin.html().contains("Sign in with a passkey"));
+    }
+);
+
+/// Sets the stored counter of every key of `email` (as if the authenticator had signed more).
+async fn set_sign_count(app: &TestApp, email: &str, count: i64) {
+    let user = app.user(email).await;
+    let sql = "UPDATE \"webauthn\" SET \"sign_count\" = $1 WHERE \"user_id\" = $2";
+    match app.datastore().pool() {
+        rampart::DbPool::Sqlite(pool) => sqlx::query(sql)
+            .bind(count)
+            .bind(user.id)
+            .execute(pool)
+            .await
+            .map(|_| ())
+            .expect("update"),
+        rampart::DbPool::Postgres(pool) => sqlx::query(sql)
+            .bind(count)
+            .bind(user.id)
+            .execute(pool)
+            .await
+            .map(|_| ())
+            .expect("update"),
+    }
+}
+
+backend_test!(
+    tampered_cloned_and_other_users_assertions_are_refused,
+    ON,
+    async |app: TestApp| {
+        let ann = app.logged_in("ann@example.com").await;
+        let mut ann_key = SoftPasskey::new(false);
+        register(&ann, &mut ann_key, "ann-key", "first").await;
+        let bob = app.logged_in("bob@example.com").await;
+        let mut bob_key = SoftPasskey::new(false);
+        register(&bob, &mut bob_key, "bob-key", "first").await;
+        let ann_ids = key_ids(&app, "ann@example.com").await;
+
+        // A tampered signature.
+        let browser = app.client();
+        let (options, state) = begin_signin(&browser, &json!({})).await;
+        let assertion = get(&mut ann_key, &options, &ann_ids, origin());
+        let mut tampered: Value = serde_json::from_str(&assertion).expect("JSON");
+        let signature = tampered["response"]["signature"]
+            .as_str()
+            .expect("signature")
+            .to_owned();
+        let flipped = if signature.starts_with('A') { "B" } else { "A" };
+        tampered["response"]["signature"] = json!(format!("{flipped}{}", &signature[1..]));
+        let refused = finish_signin(&browser, &state, &tampered.to_string()).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::BAD_REQUEST,
+            "{}",
+            refused.text()
+        );
+        assert!(refused.text().contains(NO_VERIFY), "{}", refused.text());
+
+        // A malformed credential.
+        let (_, state) = begin_signin(&browser, &json!({})).await;
+        let malformed = finish_signin(&browser, &state, "{\"id\": 1}").await;
+        assert_eq!(
+            malformed.status,
+            StatusCode::BAD_REQUEST,
+            "{}",
+            malformed.text()
+        );
+        assert!(malformed.text().contains(API_ERROR), "{}", malformed.text());
+
+        // A counter that goes back (a cloned authenticator).
+        set_sign_count(&app, "ann@example.com", 1000).await;
+        let (options, state) = begin_signin(&browser, &json!({})).await;
+        let assertion = get(&mut ann_key, &options, &ann_ids, origin());
+        let cloned = finish_signin(&browser, &state, &assertion).await;
+        assert_eq!(cloned.status, StatusCode::BAD_REQUEST, "{}", cloned.text());
+        assert!(cloned.text().contains(NO_VERIFY), "{}", cloned.text());
+        assert_eq!(browser.me().await.status, StatusCode::UNAUTHORIZED);
+        set_sign_count(&app, "ann@example.com", 0).await;
+
+        // Bob re-authenticating with Ann's key.
+        let begun = bob.post("/wan-verify").json(&json!({})).csrf().send().await;
+        assert_eq!(begun.status, StatusCode::OK, "{}", begun.text());
+        let response = begun.response();
+        let state = response["wan_state"]
+            .as_str()
+            .expect("wan_state")
+            .to_owned();
+        let assertion = get(
+            &mut ann_key,
+            &json!({
+                "challenge": response["credential_options"]["challenge"],
+                "rpId": response["credential_options"]["rpId"],
+                "allowCredentials": [],
+                "userVerification": "discouraged",
+            }),
+            &ann_ids,
+            origin(),
+        );
+        let wrong_user = bob
+            .post(&format!("/wan-verify/{state}"))
+            .json(&json!({ "credential": assertion }))
+            .csrf()
+            .send()
+            .await;
+        assert_eq!(
+            wrong_user.status,
+            StatusCode::BAD_REQUEST,
+            "{}",
+            wrong_user.text()
+        );
+        assert!(
+            wrong_user
+                .text()
+                .contains("Credential user handle didn't match"),
+            "{}",
+            wrong_user.text()
+        );
+    }
+);
+
+backend_test!(
+    a_stale_session_is_made_fresh_by_a_key,
+    ON,
+    async |app: TestApp| {
+        let client = app.logged_in("eve@example.com").await;
+        let mut key = SoftPasskey::new(false);
+        register(&client, &mut key, "laptop", "secondary").await;
+        app.advance(std::time::Duration::from_secs(25 * 3600));
+        let stale = client.get("/wan-register").accept_json().send().await;
+        assert_eq!(stale.status, StatusCode::UNAUTHORIZED, "{}", stale.text());
+        assert_eq!(stale.response()["reauth_required"], true);
+
+        let begun = client
+            .post("/wan-verify")
+            .json(&json!({}))
+            .csrf()
+            .send()
+            .await;
+        assert_eq!(begun.status, StatusCode::OK, "{}", begun.text());
+        let response = begun.response();
+        let state = response["wan_state"]
+            .as_str()
+            .expect("wan_state")
+            .to_owned();
+        let ids = key_ids(&app, "eve@example.com").await;
+        let assertion = get(&mut key, &response["credential_options"], &ids, origin());
+        let done = client
+            .post(&format!("/wan-verify/{state}"))
+            .json(&json!({ "credential": assertion }))
+            .csrf()
+            .send()
+            .await;
+        assert_eq!(done.status, StatusCode::OK, "{}", done.text());
+        let fresh = client.get("/wan-register").accept_json().send().await;
+        assert_eq!(fresh.status, StatusCode::OK, "{}", fresh.text());
+
+        // A state lives SECURITY_WAN_SIGNIN_WITHIN (1 minute).
+        let begun = client
+            .post("/wan-verify")
+            .json(&json!({}))
+            .csrf()
+            .send()
+            .await;
+        let response = begun.response();
+        let state = response["wan_state"]
+            .as_str()
+            .expect("wan_state")
+            .to_owned();
+        let assertion = get(&mut key, &response["credential_options"], &ids, origin());
+        app.advance(std::time::Duration::from_secs(120));
+        let late = client
+            .post(&format!("/wan-verify/{state}"))
+            .json(&json!({ "credential": assertion }))
+            .csrf()
+            .send()
+            .await;
+        assert_eq!(late.status, StatusCode::BAD_REQUEST, "{}", late.text());
+        assert!(
+            late.text()
+                .contains("Passkey operations must be completed within"),
+            "{}",
+            late.text()
+        );
+    }
+);
+
+backend_test!(
+    a_secondary_key_stands_in_for_the_authenticator_code,
+    WITH_TWO_FACTOR,
+    async |app: TestApp| {
+        let (client, _) = crate::two_factor::with_authenticator(&app, "fay@example.com").await;
+        let mut key = SoftPasskey::new(false);
+        register(&client, &mut key, "backup key", "secondary").await;
+        client.logout().await;
+
+        let browser = app.client();
+        let login = browser.login("fay@example.com", PASSWORD).await;
+        assert_eq!(login.response()["tf_required"], true, "{}", login.text());
+        assert_eq!(login.response()["tf_method"], "authenticator");
+        let page = browser.get("/tf-validate").send().await;
+        assert!(page.html().contains("tf-use-passkey"), "{}", page.html());
+        let (options, state) = begin_signin(&browser, &json!({})).await;
+        let ids = key_ids(&app, "fay@example.com").await;
+        let assertion = get(&mut key, &options, &ids, origin());
+        let done = finish_signin(&browser, &state, &assertion).await;
+        assert_eq!(done.status, StatusCode::OK, "{}", done.text());
+        assert_eq!(browser.me().await.status, StatusCode::OK);
     }
 );

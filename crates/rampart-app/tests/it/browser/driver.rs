@@ -150,6 +150,15 @@ impl Browser {
         })
     }
 
+    /// Adds a WebDriver virtual authenticator (the WebAuthn extension chromedriver supports): a
+    /// platform passkey that keeps discoverable credentials and verifies the user by itself.
+    pub(crate) async fn add_virtual_authenticator(&self) {
+        self.client
+            .issue_cmd(AddVirtualAuthenticator)
+            .await
+            .expect("virtual authenticator");
+    }
+
     /// Ends the session (Chromium exits; chromedriver is killed on drop).
     pub(crate) async fn close(self) {
         let _ = self.client.clone().close().await;
@@ -392,5 +401,34 @@ impl Drop for Browser {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
+    }
+}
+
+/// `POST /session/{id}/webauthn/authenticator` (WebAuthn Level 2, "Add Virtual Authenticator").
+#[derive(Debug)]
+struct AddVirtualAuthenticator;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for AddVirtualAuthenticator {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/webauthn/authenticator",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _request_url: &url::Url) -> (axum::http::Method, Option<String>) {
+        let body = json!({
+            "protocol": "ctap2",
+            "transport": "internal",
+            "hasResidentKey": true,
+            "hasUserVerification": true,
+            "isUserVerified": true,
+            "automaticPresenceSimulation": true,
+        });
+        (axum::http::Method::POST, Some(body.to_string()))
     }
 }
