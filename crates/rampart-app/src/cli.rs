@@ -220,7 +220,7 @@ impl From<rampart::PasswordError> for CliError {
 pub async fn main() -> ExitCode {
     let cli = Cli::parse();
     let serving = matches!(cli.command, None | Some(Command::Serve { .. }));
-    init_tracing(serving, serving && debug_mode(&cli));
+    init_tracing(serving);
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -230,30 +230,22 @@ pub async fn main() -> ExitCode {
     }
 }
 
-/// Logs to stderr (`RUST_LOG` overrides): start-up logs for the server, with a line per request
-/// in `DEBUG` only (like gunicorn, which keeps no access log unless asked: formatting two lines
-/// per request costs a server a fifth of its throughput); warnings only for administration
-/// commands.
-fn init_tracing(serving: bool, log_requests: bool) {
-    let default = match (serving, log_requests) {
-        (true, true) => "info,tower_http=debug,sqlx=warn",
-        (true, false) => "info,sqlx=warn",
-        (false, _) => "warn",
-    };
+/// Logs to stderr (`RUST_LOG` overrides): INFO for the server (start-up, warnings, errors; no
+/// line per request, like gunicorn, which keeps no access log unless asked — formatting two lines
+/// per request costs a server a fifth of its throughput: `RUST_LOG=info,tower_http=debug` shows
+/// them), warnings only for administration commands. Colours only on a terminal, and never with
+/// `NO_COLOR` set, so a log file or a pipe gets plain text.
+fn init_tracing(serving: bool) {
+    use std::io::IsTerminal as _;
+    let default = if serving { "info,sqlx=warn" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let _already_set = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr)
         .try_init();
-}
-
-/// Whether `DEBUG` is on in the settings the server will load (the app's default is on).
-fn debug_mode(cli: &Cli) -> bool {
-    rampart::Settings::load(Some(&cli.config), Some(&cli.env_file))
-        .ok()
-        .and_then(|settings| settings.bool("DEBUG").ok().flatten())
-        .unwrap_or(true)
 }
 
 /// Loads the configuration and runs the command (serving by default).

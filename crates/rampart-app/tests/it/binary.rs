@@ -251,3 +251,42 @@ fn by_default_serve_mails_links_to_its_own_address_whatever_the_host() {
     assert!(link.starts_with(&format!("{url}reset/")), "{link} vs {url}");
     assert!(!link.contains("evil"), "{link}");
 }
+
+#[test]
+fn the_console_logs_at_info_without_colours_when_not_a_terminal() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut child = command(dir.path(), &[("RAMPART_BIND", "127.0.0.1:0")])
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    let first = BufReader::new(stdout)
+        .lines()
+        .next()
+        .expect("a first line")
+        .expect("utf-8");
+    let url = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {first:?}"))
+        .to_owned();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    runtime.block_on(async {
+        for path in ["", "login", "no/such/page"] {
+            reqwest::get(format!("{url}{path}")).await.expect("GET");
+        }
+    });
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let output = child.wait_with_output().expect("wait");
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(!log.contains('\u{1b}'), "no colour codes in a pipe: {log}");
+    assert!(!log.contains(" DEBUG "), "INFO by default: {log}");
+    assert!(log.contains("INFO"), "{log}");
+}

@@ -168,6 +168,23 @@ async fn a_visitor_signs_up_confirms_edits_the_profile_changes_password_and_dele
     assert_eq!(response.headers()["x-content-type-options"], "nosniff");
     browser.open("/").await;
     browser.wait_for_text("Welcome, Ada").await;
+    // The header's menu shows the profile too: picture and name.
+    assert!(
+        browser.exists(".usermenu summary img.avatar").await,
+        "the picture"
+    );
+    assert_eq!(
+        browser
+            .client
+            .execute(
+                "return document.querySelector('.usermenu-name').textContent",
+                vec![]
+            )
+            .await
+            .expect("menu name")
+            .as_str(),
+        Some("Ada")
+    );
     browser.shot("dashboard-with-profile").await;
 
     // Security: a wrong current password, then a change.
@@ -377,6 +394,10 @@ async fn an_admin_deactivates_a_user_who_then_cannot_sign_in_and_others_are_refu
     browser.click("a[href='/admin/users']").await;
     let page = browser.wait_for_text("13 users").await;
     assert!(page.contains("Page 1 of 2"), "{page}");
+    assert!(
+        browser.fits_at_phone_width(".mainnav a").await,
+        "every tab whole on a phone (\"Admin\", not \"Adm\")"
+    );
     browser.shot("admin-users").await;
     browser.click("a[rel=next]").await;
     browser.wait_for_text("Page 2 of 2").await;

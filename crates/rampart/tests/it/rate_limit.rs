@@ -437,3 +437,28 @@ backend_test!(
         );
     }
 );
+
+const TWO_FACTOR_LIMIT: &[(&str, &str)] = &[
+    ("SECURITY_TWO_FACTOR", "true"),
+    ("SECURITY_LOGIN_RATE_LIMIT", "3 per 10 minutes"),
+];
+
+backend_test!(
+    a_right_password_before_the_second_factor_uses_no_attempt_either,
+    TWO_FACTOR_LIMIT,
+    async |app: TestApp| {
+        let (client, _secret) =
+            crate::two_factor::with_authenticator(&app, "ann@example.com").await;
+        // Four sign-ins up to the code step (each asserts the password was taken).
+        for _ in 0..4 {
+            crate::two_factor::pending_login(&app, &client, "ann@example.com").await;
+        }
+        assert_eq!(
+            app.client()
+                .login("ann@example.com", "wrong password")
+                .await
+                .status,
+            StatusCode::BAD_REQUEST
+        );
+    }
+);

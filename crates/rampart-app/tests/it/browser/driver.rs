@@ -313,6 +313,26 @@ impl Browser {
             .await;
     }
 
+    /// Whether every element matching `css` is whole at phone width (not cut by the window or
+    /// by its own box): e.g. the main navigation's tabs.
+    pub(crate) async fn fits_at_phone_width(&self, css: &str) -> bool {
+        self.resize(PHONE_WIDTH, DESKTOP.1).await;
+        let script = format!(
+            "return [...document.querySelectorAll({css:?})].every(e => {{ \
+               const r = e.getBoundingClientRect(); \
+               return r.left >= 0 && r.right <= window.innerWidth && e.scrollWidth <= e.clientWidth; }})"
+        );
+        let fits = self
+            .client
+            .execute(&script, vec![])
+            .await
+            .expect("script")
+            .as_bool()
+            .unwrap_or(false);
+        self.resize(DESKTOP.0, DESKTOP.1).await;
+        fits
+    }
+
     /// Saves `<name>-desktop.png` and `<name>-phone.png` of the whole page.
     pub(crate) async fn shot(&self, name: &str) {
         for (suffix, width) in [("desktop", DESKTOP.0), ("phone", PHONE_WIDTH)] {
