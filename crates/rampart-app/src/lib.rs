@@ -149,6 +149,9 @@ pub async fn connect_with_clock(
     clock: impl Clock,
 ) -> Result<Security, AppError> {
     let datastore = Datastore::connect(&config.database_url).await?;
+    if let Some(redis_url) = &config.redis_url {
+        datastore.use_redis(redis_url).await?;
+    }
     let builder = Security::builder(config.security.clone())
         .datastore(datastore)
         .clock(clock)

@@ -30,6 +30,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, SqlitePool};
 
 pub use error::DatastoreError;
+pub use invalidation::InvalidationStatus;
 pub use rate_limit::RateLimitDecision;
 pub use sessions::SessionInfo;
 
@@ -96,6 +97,7 @@ macro_rules! role_columns {
 // Declared after the macros above, which they use.
 mod cache;
 mod error;
+mod invalidation;
 mod rate_limit;
 mod remember;
 mod roles;
@@ -135,8 +137,11 @@ pub enum DbPool {
 /// roles — are cached in this process for a short time ([`Datastore::set_cache_ttl`], 5 s by
 /// default, `SECURITY_AUTH_CACHE_TTL`), and every write made through a `Datastore` drops what it
 /// changed, so a deactivated user, a rotated uniquifier or a removed role is refused on the very
-/// next request. Changes made **outside** this process (another app instance, the CLI run as its
-/// own process, hand-written SQL) are seen within the TTL; an application that writes the
+/// next request. On PostgreSQL (and with [`Datastore::use_redis`]) every write also publishes
+/// what it dropped, and every other instance on the database drops it too within milliseconds
+/// (see [`InvalidationStatus`]; while an instance cannot hear the others it caches nothing).
+/// Changes that publish nothing (hand-written SQL, the CLI on SQLite) are seen within the TTL;
+/// an application that writes the
 /// `user`, `role` or `roles_users` tables itself through [`Datastore::pool`] calls
 /// [`Datastore::invalidate_user`] or [`Datastore::invalidate_all`] afterwards. Session writes are
 /// grouped: concurrent saves share one statement and one commit, each caller still returning only
@@ -150,7 +155,8 @@ pub struct Datastore {
 /// What every clone of a datastore shares besides the pool.
 #[derive(Debug, Default)]
 struct Shared {
-    cache: cache::Cache,
+    cache: Arc<cache::Cache>,
+    channel: invalidation::Channel,
     session_writer: session_writer::SessionWriter,
     username_form: users::UsernameForm,
 }
@@ -216,11 +222,74 @@ impl Datastore {
     ///
     /// SQLite pools should enable foreign keys (they are on by default in sqlx), or deletes will
     /// not cascade to application tables.
+    ///
+    /// On PostgreSQL, called within a Tokio runtime, this starts the cross-instance
+    /// [invalidation channel](InvalidationStatus) (`LISTEN`/`NOTIFY`, one pooled connection).
     pub fn from_pool(pool: DbPool) -> Self {
-        Self {
+        let store = Self {
             pool,
             shared: Arc::default(),
+        };
+        if let DbPool::Postgres(pg) = &store.pool
+            && tokio::runtime::Handle::try_current().is_ok()
+        {
+            store.shared.channel.start(
+                invalidation::Transport::Postgres(pg.clone()),
+                Arc::clone(&store.shared.cache),
+            );
         }
+        store
+    }
+
+    /// Carries cache invalidations over Redis pub/sub at `url` (`redis://host:port/db`) instead
+    /// of PostgreSQL's `LISTEN`/`NOTIFY` (or, on SQLite, instead of nothing). The cache is off
+    /// until the subscription is up.
+    ///
+    /// # Errors
+    ///
+    /// [`DatastoreError::Config`] for a malformed URL, [`DatastoreError::Redis`] when Redis does
+    /// not answer.
+    pub async fn use_redis(&self, url: &str) -> Result<(), DatastoreError> {
+        let client = redis::Client::open(url)
+            .map_err(|e| DatastoreError::Config(format!("invalid Redis URL: {e}")))?;
+        let mut connection = client
+            .get_multiplexed_async_connection()
+            .await
+            .map_err(DatastoreError::Redis)?;
+        redis::cmd("PING")
+            .query_async::<String>(&mut connection)
+            .await
+            .map_err(DatastoreError::Redis)?;
+        self.shared.channel.start(
+            invalidation::Transport::Redis(client),
+            Arc::clone(&self.shared.cache),
+        );
+        Ok(())
+    }
+
+    /// The state of the cross-instance invalidation channel: [`InvalidationStatus::Local`] on
+    /// SQLite without Redis, else [`InvalidationStatus::Up`] while subscribed.
+    pub fn invalidation_status(&self) -> InvalidationStatus {
+        if self.shared.channel.transport().is_none() {
+            InvalidationStatus::Local
+        } else if self.shared.cache.channel_up() {
+            InvalidationStatus::Up
+        } else {
+            InvalidationStatus::Down
+        }
+    }
+
+    /// `"postgres"` or `"redis"` when invalidations go to other instances, `None` when they stay
+    /// in this process.
+    pub fn invalidation_transport(&self) -> Option<&'static str> {
+        self.shared.channel.transport()
+    }
+
+    /// Drops what `invalidation` names from this process's cache and publishes it to the other
+    /// instances.
+    pub(crate) fn invalidate(&self, invalidation: invalidation::Invalidation) {
+        invalidation.apply(&self.shared.cache);
+        self.shared.channel.publish(invalidation);
     }
 
     /// How long the session and user lookups stay cached in this process (default 5 s; zero
@@ -234,16 +303,18 @@ impl Datastore {
         self.shared.cache.ttl()
     }
 
-    /// Forgets what this process cached about user `user_id`: call it after changing the
+    /// Forgets what this process (and, through the invalidation channel, every instance) cached
+    /// about user `user_id`: call it after changing the
     /// `user` or `roles_users` rows of that user with SQL of your own.
     pub fn invalidate_user(&self, user_id: i64) {
-        self.shared.cache.invalidate_user(user_id);
+        self.invalidate(invalidation::Invalidation::User(user_id));
     }
 
-    /// Forgets every cached user and session: call it after changing roles, or many users, with
+    /// Forgets every cached user and session, here and on every instance: call it after changing roles, or many users, with
     /// SQL of your own.
     pub fn invalidate_all(&self) {
-        self.shared.cache.clear();
+        self.invalidate(invalidation::Invalidation::AllUsers);
+        self.invalidate(invalidation::Invalidation::AllSessions);
     }
 
     pub(crate) fn cache(&self) -> &cache::Cache {

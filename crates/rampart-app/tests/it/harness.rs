@@ -62,6 +62,8 @@ pub(crate) async fn on_backend(backend: Backend, body: impl AsyncFn(TestApp)) {
 /// A running app.
 pub(crate) struct TestApp {
     pub(crate) base: String,
+    /// The database this instance runs on.
+    pub(crate) database_url: String,
     pub(crate) security: Security,
     pub(crate) sink: SmtpSink,
     /// The app's clock: advance it to make links expire.
@@ -110,7 +112,6 @@ impl TestApp {
     /// Starts the app with the test settings plus `extra`.
     pub(crate) async fn start(backend: &Backend, extra: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let sink = SmtpSink::start().await.expect("smtp sink");
         let (pg, database_url) = match backend {
             Backend::Sqlite => (
                 None,
@@ -124,6 +125,24 @@ impl TestApp {
                 (Some(db), url)
             }
         };
+        Self::start_on(&database_url, extra, dir, pg).await
+    }
+
+    /// Starts another instance on the database of `self` (a cluster of two on one database),
+    /// with the test settings plus `extra`.
+    pub(crate) async fn another_instance(&self, extra: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Self::start_on(&self.database_url, extra, dir, None).await
+    }
+
+    async fn start_on(
+        database_url: &str,
+        extra: &[(&str, &str)],
+        dir: TempDir,
+        pg: Option<TestDatabase>,
+    ) -> Self {
+        let database_url = database_url.to_owned();
+        let sink = SmtpSink::start().await.expect("smtp sink");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -153,6 +172,7 @@ impl TestApp {
         });
         Self {
             base: format!("http://{addr}"),
+            database_url,
             security: app.security,
             media: app.media,
             clock,
@@ -173,6 +193,16 @@ impl TestApp {
                 .expect("client"),
             base: self.base.clone(),
             csrf: Mutex::new(None),
+        }
+    }
+
+    /// A client of this instance sharing `other`'s cookie jar and CSRF token (the same browser
+    /// sent to another instance by a load balancer).
+    pub(crate) fn same_browser(&self, other: &TestClient) -> TestClient {
+        TestClient {
+            http: other.http.clone(),
+            base: self.base.clone(),
+            csrf: Mutex::new(other.csrf.lock().expect("lock").clone()),
         }
     }
 

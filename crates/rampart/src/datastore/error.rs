@@ -36,12 +36,15 @@ pub enum DatastoreError {
     /// Any other database error.
     #[error("database query failed")]
     Query(#[source] sqlx::Error),
+    /// Redis (`REDIS_URL`) could not be reached or refused a command: a server answers 503.
+    #[error("Redis is unavailable")]
+    Redis(#[source] redis::RedisError),
 }
 
 impl DatastoreError {
     /// Whether the database was unavailable (answer 503, retry later).
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, Self::Unavailable(_))
+        matches!(self, Self::Unavailable(_) | Self::Redis(_))
     }
 
     /// Whether a unique constraint was violated.

@@ -1,0 +1,197 @@
+//! Two instances of the app on one PostgreSQL database (in this process, each on its own port,
+//! real HTTP), with cache invalidations carried by PostgreSQL `LISTEN`/`NOTIFY` or, with
+//! `TEST_REDIS_URL`, by Redis pub/sub: what one instance changes, the other sees at once.
+
+use std::time::Duration;
+
+use rampart::InvalidationStatus;
+use rampart::testing::TestBackend;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use tokio::time::Instant;
+
+use crate::harness::{PASSWORD, TestApp, TestClient};
+
+/// How soon a change on one instance must show on the other.
+const WITHIN: Duration = Duration::from_millis(200);
+
+/// Which channel carries the invalidations.
+#[derive(Clone, Copy, Debug)]
+enum Channel {
+    Postgres,
+    Redis,
+}
+
+/// Two instances on one fresh PostgreSQL database, their channels up; `None` when the
+/// backend (or Redis) is not configured outside CI.
+async fn cluster(channel: Channel, extra: &[(&str, &str)]) -> Option<(TestApp, TestApp)> {
+    let backend = TestBackend::postgres_or_skip()?;
+    let mut settings: Vec<(&str, &str)> = extra.to_vec();
+    let redis;
+    if let Channel::Redis = channel {
+        redis = rampart::testing::redis_url_or_skip()?;
+        settings.push(("REDIS_URL", redis.as_str()));
+    }
+    let a = TestApp::start(&backend, &settings).await;
+    let b = a.another_instance(&settings).await;
+    for app in [&a, &b] {
+        let store = app.security.datastore();
+        assert_eq!(
+            store.invalidation_transport(),
+            Some(match channel {
+                Channel::Postgres => "postgres",
+                Channel::Redis => "redis",
+            })
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while store.invalidation_status() != InvalidationStatus::Up {
+            assert!(Instant::now() < deadline, "the channel never came up");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    Some((a, b))
+}
+
+/// Polls `request` until it answers `expected`; how long that took (fails after 5 s).
+async fn time_until<F, Fut>(expected: StatusCode, mut request: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = StatusCode>,
+{
+    let start = Instant::now();
+    loop {
+        if request().await == expected {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "never answered {expected}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn me(client: &TestClient, token: Option<&str>) -> StatusCode {
+    client.request(Method::GET, "/api/me", None, token).await.0
+}
+
+/// A session and a token made on A work on B; a logout on A is refused on B within 0.2 s.
+async fn logout_on_one_instance_is_refused_on_the_other(channel: Channel) {
+    let Some((a, b)) = cluster(channel, &[]).await else {
+        return;
+    };
+    let email = "roaming@example.com";
+    a.create_user(email).await;
+    let (on_a, token) = a.login(email, PASSWORD).await;
+    let on_b = b.same_browser(&on_a);
+    // Both instances now have the session (and the user) cached.
+    for _ in 0..3 {
+        assert_eq!(me(&on_a, None).await, StatusCode::OK);
+        assert_eq!(me(&on_b, None).await, StatusCode::OK);
+        assert_eq!(me(&b.client(), Some(&token)).await, StatusCode::OK);
+    }
+    let (status, body) = on_a.post_json("/logout", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let delay = time_until(StatusCode::UNAUTHORIZED, || me(&on_b, None)).await;
+    assert!(delay <= WITHIN, "logout seen on B after {delay:?}");
+}
+
+/// A password change on A ends the old token on B within 0.2 s; the new password works on B.
+async fn a_password_change_on_one_instance_ends_tokens_on_the_other(channel: Channel) {
+    let Some((a, b)) = cluster(channel, &[]).await else {
+        return;
+    };
+    let email = "changer@example.com";
+    a.create_user(email).await;
+    let (on_a, _) = a.login(email, PASSWORD).await;
+    let (_, token) = b.login(email, PASSWORD).await;
+    let anyone = b.client();
+    for _ in 0..3 {
+        assert_eq!(me(&anyone, Some(&token)).await, StatusCode::OK);
+    }
+    let new_password = "a brand new passphrase";
+    let (status, body) = on_a
+        .post_json(
+            "/dashboard/security/",
+            json!({"password": PASSWORD, "new_password": new_password, "new_password_confirm": new_password}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let delay = time_until(StatusCode::UNAUTHORIZED, || me(&anyone, Some(&token))).await;
+    assert!(delay <= WITHIN, "old token accepted on B for {delay:?}");
+    let (on_b, _) = b.login(email, new_password).await;
+    assert_eq!(me(&on_b, None).await, StatusCode::OK);
+}
+
+/// A deactivation on A (the admin's) signs the user out on B within 0.2 s.
+async fn a_deactivation_on_one_instance_is_seen_on_the_other(channel: Channel) {
+    let Some((a, b)) = cluster(channel, &[]).await else {
+        return;
+    };
+    let email = "leaving@example.com";
+    a.create_user(email).await;
+    let (on_b, token) = b.login(email, PASSWORD).await;
+    for _ in 0..3 {
+        assert_eq!(me(&on_b, None).await, StatusCode::OK);
+    }
+    crate::harness::run_cli(&a.security, &["users", "deactivate", email])
+        .await
+        .expect("deactivated");
+    let delay = time_until(StatusCode::UNAUTHORIZED, || me(&on_b, Some(&token))).await;
+    assert!(
+        delay <= WITHIN,
+        "deactivated user served on B for {delay:?}"
+    );
+}
+
+/// The login limit counts the tries made on every instance.
+async fn the_login_limit_is_shared(channel: Channel) {
+    let Some((a, b)) = cluster(channel, &[]).await else {
+        return;
+    };
+    let email = "guessed@example.com";
+    a.create_user(email).await;
+    // The per-account limit: 10 per 5 minutes, tried on A and B in turn.
+    for i in 0..12 {
+        let app = if i % 2 == 0 { &a } else { &b };
+        let (status, body) = app
+            .client()
+            .post_json(
+                "/login",
+                json!({"email": email, "password": format!("wrong {i}")}),
+            )
+            .await;
+        let expected = if i < 10 {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::TOO_MANY_REQUESTS
+        };
+        assert_eq!(status, expected, "try {i}: {body}");
+    }
+}
+
+/// Stamps each scenario for both channels.
+macro_rules! on_both_channels {
+    ($($scenario:ident),* $(,)?) => {
+        $(
+            mod $scenario {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$scenario(super::Channel::Postgres).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn redis() {
+                    super::$scenario(super::Channel::Redis).await;
+                }
+            }
+        )*
+    };
+}
+
+on_both_channels!(
+    logout_on_one_instance_is_refused_on_the_other,
+    a_password_change_on_one_instance_ends_tokens_on_the_other,
+    a_deactivation_on_one_instance_is_seen_on_the_other,
+    the_login_limit_is_shared,
+);
