@@ -21,6 +21,7 @@
 //! | `GET /api/write` | permission `user-write` | `{"message":"you have user-write"}` |
 //! | `GET|POST /api/profile` | session (+CSRF) or token | the profile, partial updates |
 //! | `DELETE /api/account` | session (+CSRF) or token | deletes the account (password required) |
+//! | `GET /healthz`, `GET /readyz` | none (outside the security layer) | alive; ready (database, migrations, invalidation channel) or 503 |
 //!
 //! plus every Flask-Security route of [`rampart::Security::router`].
 
@@ -226,5 +227,7 @@ pub fn router(security: &Security, media: &MediaStore) -> Router {
             config::REQUEST_TIMEOUT,
         ))
         .layer(layer)
+        // Probes bypass the security layer (host check, limits, sessions).
+        .merge(security.health_router())
         .layer(TraceLayer::new_for_http())
 }

@@ -359,6 +359,39 @@ impl Datastore {
         Ok(())
     }
 
+    /// How many of the framework's migrations are not applied (or failed) in this database: 0
+    /// when [`Datastore::migrate`] has run to the end.
+    ///
+    /// # Errors
+    ///
+    /// [`DatastoreError::Unavailable`] when the database cannot be reached.
+    pub async fn pending_migrations(&self) -> Result<usize, DatastoreError> {
+        const APPLIED: &str = "SELECT \"version\" FROM \"_sqlx_migrations\" WHERE \"success\"";
+        let (known, applied): (Vec<i64>, Result<Vec<i64>, sqlx::Error>) = match &self.pool {
+            DbPool::Sqlite(pool) => (
+                sqlx::migrate!("./migrations/sqlite")
+                    .iter()
+                    .map(|m| m.version)
+                    .collect(),
+                sqlx::query_scalar(APPLIED).fetch_all(pool).await,
+            ),
+            DbPool::Postgres(pool) => (
+                sqlx::migrate!("./migrations/postgres")
+                    .iter()
+                    .map(|m| m.version)
+                    .collect(),
+                sqlx::query_scalar(APPLIED).fetch_all(pool).await,
+            ),
+        };
+        let applied = match applied {
+            Ok(applied) => applied,
+            // No table yet: nothing is applied.
+            Err(sqlx::Error::Database(_)) => Vec::new(),
+            Err(error) => return Err(error.into()),
+        };
+        Ok(known.iter().filter(|v| !applied.contains(v)).count())
+    }
+
     /// Applies an application's own migrations, given one set per backend (the one matching this
     /// datastore runs).
     ///

@@ -195,3 +195,109 @@ on_both_channels!(
     a_deactivation_on_one_instance_is_seen_on_the_other,
     the_login_limit_is_shared,
 );
+
+crate::harness::backend_test!(
+    healthz_is_alive_and_readyz_checks_database_migrations_and_channel,
+    async |app: TestApp| {
+        let http = reqwest::Client::new();
+        let alive = http
+            .get(format!("{}/healthz", app.base))
+            .send()
+            .await
+            .expect("healthz");
+        assert_eq!(alive.status(), StatusCode::OK);
+        // The channel may still be coming up on PostgreSQL.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let body = loop {
+            let ready = http
+                .get(format!("{}/readyz", app.base))
+                .send()
+                .await
+                .expect("readyz");
+            let status = ready.status();
+            let body: serde_json::Value = ready.json().await.expect("json");
+            if status == StatusCode::OK {
+                break body;
+            }
+            assert!(Instant::now() < deadline, "never ready: {body}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(body["status"], "ready");
+        assert_eq!(body["checks"]["database"], "ok");
+        assert_eq!(body["checks"]["migrations"], "ok");
+        let expected = match app.security.datastore().backend_name() {
+            "sqlite" => "local",
+            _ => "up",
+        };
+        assert_eq!(body["checks"]["invalidation"], expected);
+    }
+);
+
+/// PostgreSQL refusing connections (every backend of the database ended, new ones refused): the
+/// channel is down, `/readyz` answers 503 with `Retry-After`, requests get no 500, and the
+/// instance recovers by itself once connections are allowed again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_channel_turns_caching_off_and_readiness_down_until_it_is_back() {
+    let Some((a, b)) = cluster(Channel::Postgres, &[]).await else {
+        return;
+    };
+    let admin_url = std::env::var("TEST_DATABASE_URL").expect("TEST_DATABASE_URL");
+    let database = url::Url::parse(&a.database_url).expect("url").path()[1..].to_owned();
+    let email = "steady@example.com";
+    a.create_user(email).await;
+    let (on_a, token) = a.login(email, PASSWORD).await;
+    assert_eq!(me(&on_a, None).await, StatusCode::OK);
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url)
+        .await
+        .expect("admin connection");
+    let allow = |yes: bool| format!("ALTER DATABASE \"{database}\" ALLOW_CONNECTIONS {yes}");
+    sqlx::query(&allow(false))
+        .execute(&mut admin)
+        .await
+        .expect("refuse connections");
+    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
+        .bind(&database)
+        .execute(&mut admin)
+        .await
+        .expect("end the backends");
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for app in [&a, &b] {
+        while app.security.datastore().invalidation_status() != InvalidationStatus::Down {
+            assert!(Instant::now() < deadline, "the loss was never noticed");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let ready = http
+            .get(format!("{}/readyz", app.base))
+            .send()
+            .await
+            .expect("readyz");
+        assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(ready.headers().contains_key("retry-after"));
+        let body: serde_json::Value = ready.json().await.expect("json");
+        assert_eq!(body["checks"]["invalidation"], "down", "{body}");
+        // Nothing cached is served, and the refusal is not a 500.
+        let status = me(&app.client(), Some(&token)).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    }
+    sqlx::query(&allow(true))
+        .execute(&mut admin)
+        .await
+        .expect("allow connections");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    for app in [&a, &b] {
+        loop {
+            let ready = http
+                .get(format!("{}/readyz", app.base))
+                .send()
+                .await
+                .expect("readyz");
+            if ready.status() == StatusCode::OK {
+                break;
+            }
+            assert!(Instant::now() < deadline, "never recovered");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(me(&app.client(), Some(&token)).await, StatusCode::OK);
+    }
+}

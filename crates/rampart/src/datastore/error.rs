@@ -133,7 +133,10 @@ fn is_transient(db: &dyn DatabaseError) -> bool {
         code.parse::<i32>()
             .is_ok_and(|code| matches!(code & 0xff, 5 | 6))
     } else {
-        // PostgreSQL SQLSTATE: connection exceptions, too many connections, shutting down.
-        code.starts_with("08") || matches!(&*code, "53300" | "57P01" | "57P02" | "57P03")
+        // PostgreSQL SQLSTATE: connection exceptions, too many connections, shutting down,
+        // starting up, and a database not accepting connections (55000, `ALLOW_CONNECTIONS
+        // false` during maintenance).
+        code.starts_with("08")
+            || matches!(&*code, "53300" | "55000" | "57P01" | "57P02" | "57P03")
     }
 }
