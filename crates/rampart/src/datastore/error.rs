@@ -136,7 +136,6 @@ fn is_transient(db: &dyn DatabaseError) -> bool {
         // PostgreSQL SQLSTATE: connection exceptions, too many connections, shutting down,
         // starting up, and a database not accepting connections (55000, `ALLOW_CONNECTIONS
         // false` during maintenance).
-        code.starts_with("08")
-            || matches!(&*code, "53300" | "55000" | "57P01" | "57P02" | "57P03")
+        code.starts_with("08") || matches!(&*code, "53300" | "55000" | "57P01" | "57P02" | "57P03")
     }
 }
