@@ -295,7 +295,8 @@ pub fn bind_address(config: &AppConfig, flag: Option<&str>) -> Result<SocketAddr
     })
 }
 
-/// Serves the app until Ctrl-C or SIGTERM, then finishes the requests in flight.
+/// Serves the app until Ctrl-C or SIGTERM, then stops accepting, finishes the requests in flight
+/// (within `RAMPART_SHUTDOWN_TIMEOUT`, 30 s) and closes the database pool.
 ///
 /// # Errors
 ///
@@ -319,6 +320,7 @@ pub async fn serve(config: &AppConfig, bind: Option<&str>) -> Result<(), AppErro
     // Header, body and keep-alive timeouts and a connection cap: slow clients are dropped.
     rampart::serve(listener, app.router, config.server).await?;
     housekeeping.abort();
+    app.security.datastore().close().await;
     say("Stopped.");
     Ok(())
 }

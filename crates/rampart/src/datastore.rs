@@ -321,6 +321,16 @@ impl Datastore {
         &self.shared.cache
     }
 
+    /// Closes the datastore at shutdown, after the requests in flight: stops the invalidation
+    /// channel and the caching with it, then waits for every pooled connection to come back
+    /// and closes them (session writes are made on the requests' own tasks, so none is left
+    /// behind). Every clone is closed; later queries fail with [`DatastoreError::Unavailable`].
+    pub async fn close(&self) {
+        self.shared.channel.stop();
+        self.shared.cache.set_channel_up(false);
+        with_pool!(self, |pool| pool.close().await);
+    }
+
     /// The underlying pool, for the application's own queries.
     pub fn pool(&self) -> &DbPool {
         &self.pool

@@ -212,6 +212,13 @@ impl Channel {
         }
     }
 
+    /// Stops the channel (its task ends, its connection is returned).
+    pub(crate) fn stop(&self) {
+        if let Ok(mut bus) = self.bus.write() {
+            *bus = None;
+        }
+    }
+
     /// Posts `invalidation` for the other instances (nothing without a channel).
     pub(crate) fn publish(&self, invalidation: Invalidation) {
         if let Ok(bus) = self.bus.read()
