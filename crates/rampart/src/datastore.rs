@@ -99,6 +99,7 @@ mod cache;
 mod error;
 mod invalidation;
 mod rate_limit;
+mod redis_store;
 mod remember;
 mod roles;
 mod session_writer;
@@ -157,6 +158,7 @@ pub struct Datastore {
 struct Shared {
     cache: Arc<cache::Cache>,
     channel: invalidation::Channel,
+    redis: std::sync::OnceLock<redis_store::RedisStore>,
     session_writer: session_writer::SessionWriter,
     username_form: users::UsernameForm,
 }
@@ -241,30 +243,48 @@ impl Datastore {
         store
     }
 
-    /// Carries cache invalidations over Redis pub/sub at `url` (`redis://host:port/db`) instead
-    /// of PostgreSQL's `LISTEN`/`NOTIFY` (or, on SQLite, instead of nothing). The cache is off
-    /// until the subscription is up.
+    /// Uses Redis at `url` (`redis://host:port/db`) beside the database: the rate-limit
+    /// counters live there (atomic Lua scripts), and cache invalidations go over Redis pub/sub
+    /// instead of PostgreSQL's `LISTEN`/`NOTIFY` (on SQLite, instead of nothing). Users, roles
+    /// and sessions stay in the database. Keys and the channel are named after the database
+    /// (`rampart:<database>:…`), so apps on different databases can share one Redis. The cache
+    /// is off until the subscription is up. Call it once, before serving.
     ///
     /// # Errors
     ///
-    /// [`DatastoreError::Config`] for a malformed URL, [`DatastoreError::Redis`] when Redis does
-    /// not answer.
+    /// [`DatastoreError::Config`] for a malformed URL or a second call,
+    /// [`DatastoreError::Redis`] when Redis does not answer.
     pub async fn use_redis(&self, url: &str) -> Result<(), DatastoreError> {
         let client = redis::Client::open(url)
             .map_err(|e| DatastoreError::Config(format!("invalid Redis URL: {e}")))?;
-        let mut connection = client
-            .get_multiplexed_async_connection()
-            .await
-            .map_err(DatastoreError::Redis)?;
-        redis::cmd("PING")
-            .query_async::<String>(&mut connection)
-            .await
-            .map_err(DatastoreError::Redis)?;
+        let database = match &self.pool {
+            DbPool::Postgres(pool) => sqlx::query_scalar::<_, String>("SELECT current_database()")
+                .fetch_one(pool)
+                .await
+                .map_err(DatastoreError::from)?,
+            DbPool::Sqlite(_) => "sqlite".to_owned(),
+        };
+        let prefix = format!("rampart:{database}:");
+        let store = redis_store::RedisStore::connect(client.clone(), prefix.clone()).await?;
+        self.shared
+            .redis
+            .set(store)
+            .map_err(|_| DatastoreError::Config("Redis is already in use".to_owned()))?;
         self.shared.channel.start(
-            invalidation::Transport::Redis(client),
+            invalidation::Transport::Redis(client, format!("{prefix}invalidate")),
             Arc::clone(&self.shared.cache),
         );
         Ok(())
+    }
+
+    /// Redis, when [`Datastore::use_redis`] was called.
+    pub(crate) fn redis(&self) -> Option<&redis_store::RedisStore> {
+        self.shared.redis.get()
+    }
+
+    /// Whether [`Datastore::use_redis`] was called.
+    pub fn uses_redis(&self) -> bool {
+        self.redis().is_some()
     }
 
     /// The state of the cross-instance invalidation channel: [`InvalidationStatus::Local`] on

@@ -168,6 +168,18 @@ async fn the_login_limit_is_shared(channel: Channel) {
         };
         assert_eq!(status, expected, "try {i}: {body}");
     }
+    // With Redis the counters live there, not in the database.
+    let rampart::DbPool::Postgres(pool) = a.security.datastore().pool() else {
+        panic!("a cluster runs on PostgreSQL");
+    };
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM \"rampart_rate_limit\"")
+        .fetch_one(pool)
+        .await
+        .expect("count");
+    match channel {
+        Channel::Redis => assert_eq!(rows, 0, "no counter in the database"),
+        Channel::Postgres => assert!(rows > 0, "the counters are in the database"),
+    }
 }
 
 /// Stamps each scenario for both channels.

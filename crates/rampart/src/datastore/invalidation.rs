@@ -11,7 +11,7 @@
 //!   [`Datastore::connect`](super::Datastore::connect) (and
 //!   [`Datastore::from_pool`](super::Datastore::from_pool)) for a PostgreSQL database; the listener
 //!   holds one connection of the pool;
-//! - **Redis** pub/sub on the channel `rampart:invalidate`, when the application calls
+//! - **Redis** pub/sub on the channel `rampart:<database>:invalidate`, when the application calls
 //!   [`Datastore::use_redis`](super::Datastore::use_redis) (the sample app does when `REDIS_URL` is
 //!   set); it replaces the PostgreSQL channel;
 //! - **SQLite** (one process): nothing is published; the in-process invalidation is all there is.
@@ -45,8 +45,6 @@ use super::cache::Cache;
 
 /// The PostgreSQL `NOTIFY` channel.
 pub(crate) const PG_CHANNEL: &str = "rampart_invalidate";
-/// The Redis pub/sub channel.
-pub(crate) const REDIS_CHANNEL: &str = "rampart:invalidate";
 /// How often each instance publishes a heartbeat on the channel.
 pub(crate) const HEARTBEAT: Duration = Duration::from_secs(2);
 /// How long a channel may stay silent (no message, not even the instance's own heartbeat)
@@ -159,8 +157,8 @@ impl fmt::Display for InvalidationStatus {
 pub(crate) enum Transport {
     /// PostgreSQL `LISTEN`/`NOTIFY` over the datastore's pool.
     Postgres(PgPool),
-    /// Redis pub/sub.
-    Redis(redis::Client),
+    /// Redis pub/sub, on the named channel.
+    Redis(redis::Client, String),
 }
 
 /// A running channel: where to post invalidations, and the task carrying them.
@@ -199,7 +197,7 @@ impl Channel {
         let (sender, receiver) = mpsc::unbounded_channel();
         let name = match transport {
             Transport::Postgres(_) => "postgres",
-            Transport::Redis(_) => "redis",
+            Transport::Redis(..) => "redis",
         };
         let task = tokio::spawn(run(transport, cache, receiver));
         if let Ok(mut bus) = self.bus.write() {
@@ -268,12 +266,9 @@ impl Subscription {
                     .map_err(|e| e.to_string())?;
                 Ok(Self::Postgres(listener))
             }
-            Transport::Redis(client) => {
+            Transport::Redis(client, channel) => {
                 let mut pubsub = client.get_async_pubsub().await.map_err(|e| e.to_string())?;
-                pubsub
-                    .subscribe(REDIS_CHANNEL)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                pubsub.subscribe(channel).await.map_err(|e| e.to_string())?;
                 Ok(Self::Redis(pubsub))
             }
         }
@@ -300,14 +295,22 @@ impl Subscription {
 /// The publishing side, whichever the engine.
 enum Publisher {
     Postgres(PgPool),
-    Redis(Box<(redis::Client, Option<redis::aio::MultiplexedConnection>)>),
+    Redis(
+        Box<(
+            redis::Client,
+            String,
+            Option<redis::aio::MultiplexedConnection>,
+        )>,
+    ),
 }
 
 impl Publisher {
     fn new(transport: &Transport) -> Self {
         match transport {
             Transport::Postgres(pool) => Self::Postgres(pool.clone()),
-            Transport::Redis(client) => Self::Redis(Box::new((client.clone(), None))),
+            Transport::Redis(client, channel) => {
+                Self::Redis(Box::new((client.clone(), channel.clone(), None)))
+            }
         }
     }
 
@@ -321,7 +324,7 @@ impl Publisher {
                 .map(|_| ())
                 .map_err(|e| e.to_string()),
             Self::Redis(redis) => {
-                let (client, connection) = &mut **redis;
+                let (client, channel, connection) = &mut **redis;
                 if connection.is_none() {
                     *connection = Some(
                         client
@@ -334,7 +337,7 @@ impl Publisher {
                     return Err("no connection".to_owned());
                 };
                 let sent = redis::cmd("PUBLISH")
-                    .arg(REDIS_CHANNEL)
+                    .arg(&*channel)
                     .arg(payload)
                     .query_async::<i64>(conn)
                     .await;
