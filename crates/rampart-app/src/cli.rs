@@ -242,7 +242,27 @@ fn init_tracing(serving: bool, log_requests: bool) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    if json_logs() {
+        init_json_tracing(filter);
+        return;
+    }
     let _already_set = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Whether `RUST_LOG_FORMAT=json` asks for structured logs.
+fn json_logs() -> bool {
+    std::env::var("RUST_LOG_FORMAT").is_ok_and(|format| format.trim().eq_ignore_ascii_case("json"))
+}
+
+/// Structured logs: one JSON object per line on stderr (time, level, target, fields, spans), for
+/// log collectors. Carries no more than the console format does (no request bodies or secrets).
+fn init_json_tracing(filter: tracing_subscriber::EnvFilter) {
+    let _already_set = tracing_subscriber::fmt()
+        .json()
+        .with_current_span(true)
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
