@@ -221,13 +221,16 @@ pub fn router(security: &Security, media: &MediaStore) -> Router {
     // The layer learns every route, so a wrong method on the app's pages is a 405, not a CSRF
     // refusal.
     let layer = security.layer().routes(&routes);
-    routes
+    let app = routes
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             config::REQUEST_TIMEOUT,
         ))
-        .layer(layer)
-        // Probes bypass the security layer (host check, limits, sessions).
-        .merge(security.health_router())
+        .layer(layer);
+    // Probes bypass the security layer (host check, limits, sessions); everything else,
+    // unknown paths included, goes through it.
+    security
+        .health_router()
+        .fallback_service(app)
         .layer(TraceLayer::new_for_http())
 }

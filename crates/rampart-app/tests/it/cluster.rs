@@ -90,9 +90,24 @@ async fn logout_on_one_instance_is_refused_on_the_other(channel: Channel) {
         assert_eq!(me(&on_b, None).await, StatusCode::OK);
         assert_eq!(me(&b.client(), Some(&token)).await, StatusCode::OK);
     }
+    // The cookie as a thief would replay it (the browser forgets it at logout).
+    let stolen = on_a.cookie_header();
+    assert!(!stolen.is_empty());
+    let thief = reqwest::Client::new();
+    let replay = || async {
+        thief
+            .get(format!("{}/api/me", b.base))
+            .header("Accept", "application/json")
+            .header("Cookie", &stolen)
+            .send()
+            .await
+            .expect("request")
+            .status()
+    };
+    assert_eq!(replay().await, StatusCode::OK);
     let (status, body) = on_a.post_json("/logout", json!({})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let delay = time_until(StatusCode::UNAUTHORIZED, || me(&on_b, None)).await;
+    let delay = time_until(StatusCode::UNAUTHORIZED, replay).await;
     assert!(delay <= WITHIN, "logout seen on B after {delay:?}");
 }
 

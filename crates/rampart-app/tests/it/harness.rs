@@ -185,14 +185,16 @@ impl TestApp {
 
     /// A new browser-like client (own cookies, no redirects).
     pub(crate) fn client(&self) -> TestClient {
+        let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
         TestClient {
             http: reqwest::Client::builder()
-                .cookie_store(true)
+                .cookie_provider(std::sync::Arc::clone(&jar))
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .expect("client"),
             base: self.base.clone(),
             csrf: Mutex::new(None),
+            jar,
         }
     }
 
@@ -203,6 +205,7 @@ impl TestApp {
             http: other.http.clone(),
             base: self.base.clone(),
             csrf: Mutex::new(other.csrf.lock().expect("lock").clone()),
+            jar: std::sync::Arc::clone(&other.jar),
         }
     }
 
@@ -288,6 +291,7 @@ pub(crate) struct TestClient {
     pub(crate) http: reqwest::Client,
     pub(crate) base: String,
     csrf: Mutex<Option<String>>,
+    jar: std::sync::Arc<reqwest::cookie::Jar>,
 }
 
 impl TestClient {
@@ -343,6 +347,17 @@ impl TestClient {
 
     pub(crate) async fn post_json(&self, path: &str, body: Value) -> (StatusCode, Value) {
         self.request(Method::POST, path, Some(body), None).await
+    }
+
+    /// The `Cookie` header this client sends to its server (to replay it elsewhere, as a thief
+    /// of the cookie would).
+    pub(crate) fn cookie_header(&self) -> String {
+        use reqwest::cookie::CookieStore as _;
+        let url = reqwest::Url::parse(&self.base).expect("base URL");
+        self.jar
+            .cookies(&url)
+            .and_then(|value| value.to_str().ok().map(str::to_owned))
+            .unwrap_or_default()
     }
 
     /// Forgets the CSRF token (to test that it is required).
