@@ -8,8 +8,10 @@
 //!   `{"status":"ready"|"unavailable","checks":{"database":"ok"|"unreachable",
 //!   "migrations":"ok"|"pending"|"unknown","invalidation":"local"|"up"|"down"}}`.
 //!
-//! Mount the router **outside** the security layer (merge it after `.layer(security.layer())`)
-//! so a probe is never refused by the host check or rate limits and never touches a session.
+//! Mount the router **outside** the security layer, so a probe is never refused by the host
+//! check or rate limits and never touches a session: the sample app serves
+//! `security.health_router().fallback_service(app_with_layers)` (merging it after the layer
+//! would take unknown paths away from the layer's error pages).
 
 use std::time::Duration;
 
@@ -30,8 +32,14 @@ pub(crate) const READY_TIMEOUT: Duration = Duration::from_secs(2);
 const RETRY_AFTER_SECONDS: &str = "5";
 
 impl Security {
-    /// `GET /healthz` (alive) and `GET /readyz` (ready to serve): see the
-    /// [module documentation](self). Merge it outside the security layer.
+    /// `GET /healthz`: `200 {"status":"alive"}` while the process answers. `GET /readyz`:
+    /// `200` when the database answers (within 2 s), the framework's migrations are applied and
+    /// the cache invalidation channel is up (or not needed: SQLite); else `503` with
+    /// `Retry-After` and the failing check named in
+    /// `{"status":…,"checks":{"database":…,"migrations":…,"invalidation":…}}`.
+    ///
+    /// Mount it outside the security layer (so a probe is never refused by the host check or
+    /// the rate limits), e.g. `security.health_router().fallback_service(app_with_layers)`.
     pub fn health_router<S>(&self) -> Router<S>
     where
         S: Clone + Send + Sync + 'static,
