@@ -241,9 +241,29 @@ fn init_tracing(serving: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    if json_logs() {
+        init_json_tracing(filter);
+        return;
+    }
     let _already_set = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(colour)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Whether `RUST_LOG_FORMAT=json` asks for structured logs.
+fn json_logs() -> bool {
+    std::env::var("RUST_LOG_FORMAT").is_ok_and(|format| format.trim().eq_ignore_ascii_case("json"))
+}
+
+/// Structured logs: one JSON object per line on stderr (time, level, target, fields, spans), for
+/// log collectors. Carries no more than the console format does (no request bodies or secrets).
+fn init_json_tracing(filter: tracing_subscriber::EnvFilter) {
+    let _already_set = tracing_subscriber::fmt()
+        .json()
+        .with_current_span(true)
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
 }
@@ -287,7 +307,8 @@ pub fn bind_address(config: &AppConfig, flag: Option<&str>) -> Result<SocketAddr
     })
 }
 
-/// Serves the app until Ctrl-C or SIGTERM, then finishes the requests in flight.
+/// Serves the app until Ctrl-C or SIGTERM, then stops accepting, finishes the requests in flight
+/// (within `RAMPART_SHUTDOWN_TIMEOUT`, 30 s) and closes the database pool.
 ///
 /// # Errors
 ///
@@ -311,6 +332,7 @@ pub async fn serve(config: &AppConfig, bind: Option<&str>) -> Result<(), AppErro
     // Header, body and keep-alive timeouts and a connection cap: slow clients are dropped.
     rampart::serve(listener, app.router, config.server).await?;
     housekeeping.abort();
+    app.security.datastore().close().await;
     say("Stopped.");
     Ok(())
 }

@@ -137,6 +137,9 @@ pub struct AppConfig {
     pub security: SecurityConfig,
     /// `DATABASE_URL` (default: `sqlite://instance/rampart.db?mode=rwc`).
     pub database_url: String,
+    /// `REDIS_URL` (e.g. `redis://127.0.0.1:6379/0`), when set: cache invalidations between
+    /// instances go over Redis pub/sub instead of PostgreSQL's `LISTEN`/`NOTIFY`.
+    pub redis_url: Option<String>,
     /// `MAIL_BACKEND` and its settings.
     pub mail: MailBackend,
     /// `ADMIN_EMAIL` and `ADMIN_PASSWORD`, when both are set.
@@ -207,6 +210,10 @@ impl AppConfig {
                 )
             }
         };
+        let redis_url = settings
+            .string("REDIS_URL")
+            .map(|url| url.trim().to_owned())
+            .filter(|url| !url.is_empty());
         let mail = mail_backend(&settings)?;
         let admin = match (
             settings.string("ADMIN_EMAIL"),
@@ -232,6 +239,7 @@ impl AppConfig {
         Ok(Self {
             security,
             database_url,
+            redis_url,
             mail,
             admin,
             instance_dir: instance_dir.to_owned(),

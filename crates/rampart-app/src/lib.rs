@@ -21,6 +21,7 @@
 //! | `GET /api/write` | permission `user-write` | `{"message":"you have user-write"}` |
 //! | `GET|POST /api/profile` | session (+CSRF) or token | the profile, partial updates |
 //! | `DELETE /api/account` | session (+CSRF) or token | deletes the account (password required) |
+//! | `GET /healthz`, `GET /readyz` | none (outside the security layer) | alive; ready (database, migrations, invalidation channel) or 503 |
 //!
 //! plus every Flask-Security route of [`rampart::Security::router`].
 
@@ -149,6 +150,9 @@ pub async fn connect_with_clock(
     clock: impl Clock,
 ) -> Result<Security, AppError> {
     let datastore = Datastore::connect(&config.database_url).await?;
+    if let Some(redis_url) = &config.redis_url {
+        datastore.use_redis(redis_url).await?;
+    }
     let builder = Security::builder(config.security.clone())
         .datastore(datastore)
         .clock(clock)
@@ -234,12 +238,17 @@ pub fn router(security: &Security, media: &MediaStore) -> Router {
     // The layer learns every route, so a wrong method on the app's pages is a 405, not a CSRF
     // refusal.
     let layer = security.layer().routes(&routes);
-    routes
+    let app = routes
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             config::REQUEST_TIMEOUT,
         ))
         .layer(layer)
-        .layer(axum::middleware::from_fn(routes::profile::upload_guard))
+        .layer(axum::middleware::from_fn(routes::profile::upload_guard));
+    // Probes bypass the security layer (host check, limits, sessions); everything else,
+    // unknown paths included, goes through it.
+    security
+        .health_router()
+        .fallback_service(app)
         .layer(TraceLayer::new_for_http())
 }

@@ -30,6 +30,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, SqlitePool};
 
 pub use error::DatastoreError;
+pub use invalidation::InvalidationStatus;
 pub use rate_limit::RateLimitDecision;
 pub use sessions::SessionInfo;
 
@@ -97,7 +98,9 @@ macro_rules! role_columns {
 mod cache;
 mod error;
 mod mailed_code;
+mod invalidation;
 mod rate_limit;
+mod redis_store;
 mod remember;
 mod roles;
 mod session_writer;
@@ -137,8 +140,11 @@ pub enum DbPool {
 /// roles — are cached in this process for a short time ([`Datastore::set_cache_ttl`], 5 s by
 /// default, `SECURITY_AUTH_CACHE_TTL`), and every write made through a `Datastore` drops what it
 /// changed, so a deactivated user, a rotated uniquifier or a removed role is refused on the very
-/// next request. Changes made **outside** this process (another app instance, the CLI run as its
-/// own process, hand-written SQL) are seen within the TTL; an application that writes the
+/// next request. On PostgreSQL (and with [`Datastore::use_redis`]) every write also publishes
+/// what it dropped, and every other instance on the database drops it too within milliseconds
+/// (see [`InvalidationStatus`]; while an instance cannot hear the others it caches nothing).
+/// Changes that publish nothing (hand-written SQL, the CLI on SQLite) are seen within the TTL;
+/// an application that writes the
 /// `user`, `role` or `roles_users` tables itself through [`Datastore::pool`] calls
 /// [`Datastore::invalidate_user`] or [`Datastore::invalidate_all`] afterwards. Session writes are
 /// grouped: concurrent saves share one statement and one commit, each caller still returning only
@@ -152,7 +158,9 @@ pub struct Datastore {
 /// What every clone of a datastore shares besides the pool.
 #[derive(Debug, Default)]
 struct Shared {
-    cache: cache::Cache,
+    cache: Arc<cache::Cache>,
+    channel: invalidation::Channel,
+    redis: std::sync::OnceLock<redis_store::RedisStore>,
     session_writer: session_writer::SessionWriter,
     username_form: users::UsernameForm,
 }
@@ -218,11 +226,92 @@ impl Datastore {
     ///
     /// SQLite pools should enable foreign keys (they are on by default in sqlx), or deletes will
     /// not cascade to application tables.
+    ///
+    /// On PostgreSQL, called within a Tokio runtime, this starts the cross-instance
+    /// [invalidation channel](InvalidationStatus) (`LISTEN`/`NOTIFY`, one pooled connection).
     pub fn from_pool(pool: DbPool) -> Self {
-        Self {
+        let store = Self {
             pool,
             shared: Arc::default(),
+        };
+        if let DbPool::Postgres(pg) = &store.pool
+            && tokio::runtime::Handle::try_current().is_ok()
+        {
+            store.shared.channel.start(
+                invalidation::Transport::Postgres(pg.clone()),
+                Arc::clone(&store.shared.cache),
+            );
         }
+        store
+    }
+
+    /// Uses Redis at `url` (`redis://host:port/db`) beside the database: the rate-limit
+    /// counters live there (atomic Lua scripts), and cache invalidations go over Redis pub/sub
+    /// instead of PostgreSQL's `LISTEN`/`NOTIFY` (on SQLite, instead of nothing). Users, roles
+    /// and sessions stay in the database. Keys and the channel are named after the database
+    /// (`rampart:<database>:…`), so apps on different databases can share one Redis. The cache
+    /// is off until the subscription is up. Call it once, before serving.
+    ///
+    /// # Errors
+    ///
+    /// [`DatastoreError::Config`] for a malformed URL or a second call,
+    /// [`DatastoreError::Redis`] when Redis does not answer.
+    pub async fn use_redis(&self, url: &str) -> Result<(), DatastoreError> {
+        let client = redis::Client::open(url)
+            .map_err(|e| DatastoreError::Config(format!("invalid Redis URL: {e}")))?;
+        let database = match &self.pool {
+            DbPool::Postgres(pool) => sqlx::query_scalar::<_, String>("SELECT current_database()")
+                .fetch_one(pool)
+                .await
+                .map_err(DatastoreError::from)?,
+            DbPool::Sqlite(_) => "sqlite".to_owned(),
+        };
+        let prefix = format!("rampart:{database}:");
+        let store = redis_store::RedisStore::connect(client.clone(), prefix.clone()).await?;
+        self.shared
+            .redis
+            .set(store)
+            .map_err(|_| DatastoreError::Config("Redis is already in use".to_owned()))?;
+        self.shared.channel.start(
+            invalidation::Transport::Redis(client, format!("{prefix}invalidate")),
+            Arc::clone(&self.shared.cache),
+        );
+        Ok(())
+    }
+
+    /// Redis, when [`Datastore::use_redis`] was called.
+    pub(crate) fn redis(&self) -> Option<&redis_store::RedisStore> {
+        self.shared.redis.get()
+    }
+
+    /// Whether [`Datastore::use_redis`] was called.
+    pub fn uses_redis(&self) -> bool {
+        self.redis().is_some()
+    }
+
+    /// The state of the cross-instance invalidation channel: [`InvalidationStatus::Local`] on
+    /// SQLite without Redis, else [`InvalidationStatus::Up`] while subscribed.
+    pub fn invalidation_status(&self) -> InvalidationStatus {
+        if self.shared.channel.transport().is_none() {
+            InvalidationStatus::Local
+        } else if self.shared.cache.channel_up() {
+            InvalidationStatus::Up
+        } else {
+            InvalidationStatus::Down
+        }
+    }
+
+    /// `"postgres"` or `"redis"` when invalidations go to other instances, `None` when they stay
+    /// in this process.
+    pub fn invalidation_transport(&self) -> Option<&'static str> {
+        self.shared.channel.transport()
+    }
+
+    /// Drops what `invalidation` names from this process's cache and publishes it to the other
+    /// instances.
+    pub(crate) fn invalidate(&self, invalidation: invalidation::Invalidation) {
+        invalidation.apply(&self.shared.cache);
+        self.shared.channel.publish(invalidation);
     }
 
     /// How long the session and user lookups stay cached in this process (default 5 s; zero
@@ -236,20 +325,32 @@ impl Datastore {
         self.shared.cache.ttl()
     }
 
-    /// Forgets what this process cached about user `user_id`: call it after changing the
+    /// Forgets what this process (and, through the invalidation channel, every instance) cached
+    /// about user `user_id`: call it after changing the
     /// `user` or `roles_users` rows of that user with SQL of your own.
     pub fn invalidate_user(&self, user_id: i64) {
-        self.shared.cache.invalidate_user(user_id);
+        self.invalidate(invalidation::Invalidation::User(user_id));
     }
 
-    /// Forgets every cached user and session: call it after changing roles, or many users, with
+    /// Forgets every cached user and session, here and on every instance: call it after changing roles, or many users, with
     /// SQL of your own.
     pub fn invalidate_all(&self) {
-        self.shared.cache.clear();
+        self.invalidate(invalidation::Invalidation::AllUsers);
+        self.invalidate(invalidation::Invalidation::AllSessions);
     }
 
     pub(crate) fn cache(&self) -> &cache::Cache {
         &self.shared.cache
+    }
+
+    /// Closes the datastore at shutdown, after the requests in flight: stops the invalidation
+    /// channel and the caching with it, then waits for every pooled connection to come back
+    /// and closes them (session writes are made on the requests' own tasks, so none is left
+    /// behind). Every clone is closed; later queries fail with [`DatastoreError::Unavailable`].
+    pub async fn close(&self) {
+        self.shared.channel.stop();
+        self.shared.cache.set_channel_up(false);
+        with_pool!(self, |pool| pool.close().await);
     }
 
     /// The underlying pool, for the application's own queries.
@@ -288,6 +389,39 @@ impl Datastore {
             }
         }
         Ok(())
+    }
+
+    /// How many of the framework's migrations are not applied (or failed) in this database: 0
+    /// when [`Datastore::migrate`] has run to the end.
+    ///
+    /// # Errors
+    ///
+    /// [`DatastoreError::Unavailable`] when the database cannot be reached.
+    pub async fn pending_migrations(&self) -> Result<usize, DatastoreError> {
+        const APPLIED: &str = "SELECT \"version\" FROM \"_sqlx_migrations\" WHERE \"success\"";
+        let (known, applied): (Vec<i64>, Result<Vec<i64>, sqlx::Error>) = match &self.pool {
+            DbPool::Sqlite(pool) => (
+                sqlx::migrate!("./migrations/sqlite")
+                    .iter()
+                    .map(|m| m.version)
+                    .collect(),
+                sqlx::query_scalar(APPLIED).fetch_all(pool).await,
+            ),
+            DbPool::Postgres(pool) => (
+                sqlx::migrate!("./migrations/postgres")
+                    .iter()
+                    .map(|m| m.version)
+                    .collect(),
+                sqlx::query_scalar(APPLIED).fetch_all(pool).await,
+            ),
+        };
+        let applied = match applied {
+            Ok(applied) => applied,
+            // No table yet: nothing is applied.
+            Err(sqlx::Error::Database(_)) => Vec::new(),
+            Err(error) => return Err(error.into()),
+        };
+        Ok(known.iter().filter(|v| !applied.contains(v)).count())
     }
 
     /// Applies an application's own migrations, given one set per backend (the one matching this

@@ -62,7 +62,7 @@ impl Error {
     /// The broad kind of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Self::Datastore(DatastoreError::Unavailable(_))
+            Self::Datastore(DatastoreError::Unavailable(_) | DatastoreError::Redis(_))
             | Self::Password(PasswordError::Busy) => ErrorKind::Unavailable,
             Self::Session(tower_sessions::session::Error::Store(
                 tower_sessions::session_store::Error::Backend(message),

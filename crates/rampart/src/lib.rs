@@ -122,7 +122,9 @@ pub use config::{
     RegisterConfig, SecurityConfig, SessionConfig, Settings, TokenConfig, TwoFactorConfig,
     UsernameConfig, VerifyConfig, WebauthnConfig,
 };
-pub use datastore::{Datastore, DatastoreError, DbPool, RateLimitDecision, SessionInfo};
+pub use datastore::{
+    Datastore, DatastoreError, DbPool, InvalidationStatus, RateLimitDecision, SessionInfo,
+};
 pub use error::{Error, ErrorKind, Result};
 pub use features::change::{change_password, validate as validate_password_change};
 pub use features::change_email::{

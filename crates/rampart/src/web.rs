@@ -11,6 +11,7 @@ pub(crate) mod email_form;
 pub(crate) mod extract;
 pub(crate) mod forms;
 pub(crate) mod guard;
+pub(crate) mod health;
 pub(crate) mod layer;
 pub(crate) mod mailed_code;
 pub(crate) mod negotiate;

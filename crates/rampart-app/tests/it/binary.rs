@@ -169,6 +169,67 @@ fn serve_prints_its_url_answers_and_stops_on_sigterm() {
 }
 
 #[test]
+fn with_rust_log_format_json_every_log_line_is_a_json_object_and_probes_answer() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut child = command(
+        dir.path(),
+        &[("RAMPART_BIND", "127.0.0.1:0"), ("RUST_LOG_FORMAT", "json")],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("first line");
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
+        .to_owned();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    let (alive, ready) = runtime.block_on(async {
+        let http = reqwest::Client::new();
+        let alive = http
+            .get(format!("{url}healthz"))
+            .send()
+            .await
+            .expect("GET /healthz")
+            .status();
+        let ready = http
+            .get(format!("{url}readyz"))
+            .send()
+            .await
+            .expect("GET /readyz")
+            .status();
+        (alive, ready)
+    });
+    assert_eq!(alive, reqwest::StatusCode::OK);
+    assert_eq!(ready, reqwest::StatusCode::OK);
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let output = child.wait_with_output().expect("wait");
+    assert_eq!(output.status.code(), Some(0));
+    let logs = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = logs.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty(), "no log at all");
+    for line in &lines {
+        let value: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(value["level"].is_string(), "{line}");
+    }
+    assert!(logs.contains("shutting down"), "{logs}");
+}
+
+#[test]
 fn outside_debug_serve_refuses_to_start_without_server_name_or_trusted_hosts() {
     let dir = tempfile::tempdir().expect("dir");
     let env = [

@@ -62,6 +62,8 @@ pub(crate) async fn on_backend(backend: Backend, body: impl AsyncFn(TestApp)) {
 /// A running app.
 pub(crate) struct TestApp {
     pub(crate) base: String,
+    /// The database this instance runs on.
+    pub(crate) database_url: String,
     pub(crate) security: Security,
     pub(crate) sink: SmtpSink,
     /// The app's clock: advance it to make links expire.
@@ -110,7 +112,6 @@ impl TestApp {
     /// Starts the app with the test settings plus `extra`.
     pub(crate) async fn start(backend: &Backend, extra: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let sink = SmtpSink::start().await.expect("smtp sink");
         let (pg, database_url) = match backend {
             Backend::Sqlite => (
                 None,
@@ -124,6 +125,24 @@ impl TestApp {
                 (Some(db), url)
             }
         };
+        Self::start_on(&database_url, extra, dir, pg).await
+    }
+
+    /// Starts another instance on the database of `self` (a cluster of two on one database),
+    /// with the test settings plus `extra`.
+    pub(crate) async fn another_instance(&self, extra: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Self::start_on(&self.database_url, extra, dir, None).await
+    }
+
+    async fn start_on(
+        database_url: &str,
+        extra: &[(&str, &str)],
+        dir: TempDir,
+        pg: Option<TestDatabase>,
+    ) -> Self {
+        let database_url = database_url.to_owned();
+        let sink = SmtpSink::start().await.expect("smtp sink");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -153,6 +172,7 @@ impl TestApp {
         });
         Self {
             base: format!("http://{addr}"),
+            database_url,
             security: app.security,
             media: app.media,
             clock,
@@ -165,14 +185,27 @@ impl TestApp {
 
     /// A new browser-like client (own cookies, no redirects).
     pub(crate) fn client(&self) -> TestClient {
+        let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
         TestClient {
             http: reqwest::Client::builder()
-                .cookie_store(true)
+                .cookie_provider(std::sync::Arc::clone(&jar))
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .expect("client"),
             base: self.base.clone(),
             csrf: Mutex::new(None),
+            jar,
+        }
+    }
+
+    /// A client of this instance sharing `other`'s cookie jar and CSRF token (the same browser
+    /// sent to another instance by a load balancer).
+    pub(crate) fn same_browser(&self, other: &TestClient) -> TestClient {
+        TestClient {
+            http: other.http.clone(),
+            base: self.base.clone(),
+            csrf: Mutex::new(other.csrf.lock().expect("lock").clone()),
+            jar: std::sync::Arc::clone(&other.jar),
         }
     }
 
@@ -258,6 +291,7 @@ pub(crate) struct TestClient {
     pub(crate) http: reqwest::Client,
     pub(crate) base: String,
     csrf: Mutex<Option<String>>,
+    jar: std::sync::Arc<reqwest::cookie::Jar>,
 }
 
 impl TestClient {
@@ -313,6 +347,17 @@ impl TestClient {
 
     pub(crate) async fn post_json(&self, path: &str, body: Value) -> (StatusCode, Value) {
         self.request(Method::POST, path, Some(body), None).await
+    }
+
+    /// The `Cookie` header this client sends to its server (to replay it elsewhere, as a thief
+    /// of the cookie would).
+    pub(crate) fn cookie_header(&self) -> String {
+        use reqwest::cookie::CookieStore as _;
+        let url = reqwest::Url::parse(&self.base).expect("base URL");
+        self.jar
+            .cookies(&url)
+            .and_then(|value| value.to_str().ok().map(str::to_owned))
+            .unwrap_or_default()
     }
 
     /// Forgets the CSRF token (to test that it is required).

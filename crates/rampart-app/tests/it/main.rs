@@ -10,6 +10,7 @@ mod account;
 mod binary;
 mod browser;
 mod cli;
+mod cluster;
 mod flow;
 mod guards;
 mod harness;

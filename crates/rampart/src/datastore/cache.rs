@@ -13,15 +13,18 @@
 //! - A reader that missed the cache, read the database and then finds that an invalidation
 //!   happened meanwhile does not store what it read (a generation counter), so a stale row cannot
 //!   land in the cache after the write that made it stale.
+//! - Other instances on the same database hear of those drops through the
+//!   [invalidation channel](super::invalidation) (PostgreSQL `LISTEN`/`NOTIFY` or Redis pub/sub)
+//!   within milliseconds; while an instance's channel is down it caches nothing.
 //! - Entries live at most the TTL ([`SecurityConfig::auth_cache_ttl`](crate::SecurityConfig),
-//!   default 5 s). That bounds what this process cannot see: changes made by **another** process
-//!   (another app instance, the CLI run separately, SQL typed by hand) take effect here within
-//!   the TTL. A TTL of zero turns the cache off.
+//!   default 5 s). That bounds what this process cannot see: changes made by a process that
+//!   publishes nothing (the CLI run separately on SQLite, SQL typed by hand) take effect here
+//!   within the TTL. A TTL of zero turns the cache off.
 //! - Negative answers (no such session, no such user) are never cached.
 //! - Size is bounded; when full, expired entries go first, then an arbitrary tenth.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -68,6 +71,9 @@ pub(crate) struct Cache {
     sessions: RwLock<HashMap<String, Entry<CachedSession>>>,
     user_generation: AtomicU64,
     session_generation: AtomicU64,
+    /// False while an invalidation channel is configured but not subscribed: nothing is
+    /// served from the cache nor stored in it.
+    channel_up: AtomicBool,
 }
 
 impl std::fmt::Debug for Cache {
@@ -86,6 +92,7 @@ impl Default for Cache {
             sessions: RwLock::default(),
             user_generation: AtomicU64::new(0),
             session_generation: AtomicU64::new(0),
+            channel_up: AtomicBool::new(true),
         }
     }
 }
@@ -105,6 +112,28 @@ impl Cache {
         }
     }
 
+    /// Turns the cache on (the invalidation channel is subscribed) or off (it is not); either
+    /// way it starts empty.
+    pub(crate) fn set_channel_up(&self, up: bool) {
+        if up {
+            self.clear();
+            self.channel_up.store(true, Ordering::Release);
+        } else {
+            self.channel_up.store(false, Ordering::Release);
+            self.clear();
+        }
+    }
+
+    /// Whether the invalidation channel (if any) is up.
+    pub(crate) fn channel_up(&self) -> bool {
+        self.channel_up.load(Ordering::Acquire)
+    }
+
+    /// Whether the cache serves and stores entries (a TTL above zero, the channel up).
+    pub(crate) fn enabled(&self) -> bool {
+        !self.ttl().is_zero() && self.channel_up.load(Ordering::Acquire)
+    }
+
     fn fresh<T>(&self, entry: &Entry<T>, now: Instant) -> bool {
         now.duration_since(entry.stored) < self.ttl()
     }
@@ -113,7 +142,7 @@ impl Cache {
 
     /// The cached user with this uniquifier, if fresh.
     pub(crate) fn user(&self, uniquifier: &str) -> Option<UserWithRoles> {
-        if self.ttl().is_zero() {
+        if !self.enabled() {
             return None;
         }
         let users = self.users.read().ok()?;
@@ -129,7 +158,7 @@ impl Cache {
 
     /// Stores what was read, unless a user was invalidated since `ticket`.
     pub(crate) fn put_user(&self, ticket: Ticket, value: UserWithRoles) {
-        if self.ttl().is_zero() {
+        if !self.enabled() {
             return;
         }
         let Ok(mut users) = self.users.write() else {
@@ -197,7 +226,7 @@ impl Cache {
 
     /// The cached session row, if fresh and not expired at `now`.
     pub(crate) fn session(&self, id_hash: &str, now: PrimitiveDateTime) -> Option<CachedSession> {
-        if self.ttl().is_zero() {
+        if !self.enabled() {
             return None;
         }
         let sessions = self.sessions.read().ok()?;
@@ -213,7 +242,7 @@ impl Cache {
     /// Stores a session row that was read, unless a session was written or deleted since
     /// `ticket`.
     pub(crate) fn put_session(&self, ticket: Ticket, id_hash: &str, value: CachedSession) {
-        if self.ttl().is_zero() {
+        if !self.enabled() {
             return;
         }
         let Ok(mut sessions) = self.sessions.write() else {
@@ -326,6 +355,26 @@ mod tests {
         assert!(cache.user("u1").is_none());
         cache.put_user(cache.user_ticket(), user(1, "u1"));
         assert!(cache.user("u1").is_none());
+    }
+
+    #[test]
+    fn a_channel_down_turns_the_cache_off_and_back_on_empty() {
+        let cache = Cache::default();
+        cache.put_user(cache.user_ticket(), user(1, "u1"));
+        let ticket = cache.user_ticket();
+        cache.set_channel_up(false);
+        assert!(cache.user("u1").is_none());
+        cache.put_user(cache.user_ticket(), user(1, "u1"));
+        assert!(cache.user("u1").is_none(), "nothing stored while down");
+        cache.set_channel_up(true);
+        assert!(cache.user("u1").is_none(), "back on, empty");
+        cache.put_user(ticket, user(1, "u1"));
+        assert!(
+            cache.user("u1").is_none(),
+            "a read from before the loss is refused"
+        );
+        cache.put_user(cache.user_ticket(), user(1, "u1"));
+        assert!(cache.user("u1").is_some());
     }
 
     #[test]

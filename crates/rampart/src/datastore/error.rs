@@ -36,12 +36,15 @@ pub enum DatastoreError {
     /// Any other database error.
     #[error("database query failed")]
     Query(#[source] sqlx::Error),
+    /// Redis (`REDIS_URL`) could not be reached or refused a command: a server answers 503.
+    #[error("Redis is unavailable")]
+    Redis(#[source] redis::RedisError),
 }
 
 impl DatastoreError {
     /// Whether the database was unavailable (answer 503, retry later).
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, Self::Unavailable(_))
+        matches!(self, Self::Unavailable(_) | Self::Redis(_))
     }
 
     /// Whether a unique constraint was violated.
@@ -130,7 +133,9 @@ fn is_transient(db: &dyn DatabaseError) -> bool {
         code.parse::<i32>()
             .is_ok_and(|code| matches!(code & 0xff, 5 | 6))
     } else {
-        // PostgreSQL SQLSTATE: connection exceptions, too many connections, shutting down.
-        code.starts_with("08") || matches!(&*code, "53300" | "57P01" | "57P02" | "57P03")
+        // PostgreSQL SQLSTATE: connection exceptions, too many connections, shutting down,
+        // starting up, and a database not accepting connections (55000, `ALLOW_CONNECTIONS
+        // false` during maintenance).
+        code.starts_with("08") || matches!(&*code, "53300" | "55000" | "57P01" | "57P02" | "57P03")
     }
 }

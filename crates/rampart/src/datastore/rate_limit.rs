@@ -1,4 +1,5 @@
-//! Fixed-window rate limits (`rampart_rate_limit`), shared by every server on the database.
+//! Fixed-window rate limits (`rampart_rate_limit`), shared by every server on the database; in
+//! Redis instead when [`Datastore::use_redis`] was called (`redis_store.rs`, same semantics).
 
 use std::time::Duration;
 
@@ -55,15 +56,22 @@ impl Datastore {
         let elapsed_before = now
             .checked_sub(window_len)
             .ok_or_else(|| DatastoreError::Config("rate limit window out of range".to_owned()))?;
-        let (window_start, hits): (PrimitiveDateTime, i64) = with_pool!(self, |pool| {
-            sqlx::query_as(HIT)
-                .bind(key)
-                .bind(now)
-                .bind(elapsed_before)
-                .bind(i64::from(limit))
-                .fetch_one(pool)
-                .await?
-        });
+        let (window_start, hits): (PrimitiveDateTime, i64) = if let Some(redis) = self.redis() {
+            let (start, hits) = redis
+                .hit(key, millis(now), millis_of(window_len), limit)
+                .await?;
+            (from_millis(start), hits)
+        } else {
+            with_pool!(self, |pool| {
+                sqlx::query_as(HIT)
+                    .bind(key)
+                    .bind(now)
+                    .bind(elapsed_before)
+                    .bind(i64::from(limit))
+                    .fetch_one(pool)
+                    .await?
+            })
+        };
         let hits = u32::try_from(hits.max(0)).unwrap_or(u32::MAX);
         let allowed = hits <= limit;
         let retry_after = if allowed {
@@ -100,16 +108,24 @@ impl Datastore {
         let elapsed_before = now
             .checked_sub(window_len)
             .ok_or_else(|| DatastoreError::Config("rate limit window out of range".to_owned()))?;
-        let row: Option<(PrimitiveDateTime, i64)> = with_pool!(self, |pool| {
-            sqlx::query_as(
-                "SELECT \"window_start\", CAST(\"hits\" AS BIGINT) AS \"hits\" \
+        let row: Option<(PrimitiveDateTime, i64)> = if let Some(redis) = self.redis() {
+            redis
+                .get(key)
+                .await?
+                .map(|(start, hits)| (from_millis(start), hits))
+                .filter(|(start, _)| *start > elapsed_before)
+        } else {
+            with_pool!(self, |pool| {
+                sqlx::query_as(
+                    "SELECT \"window_start\", CAST(\"hits\" AS BIGINT) AS \"hits\" \
                  FROM \"rampart_rate_limit\" WHERE \"key\" = $1 AND \"window_start\" > $2",
-            )
-            .bind(key)
-            .bind(elapsed_before)
-            .fetch_optional(pool)
-            .await?
-        });
+                )
+                .bind(key)
+                .bind(elapsed_before)
+                .fetch_optional(pool)
+                .await?
+            })
+        };
         Ok(row
             .filter(|(_, hits)| *hits >= i64::from(limit))
             .map(|(window_start, _)| {
@@ -129,6 +145,9 @@ impl Datastore {
     ///
     /// As for [`Datastore::session_load`].
     pub async fn rate_limit_undo(&self, key: &str) -> Result<(), DatastoreError> {
+        if let Some(redis) = self.redis() {
+            return redis.undo(key).await;
+        }
         with_pool!(self, |pool| sqlx::query(
             "UPDATE \"rampart_rate_limit\" SET \"hits\" = \"hits\" - 1 \
              WHERE \"key\" = $1 AND \"hits\" > 0"
@@ -146,6 +165,9 @@ impl Datastore {
     ///
     /// As for [`Datastore::session_load`].
     pub async fn rate_limit_reset(&self, key: &str) -> Result<(), DatastoreError> {
+        if let Some(redis) = self.redis() {
+            return redis.reset(key).await;
+        }
         with_pool!(self, |pool| sqlx::query(
             "DELETE FROM \"rampart_rate_limit\" WHERE \"key\" = $1"
         )
@@ -155,4 +177,21 @@ impl Datastore {
         .map(|_| ()))?;
         Ok(())
     }
+}
+
+/// `at` (naive UTC) in milliseconds since the epoch.
+fn millis(at: PrimitiveDateTime) -> i64 {
+    i64::try_from(at.assume_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+/// A length in milliseconds.
+fn millis_of(length: time::Duration) -> i64 {
+    i64::try_from(length.whole_milliseconds()).unwrap_or(i64::MAX)
+}
+
+/// Milliseconds since the epoch as naive UTC (the epoch itself when out of range).
+fn from_millis(ms: i64) -> PrimitiveDateTime {
+    let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    PrimitiveDateTime::new(at.date(), at.time())
 }

@@ -2,6 +2,7 @@
 
 use time::PrimitiveDateTime;
 
+use super::invalidation::Invalidation;
 use super::{Datastore, DatastoreError, join_csv, split_csv};
 use crate::model::Role;
 
@@ -177,7 +178,7 @@ impl Datastore {
             .fetch_optional(pool)
             .await?);
         // Every holder of the role changed.
-        self.cache().invalidate_users();
+        self.invalidate(Invalidation::AllUsers);
         row.map(Role::from)
             .ok_or_else(|| DatastoreError::NotFound(format!("role {name}")))
     }
@@ -207,7 +208,7 @@ impl Datastore {
             .execute(pool)
             .await?
             .rows_affected());
-        self.cache().invalidate_user(user_id);
+        self.invalidate(Invalidation::User(user_id));
         if added > 0 {
             return Ok(true);
         }
@@ -233,7 +234,7 @@ impl Datastore {
             .execute(pool)
             .await?
             .rows_affected());
-        self.cache().invalidate_user(user_id);
+        self.invalidate(Invalidation::User(user_id));
         Ok(removed > 0)
     }
 }

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use time::{OffsetDateTime, PrimitiveDateTime};
 
 use super::cache::CachedSession;
+use super::invalidation::Invalidation;
 use super::session_writer::{Kind, SessionRow};
 use super::{Datastore, DatastoreError};
 
@@ -126,7 +127,7 @@ impl Datastore {
                 .await
                 .map(|_| ()))?;
         }
-        self.cache().invalidate_session(id_hash);
+        self.invalidate(Invalidation::Session(id_hash.to_owned()));
         Ok(())
     }
 
@@ -182,7 +183,7 @@ impl Datastore {
         .execute(pool)
         .await
         .map(|_| ()))?;
-        self.cache().invalidate_session(id_hash);
+        self.invalidate(Invalidation::Session(id_hash.to_owned()));
         Ok(())
     }
 
@@ -231,8 +232,9 @@ impl Datastore {
                 .await?
                 .rows_affected(),
         });
-        self.cache().invalidate_sessions(|id, session| {
-            session.user_id == Some(user_id) && Some(id) != except_id_hash
+        self.invalidate(Invalidation::SessionsOfUser {
+            user_id,
+            except: except_id_hash.map(str::to_owned),
         });
         Ok(deleted)
     }

@@ -15,6 +15,19 @@ pub(crate) async fn migrated(backend: TestBackend, body: impl AsyncFn(Datastore)
     body(store).await;
 }
 
+/// Like [`migrated`], with Redis at `redis_url` ([`Datastore::use_redis`]).
+pub(crate) async fn migrated_with_redis(
+    backend: TestBackend,
+    redis_url: &str,
+    body: impl AsyncFn(Datastore),
+) {
+    let (store, _database) = open(&backend).await;
+    store.migrate().await.expect("migrate");
+    store.use_redis(redis_url).await.expect("use Redis");
+    assert!(store.uses_redis());
+    body(store).await;
+}
+
 /// Like [`migrated`], without running the migrations.
 pub(crate) async fn unmigrated(backend: TestBackend, body: impl AsyncFn(Datastore)) {
     let (store, _database) = open(&backend).await;

@@ -4,6 +4,7 @@
 
 use time::PrimitiveDateTime;
 
+use super::invalidation::Invalidation;
 use super::users::expect_user;
 use super::{Datastore, DatastoreError};
 
@@ -46,7 +47,7 @@ impl Datastore {
             .execute(pool)
             .await?
             .rows_affected());
-        self.cache().invalidate_user(user_id);
+        self.invalidate(Invalidation::User(user_id));
         expect_user(updated, user_id)
     }
 
@@ -147,7 +148,7 @@ impl Datastore {
             .execute(pool)
             .await?
             .rows_affected());
-        self.cache().invalidate_user(user_id);
+        self.invalidate(Invalidation::User(user_id));
         expect_user(updated, user_id)
     }
 
@@ -172,7 +173,7 @@ impl Datastore {
             .execute(pool)
             .await?
             .rows_affected());
-        self.cache().invalidate_user(user_id);
+        self.invalidate(Invalidation::User(user_id));
         Ok(updated > 0)
     }
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use super::cache::UserWithRoles;
+use super::invalidation::Invalidation;
 use super::roles::role_from_parts;
 use super::{Datastore, DatastoreError, escape_like};
 use crate::identity::{NormalizeForm, email_lookup_key, normalize_email, normalize_username};
@@ -217,7 +218,7 @@ impl Datastore {
             match result {
                 Ok(_) => {
                     rewritten += 1;
-                    self.cache().invalidate_user(id);
+                    self.invalidate(Invalidation::User(id));
                 }
                 Err(DatastoreError::Conflict(column)) => tracing::warn!(
                     user_id = id,
@@ -401,7 +402,7 @@ impl Datastore {
             .execute(pool)
             .await?
             .rows_affected());
-        self.cache().invalidate_user(user_id);
+        self.invalidate(Invalidation::User(user_id));
         expect_user(updated, user_id)
     }
 
@@ -448,9 +449,11 @@ impl Datastore {
                 Ok(())
             }
         });
-        self.cache().invalidate_user(user_id);
-        self.cache()
-            .invalidate_sessions(|_, session| session.user_id == Some(user_id));
+        self.invalidate(Invalidation::User(user_id));
+        self.invalidate(Invalidation::SessionsOfUser {
+            user_id,
+            except: None,
+        });
         result
     }
 
@@ -472,7 +475,7 @@ impl Datastore {
             .execute(pool)
             .await?
             .rows_affected());
-        self.cache().invalidate_user(user_id);
+        self.invalidate(Invalidation::User(user_id));
         expect_user(updated, user_id)
     }
 
@@ -492,7 +495,7 @@ impl Datastore {
             .execute(pool)
             .await?
             .rows_affected());
-        self.cache().invalidate_user(user_id);
+        self.invalidate(Invalidation::User(user_id));
         expect_user(updated, user_id)
     }
 
@@ -518,7 +521,7 @@ impl Datastore {
             .execute(pool)
             .await?
             .rows_affected());
-        self.cache().invalidate_user(user_id);
+        self.invalidate(Invalidation::User(user_id));
         expect_user(updated, user_id)
     }
 
@@ -540,7 +543,7 @@ impl Datastore {
             .execute(pool)
             .await?
             .rows_affected());
-        self.cache().invalidate_user(user_id);
+        self.invalidate(Invalidation::User(user_id));
         expect_user(updated, user_id)
     }
 
@@ -564,7 +567,7 @@ impl Datastore {
             .execute(pool)
             .await?
             .rows_affected());
-        self.cache().invalidate_user(user_id);
+        self.invalidate(Invalidation::User(user_id));
         expect_user(updated, user_id)
     }
 
@@ -596,9 +599,11 @@ impl Datastore {
             tx.commit().await?;
             Ok(deleted > 0)
         });
-        let cache = self.cache();
-        cache.invalidate_user(user_id);
-        cache.invalidate_sessions(|_, session| session.user_id == Some(user_id));
+        self.invalidate(Invalidation::User(user_id));
+        self.invalidate(Invalidation::SessionsOfUser {
+            user_id,
+            except: None,
+        });
         deleted
     }
 

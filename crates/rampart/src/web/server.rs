@@ -57,6 +57,9 @@ pub(crate) const HEADER_TIMEOUT_KEY: &str = "RAMPART_HEADER_TIMEOUT";
 pub(crate) const BODY_TIMEOUT_KEY: &str = "RAMPART_BODY_TIMEOUT";
 /// Setting: how long an idle connection is kept open ([`ServerLimits::keep_alive_timeout`]).
 pub(crate) const KEEPALIVE_TIMEOUT_KEY: &str = "RAMPART_KEEPALIVE_TIMEOUT";
+/// Setting: how long a stopping server waits for the requests in flight
+/// ([`ServerLimits::shutdown_timeout`]).
+pub(crate) const SHUTDOWN_TIMEOUT_KEY: &str = "RAMPART_SHUTDOWN_TIMEOUT";
 /// Setting: how many connections are served at once ([`ServerLimits::max_connections`]).
 pub(crate) const MAX_CONNECTIONS_KEY: &str = "RAMPART_MAX_CONNECTIONS";
 
@@ -94,6 +97,9 @@ pub struct ServerLimits {
     pub keep_alive_timeout: Duration,
     /// How many connections are served at once (default 1024; at least 1).
     pub max_connections: usize,
+    /// On Ctrl-C or SIGTERM, how long the requests in flight may take to finish before the
+    /// server returns anyway (default 30 s).
+    pub shutdown_timeout: Duration,
 }
 
 impl Default for ServerLimits {
@@ -103,14 +109,15 @@ impl Default for ServerLimits {
             body_timeout: Duration::from_secs(60),
             keep_alive_timeout: Duration::from_secs(15),
             max_connections: 1024,
+            shutdown_timeout: Duration::from_secs(30),
         }
     }
 }
 
 impl ServerLimits {
     /// The limits from `RAMPART_HEADER_TIMEOUT`, `RAMPART_BODY_TIMEOUT`,
-    /// `RAMPART_KEEPALIVE_TIMEOUT` (durations such as `20 seconds` or a number of seconds) and
-    /// `RAMPART_MAX_CONNECTIONS`; the defaults where unset.
+    /// `RAMPART_KEEPALIVE_TIMEOUT`, `RAMPART_SHUTDOWN_TIMEOUT` (durations such as `20 seconds` or
+    /// a number of seconds) and `RAMPART_MAX_CONNECTIONS`; the defaults where unset.
     ///
     /// # Errors
     ///
@@ -143,12 +150,13 @@ impl ServerLimits {
             body_timeout: timeout(BODY_TIMEOUT_KEY, defaults.body_timeout)?,
             keep_alive_timeout: timeout(KEEPALIVE_TIMEOUT_KEY, defaults.keep_alive_timeout)?,
             max_connections,
+            shutdown_timeout: timeout(SHUTDOWN_TIMEOUT_KEY, defaults.shutdown_timeout)?,
         })
     }
 }
 
-/// Serves `router` on `listener` under `limits` until Ctrl-C or SIGTERM, then lets the requests
-/// in flight finish.
+/// Serves `router` on `listener` under `limits` until Ctrl-C or SIGTERM, then stops accepting
+/// and lets the requests in flight finish, for at most [`ServerLimits::shutdown_timeout`].
 ///
 /// # Errors
 ///
@@ -214,7 +222,13 @@ where
     let _ignored = stop.send(true);
     // Every open connection holds a permit: all of them back means all connections are closed.
     let all = u32::try_from(max_connections).unwrap_or(u32::MAX);
-    let _all = permits.acquire_many(all).await;
+    let drained = tokio::time::timeout(limits.shutdown_timeout, permits.acquire_many(all)).await;
+    if drained.is_err() {
+        tracing::warn!(
+            timeout = ?limits.shutdown_timeout,
+            "requests still in flight at the end of the shutdown timeout: stopping anyway"
+        );
+    }
     Ok(())
 }
 
@@ -888,6 +902,7 @@ mod tests {
                 body_timeout: Duration::from_secs(120),
                 keep_alive_timeout: Duration::from_secs(75),
                 max_connections: 10,
+                shutdown_timeout: Duration::from_secs(30),
             }
         );
     }

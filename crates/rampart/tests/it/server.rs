@@ -40,6 +40,20 @@ impl Server {
                 .route(
                     "/echo",
                     post(|body: Bytes| async move { format!("got {}", body.len()) }),
+                )
+                .route(
+                    "/slow",
+                    get(|| async {
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        "finally"
+                    }),
+                )
+                .route(
+                    "/stuck",
+                    get(|| async {
+                        tokio::time::sleep(Duration::from_secs(600)).await;
+                        "never"
+                    }),
                 );
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("address");
@@ -76,6 +90,7 @@ fn limits(header: u64, body: u64, idle: u64, connections: usize) -> ServerLimits
         body_timeout: Duration::from_secs(body),
         keep_alive_timeout: Duration::from_secs(idle),
         max_connections: connections,
+        shutdown_timeout: Duration::from_secs(30),
     }
 }
 
@@ -273,6 +288,50 @@ async fn shutdown_closes_idle_connections_and_returns() {
         .expect("serve returns after the shutdown")
         .expect("task");
     assert!(result.is_ok(), "{result:?}");
+}
+
+#[tokio::test]
+async fn shutdown_finishes_requests_in_flight_and_stops_accepting() {
+    let mut server = Server::start(limits(30, 30, 30, 16)).await;
+    let mut stream = server.connect().await;
+    stream
+        .write_all(b"GET /slow HTTP/1.1\r\nHost: test\r\n\r\n")
+        .await
+        .expect("write");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    server.stop.take().expect("stop").send(()).expect("signal");
+    let response = read_response(&mut stream, "finally", Duration::from_secs(5)).await;
+    assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+    let result = tokio::time::timeout(Duration::from_secs(5), &mut server.task)
+        .await
+        .expect("serve returns after the shutdown")
+        .expect("task");
+    assert!(result.is_ok(), "{result:?}");
+    assert!(
+        TcpStream::connect(server.addr).await.is_err(),
+        "no longer accepting"
+    );
+}
+
+#[tokio::test]
+async fn shutdown_waits_for_a_stuck_request_no_longer_than_its_timeout() {
+    let mut limits = limits(30, 30, 30, 16);
+    limits.shutdown_timeout = Duration::from_secs(1);
+    let mut server = Server::start(limits).await;
+    let mut stream = server.connect().await;
+    stream
+        .write_all(b"GET /stuck HTTP/1.1\r\nHost: test\r\n\r\n")
+        .await
+        .expect("write");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = tokio::time::Instant::now();
+    server.stop.take().expect("stop").send(()).expect("signal");
+    let result = tokio::time::timeout(Duration::from_secs(5), &mut server.task)
+        .await
+        .expect("serve returns at the end of the shutdown timeout")
+        .expect("task");
+    assert!(result.is_ok(), "{result:?}");
+    assert!(started.elapsed() >= Duration::from_millis(900));
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 
 use super::*;
 
-datastore_test!(
+datastore_test_with_redis!(
     rate_limit_allows_the_limit_per_window_then_refuses_until_it_ends,
     async |store: Datastore| {
         let backend = store.backend_name();
@@ -54,7 +54,7 @@ datastore_test!(
     }
 );
 
-datastore_test!(
+datastore_test_with_redis!(
     an_undone_hit_gives_its_place_back_and_never_goes_below_zero,
     async |store: Datastore| {
         let backend = store.backend_name();
@@ -91,7 +91,7 @@ datastore_test!(
     }
 );
 
-datastore_test!(
+datastore_test_with_redis!(
     concurrent_hits_are_counted_exactly,
     async |store: Datastore| {
         let backend = store.backend_name();
@@ -113,3 +113,26 @@ datastore_test!(
         assert_eq!(allowed, 5, "{backend}");
     }
 );
+
+#[tokio::test]
+async fn redis_that_does_not_answer_is_unavailable() {
+    let (store, _database) =
+        crate::testing::TestDatabase::open(&crate::testing::TestBackend::Sqlite)
+            .await
+            .expect("open");
+    // A port nothing listens on.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    drop(listener);
+    let err = store
+        .use_redis(&format!("redis://127.0.0.1:{port}/0"))
+        .await
+        .expect_err("no Redis there");
+    assert!(err.is_unavailable(), "{err:?}");
+    assert!(!store.uses_redis());
+    let err = store
+        .use_redis("http://not-redis")
+        .await
+        .expect_err("bad URL");
+    assert!(matches!(err, DatastoreError::Config(_)), "{err:?}");
+}
