@@ -37,24 +37,24 @@ pub const APP_DEFAULTS: &[(&str, &str)] = &[
     ("SECURITY_EMAIL_SENDER", "no-reply@fst-sample.local"),
     ("SECURITY_APP_NAME", "Rampart Sample"),
     ("MAIL_BACKEND", "console"),
-    // Plain words for the people using the sample app. Flask-Security's keys stay (its exact
-    // English is the framework's default): a JSON client that matches on that text sets these
-    // keys back (README, "Messages").
-    ("SECURITY_MSG_USERNAME_INVALID_LENGTH", USERNAME_RULE),
-    ("SECURITY_MSG_INVALID_INPUT", USERNAME_RULE),
-    ("SECURITY_MSG_GENERIC_AUTHN_FAILED", SIGN_IN_FAILED),
+    // Plain words for the people using the sample app's pages. Only the HTML pages say them
+    // (`SECURITY_PAGE_MSG_*`): the JSON API keeps Flask-Security's exact English, which its
+    // single-page-app clients match on.
+    ("SECURITY_PAGE_MSG_USERNAME_INVALID_LENGTH", USERNAME_RULE),
+    ("SECURITY_PAGE_MSG_INVALID_INPUT", USERNAME_RULE),
+    ("SECURITY_PAGE_MSG_GENERIC_AUTHN_FAILED", SIGN_IN_FAILED),
     (
-        "SECURITY_MSG_INVALID_RESET_PASSWORD_TOKEN",
+        "SECURITY_PAGE_MSG_INVALID_RESET_PASSWORD_TOKEN",
         "This password reset link doesn't work: it was already used or is incomplete. Ask for a \
          new one below.",
     ),
     (
-        "SECURITY_MSG_INVALID_CONFIRMATION_TOKEN",
+        "SECURITY_PAGE_MSG_INVALID_CONFIRMATION_TOKEN",
         "This confirmation link doesn't work: it is incomplete or out of date. Ask for a new one \
          below.",
     ),
     (
-        "SECURITY_MSG_TWO_FACTOR_CHANGE_METHOD_SUCCESSFUL",
+        "SECURITY_PAGE_MSG_TWO_FACTOR_CHANGE_METHOD_SUCCESSFUL",
         "Two-factor authentication is on. You'll be asked for a code when you sign in.",
     ),
     // Flask-Security's full wording: an expired link mails a fresh one, so say so.

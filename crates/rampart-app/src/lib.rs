@@ -185,15 +185,18 @@ pub async fn connect_with_clock(
 }
 
 /// The username rule as the sign-up hint states it: the very text of the error a username that
-/// breaks it gets (`SECURITY_MSG_USERNAME_INVALID_LENGTH`), lengths filled in.
+/// breaks it gets on the pages (`SECURITY_PAGE_MSG_USERNAME_INVALID_LENGTH`, else
+/// `SECURITY_MSG_USERNAME_INVALID_LENGTH`), lengths filled in.
 pub fn username_rule(config: &AppConfig) -> String {
     let username = &config.security.username;
     let (min, max) = (
         username.min_length.to_string(),
         username.max_length.to_string(),
     );
-    rampart::Messages::new(config.security.messages.clone())
-        .get("USERNAME_INVALID_LENGTH", &[("min", &min), ("max", &max)])
+    // The pages' wording wins over the general one, as on any page the app answers.
+    let mut wording = config.security.messages.clone();
+    wording.extend(config.security.page_messages.clone());
+    rampart::Messages::new(wording).get("USERNAME_INVALID_LENGTH", &[("min", &min), ("max", &max)])
 }
 
 /// Builds the whole app: [`connect`], then the router.

@@ -127,6 +127,9 @@ pub struct SecurityConfig {
     pub trusted_proxies: usize,
     /// `SECURITY_MSG_*` overrides.
     pub messages: HashMap<String, String>,
+    /// `SECURITY_PAGE_MSG_*` overrides for HTML pages only (Rampart's own): JSON answers keep
+    /// Flask-Security's wording (or the `SECURITY_MSG_*` override) word for word.
+    pub page_messages: HashMap<String, String>,
     /// `SECURITY_TEMPLATE_DIR`: folder whose templates override the built-in ones.
     pub template_dir: Option<PathBuf>,
     /// `MAX_CONTENT_LENGTH`: request body limit in bytes (1 MiB).
@@ -194,6 +197,7 @@ impl Default for SecurityConfig {
             email_validator_args: EmailValidatorArgs::default(),
             trusted_proxies: 0,
             messages: HashMap::new(),
+            page_messages: HashMap::new(),
             template_dir: None,
             max_content_length: 1024 * 1024,
             auth_cache_ttl: Duration::from_secs(5),

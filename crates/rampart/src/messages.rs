@@ -463,10 +463,25 @@ const DEFAULTS: &[(&str, &str, &str)] = &[
     ("LOGOUT", "You have been signed out.", "info"),
 ];
 
-/// Message lookup with per-key overrides (`SECURITY_MSG_<KEY>` in the configuration).
+/// Message lookup with per-key overrides (`SECURITY_MSG_<KEY>` in the configuration), and
+/// overrides for HTML pages only (`SECURITY_PAGE_MSG_<KEY>`), used while a page is answered
+/// ([`for_pages`]).
 #[derive(Clone, Debug, Default)]
 pub struct Messages {
     overrides: Arc<HashMap<String, String>>,
+    page_overrides: Arc<HashMap<String, String>>,
+}
+
+tokio::task_local! {
+    /// Set while the security layer answers a request: whether it answers an HTML page.
+    static ANSWERING_A_PAGE: bool;
+}
+
+/// Runs `answer` with page wording on (`page` is true for an HTML answer, false for JSON): while
+/// it runs, [`Messages::get`] prefers the `SECURITY_PAGE_MSG_*` overrides. The security layer
+/// wraps every request in it.
+pub(crate) async fn for_pages<F: std::future::Future>(page: bool, answer: F) -> F::Output {
+    ANSWERING_A_PAGE.scope(page, answer).await
 }
 
 impl Messages {
@@ -474,7 +489,23 @@ impl Messages {
     pub fn new(overrides: HashMap<String, String>) -> Self {
         Self {
             overrides: Arc::new(overrides),
+            page_overrides: Arc::default(),
         }
+    }
+
+    /// These messages with overrides used for HTML pages only (key → text): a sample app's
+    /// plain words for people, while JSON clients keep matching Flask-Security's text.
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// let m = rampart::Messages::default()
+    ///     .with_page_overrides(HashMap::from([("INVALID_PASSWORD".into(), "Wrong password.".into())]));
+    /// // Outside an HTML answer (JSON, mail, logs) the framework's wording stays.
+    /// assert_eq!(m.get("INVALID_PASSWORD", &[]), "Invalid password");
+    /// ```
+    pub fn with_page_overrides(mut self, page_overrides: HashMap<String, String>) -> Self {
+        self.page_overrides = Arc::new(page_overrides);
+        self
     }
 
     /// Whether `key` names a known message.
@@ -489,9 +520,12 @@ impl Messages {
     /// assert_eq!(m.get("PASSWORD_INVALID_LENGTH", &[("length", "8")]), "Password must be at least 8 characters");
     /// ```
     pub fn get(&self, key: &str, args: &[(&str, &str)]) -> String {
-        let template = self
-            .overrides
-            .get(key)
+        let on_a_page = !self.page_overrides.is_empty()
+            && ANSWERING_A_PAGE.try_with(|page| *page).unwrap_or(false);
+        let template = on_a_page
+            .then(|| self.page_overrides.get(key))
+            .flatten()
+            .or_else(|| self.overrides.get(key))
             .map(String::as_str)
             .or_else(|| {
                 DEFAULTS
@@ -598,6 +632,33 @@ mod tests {
                 &[("min", "4"), ("max", "32")]
             ),
             "at least 4 and less than 32"
+        );
+    }
+
+    #[tokio::test]
+    async fn page_overrides_apply_to_pages_only() {
+        let m = Messages::new(HashMap::from([("INVALID_PASSWORD".into(), "Nope".into())]))
+            .with_page_overrides(HashMap::from([(
+                "INVALID_PASSWORD".into(),
+                "That password is not right.".into(),
+            )]));
+        assert_eq!(
+            for_pages(true, async { m.get("INVALID_PASSWORD", &[]) }).await,
+            "That password is not right."
+        );
+        assert_eq!(
+            for_pages(false, async { m.get("INVALID_PASSWORD", &[]) }).await,
+            "Nope"
+        );
+        assert_eq!(
+            m.get("INVALID_PASSWORD", &[]),
+            "Nope",
+            "outside any request"
+        );
+        assert_eq!(
+            for_pages(true, async { m.get("PASSWORD_MISMATCH", &[]) }).await,
+            Messages::default().get("PASSWORD_MISMATCH", &[]),
+            "keys without a page wording keep theirs"
         );
     }
 

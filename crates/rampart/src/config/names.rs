@@ -163,6 +163,7 @@ settings! {
     "SECURITY_EMAIL_VALIDATOR_ARGS" => [email_validator_args] validator_args;
     "SECURITY_TRUSTED_PROXIES" => [trusted_proxies] number;
     "SECURITY_MSG_*" => [messages] message_overrides;
+    "SECURITY_PAGE_MSG_*" => [page_messages] message_overrides;
     "SECURITY_TEMPLATE_DIR" => [template_dir] folder;
     "MAX_CONTENT_LENGTH" => [max_content_length] number;
     "SECURITY_AUTH_CACHE_TTL" => [auth_cache_ttl] duration;

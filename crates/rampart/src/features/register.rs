@@ -68,7 +68,8 @@ pub enum RegisterOutcome {
 pub(crate) fn username_errors(security: &Security, username: &str) -> Option<String> {
     let config = security.config();
     // Both rule messages get the lengths, so an app may word the whole rule in each
-    // (`SECURITY_MSG_INVALID_INPUT`, `SECURITY_MSG_USERNAME_INVALID_LENGTH`).
+    // (`SECURITY_MSG_INVALID_INPUT`, `SECURITY_MSG_USERNAME_INVALID_LENGTH`, or their
+    // `SECURITY_PAGE_MSG_*` forms for the pages only).
     let (min, max) = (
         config.username.min_length.to_string(),
         config.username.max_length.to_string(),

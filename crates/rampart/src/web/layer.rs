@@ -86,7 +86,10 @@ where
         let inner = std::mem::replace(&mut self.inner, clone);
         let security = self.security.clone();
         let routes = self.routes.clone();
-        Box::pin(async move { Ok(handle(security, routes, inner, req).await) })
+        Box::pin(async move {
+            let page = !wants_json(req.headers());
+            Ok(crate::messages::for_pages(page, handle(security, routes, inner, req)).await)
+        })
     }
 }
 

@@ -299,7 +299,8 @@ impl SecurityBuilder {
             self.embedded_templates,
             self.template_globals,
         )?;
-        let messages = Messages::new(self.config.messages.clone());
+        let messages = Messages::new(self.config.messages.clone())
+            .with_page_overrides(self.config.page_messages.clone());
         let session_store = Arc::new(DbSessionStore::new(datastore.clone()));
         Ok(Security {
             inner: Arc::new(Inner {
