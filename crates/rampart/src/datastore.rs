@@ -97,8 +97,8 @@ macro_rules! role_columns {
 // Declared after the macros above, which they use.
 mod cache;
 mod error;
-mod mailed_code;
 mod invalidation;
+mod mailed_code;
 mod rate_limit;
 mod redis_store;
 mod remember;
