@@ -97,9 +97,12 @@ impl Datastore {
                 Ok(())
             }
         });
-        self.cache().invalidate_user(user_id);
-        self.cache()
-            .invalidate_sessions(|_, session| session.user_id == Some(user_id));
+        // Here and on every other instance (the invalidation channel).
+        self.invalidate(super::invalidation::Invalidation::User(user_id));
+        self.invalidate(super::invalidation::Invalidation::SessionsOfUser {
+            user_id,
+            except: None,
+        });
         result
     }
 

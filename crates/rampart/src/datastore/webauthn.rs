@@ -103,7 +103,7 @@ impl Datastore {
             .execute(pool)
             .await
             .map(|_| ())?);
-        self.cache().invalidate_user(user_id);
+        self.invalidate_user(user_id);
         let stored: Option<(Option<String>,)> = with_pool!(self, |pool| sqlx::query_as(GET_HANDLE)
             .bind(user_id)
             .fetch_optional(pool)
@@ -177,7 +177,7 @@ impl Datastore {
             .execute(pool)
             .await
             .map(|_| ())?);
-        self.cache().invalidate_user(user_id);
+        self.invalidate_user(user_id);
         Ok(())
     }
 
@@ -219,7 +219,7 @@ impl Datastore {
             .execute(pool)
             .await?
             .rows_affected());
-        self.cache().invalidate_user(user_id);
+        self.invalidate_user(user_id);
         Ok(deleted > 0)
     }
 
