@@ -3,7 +3,8 @@
 //!
 //! Settings come from `rampart.toml`, `.env` and the environment ([`Settings::load`]); the app's
 //! defaults ([`APP_DEFAULTS`]) fill only what none of them set. In `DEBUG` a missing `SECRET_KEY` or
-//! `SECURITY_PASSWORD_SALT` is generated once and kept in `instance/secrets.toml` (mode 0600);
+//! `SECURITY_PASSWORD_SALT` (and `SECURITY_TOTP_SECRETS`, which encrypts authenticator secrets at
+//! rest) is generated once and kept in `instance/secrets.toml` (mode 0600);
 //! outside `DEBUG` it is an error naming the key.
 
 use std::path::{Path, PathBuf};
@@ -85,6 +86,11 @@ pub const SIGN_IN_FAILED: &str = "That email or username and password don't matc
 pub const PROFILE_FORM_MAX_BYTES: usize = 3 * 1024 * 1024;
 
 const GENERATED_SECRETS: [&str; 2] = ["SECRET_KEY", "SECURITY_PASSWORD_SALT"];
+
+/// Generated in `DEBUG` when missing too, but optional outside it: the key that encrypts the
+/// authenticator secrets at rest (Flask-Security's format), so a database dump of the sample app
+/// does not expose them. Without it, secrets are stored as plain base32 (and a warning says so).
+const GENERATED_IN_DEBUG: [&str; 1] = ["SECURITY_TOTP_SECRETS"];
 
 /// The file, inside the instance folder, holding generated secrets.
 pub const SECRETS_FILE: &str = "secrets.toml";
@@ -301,33 +307,52 @@ fn ensure_secrets(
     debug: bool,
     instance_dir: &Path,
 ) -> Result<Vec<String>, AppConfigError> {
+    let required: Vec<&str> = GENERATED_SECRETS
+        .into_iter()
+        .filter(|key| settings.get(key).is_none())
+        .collect();
+    if !debug {
+        if let Some(key) = required.first() {
+            return Err(ConfigError::Missing {
+                key: (*key).to_owned(),
+                message: "it is required outside DEBUG; set it in the environment, .env or \
+                          rampart.toml to a long random value and keep it stable"
+                    .into(),
+            }
+            .into());
+        }
+        for key in GENERATED_IN_DEBUG {
+            if settings.get(key).is_none() {
+                tracing::warn!(
+                    key,
+                    "not set: authenticator secrets are stored unencrypted (set it to \
+                     {{\"1\": \"<a long random value>\"}} to encrypt them at rest)"
+                );
+            }
+        }
+        return Ok(Vec::new());
+    }
     let missing: Vec<&str> = GENERATED_SECRETS
         .into_iter()
+        .chain(GENERATED_IN_DEBUG)
         .filter(|key| settings.get(key).is_none())
         .collect();
     if missing.is_empty() {
         return Ok(Vec::new());
-    }
-    if !debug {
-        let key = missing.first().copied().unwrap_or("SECRET_KEY");
-        return Err(ConfigError::Missing {
-            key: key.to_owned(),
-            message:
-                "it is required outside DEBUG; set it in the environment, .env or rampart.toml \
-                      to a long random value and keep it stable"
-                    .into(),
-        }
-        .into());
     }
     let path = instance_dir.join(SECRETS_FILE);
     let mut saved = read_secrets(&path)?;
     let mut generated = Vec::new();
     for key in &missing {
         if !saved.contains_key(*key) {
-            saved.insert(
-                (*key).to_owned(),
-                toml::Value::String(rampart::random_token(32)),
-            );
+            let secret = rampart::random_token(32);
+            let value = if GENERATED_IN_DEBUG.contains(key) {
+                // Key id 1 (Flask-Security's map of ids to secrets; a newer id rotates it).
+                format!("{{\"1\": \"{secret}\"}}")
+            } else {
+                secret
+            };
+            saved.insert((*key).to_owned(), toml::Value::String(value));
             generated.push((*key).to_owned());
         }
     }
@@ -415,7 +440,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let instance = dir.path().join("instance");
         let first = AppConfig::from_settings(Settings::default(), &instance).unwrap();
-        assert_eq!(first.generated, ["SECRET_KEY", "SECURITY_PASSWORD_SALT"]);
+        assert_eq!(
+            first.generated,
+            [
+                "SECRET_KEY",
+                "SECURITY_PASSWORD_SALT",
+                "SECURITY_TOTP_SECRETS"
+            ]
+        );
+        assert!(
+            !first.security.two_factor.totp_secrets.is_empty(),
+            "authenticator secrets are encrypted at rest"
+        );
         let second = AppConfig::from_settings(Settings::default(), &instance).unwrap();
         assert!(second.generated.is_empty());
         assert_eq!(

@@ -91,6 +91,12 @@ pub(crate) fn settings(
     let mut settings = rampart::Settings::from_pairs([
         ("SECRET_KEY", "test-secret-key-0123456789abcdef"),
         ("SECURITY_PASSWORD_SALT", "test-salt"),
+        // As the sample app runs: authenticator secrets encrypted at rest (one key for every
+        // instance of a cluster).
+        (
+            "SECURITY_TOTP_SECRETS",
+            r#"{"1": "test-totp-secret-0123456789abcdef"}"#,
+        ),
         ("DATABASE_URL", database_url),
         ("MAIL_BACKEND", "smtp"),
         ("MAIL_SERVER", "127.0.0.1"),

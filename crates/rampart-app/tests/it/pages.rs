@@ -864,6 +864,19 @@ backend_test!(
         assert_eq!(location(&headers), "/dashboard/security/");
         let (_, html, _) = get(&client, "/dashboard/security/").await;
         assert!(html.contains("id=\"tf-state\">On:"), "{html}");
+        // At rest the secret is encrypted (Flask-Security's format under SECURITY_TOTP_SECRETS):
+        // the database does not hold the key the user scanned.
+        let stored = app
+            .security
+            .datastore()
+            .user_by_email("ann@example.com")
+            .await
+            .expect("read")
+            .expect("user")
+            .tf_totp_secret
+            .expect("a secret");
+        assert!(!stored.contains(&key), "{stored}");
+        assert!(stored.starts_with('{'), "passlib's JSON: {stored}");
 
         // A new browser: the password leads to the code page, the code signs in.
         let browser = app.client();
