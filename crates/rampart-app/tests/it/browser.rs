@@ -599,7 +599,7 @@ async fn a_passkey_is_added_then_signs_in_without_a_password() {
     browser.open("/login").await;
     browser.wait_for_text("Sign in with a passkey").await;
     browser.shot("passkey-sign-in").await;
-    browser.sign_in(email, PASSWORD, "Welcome back").await;
+    browser.sign_in(email, PASSWORD, "Welcome, pat@example.com").await;
 
     // Add a passkey on the framework's passkey page.
     browser.open("/wan-register").await;

@@ -192,6 +192,9 @@ struct Pending {
     /// Sign-in: a second factor (`secondary` keys), and remember-me.
     secondary: bool,
     remember: bool,
+    /// Sign-in: a safe local `next` to land on afterwards (from the begin request).
+    #[serde(default)]
+    next: Option<String>,
 }
 
 /// The session key holding the ceremonies begun in this session.
@@ -226,6 +229,7 @@ async fn begin_ceremony(
         usage: None,
         secondary: false,
         remember: false,
+        next: None,
     };
     fill(&mut pending);
     let mut all: Vec<Pending> = ctx.session.get(STATES_KEY).await?.unwrap_or_default();

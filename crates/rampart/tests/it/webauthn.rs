@@ -15,7 +15,9 @@ use webauthn_rs_proto::{
     AllowCredentials, PublicKeyCredentialCreationOptions, PublicKeyCredentialRequestOptions,
 };
 
-use crate::harness::{HOST, PASSWORD, TestApp, TestClient, TestResponse, backend_test};
+use crate::harness::{
+    HOST, PASSWORD, TestApp, TestClient, TestResponse, backend_test, csrf_in_html,
+};
 
 const ON: &[(&str, &str)] = &[
     ("SECURITY_WEBAUTHN", "true"),
@@ -128,6 +130,77 @@ async fn finish_signin(client: &TestClient, state: &str, credential: &str) -> Te
         .send()
         .await
 }
+
+/// Signs in with `key` through the HTML pages, beginning at `/wan-signin{query}`: the finish's
+/// `Location`.
+async fn html_signin(app: &TestApp, key: &mut SoftPasskey, query: &str) -> String {
+    let browser = app.client();
+    let page = browser.get(&format!("/wan-signin{query}")).send().await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text());
+    // As a browser reads the attribute.
+    let html = page.text().replace("&#x2f;", "/").replace("&amp;", "&");
+    let next_field = html
+        .split("name=\"next\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .map(str::to_owned);
+    let token = csrf_in_html(&html);
+    let mut pairs = vec![("csrf_token", token.as_str())];
+    if let Some(next) = &next_field {
+        pairs.push(("next", next.as_str()));
+    }
+    let begun = browser.post("/wan-signin").form(&pairs).send().await;
+    assert_eq!(begun.status, StatusCode::OK, "{}", begun.text());
+    let html = begun.text().replace("&#x2f;", "/");
+    let state = html
+        .split("/wan-signin/")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the finish form's wan_state")
+        .to_owned();
+    let options = html
+        .split("data-wan-options=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("options")
+        .replace("&quot;", "\"")
+        .replace("&#x2f;", "/")
+        .replace("&amp;", "&");
+    let options: Value = serde_json::from_str(&options).expect("options JSON");
+    let ids = key_ids(app, "ann@example.com").await;
+    let assertion = get(key, &options, &ids, origin());
+    let token = csrf_in_html(&html);
+    let done = browser
+        .post(&format!("/wan-signin/{state}"))
+        .form(&[
+            ("csrf_token", token.as_str()),
+            ("credential", assertion.as_str()),
+        ])
+        .send()
+        .await;
+    assert_eq!(done.status, StatusCode::FOUND, "{}", done.text());
+    done.location().expect("a redirect").to_owned()
+}
+
+backend_test!(
+    the_passkey_pages_carry_a_safe_next_and_drop_an_unsafe_one,
+    ON,
+    async |app: TestApp| {
+        let client = app.logged_in("ann@example.com").await;
+        let mut key = SoftPasskey::new(false);
+        register(&client, &mut key, "laptop", "first").await;
+        client.logout().await;
+        assert_eq!(
+            html_signin(&app, &mut key, "?next=%2Fsettings%3Ftab%3Dkeys").await,
+            "/settings?tab=keys"
+        );
+        assert_eq!(
+            html_signin(&app, &mut key, "?next=%2F%2Fevil.example").await,
+            "/"
+        );
+        assert_eq!(html_signin(&app, &mut key, "").await, "/");
+    }
+);
 
 backend_test!(
     a_passkey_is_registered_listed_and_signs_in_without_a_password,

@@ -46,10 +46,27 @@ pub(super) async fn get_signin(ctx: AuthContext) -> Result<Response, Rejection> 
     if !is_secondary && !ctx.security().config().webauthn.allow_as_first_factor {
         return Ok(not_found());
     }
+    let next = safe_next(&ctx, query_next(&ctx));
     let form = Form::new(SIGNIN_TEMPLATE)
-        .page(minijinja::context! { is_secondary => is_secondary })
+        .page(minijinja::context! { is_secondary => is_secondary, next => next })
         .json("is_secondary", json!(is_secondary));
     Ok(Reply::Form(form).into_response())
+}
+
+/// The `next` of the request's query string, if any.
+fn query_next(ctx: &AuthContext) -> Option<String> {
+    let (_, query) = ctx.path_and_query().split_once('?')?;
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(key, _)| key == "next")
+        .map(|(_, value)| value.into_owned())
+}
+
+/// `next` if it is a safe local target (as the password sign-in checks it); an unsafe one is
+/// dropped, so the sign-in lands on the post-login view.
+fn safe_next(ctx: &AuthContext, next: Option<String>) -> Option<String> {
+    next.filter(|n| !n.is_empty()).and_then(|n| {
+        crate::redirect::safe_next(ctx.security().config(), ctx.host.as_deref(), &n).ok()
+    })
 }
 
 /// Begins an assertion for `creds` (empty: any discoverable key) with `policy`; returns the
@@ -101,6 +118,7 @@ pub(super) async fn post_signin(
     let remember = input
         .flag("remember")
         .unwrap_or(config.login.default_remember_me);
+    let next = safe_next(&ctx, input.text("next").or_else(|| query_next(&ctx)));
     let user = match pending_user {
         Some(user) => Some(user),
         None if config.webauthn.allow_user_hints => match input.text("identity") {
@@ -140,6 +158,7 @@ pub(super) async fn post_signin(
             p.user_id = user_id;
             p.secondary = is_secondary;
             p.remember = remember;
+            p.next = next.clone();
         },
     )
     .await?;
@@ -329,12 +348,12 @@ pub(super) async fn post_signin_response(
                     &ctx,
                     &user,
                     pending.remember,
-                    None,
+                    pending.next.clone(),
                 )
                 .await?;
                 return Ok(reply.into_response());
             }
-            Ok(crate::web::auth::finish_login(&ctx, &user, pending.remember, None).await?)
+            Ok(crate::web::auth::finish_login(&ctx, &user, pending.remember, pending.next).await?)
         }
     }
 }
