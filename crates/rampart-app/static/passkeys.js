@@ -128,6 +128,7 @@
     var csrf = section.getAttribute("data-csrf");
     var registerUrl = section.getAttribute("data-register-url");
     var deleteUrl = section.getAttribute("data-delete-url");
+    var renameUrl = section.getAttribute("data-rename-url");
     var verifyUrl = section.getAttribute("data-verify-url");
     var list = section.querySelector("[data-passkey-list]");
     var message = section.querySelector("[data-passkey-message]");
@@ -193,8 +194,45 @@
             load();
           });
         });
+        var rename = document.createElement("button");
+        rename.type = "button";
+        rename.className = "btn btn-outline btn-sm";
+        rename.textContent = "Rename";
+        rename.setAttribute("data-passkey-rename", cred.name);
+        rename.addEventListener("click", function () {
+          // An inline form in place of the name: type the new one, save.
+          var edit = document.createElement("form");
+          edit.className = "passkey-rename";
+          var input = document.createElement("input");
+          input.type = "text";
+          input.name = "new_name";
+          input.value = cred.name;
+          input.maxLength = 64;
+          input.setAttribute("aria-label", "New name for " + cred.name);
+          var save = document.createElement("button");
+          save.type = "submit";
+          save.className = "btn btn-sm";
+          save.textContent = "Save";
+          edit.appendChild(input);
+          edit.appendChild(document.createTextNode(" "));
+          edit.appendChild(save);
+          edit.addEventListener("submit", function (event) {
+            event.preventDefault();
+            var newName = input.value.trim();
+            api("POST", renameUrl, csrf, { name: cred.name, new_name: newName }).then(function (result) {
+              if (needsFresh(result)) return;
+              if (result.status !== 200) return say(firstError(result.body), true);
+              say("Renamed " + cred.name + " to " + newName + ".");
+              load();
+            });
+          });
+          li.replaceChildren(edit);
+          input.focus();
+        });
         li.appendChild(name);
         li.appendChild(meta);
+        li.appendChild(document.createTextNode(" "));
+        li.appendChild(rename);
         li.appendChild(document.createTextNode(" "));
         li.appendChild(remove);
         ul.appendChild(li);

@@ -360,6 +360,12 @@ const DEFAULTS: &[(&str, &str, &str)] = &[
         "Successfully deleted the passkey with name: %(name)s",
         "info",
     ),
+    // Rampart's own (Flask-Security cannot rename a passkey).
+    (
+        "WEBAUTHN_CREDENTIAL_RENAMED",
+        "Renamed the passkey %(name)s to %(new_name)s",
+        "info",
+    ),
     (
         "WEBAUTHN_REGISTER_SUCCESSFUL",
         "Successfully added the passkey with name: %(name)s",

@@ -599,16 +599,22 @@ async fn a_passkey_is_added_then_signs_in_without_a_password() {
     browser.open("/login").await;
     browser.wait_for_text("Sign in with a passkey").await;
     browser.shot("passkey-sign-in").await;
-    browser.sign_in(email, PASSWORD, "Welcome, pat@example.com").await;
-
-    // Add a passkey on the framework's passkey page.
-    browser.open("/wan-register").await;
-    browser.wait_for_text("No passkeys yet").await;
-    browser.fill("#name", "This laptop").await;
-    browser.shot("passkeys-add").await;
-    browser.click("#wan_register").await;
     browser
-        .wait_for_text("Successfully added the passkey with name: This laptop")
+        .sign_in(email, PASSWORD, "Welcome, pat@example.com")
+        .await;
+
+    // Add a passkey on the security page, then rename it there.
+    browser.open("/dashboard/security/").await;
+    browser.wait_for_text("No passkeys yet").await;
+    browser.fill("#passkey-name", "This laptop").await;
+    browser.shot("passkeys-add").await;
+    browser.click("#add-passkey").await;
+    browser.wait_for_text("Added This laptop.").await;
+    browser.click("[data-passkey-rename]").await;
+    browser.fill(".passkey-rename input", "Work laptop").await;
+    browser.click(".passkey-rename button").await;
+    browser
+        .wait_for_text("Renamed This laptop to Work laptop.")
         .await;
     browser.shot("passkeys-list").await;
     let datastore = app.security.datastore();
@@ -619,6 +625,7 @@ async fn a_passkey_is_added_then_signs_in_without_a_password() {
         .expect("user");
     let registered = datastore.webauthn_credentials(user.id).await.expect("keys");
     assert_eq!(registered.len(), 1);
+    assert_eq!(registered[0].name, "Work laptop");
     browser.sign_out().await;
 
     // Sign in with it, no email, no password: the browser's passkey autofill (conditional

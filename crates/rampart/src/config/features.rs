@@ -316,6 +316,9 @@ pub struct WebauthnConfig {
     pub signin_url: String,
     /// `SECURITY_WAN_DELETE_URL` (default `/wan-delete`).
     pub delete_url: String,
+    /// `SECURITY_WAN_RENAME_URL` (default `/wan-rename`; Rampart's own: Flask-Security cannot
+    /// rename a passkey).
+    pub rename_url: String,
     /// `SECURITY_WAN_VERIFY_URL` (default `/wan-verify`).
     pub verify_url: String,
     /// `SECURITY_WAN_POST_REGISTER_VIEW` (default: the register page): where a browser goes
@@ -343,6 +346,7 @@ impl Default for WebauthnConfig {
             register_url: "/wan-register".into(),
             signin_url: "/wan-signin".into(),
             delete_url: "/wan-delete".into(),
+            rename_url: "/wan-rename".into(),
             verify_url: "/wan-verify".into(),
             post_register_view: None,
             name_max_length: 64,

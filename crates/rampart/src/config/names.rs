@@ -257,6 +257,7 @@ settings! {
     "SECURITY_WAN_REGISTER_URL" => [webauthn.register_url] path, page wan_register_url: url;
     "SECURITY_WAN_SIGNIN_URL" => [webauthn.signin_url] path, page wan_signin_url: url;
     "SECURITY_WAN_DELETE_URL" => [webauthn.delete_url] path, page wan_delete_url: url;
+    "SECURITY_WAN_RENAME_URL" => [webauthn.rename_url] path, page wan_rename_url: url;
     "SECURITY_WAN_VERIFY_URL" => [webauthn.verify_url] path, page wan_verify_url: url;
     "SECURITY_WAN_POST_REGISTER_VIEW" => [webauthn.post_register_view] optional_path;
     "SECURITY_WAN_NAME_MAX_LENGTH" => [webauthn.name_max_length] number;

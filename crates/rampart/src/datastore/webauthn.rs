@@ -81,6 +81,11 @@ const HAS_USAGE: &str = "SELECT CAST(1 AS BIGINT) FROM \"webauthn\" \
      WHERE \"user_id\" = $1 AND \"usage\" = $2 LIMIT 1";
 
 const DELETE: &str = "DELETE FROM \"webauthn\" WHERE \"user_id\" = $1 AND \"name\" = $2";
+/// Renames a key unless the user already has one of the new name (one statement, so two
+/// renames racing cannot leave two keys of one name).
+const RENAME: &str = "UPDATE \"webauthn\" SET \"name\" = $3 WHERE \"user_id\" = $1 AND \"name\" = $2 \
+     AND NOT EXISTS (SELECT 1 FROM \"webauthn\" AS \"other\" \
+     WHERE \"other\".\"user_id\" = $1 AND \"other\".\"name\" = $3)";
 
 impl Datastore {
     /// The user's WebAuthn user handle, made (a `uuid4().hex`, as Flask-Security) and stored if
@@ -221,6 +226,28 @@ impl Datastore {
             .rows_affected());
         self.invalidate_user(user_id);
         Ok(deleted > 0)
+    }
+
+    /// Renames the user's credential `name` to `new_name`: `false` when they have no key named
+    /// `name`, or already have one named `new_name`.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Datastore::session_load`].
+    pub async fn rename_webauthn(
+        &self,
+        user_id: i64,
+        name: &str,
+        new_name: &str,
+    ) -> Result<bool, DatastoreError> {
+        let renamed = with_pool!(self, |pool| sqlx::query(RENAME)
+            .bind(user_id)
+            .bind(name)
+            .bind(new_name)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        Ok(renamed > 0)
     }
 
     /// Whether the user has a credential registered for `usage` (`first` or `secondary`).

@@ -90,6 +90,7 @@ pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
             post(signin::post_signin_response),
         )
         .route(&config.url(&wan.delete_url), post(post_delete))
+        .route(&config.url(&wan.rename_url), post(post_rename))
         .route(&format!("{signin}.js"), get(script))
         .route(&verify, get(signin::get_verify).post(signin::post_verify))
         .route(
@@ -422,6 +423,59 @@ async fn post_delete(
         Html::flash_redirect(
             "info",
             security.msg("WEBAUTHN_CREDENTIAL_DELETED", &[("name", &name)]),
+            back,
+        ),
+    ))
+}
+
+/// `POST /wan-rename {"name", "new_name"}`: renames one of the user's keys (a fresh sign-in
+/// needed, as for removing one).
+async fn post_rename(
+    ctx: AuthContext,
+    user: FreshUser,
+    mut input: FormInput,
+) -> Result<Reply, Rejection> {
+    let security = ctx.security().clone();
+    let config = security.config();
+    let back = config.url(&config.webauthn.register_url);
+    let mut errors = FieldErrors::default();
+    let name = clean_name(&security, &input.text("name").unwrap_or_default())
+        .map_err(|message| errors.add("name", message))
+        .ok();
+    let new_name = clean_name(&security, &input.text("new_name").unwrap_or_default())
+        .map_err(|message| errors.add("new_name", message))
+        .ok();
+    let (Some(name), Some(new_name)) = (name, new_name) else {
+        return Ok(refused(&errors, back));
+    };
+    let keys = security
+        .datastore()
+        .webauthn_credentials(user.user.id)
+        .await?;
+    if !keys.iter().any(|k| k.name == name) {
+        let message = security.msg("WEBAUTHN_NAME_NOT_FOUND", &[("name", &name)]);
+        return Ok(refused(&FieldErrors::single("name", message), back));
+    }
+    if name != new_name {
+        if keys.iter().any(|k| k.name == new_name)
+            || !security
+                .datastore()
+                .rename_webauthn(user.user.id, &name, &new_name)
+                .await?
+        {
+            let message = security.msg("WEBAUTHN_NAME_INUSE", &[("name", &new_name)]);
+            return Ok(refused(&FieldErrors::single("new_name", message), back));
+        }
+        tracing::info!(user = user.user.id, name = %name, new_name = %new_name, "webauthn credential renamed");
+    }
+    Ok(Reply::done(
+        Json::base(),
+        Html::flash_redirect(
+            "info",
+            security.msg(
+                "WEBAUTHN_CREDENTIAL_RENAMED",
+                &[("name", &name), ("new_name", &new_name)],
+            ),
             back,
         ),
     ))

@@ -422,6 +422,7 @@ mod config_context_tests {
             wan_register_url => c.url(&c.webauthn.register_url),
             wan_signin_url => c.url(&c.webauthn.signin_url),
             wan_delete_url => c.url(&c.webauthn.delete_url),
+            wan_rename_url => c.url(&c.webauthn.rename_url),
             wan_verify_url => c.url(&c.webauthn.verify_url),
             verify_url => c.url(&c.verify.url),
             post_login_view => c.login.post_view,

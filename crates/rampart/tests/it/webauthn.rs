@@ -203,6 +203,72 @@ backend_test!(
 );
 
 backend_test!(
+    a_passkey_is_renamed_and_names_stay_unique,
+    ON,
+    async |app: TestApp| {
+        let client = app.logged_in("ann@example.com").await;
+        let mut laptop = SoftPasskey::new(false);
+        register(&client, &mut laptop, "laptop", "first").await;
+        let mut phone = SoftPasskey::new(false);
+        register(&client, &mut phone, "phone", "first").await;
+        let rename = |name: &str, new_name: &str| {
+            client
+                .post("/wan-rename")
+                .json(&json!({"name": name, "new_name": new_name}))
+                .csrf()
+                .send()
+        };
+        let renamed = rename("laptop", "work laptop").await;
+        assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.text());
+        let listed = client.get("/wan-register").accept_json().send().await;
+        let names: Vec<String> = listed.response()["registered_credentials"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .filter_map(|c| c["name"].as_str().map(str::to_owned))
+            .collect();
+        assert!(names.contains(&"work laptop".to_owned()), "{names:?}");
+        assert!(!names.contains(&"laptop".to_owned()), "{names:?}");
+
+        // Another key's name, an unknown key, a name of other characters: refused, unchanged.
+        let taken = rename("phone", "work laptop").await;
+        assert_eq!(taken.status, StatusCode::BAD_REQUEST, "{}", taken.text());
+        assert!(
+            taken.text().contains("already associated"),
+            "{}",
+            taken.text()
+        );
+        let unknown = rename("tablet", "old tablet").await;
+        assert_eq!(
+            unknown.status,
+            StatusCode::BAD_REQUEST,
+            "{}",
+            unknown.text()
+        );
+        let odd = rename("phone", "<b>phone</b>").await;
+        assert_eq!(odd.status, StatusCode::BAD_REQUEST, "{}", odd.text());
+        assert_eq!(key_ids(&app, "ann@example.com").await.len(), 2);
+
+        // The renamed key still signs in.
+        client.logout().await;
+        let browser = app.client();
+        let (options, state) = begin_signin(&browser, &json!({})).await;
+        let ids = key_ids(&app, "ann@example.com").await;
+        let assertion = get(&mut laptop, &options, &ids, origin());
+        let done = finish_signin(&browser, &state, &assertion).await;
+        assert_eq!(done.status, StatusCode::OK, "{}", done.text());
+        // Signed out, nothing can be renamed.
+        let anonymous = app
+            .client()
+            .post("/wan-rename")
+            .json(&json!({"name": "phone", "new_name": "x"}))
+            .send()
+            .await;
+        assert!(anonymous.status.is_client_error(), "{}", anonymous.text());
+    }
+);
+
+backend_test!(
     a_passkey_is_registered_listed_and_signs_in_without_a_password,
     ON,
     async |app: TestApp| {
