@@ -77,6 +77,9 @@
     if (next.charAt(0) !== "/" || next.charAt(1) === "/" || next.charAt(1) === "\\") next = "/";
     var status = document.getElementById("passkey-status");
     var conditional = null;
+    // Settles when the autofill request has ended (a browser refuses a second request while one
+    // is still pending, and aborting one takes effect asynchronously).
+    var conditionalDone = Promise.resolve();
 
     function say(text) { if (status) status.textContent = text; }
 
@@ -106,8 +109,9 @@
       if (!window.PublicKeyCredential) return; // the link's page explains
       event.preventDefault();
       if (conditional) conditional.abort();
+      conditional = null;
       say("Follow your browser's prompt…");
-      signIn(null).catch(function (err) {
+      conditionalDone.then(function () { return signIn(null); }).catch(function (err) {
         if (err && err.name === "AbortError") return;
         say(err && err.name === "NotAllowedError" ? "The passkey sign-in was cancelled." : err.message);
       });
@@ -118,7 +122,7 @@
       PublicKeyCredential.isConditionalMediationAvailable().then(function (available) {
         if (!available) return;
         conditional = new AbortController();
-        signIn("conditional", conditional.signal).catch(function () {});
+        conditionalDone = signIn("conditional", conditional.signal).catch(function () {});
       });
     }
   }
