@@ -470,8 +470,8 @@ const DEFAULTS: &[(&str, &str, &str)] = &[
 ];
 
 /// Message lookup with per-key overrides (`SECURITY_MSG_<KEY>` in the configuration), and
-/// overrides for HTML pages only (`SECURITY_PAGE_MSG_<KEY>`), used while a page is answered
-/// ([`for_pages`]).
+/// overrides for HTML pages only (`SECURITY_PAGE_MSG_<KEY>`), used while the security layer
+/// answers a request for an HTML page.
 #[derive(Clone, Debug, Default)]
 pub struct Messages {
     overrides: Arc<HashMap<String, String>>,
