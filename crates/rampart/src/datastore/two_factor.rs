@@ -13,7 +13,7 @@ const SET_TWO_FACTOR: &str = "UPDATE \"user\" SET \"tf_primary_method\" = $2, \
 
 // Turning a method on: the method, the secret and a new uniquifier, only if the uniquifier is
 // still the one read (see `rotate_credentials`).
-const ENABLE_TWO_FACTOR: &str = "UPDATE \"user\" SET \"tf_primary_method\" = $4, \
+pub(super) const ENABLE_TWO_FACTOR: &str = "UPDATE \"user\" SET \"tf_primary_method\" = $4, \
      \"tf_totp_secret\" = $5, \"fs_uniquifier\" = $3, \"update_datetime\" = $6 \
      WHERE \"id\" = $1 AND \"fs_uniquifier\" = $2";
 
@@ -70,40 +70,9 @@ impl Datastore {
         secret: &str,
         now: PrimitiveDateTime,
     ) -> Result<(), DatastoreError> {
-        let result = with_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
-            let updated = sqlx::query(ENABLE_TWO_FACTOR)
-                .bind(user_id)
-                .bind(expected_uniquifier)
-                .bind(new_uniquifier)
-                .bind(method)
-                .bind(secret)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if updated == 0 {
-                Err(DatastoreError::Stale("fs_uniquifier".to_owned()))
-            } else {
-                sqlx::query(super::sessions::DELETE_SESSIONS_OF_USER)
-                    .bind(user_id)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query(super::remember::DELETE_SERIES_OF_USER)
-                    .bind(user_id)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                Ok(())
-            }
-        });
-        // Here and on every other instance (the invalidation channel).
-        self.invalidate(super::invalidation::Invalidation::User(user_id));
-        self.invalidate(super::invalidation::Invalidation::SessionsOfUser {
-            user_id,
-            except: None,
-        });
-        result
+        let rotation = super::users::Rotation::TwoFactor { method, secret };
+        self.rotate(user_id, expected_uniquifier, new_uniquifier, rotation, now)
+            .await
     }
 
     /// Records that the user used the one-time code of time step `step`: `true` when `step` is

@@ -64,6 +64,21 @@ const SET_PASSWORD: &str = "UPDATE \"user\" SET \"password\" = $2, \
      \"fs_uniquifier\" = COALESCE($3, \"fs_uniquifier\"), \"update_datetime\" = $4 WHERE \"id\" = $1";
 // Rotates the uniquifier (and sets the password when `$4` is not NULL) only if the row still has
 // the uniquifier the caller read: of two racing rotations (two uses of one reset link) one wins.
+/// What a rotation of the user's credentials writes besides the new uniquifier
+/// ([`Datastore::rotate`]).
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Rotation<'a> {
+    /// A new password hash, or none (the uniquifier alone).
+    Password(Option<&'a str>),
+    /// Two-factor turned on: the method and the stored secret.
+    TwoFactor {
+        /// `tf_primary_method`.
+        method: &'a str,
+        /// `tf_totp_secret`, as stored.
+        secret: &'a str,
+    },
+}
+
 const ROTATE_CREDENTIALS: &str = "UPDATE \"user\" SET \"password\" = COALESCE($4, \"password\"), \
      \"fs_uniquifier\" = $3, \"update_datetime\" = $5 WHERE \"id\" = $1 AND \"fs_uniquifier\" = $2";
 const SET_UNIQUIFIER: &str =
@@ -423,17 +438,43 @@ impl Datastore {
         password_hash: Option<&str>,
         now: PrimitiveDateTime,
     ) -> Result<(), DatastoreError> {
+        let rotation = Rotation::Password(password_hash);
+        self.rotate(user_id, expected_uniquifier, new_uniquifier, rotation, now)
+            .await
+    }
+
+    /// The write of [`Datastore::rotate_credentials`] and [`Datastore::enable_two_factor`]: the
+    /// user row (new uniquifier and what `rotation` changes, only while the uniquifier is still
+    /// `expected_uniquifier`), then every session and remember-me series of theirs deleted, in
+    /// one transaction; then their cached entries dropped on every instance.
+    pub(super) async fn rotate(
+        &self,
+        user_id: i64,
+        expected_uniquifier: &str,
+        new_uniquifier: &str,
+        rotation: Rotation<'_>,
+        now: PrimitiveDateTime,
+    ) -> Result<(), DatastoreError> {
         let result = with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            let updated = sqlx::query(ROTATE_CREDENTIALS)
-                .bind(user_id)
-                .bind(expected_uniquifier)
-                .bind(new_uniquifier)
-                .bind(password_hash)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+            let statement = match rotation {
+                Rotation::Password(hash) => sqlx::query(ROTATE_CREDENTIALS)
+                    .bind(user_id)
+                    .bind(expected_uniquifier)
+                    .bind(new_uniquifier)
+                    .bind(hash)
+                    .bind(now),
+                Rotation::TwoFactor { method, secret } => {
+                    sqlx::query(super::two_factor::ENABLE_TWO_FACTOR)
+                        .bind(user_id)
+                        .bind(expected_uniquifier)
+                        .bind(new_uniquifier)
+                        .bind(method)
+                        .bind(secret)
+                        .bind(now)
+                }
+            };
+            let updated = statement.execute(&mut *tx).await?.rows_affected();
             if updated == 0 {
                 Err(DatastoreError::Stale("fs_uniquifier".to_owned()))
             } else {
@@ -449,6 +490,7 @@ impl Datastore {
                 Ok(())
             }
         });
+        // Here and on every other instance (the invalidation channel).
         self.invalidate(Invalidation::User(user_id));
         self.invalidate(Invalidation::SessionsOfUser {
             user_id,
