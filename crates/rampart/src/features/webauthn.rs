@@ -314,19 +314,6 @@ fn usable(stored: &WebauthnCredential, allowed: &[&str]) -> bool {
     allowed.iter().any(|u| *u == stored.usage)
 }
 
-/// Whether `user_id` has a key usable as a second factor.
-pub(crate) async fn has_secondary(security: &Security, user_id: i64) -> crate::Result<bool> {
-    if !security.config().webauthn.enabled {
-        return Ok(false);
-    }
-    Ok(security
-        .datastore()
-        .webauthn_credentials(user_id)
-        .await?
-        .iter()
-        .any(|c| c.usage == SECONDARY))
-}
-
 /// One key as the listing shows it (Flask-Security's `registered_credentials`).
 fn listing_entry(cred: &WebauthnCredential) -> Value {
     use base64::Engine;

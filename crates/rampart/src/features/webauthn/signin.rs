@@ -26,14 +26,10 @@ const VERIFY_TEMPLATE: &str = "security/wan_verify.html";
 
 /// The user whose two-factor sign-in waits and who has a `secondary` key, if any.
 async fn secondary_user(ctx: &AuthContext) -> crate::Result<Option<User>> {
-    let config = ctx.security().config();
-    if !(config.two_factor.enabled && config.webauthn.allow_as_multi_factor) {
-        return Ok(None);
-    }
     let Some(user) = pending_login::pending_user(ctx).await? else {
         return Ok(None);
     };
-    let has = super::has_secondary(ctx.security(), user.id).await?;
+    let has = pending_login::webauthn_second_factor(ctx.security(), &user).await?;
     Ok(has.then_some(user))
 }
 
@@ -339,10 +335,7 @@ pub(super) async fn post_signin_response(
             // A key that verified the user is two factors in one; one that did not still asks
             // for the second factor of a user who has one.
             let multi = user_verified && config.webauthn.allow_as_multi_factor;
-            let needs_second = crate::model::second_factor_required(config, &user)
-                || (config.two_factor.enabled
-                    && config.webauthn.allow_as_multi_factor
-                    && super::has_secondary(&security, user.id).await?);
+            let needs_second = pending_login::second_factor_needed(&security, &user).await?;
             if needs_second && !multi {
                 let reply = crate::features::two_factor::begin_login_reply(
                     &ctx,
