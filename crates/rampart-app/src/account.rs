@@ -8,7 +8,7 @@
 use rampart::AuthContext;
 use rampart::CurrentPassword;
 use rampart::reply::Rejection;
-use rampart::{FieldErrors, Security, User};
+use rampart::{FieldErrors, User};
 
 use crate::avatar::MediaStore;
 
@@ -62,14 +62,18 @@ pub async fn check_password(
 ///
 /// The framework's error when the database fails; nothing is deleted then.
 pub async fn delete_user(
-    security: &Security,
+    ctx: &AuthContext,
     media: &MediaStore,
     user: &User,
 ) -> rampart::Result<()> {
+    let security = ctx.security();
     let profile = crate::profile::load(security, user.id)
         .await
         .map_err(rampart::DatastoreError::from)?;
-    security.datastore().delete_user(user.id).await?;
+    // `account_deleted` is recorded in the deletion's transaction.
+    security
+        .delete_user_recorded(user.id, Some(user.id), Some(ctx.device()))
+        .await?;
     media
         .delete_avatar(user.id, profile.avatar.as_deref())
         .await;
@@ -96,6 +100,6 @@ pub async fn delete_account(
     if let Err(refused) = check_password(ctx, user, password, "password").await? {
         return Ok(Err(refused));
     }
-    delete_user(ctx.security(), media, user).await?;
+    delete_user(ctx, media, user).await?;
     Ok(Ok(()))
 }

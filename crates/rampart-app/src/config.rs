@@ -23,10 +23,19 @@ pub const APP_DEFAULTS: &[(&str, &str)] = &[
     ("SECURITY_USERNAME_ENABLE", "true"),
     ("SECURITY_CHANGE_URL", "/dashboard/security/"),
     ("SECURITY_CHANGE_EMAIL", "true"),
+    ("SECURITY_CHANGE_USERNAME", "true"),
+    ("SECURITY_USERNAME_RECOVERY", "true"),
     ("SECURITY_TWO_FACTOR", "true"),
     ("SECURITY_MULTI_FACTOR_RECOVERY_CODES", "true"),
     ("SECURITY_WEBAUTHN", "true"),
     ("SECURITY_WAN_RP_NAME", "Rampart Sample"),
+    // Unified sign-in as the contract's sample app: password, a code by email, an authenticator.
+    ("SECURITY_UNIFIED_SIGNIN", "true"),
+    (
+        "SECURITY_US_ENABLED_METHODS",
+        "password, email, authenticator",
+    ),
+    ("SECURITY_US_POST_SETUP_VIEW", "/dashboard/security/"),
     (
         "SECURITY_TWO_FACTOR_POST_SETUP_VIEW",
         "/dashboard/security/",
@@ -37,6 +46,8 @@ pub const APP_DEFAULTS: &[(&str, &str)] = &[
     ("SECURITY_DEFAULT_REMEMBER_ME", "true"),
     ("SECURITY_EMAIL_SENDER", "no-reply@fst-sample.local"),
     ("SECURITY_APP_NAME", "Rampart Sample"),
+    // The OpenAPI description of the JSON API at /openapi.json (docs/openapi.md).
+    ("SECURITY_OPENAPI", "true"),
     ("MAIL_BACKEND", "console"),
     // Plain words for the people using the sample app's pages. Only the HTML pages say them
     // (`SECURITY_PAGE_MSG_*`): the JSON API keeps Flask-Security's exact English, which its
@@ -143,8 +154,9 @@ pub struct AppConfig {
     pub security: SecurityConfig,
     /// `DATABASE_URL` (default: `sqlite://instance/rampart.db?mode=rwc`).
     pub database_url: String,
-    /// `REDIS_URL` (e.g. `redis://127.0.0.1:6379/0`), when set: cache invalidations between
-    /// instances go over Redis pub/sub instead of PostgreSQL's `LISTEN`/`NOTIFY`.
+    /// `REDIS_URL` (e.g. `redis://127.0.0.1:6379/0`), when set: sessions and rate-limit
+    /// counters live in Redis, and cache invalidations between instances go over Redis pub/sub
+    /// instead of PostgreSQL's `LISTEN`/`NOTIFY` (`Datastore::use_redis`).
     pub redis_url: Option<String>,
     /// `MAIL_BACKEND` and its settings.
     pub mail: MailBackend,
@@ -159,10 +171,15 @@ pub struct AppConfig {
     /// The server's timeouts and connection cap (`RAMPART_HEADER_TIMEOUT`,
     /// `RAMPART_BODY_TIMEOUT`, `RAMPART_KEEPALIVE_TIMEOUT`, `RAMPART_MAX_CONNECTIONS`).
     pub server: ServerLimits,
+    /// `RAMPART_METRICS`: Prometheus metrics at `GET /metrics` (default off).
+    pub metrics: bool,
     /// How many uploaded pictures are decoded at once (`RAMPART_AVATAR_DECODES`, default
     /// [`crate::avatar::DEFAULT_MAX_DECODES`]); beyond it uploads get 503.
     pub avatar_decodes: usize,
 }
+
+/// Setting: Prometheus metrics at `GET /metrics` ([`AppConfig::metrics`]).
+pub const METRICS_KEY: &str = "RAMPART_METRICS";
 
 /// Setting: how many uploaded pictures are decoded at once ([`AppConfig::avatar_decodes`]).
 pub const AVATAR_DECODES_KEY: &str = "RAMPART_AVATAR_DECODES";
@@ -232,6 +249,7 @@ impl AppConfig {
             _ => None,
         };
         let server = ServerLimits::from_settings(&settings)?;
+        let metrics = settings.bool(METRICS_KEY)?.unwrap_or(false);
         let avatar_decodes = settings
             .int::<usize>(AVATAR_DECODES_KEY)?
             .unwrap_or(crate::avatar::DEFAULT_MAX_DECODES);
@@ -252,6 +270,7 @@ impl AppConfig {
             generated,
             settings,
             server,
+            metrics,
             avatar_decodes,
         })
     }

@@ -22,6 +22,7 @@
 //! | `GET|POST /api/profile` | session (+CSRF) or token | the profile, partial updates |
 //! | `DELETE /api/account` | session (+CSRF) or token | deletes the account (password required) |
 //! | `GET /healthz`, `GET /readyz` | none (outside the security layer) | alive; ready (database, migrations, invalidation channel) or 503 |
+//! | `GET /metrics` | none (outside the security layer; only with `RAMPART_METRICS`) | Prometheus metrics |
 //!
 //! plus every Flask-Security route of [`rampart::Security::router`].
 
@@ -156,8 +157,21 @@ pub async fn connect_with_clock(
     let builder = Security::builder(config.security.clone())
         .datastore(datastore)
         .clock(clock)
+        .metrics(config.metrics)
         .on_user_created_sql(PROFILE_ON_USER_CREATED)
+        // The data export (`GET /api/account/export`) carries the profile.
+        .export_section("profile", |security, user_id| async move {
+            crate::profile::load(&security, user_id)
+                .await
+                .map(|profile| profile.to_json())
+                .map_err(|error| rampart::Error::from(rampart::DatastoreError::from(error)))
+        })
         .embedded_templates(assets::TEMPLATES.iter().copied())
+        // The app's own page texts in every language it ships (docs/i18n.md).
+        .catalog("en", include_str!("../i18n/en/app.ftl"))
+        .catalog("de", include_str!("../i18n/de/app.ftl"))
+        .catalog("fr", include_str!("../i18n/fr/app.ftl"))
+        .catalog("es", include_str!("../i18n/es/app.ftl"))
         .template_global("asset_version", assets::asset_version())
         .template_global("mail_console", matches!(config.mail, MailBackend::Console))
         .template_global("username_rule", username_rule(config))

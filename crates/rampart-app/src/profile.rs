@@ -244,6 +244,34 @@ fn parse_date(text: &str) -> Option<Date> {
     Date::parse(text, format_description!("[year]-[month]-[day]")).ok()
 }
 
+/// A profile already read for this request (by the header's middleware, before the page's
+/// handler), in the request's extensions: a page reads it with [`load_for`] instead of querying
+/// again.
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    /// Whose.
+    pub user_id: i64,
+    /// The profile as read.
+    pub profile: std::sync::Arc<Profile>,
+}
+
+/// The profile of `user_id`: the one this request already read (`loaded`), else from the
+/// database ([`load`]).
+///
+/// # Errors
+///
+/// The database's error.
+pub async fn load_for(
+    security: &Security,
+    user_id: i64,
+    loaded: Option<&Loaded>,
+) -> Result<Profile, sqlx::Error> {
+    match loaded.filter(|l| l.user_id == user_id) {
+        Some(loaded) => Ok((*loaded.profile).clone()),
+        None => load(security, user_id).await,
+    }
+}
+
 /// The profile of `user_id` (all empty when the row is missing).
 ///
 /// # Errors

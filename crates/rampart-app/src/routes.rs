@@ -24,6 +24,7 @@ pub mod api;
 pub mod header;
 pub mod home;
 pub mod profile;
+pub mod security_centre;
 
 /// The app's own routes (the framework's are merged by [`crate::router`]).
 pub fn router() -> Router<AppState> {
@@ -33,6 +34,7 @@ pub fn router() -> Router<AppState> {
         .merge(account::router())
         .merge(admin::router())
         .merge(api::router())
+        .merge(security_centre::router())
         .merge(crate::assets::router())
 }
 
@@ -126,6 +128,25 @@ impl<S: Send + Sync> FromRequestParts<S> for AdminSignedIn {
             Err(AuthRejection::Forbidden(Box::new(page.ctx)))
         }
     }
+}
+
+/// A form of the security page that needs a fresh sign-in (ending sessions) came from a stale
+/// one: the re-authentication page (`SECURITY_VERIFY_URL`), back to the security page after.
+pub(crate) async fn reauthenticate_for_security_page(
+    state: &AppState,
+    page: &SignedIn,
+) -> Result<Response, HandlerError> {
+    let security = &state.security;
+    let config = security.config();
+    page.ctx
+        .flash("info", &security.msg("REAUTHENTICATION_REQUIRED", &[]))
+        .await?;
+    let next: String =
+        url::form_urlencoded::byte_serialize(config.url(&config.change.url).as_bytes()).collect();
+    Ok(rampart::reply::redirect(&format!(
+        "{}?next={next}",
+        config.url(&config.verify.url)
+    )))
 }
 
 /// Renders an app page with the framework's common context (`csrf_token`, `flashes`,

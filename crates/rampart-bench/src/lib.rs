@@ -19,10 +19,13 @@
 
 #![forbid(unsafe_code)]
 
+pub mod cluster;
 pub mod load;
+pub mod peer;
 pub mod report;
 pub mod seed;
 pub mod server;
+pub mod side;
 pub mod suite;
 
 use std::path::{Path, PathBuf};
@@ -110,9 +113,29 @@ pub struct Options {
     /// Do not write the results.
     #[arg(long, conflicts_with = "write")]
     pub no_write: bool,
+    /// Several instances on PostgreSQL instead: the admin URL of a PostgreSQL server (fresh
+    /// databases are made there and dropped), measured side by side with one SQLite instance.
+    #[arg(long, value_name = "URL")]
+    pub postgres: Option<String>,
+    /// Instances on PostgreSQL (with --postgres).
+    #[arg(long, default_value_t = 2)]
+    pub instances: usize,
+    /// Redis for the PostgreSQL instances (`REDIS_URL`, with --postgres).
+    #[arg(long, value_name = "URL")]
+    pub redis: Option<String>,
     /// Serve the bare reference handler (used by the benchmark itself).
     #[arg(long, hide = true)]
     pub serve_bare: bool,
+    /// Serve the axum-login peer on this SQLite file (used by the benchmark itself).
+    #[arg(long, hide = true, value_name = "FILE")]
+    pub serve_peer: Option<PathBuf>,
+    /// Serve the sample app from this instance folder, configured by the environment (used by
+    /// the flood memory test, which needs no release build).
+    #[arg(long, hide = true, value_name = "DIR")]
+    pub serve_app: Option<PathBuf>,
+    /// Leave out the side-by-side comparison with the axum-login peer and the uncached app.
+    #[arg(long)]
+    pub no_peer: bool,
 }
 
 impl Options {
@@ -177,6 +200,23 @@ pub fn build_app() -> Result<PathBuf, BenchError> {
             binary.display()
         )))
     }
+}
+
+/// Runs the `--postgres` benchmark (several instances on PostgreSQL, beside one on SQLite).
+///
+/// # Errors
+///
+/// [`BenchError`] when a step fails, or without `--postgres`.
+pub fn run_cluster(options: &Options) -> Result<cluster::ClusterReport, BenchError> {
+    let admin_url = options
+        .postgres
+        .as_deref()
+        .ok_or_else(|| BenchError::Setup("--postgres URL is needed".into()))?;
+    let binary = match &options.app_bin {
+        Some(path) => std::fs::canonicalize(path)?,
+        None => build_app()?,
+    };
+    cluster::run(options, admin_url, &binary, &options.sizes())
 }
 
 /// Runs the whole benchmark and returns its report.
@@ -260,6 +300,16 @@ pub fn run(options: &Options) -> Result<Report, BenchError> {
     let scenarios = suite::app(&app.target, &credentials, &login_users, &sizes)?;
     let peak_rss_kib = app.target.peak_rss_kib();
 
+    let home = side::read(
+        &app.target,
+        "/",
+        &credentials,
+        "text/html",
+        &sizes,
+        "GET / (home page), session cookie",
+    )?;
+    std::thread::sleep(sizes.settle);
+
     // The big database is measured alternately with this one (still running, idle), so both
     // see the same machine.
     let million = if options.million {
@@ -275,6 +325,21 @@ pub fn run(options: &Options) -> Result<Report, BenchError> {
         None
     };
     app.stop();
+
+    let side = if options.no_peer {
+        None
+    } else {
+        std::thread::sleep(sizes.settle);
+        Some(run_side(
+            &binary,
+            work.path(),
+            &settings,
+            &control,
+            &sizes,
+            home,
+            (users, password),
+        )?)
+    };
 
     machine.load_after = report::load_average();
     Ok(Report {
@@ -295,6 +360,96 @@ pub fn run(options: &Options) -> Result<Report, BenchError> {
         idle_rss_kib,
         peak_rss_kib,
         million,
+        side,
+    })
+}
+
+/// The uncached app (`SECURITY_AUTH_CACHE_TTL=0`, same database) and the axum-login peer (its
+/// own database, the same users, argon2 hashes at the app's parameters).
+fn run_side(
+    binary: &Path,
+    work: &Path,
+    settings: &[(String, String)],
+    control: &tokio::runtime::Runtime,
+    sizes: &Sizes,
+    home: suite::Measured,
+    (users, password): (u64, &rampart::PasswordConfig),
+) -> Result<side::SideBySide, BenchError> {
+    eprintln!("rampart-app with SECURITY_AUTH_CACHE_TTL=0…");
+    let mut uncached_settings = settings.to_vec();
+    uncached_settings.push(("SECURITY_AUTH_CACHE_TTL".to_owned(), "0".to_owned()));
+    let app = ServerProcess::spawn(
+        server::app_command(binary, work, &uncached_settings),
+        "/api/me",
+    )?;
+    let signed_in: Vec<u64> = (1..=SIGNED_IN).collect();
+    let credentials = control.block_on(suite::sign_in(&app.target, &signed_in))?;
+    let uncached_me = side::read(
+        &app.target,
+        "/api/me",
+        &credentials,
+        "application/json",
+        sizes,
+        "GET /api/me, session cookie, cache off",
+    )?;
+    std::thread::sleep(sizes.settle);
+    let uncached_home = side::read(
+        &app.target,
+        "/",
+        &credentials,
+        "text/html",
+        sizes,
+        "GET / (home page), session cookie, cache off",
+    )?;
+    app.stop();
+    std::thread::sleep(sizes.settle);
+
+    eprintln!("axum-login peer…");
+    let dir = work.join("peer");
+    std::fs::create_dir_all(&dir)?;
+    let database = dir.join("peer.db");
+    let params = peer::Argon2Params {
+        memory_kib: password.argon2_memory_kib,
+        iterations: password.argon2_iterations,
+        parallelism: password.argon2_parallelism,
+    };
+    control.block_on(peer::seed(&database, users, params))?;
+    let mut command = Command::new(std::env::current_exe()?);
+    command.arg("--serve-peer").arg(&database);
+    let process = ServerProcess::spawn(command, "/login")?;
+    std::thread::sleep(Duration::from_millis(200));
+    let peer_idle_rss_kib = process.target.rss_kib();
+    let peer_credentials = control.block_on(side::sign_in_peer(&process.target, &signed_in))?;
+    let peer_page = side::read(
+        &process.target,
+        "/",
+        &peer_credentials,
+        "text/html",
+        sizes,
+        "peer GET / (protected page), session cookie",
+    )?;
+    std::thread::sleep(sizes.settle);
+    let peer_login_page = side::anonymous(
+        &process.target,
+        "/login",
+        sizes,
+        "peer GET /login, anonymous",
+    )?;
+    std::thread::sleep(sizes.settle);
+    let login_users: Vec<u64> = (1..=users.min(1_000)).collect();
+    let (peer_login, peer_flood) = side::peer_logins(&process.target, &login_users, sizes)?;
+    let peer_peak_rss_kib = process.target.peak_rss_kib();
+    process.stop();
+    Ok(side::SideBySide {
+        home,
+        uncached_me,
+        uncached_home,
+        peer_page,
+        peer_login_page,
+        peer_login,
+        peer_flood,
+        peer_peak_rss_kib,
+        peer_idle_rss_kib,
     })
 }
 

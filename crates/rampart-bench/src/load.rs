@@ -67,6 +67,27 @@ impl RequestSpec {
         }
     }
 
+    /// A POST of a form body (`application/x-www-form-urlencoded`) to `path` expecting 200.
+    pub fn post_form(path: &str, body: String) -> Self {
+        Self {
+            method: Method::POST,
+            path: path.to_owned(),
+            headers: vec![(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-www-form-urlencoded"),
+            )],
+            body: Bytes::from(body),
+            expect: StatusCode::OK,
+        }
+    }
+
+    /// The same request, with `status` counting as a success.
+    #[must_use]
+    pub fn expecting(mut self, status: StatusCode) -> Self {
+        self.expect = status;
+        self
+    }
+
     /// Adds a header.
     ///
     /// # Errors

@@ -108,6 +108,8 @@ pub struct Report {
     pub peak_rss_kib: Option<u64>,
     /// The 1M-user database, when run.
     pub million: Option<Million>,
+    /// The side-by-side comparison with the axum-login peer (issue 16), unless `--no-peer`.
+    pub side: Option<crate::side::SideBySide>,
 }
 
 /// One target of the issue, checked.
@@ -121,11 +123,13 @@ pub struct Check {
     pub met: Option<bool>,
 }
 
-fn ratio(a: f64, b: f64) -> f64 {
+/// `a / b`, NaN when `b` is not positive.
+pub fn ratio(a: f64, b: f64) -> f64 {
     if b > 0.0 { a / b } else { f64::NAN }
 }
 
-fn mib(kib: Option<u64>) -> String {
+/// KiB as MiB with one decimal, `–` when unknown.
+pub fn mib(kib: Option<u64>) -> String {
     kib.map_or_else(|| "–".to_owned(), |k| format!("{:.1}", k as f64 / 1024.0))
 }
 
@@ -200,6 +204,37 @@ impl Report {
         self.bare.result.rate()
     }
 
+    /// What the side-by-side comparison is measured against.
+    fn baseline(&self) -> crate::side::Baseline<'_> {
+        crate::side::Baseline {
+            bare: &self.bare,
+            me: &self.app.me_session,
+            login_page: &self.app.login_page,
+            login: &self.app.login,
+            peak_rss_kib: self.peak_rss_kib,
+        }
+    }
+
+    /// The side-by-side table and its checks (issue 16), as Markdown, when it was run.
+    fn side_markdown(&self) -> Option<String> {
+        let side = self.side.as_ref()?;
+        let base = self.baseline();
+        let mut out = side.markdown(&base);
+        let _ = writeln!(out);
+        let _ = writeln!(out, "| target (issue 16) | measured | met |");
+        let _ = writeln!(out, "|---|---|---|");
+        for c in side.checks(&base) {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} |",
+                c.target,
+                c.measured,
+                met_word(c.met)
+            );
+        }
+        Some(out)
+    }
+
     fn rows(&self) -> Vec<Row> {
         let bare = self.bare_rate();
         let vs_bare = |m: &Measured| format!("{:.2}× bare", ratio(m.result.rate(), bare));
@@ -245,6 +280,21 @@ impl Report {
                 ),
             ),
         ];
+        if let Some(side) = &self.side {
+            let peer = side.peer_page.result.rate();
+            let vs_peer =
+                |m: &Measured| format!("{:.2}× peer's page", ratio(m.result.rate(), peer));
+            rows.push(Row::of(&side.home, vs_bare(&side.home)));
+            rows.push(Row::of(&side.uncached_me, vs_peer(&side.uncached_me)));
+            rows.push(Row::of(&side.uncached_home, vs_peer(&side.uncached_home)));
+            rows.push(Row::of(&side.peer_page, vs_bare(&side.peer_page)));
+            rows.push(Row::of(
+                &side.peer_login_page,
+                vs_bare(&side.peer_login_page),
+            ));
+            rows.push(Row::of(&side.peer_login, "reference".to_owned()));
+            rows.push(Row::of(&side.peer_flood, "–".to_owned()));
+        }
         if let Some(million) = &self.million {
             let mut reference = |m: &Measured| {
                 let mut m = m.clone();
@@ -440,6 +490,10 @@ impl Report {
                 r.name, r.connections, r.rate, r.p50, r.p99, r.ratio, r.cpu, r.rss, r.other
             );
         }
+        if let Some(side) = self.side_markdown() {
+            let _ = writeln!(out);
+            let _ = write!(out, "{side}");
+        }
         let _ = writeln!(out);
         for c in self.checks() {
             let mark = match c.met {
@@ -481,12 +535,19 @@ impl Report {
         let _ = writeln!(out, "| target (issue 4) | measured | met |");
         let _ = writeln!(out, "|---|---|---|");
         for c in self.checks() {
-            let met = match c.met {
-                Some(true) => "yes",
-                Some(false) => "**no**",
-                None => "not measured",
-            };
-            let _ = writeln!(out, "| {} | {} | {met} |", c.target, c.measured);
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} |",
+                c.target,
+                c.measured,
+                met_word(c.met)
+            );
+        }
+        if let Some(side) = self.side_markdown() {
+            let _ = writeln!(out);
+            let _ = writeln!(out, "### Side by side with the axum-login peer");
+            let _ = writeln!(out);
+            let _ = write!(out, "{side}");
         }
         let _ = writeln!(out, "{END}");
         out
@@ -524,6 +585,14 @@ impl Report {
         }
         std::fs::write(path, text)?;
         Ok(())
+    }
+}
+
+fn met_word(met: Option<bool>) -> &'static str {
+    match met {
+        Some(true) => "yes",
+        Some(false) => "**no**",
+        None => "not measured",
     }
 }
 

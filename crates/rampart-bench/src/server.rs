@@ -174,6 +174,22 @@ pub fn app_command(binary: &Path, dir: &Path, settings: &[(String, String)]) -> 
     command
 }
 
+/// Serves the sample app (this build of it) from instance folder `dir`, configured by the
+/// environment as the `rampart-app serve` command is, until SIGTERM.
+///
+/// # Errors
+///
+/// [`BenchError::App`] when the configuration is refused or the app cannot start.
+pub fn serve_app(dir: &Path) -> Result<(), BenchError> {
+    let config = rampart_app::AppConfig::load(&dir.join("rampart.toml"), &dir.join(".env"), dir)
+        .map_err(|e| BenchError::App(rampart_app::AppError::Config(e)))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(rampart_app::cli::serve(&config, None))?;
+    Ok(())
+}
+
 /// The bare reference handler: `GET /` answers `Hello, World!`, nothing else.
 pub fn bare_router() -> axum::Router {
     axum::Router::new().route("/", axum::routing::get(|| async { "Hello, World!" }))
@@ -206,7 +222,7 @@ pub fn serve_bare() -> Result<(), BenchError> {
 }
 
 /// Resolves on SIGTERM or when stdin reaches its end.
-async fn stop_signal() {
+pub(crate) async fn stop_signal() {
     use tokio::io::AsyncReadExt as _;
     let stdin_closed = async {
         let mut stdin = tokio::io::stdin();

@@ -115,7 +115,8 @@ pub struct Measured {
 }
 
 impl Measured {
-    fn new(name: &str, connections: usize, result: LoadResult, target: &Target) -> Self {
+    /// A measurement of `target`, with its resident memory now.
+    pub fn new(name: &str, connections: usize, result: LoadResult, target: &Target) -> Self {
         Self {
             name: name.to_owned(),
             connections,
@@ -125,7 +126,13 @@ impl Measured {
     }
 }
 
-fn plan(target: &Target, specs: Vec<RequestSpec>, connections: usize, sizes: &Sizes) -> LoadPlan {
+/// A plan of `specs` on `connections` connections against `target`, sized by `sizes`.
+pub fn plan(
+    target: &Target,
+    specs: Vec<RequestSpec>,
+    connections: usize,
+    sizes: &Sizes,
+) -> LoadPlan {
     LoadPlan {
         addr: target.addr,
         specs: Arc::from(specs),

@@ -109,6 +109,7 @@ fn every_scenario_runs_and_the_report_is_written() {
         idle_rss_kib: None,
         peak_rss_kib: None,
         million: None,
+        side: None,
     };
     let table = report.table();
     assert!(table.contains("GET /api/me, session cookie"), "{table}");

@@ -23,18 +23,28 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::password::PasswordConfig;
 
+mod activity;
 mod features;
 mod http;
+mod i18n;
 pub(crate) mod names;
+pub(crate) mod oauth;
 mod settings;
+mod unified_signin;
+mod usernames;
 
+pub use activity::ActivityConfig;
 pub use features::{
     ChangeConfig, ChangeEmailConfig, ConfirmConfig, LoginConfig, LogoutConfig, RecoverConfig,
     RecoveryCodesConfig, RegisterConfig, TwoFactorConfig, UsernameConfig, VerifyConfig,
     WebauthnConfig,
 };
 pub use http::{CsrfConfig, RateLimitConfig, SessionConfig, TokenConfig};
+pub use i18n::I18nConfig;
+pub use oauth::{GOOGLE_ISSUER, OauthClient, OauthConfig, OauthKind, OauthProvider};
 pub use settings::{RateLimit, Settings};
+pub use unified_signin::{SmsConfig, SmsServiceConfig, UnifiedSigninConfig};
+pub use usernames::{ChangeUsernameConfig, UsernameRecoveryConfig};
 
 /// A configuration value that could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -117,6 +127,9 @@ pub struct SecurityConfig {
     pub trackable: bool,
     /// `SECURITY_RETURN_GENERIC_RESPONSES` (Rampart default `true`).
     pub return_generic_responses: bool,
+    /// `SECURITY_OPENAPI` (Rampart's own, default `false`): serve the OpenAPI description of the
+    /// JSON API at `GET /openapi.json` (see [`Security::openapi`](crate::Security::openapi)).
+    pub openapi: bool,
     /// `SECURITY_REDIRECT_ALLOWED_HOSTS`: extra hosts `next` may point to.
     pub redirect_allowed_hosts: Vec<String>,
     /// `SECURITY_EMAIL_SENDER`.
@@ -165,8 +178,21 @@ pub struct SecurityConfig {
     pub webauthn: WebauthnConfig,
     /// Re-authentication: `SECURITY_FRESHNESS`, `SECURITY_VERIFY_URL`.
     pub verify: VerifyConfig,
+    /// Unified sign-in: `SECURITY_UNIFIED_SIGNIN` and its `SECURITY_US_*` settings.
+    pub unified_signin: UnifiedSigninConfig,
+    /// Text messages and phone numbers: `SECURITY_SMS_*`, `SECURITY_PHONE_REGION_DEFAULT`.
+    pub sms: SmsConfig,
     /// Usernames: `SECURITY_USERNAME_*`.
     pub username: UsernameConfig,
+    /// Change of username: `SECURITY_CHANGE_USERNAME` and its settings.
+    pub change_username: ChangeUsernameConfig,
+    /// Username recovery: `SECURITY_USERNAME_RECOVERY` and its settings.
+    pub username_recovery: UsernameRecoveryConfig,
+    /// Social sign-in: `SECURITY_OAUTH_ENABLE`, `SECURITY_OAUTH_PROVIDERS` and the providers'
+    /// clients.
+    pub oauth: OauthConfig,
+    /// Languages: `BABEL_DEFAULT_LOCALE`, `SECURITY_I18N_DIRNAME`, `SECURITY_I18N_DOMAIN`.
+    pub i18n: I18nConfig,
     /// Sessions and cookies: `PERMANENT_SESSION_LIFETIME`, `SESSION_COOKIE_*`, `REMEMBER_COOKIE_*`.
     pub session: SessionConfig,
     /// API tokens: `SECURITY_TOKEN_*`.
@@ -176,6 +202,9 @@ pub struct SecurityConfig {
     /// Rate limits: `SECURITY_LOGIN_RATE_LIMIT`, `SECURITY_LOGIN_IDENTITY_RATE_LIMIT`,
     /// `SECURITY_MAIL_RATE_LIMIT`.
     pub rate_limits: RateLimitConfig,
+    /// The activity log and new-device alert: `SECURITY_ACTIVITY_RETENTION`,
+    /// `SECURITY_NEW_DEVICE_NOTIFICATION`.
+    pub activity: ActivityConfig,
 }
 
 impl Default for SecurityConfig {
@@ -192,6 +221,7 @@ impl Default for SecurityConfig {
             password: PasswordConfig::default(),
             trackable: true,
             return_generic_responses: true,
+            openapi: false,
             redirect_allowed_hosts: Vec::new(),
             email_sender: "no-reply@localhost".into(),
             email_validator_args: EmailValidatorArgs::default(),
@@ -213,11 +243,18 @@ impl Default for SecurityConfig {
             recovery_codes: RecoveryCodesConfig::default(),
             webauthn: WebauthnConfig::default(),
             verify: VerifyConfig::default(),
+            unified_signin: UnifiedSigninConfig::default(),
+            sms: SmsConfig::default(),
             username: UsernameConfig::default(),
+            change_username: ChangeUsernameConfig::default(),
+            username_recovery: UsernameRecoveryConfig::default(),
+            oauth: OauthConfig::default(),
+            i18n: I18nConfig::default(),
             session: SessionConfig::default(),
             token: TokenConfig::default(),
             csrf: CsrfConfig::default(),
             rate_limits: RateLimitConfig::default(),
+            activity: ActivityConfig::default(),
         }
     }
 }
@@ -305,11 +342,23 @@ impl SecurityConfig {
                 "check_deliverability needs DNS look-ups, which Rampart does not do; set it to false",
             ));
         }
+        self.oauth.validate()?;
         if self.username.min_length > self.username.max_length {
             return Err(ConfigError::invalid(
                 "SECURITY_USERNAME_MIN_LENGTH",
                 "must not exceed SECURITY_USERNAME_MAX_LENGTH",
             ));
+        }
+        for (on, key) in [
+            (self.change_username.enabled, "SECURITY_CHANGE_USERNAME"),
+            (self.username_recovery.enabled, "SECURITY_USERNAME_RECOVERY"),
+        ] {
+            if on && !self.username.enabled {
+                return Err(ConfigError::invalid(
+                    key,
+                    "needs usernames (SECURITY_USERNAME_ENABLE)",
+                ));
+            }
         }
         if self.password.min_length == 0 || self.password.min_length > self.password.max_length {
             return Err(ConfigError::invalid(
@@ -386,7 +435,10 @@ mod tests {
         for (key, value) in [
             ("SECURITY_MULTI_FACTOR_RECOVERY_CODES_N", "0"),
             ("SECURITY_MULTI_FACTOR_RECOVERY_CODES_N", "many"),
-            ("SECURITY_TWO_FACTOR_ENABLED_METHODS", "email, sms"),
+            (
+                "SECURITY_TWO_FACTOR_ENABLED_METHODS",
+                "email, carrier-pigeon",
+            ),
             ("SECURITY_FRESHNESS", "soon"),
         ] {
             let mut pairs = base();

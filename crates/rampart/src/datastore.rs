@@ -3,7 +3,7 @@
 //! Tables follow Flask-Security's `fsqla_v3` models (`user`, `role`, `roles_users`, `webauthn`, same
 //! names and columns, naive UTC datetimes, comma separated `permissions`), so a database created by
 //! Flask-Security opens unchanged; Rampart adds `rampart_session` and `rampart_rate_limit` beside
-//! them. The schema lives in `migrations/sqlite` and `migrations/postgres` (same content, one
+//! them (both move to Redis with [`Datastore::use_redis`]). The schema lives in `migrations/sqlite` and `migrations/postgres` (same content, one
 //! flavour per backend) and is applied by [`Datastore::migrate`].
 //!
 //! Every query is written once: sqlx's SQLite driver understands PostgreSQL's `$1` placeholders, so
@@ -29,8 +29,12 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 
+pub use activity::{ActivityFilter, SessionDetails};
+pub(crate) use cache::UserWithRoles;
 pub use error::DatastoreError;
 pub use invalidation::InvalidationStatus;
+pub use oauth::OauthLink;
+pub(crate) use oauth::{NewOauthLink, Unlinked};
 pub use rate_limit::RateLimitDecision;
 pub use sessions::SessionInfo;
 
@@ -45,6 +49,47 @@ macro_rules! with_pool {
             $crate::datastore::DbPool::Sqlite($pool) => $body,
             $crate::datastore::DbPool::Postgres($pool) => $body,
         }
+    };
+}
+
+/// Appends the event `$new` (a `&NewActivity`) stamped `$now` through `$conn` (a connection or
+/// an open transaction of either backend); resolves to `Result<i64, sqlx::Error>`, the event's id.
+macro_rules! insert_activity {
+    ($conn:expr, $new:expr, $now:expr) => {{
+        let new: &$crate::activity::NewActivity = $new;
+        let detail = new.event.detail().map(|d| d.to_string());
+        let device = new.device.as_ref();
+        sqlx::query_scalar::<_, i64>($crate::datastore::activity::INSERT)
+            .bind(new.user_id)
+            .bind(new.actor_id)
+            .bind(new.event.name())
+            .bind(detail.as_deref())
+            .bind(device.and_then(|d| d.ip.as_deref()))
+            .bind(device.map(|d| d.name.as_str()))
+            .bind(device.map(|d| d.key.as_str()))
+            .bind(device.and_then(|d| d.user_agent.as_deref()))
+            .bind($now)
+            .fetch_one($conn)
+            .await
+    }};
+}
+
+/// Runs the write `$body` in a transaction `$tx` of `$store` and, when `$activity` (an
+/// `Option<&NewActivity>`) is some, appends that event in the same transaction, then commits.
+/// Evaluates to `Result<(body's value, Option<event id>), DatastoreError>`; a `?` in `$body`
+/// rolls everything back.
+macro_rules! recorded_write {
+    ($store:expr, $activity:expr, $now:expr, |$tx:ident| $body:expr) => {
+        with_pool!($store, |pool| {
+            let mut $tx = pool.begin().await?;
+            let value = $body;
+            let id = match $activity {
+                Some(new) => Some(insert_activity!(&mut *$tx, new, $now)?),
+                None => None,
+            };
+            $tx.commit().await?;
+            Ok::<_, $crate::datastore::DatastoreError>((value, id))
+        })
     };
 }
 
@@ -94,12 +139,46 @@ macro_rules! role_columns {
     };
 }
 
+/// The user and their roles from the rows (`&[Row]`) of a `user` ⟕ `roles_users` ⟕ `role`
+/// join — the user's columns as [`user_columns!`] names them, the role's as `role_id`,
+/// `role_name`, `role_description`, `role_permissions`; one row per role, or one with `role_id`
+/// NULL — as `Result<Option<(User, Vec<Role>)>, DatastoreError>`: `None` without rows or when the
+/// user's `id` is NULL (an outer join that found no user).
+macro_rules! user_with_roles_of {
+    ($rows:expr) => {{
+        use sqlx::{FromRow as _, Row as _};
+        let rows = $rows;
+        match rows.first() {
+            None => Ok(None),
+            Some(first) if first.try_get::<Option<i64>, _>("id")?.is_none() => Ok(None),
+            Some(first) => {
+                let user = $crate::model::User::from_row(first)?;
+                let mut roles = Vec::with_capacity(rows.len());
+                for row in rows {
+                    if let Some(id) = row.try_get::<Option<i64>, _>("role_id")? {
+                        roles.push($crate::datastore::roles::role_from_parts(
+                            id,
+                            row.try_get("role_name")?,
+                            row.try_get("role_description")?,
+                            row.try_get("role_permissions")?,
+                        ));
+                    }
+                }
+                Ok::<_, $crate::datastore::DatastoreError>(Some((user, roles)))
+            }
+        }
+    }};
+}
+
 // Declared after the macros above, which they use.
+mod activity;
 mod cache;
 mod error;
 mod invalidation;
 mod mailed_code;
+mod oauth;
 mod rate_limit;
+mod redis_sessions;
 mod redis_store;
 mod remember;
 mod roles;
@@ -110,6 +189,7 @@ pub(crate) mod test_support;
 #[cfg(test)]
 mod tests;
 mod two_factor;
+mod unified_signin;
 mod users;
 mod webauthn;
 
@@ -148,7 +228,7 @@ pub enum DbPool {
 /// `user`, `role` or `roles_users` tables itself through [`Datastore::pool`] calls
 /// [`Datastore::invalidate_user`] or [`Datastore::invalidate_all`] afterwards. Session writes are
 /// grouped: concurrent saves share one statement and one commit, each caller still returning only
-/// once its row is committed.
+/// once its row is committed (in Redis, concurrent writes are pipelined on one connection).
 #[derive(Clone, Debug)]
 pub struct Datastore {
     pool: DbPool,
@@ -245,11 +325,15 @@ impl Datastore {
         store
     }
 
-    /// Uses Redis at `url` (`redis://host:port/db`) beside the database: the rate-limit
-    /// counters live there (atomic Lua scripts), and cache invalidations go over Redis pub/sub
-    /// instead of PostgreSQL's `LISTEN`/`NOTIFY` (on SQLite, instead of nothing). Users, roles
-    /// and sessions stay in the database. Keys and the channel are named after the database
-    /// (`rampart:<database>:…`), so apps on different databases can share one Redis. The cache
+    /// Uses Redis at `url` (`redis://host:port/db`) beside the database: the sessions and the
+    /// rate-limit counters live there (atomic Lua scripts; sessions keyed by the hash of their
+    /// id, expiring with them, listed per user), and cache invalidations go over Redis pub/sub
+    /// instead of PostgreSQL's `LISTEN`/`NOTIFY` (on SQLite, instead of nothing). Users, roles,
+    /// remember-me series and the rest stay in the database, the source of truth; sessions
+    /// already in the database are no longer read (their users sign in again, or come back by
+    /// their remember-me cookie). Keys and the channel are named after the database
+    /// (`rampart:<database>:…`: its name on PostgreSQL, `sqlite-` and a digest of the file's
+    /// path on SQLite), so apps on different databases can share one Redis. The cache
     /// is off until the subscription is up. Call it once, before serving.
     ///
     /// # Errors
@@ -264,7 +348,17 @@ impl Datastore {
                 .fetch_one(pool)
                 .await
                 .map_err(DatastoreError::from)?,
-            DbPool::Sqlite(_) => "sqlite".to_owned(),
+            // The file's path, digested: two SQLite apps sharing one Redis keep their keys
+            // (users numbered alike, above all) apart.
+            DbPool::Sqlite(pool) => {
+                let file = pool
+                    .connect_options()
+                    .get_filename()
+                    .to_string_lossy()
+                    .into_owned();
+                let digest = crate::token::sha256_hex(&file);
+                format!("sqlite-{}", digest.get(..12).unwrap_or(&digest))
+            }
         };
         let prefix = format!("rampart:{database}:");
         let store = redis_store::RedisStore::connect(client.clone(), prefix.clone()).await?;

@@ -53,7 +53,9 @@
 //! | Recovery (forgot and reset password) | `features/recover.rs` | `SECURITY_RECOVERABLE`, `SECURITY_RESET_URL`, `SECURITY_RESET_PASSWORD_WITHIN`, `SECURITY_POST_RESET_VIEW`, `SECURITY_SEND_PASSWORD_RESET_NOTICE_EMAIL` | `GET/POST /reset`, `GET/POST /reset/<token>` |
 //! | Change password | `features/change.rs` | `SECURITY_CHANGEABLE`, `SECURITY_CHANGE_URL`, `SECURITY_POST_CHANGE_VIEW`, `SECURITY_SEND_PASSWORD_CHANGE_EMAIL` | `GET/POST /change` |
 //! | Change email | `features/change_email.rs` | `SECURITY_CHANGE_EMAIL`, `SECURITY_CHANGE_EMAIL_URL`, `SECURITY_CHANGE_EMAIL_WITHIN`, `SECURITY_POST_CHANGE_EMAIL_VIEW` | `GET/POST /change-email`, `GET /change-email/<token>` |
-//! | Two-factor (authenticator app or mailed code) | `features/two_factor.rs` + `two_factor/{setup,signin,rescue}.rs`; no-HTTP steps in [`two_factor`] | `SECURITY_TWO_FACTOR`, `SECURITY_TWO_FACTOR_ENABLED_METHODS`, `SECURITY_TWO_FACTOR_*_URL`, `SECURITY_TWO_FACTOR_*_VALIDITY`, `SECURITY_TOTP_ISSUER`, `SECURITY_TOTP_SECRETS` | `GET/POST /tf-setup`, `POST /tf-setup/<token>`, `/tf-validate`, `/tf-rescue` |
+//! | Change username, username recovery | `features/change_username.rs`, `features/username_recovery.rs` | `SECURITY_CHANGE_USERNAME`, `SECURITY_CHANGE_USERNAME_URL`, `SECURITY_POST_CHANGE_USERNAME_VIEW`, `SECURITY_SEND_USERNAME_CHANGE_EMAIL`, `SECURITY_USERNAME_RECOVERY`, `SECURITY_USERNAME_RECOVERY_URL` | `GET/POST /change-username`, `GET/POST /recover-username` |
+//! | Two-factor (authenticator app, mailed or texted code) | `features/two_factor.rs` + `two_factor/{setup,signin,rescue}.rs`; no-HTTP steps in [`two_factor`] | `SECURITY_TWO_FACTOR`, `SECURITY_TWO_FACTOR_ENABLED_METHODS`, `SECURITY_TWO_FACTOR_*_URL`, `SECURITY_TWO_FACTOR_*_VALIDITY`, `SECURITY_TOTP_ISSUER`, `SECURITY_TOTP_SECRETS` | `GET/POST /tf-setup`, `POST /tf-setup/<token>`, `/tf-validate`, `/tf-rescue` |
+//! | Unified sign-in (password, mailed code and magic link, authenticator, text message) | `features/unified_signin.rs` + `unified_signin/{signin,setup,verify}.rs`; [`unified_signin::check_passcode`]; texts in [`sms`], phones in [`phone`] | `SECURITY_UNIFIED_SIGNIN`, `SECURITY_US_ENABLED_METHODS`, `SECURITY_US_MFA_REQUIRED`, `SECURITY_USER_IDENTITY_ATTRIBUTES`, `SECURITY_US_TOKEN_VALIDITY`, `SECURITY_US_SETUP_WITHIN`, `SECURITY_US_*_URL`, `SECURITY_SMS_SERVICE`, `SECURITY_SMS_SERVICE_CONFIG`, `SECURITY_PHONE_REGION_DEFAULT` | `GET/POST /us-signin`, `POST /us-signin/send-code`, `GET/POST /us-setup`, `POST /us-setup/<state>`, `GET/POST /us-verify`, `POST /us-verify/send-code`, `GET /us-verify-link` |
 //! | Recovery codes | `features/recovery_codes.rs` | `SECURITY_MULTI_FACTOR_RECOVERY_CODES`, `SECURITY_MULTI_FACTOR_RECOVERY_CODES_N`, `…_CODES_URL`, `SECURITY_MULTI_FACTOR_RECOVERY_URL` | `GET/POST /mf-recovery-codes`, `GET/POST /mf-recovery` |
 //! | Passkeys / WebAuthn | `features/webauthn.rs` | `SECURITY_WEBAUTHN`, `SECURITY_WAN_ALLOW_AS_FIRST_FACTOR`, `…_MULTI_FACTOR`, `…_VERIFY`, `SECURITY_WAN_ALLOW_USER_HINTS`, `SECURITY_WAN_RP_NAME`, `SECURITY_WAN_RP_ID`, `SECURITY_WAN_*_TIMEOUT`, `SECURITY_WAN_*_URL` | `GET/POST /wan-register`, `POST /wan-register/<state>`, `POST /wan-signin[/<state>]`, `POST /wan-verify[/<state>]`, `POST /wan-delete` |
 //! | Unlock (after too many failed logins) | `features/unlock.rs` | `SECURITY_LOGIN_IDENTITY_RATE_LIMIT` | `GET /unlock/<token>` |
@@ -62,6 +64,7 @@
 //! | Sessions and CSRF | `web/layer.rs`, `web/session_store.rs`, `web/csrf.rs` | `PERMANENT_SESSION_LIFETIME`, `SESSION_COOKIE_NAME`, `SESSION_COOKIE_SECURE`, `SECURITY_CSRF_COOKIE_NAME` | |
 //! | Rate limits | `web/rate_limit.rs` | `SECURITY_LOGIN_RATE_LIMIT`, `SECURITY_LOGIN_IDENTITY_RATE_LIMIT`, `SECURITY_MAIL_RATE_LIMIT`, `SECURITY_TRUSTED_PROXIES` | 429 with `Retry-After` |
 //! | Roles and permissions | `web/extract.rs`, `web/guard.rs` | `SECURITY_DEFAULT_ROLES` | |
+//! | OpenAPI description of the JSON API ([`Security::openapi`]) | `#[utoipa::path]` on each feature's JSON handlers; `web/openapi.rs` (envelope, errors, auth schemes), assembled in `features.rs` | `SECURITY_OPENAPI` | `GET /openapi.json` |
 //!
 //! The file layout is described in `docs/architecture.md`: the core (no axum), `web/` (the HTTP
 //! runtime) and `features/`, each importing only from the layers below it.
@@ -72,7 +75,9 @@
 //!
 //! - **Setting up**: [`Settings`] → [`SecurityConfig`] → [`Security::builder`] ([`SecurityBuilder`])
 //!   with a [`Datastore`] and a [`Mailer`]; then [`Security::router`] and [`Security::layer`]
-//!   ([`SecurityLayer`]), and [`serve`] with [`ServerLimits`].
+//!   ([`SecurityLayer`]), and [`serve`] with [`ServerLimits`]; for operations,
+//!   [`Security::health_router`] (`/healthz`, `/readyz`, and `/metrics` when
+//!   [`SecurityBuilder::metrics`] is on; [`HashingLoad`] is the hashing pool's part).
 //! - **Protecting routes**: the extractors [`CurrentUser`], [`FreshUser`] (re-authenticated
 //!   within `SECURITY_FRESHNESS`), [`RequireRole`], [`RequirePermission`]
 //!   and the request's [`AuthContext`]; the guard layers [`auth_required`], [`roles_required`],
@@ -93,45 +98,57 @@
 //!   [`Templates`]), and [`FieldErrors`] / [`FormInput`] for forms.
 //! - **Data**: [`User`], [`Role`], [`NewUser`], the [`Datastore`] and its errors; passwords
 //!   ([`PasswordHasher`]), tokens ([`TokenSigner`], [`random_hex`]), identities
-//!   ([`normalize_email`], [`normalize_username`]), the [`totp`] helpers, the [`Clock`]
+//!   ([`normalize_email`], [`normalize_username`], [`phone::canonical`]), the [`totp`] helpers,
+//!   text messages ([`sms`]), the [`Clock`]
 //!   ([`TestClock`] for tests), and with the `testing` feature the `testing` fixtures.
 
 #![forbid(unsafe_code)]
 
+mod activity;
 mod clock;
 mod config;
 mod datastore;
 mod error;
 mod features;
+pub mod i18n;
 mod identity;
 mod mail;
 mod messages;
 mod model;
 mod password;
+pub mod phone;
 mod redirect;
+pub mod sms;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod token;
 pub mod totp;
 mod web;
 
+pub use activity::{Activity, ActivityEvent, Device, NewActivity, SignInMethod};
 pub use clock::{Clock, SystemClock, TestClock};
 pub use config::{
-    ChangeConfig, ChangeEmailConfig, ConfigError, ConfirmConfig, CsrfConfig, EmailValidatorArgs,
-    LoginConfig, LogoutConfig, RateLimit, RateLimitConfig, RecoverConfig, RecoveryCodesConfig,
-    RegisterConfig, SecurityConfig, SessionConfig, Settings, TokenConfig, TwoFactorConfig,
-    UsernameConfig, VerifyConfig, WebauthnConfig,
+    ActivityConfig, ChangeConfig, ChangeEmailConfig, ChangeUsernameConfig, ConfigError,
+    ConfirmConfig, CsrfConfig, EmailValidatorArgs, GOOGLE_ISSUER, I18nConfig, LoginConfig,
+    LogoutConfig, OauthClient, OauthConfig, OauthKind, OauthProvider, RateLimit, RateLimitConfig,
+    RecoverConfig, RecoveryCodesConfig, RegisterConfig, SecurityConfig, SessionConfig, Settings,
+    SmsConfig, SmsServiceConfig, TokenConfig, TwoFactorConfig, UnifiedSigninConfig, UsernameConfig,
+    UsernameRecoveryConfig, VerifyConfig, WebauthnConfig,
 };
 pub use datastore::{
-    Datastore, DatastoreError, DbPool, InvalidationStatus, RateLimitDecision, SessionInfo,
+    ActivityFilter, Datastore, DatastoreError, DbPool, InvalidationStatus, OauthLink,
+    RateLimitDecision, SessionDetails, SessionInfo,
 };
 pub use error::{Error, ErrorKind, Result};
+pub use features::activity::{ActivityPage, activity_page};
 pub use features::change::{change_password, validate as validate_password_change};
 pub use features::change_email::{
     ChangeEmailOutcome, confirm_change as confirm_email_change,
     request_change as request_email_change,
 };
+pub use features::change_username::change_username;
 pub use features::confirm::{ConfirmOutcome, confirm_email, resend_confirmation};
+pub use features::export::{EXPORT_FORMAT_VERSION, export_account};
 pub use features::login::{SignIn, authenticate};
 pub use features::recover::{
     ResetOutcome, ResetToken, check_reset_token, forgot_password, reset_password,
@@ -139,7 +156,9 @@ pub use features::recover::{
 pub use features::register::{
     RegisterOutcome, ValidRegister, register_user, validate as validate_registration,
 };
+pub use features::sessions::{revoke_other_sessions, revoke_session};
 pub use features::unlock::{UnlockOutcome, unlock_account};
+pub use features::username_recovery::recover_username;
 pub use identity::{
     EmailError, NormalizeForm, UnknownForm, UsernameRefusal, normalize_email, normalize_username,
 };
@@ -150,12 +169,13 @@ pub use mail::{
 pub use messages::Messages;
 pub use model::{NewUser, Role, User};
 pub use password::{
-    PasswordConfig, PasswordError, PasswordHasher, PasswordPolicy, PolicyViolation, Verification,
+    HashingLoad, PasswordConfig, PasswordError, PasswordHasher, PasswordPolicy, PolicyViolation,
+    Verification,
 };
 pub use redirect::{UnsafeRedirect, safe_next};
 pub use token::{TokenError, TokenSigner, random_hex, random_token};
 pub use web::auth::{
-    PasswordCheck, check_password, login_user, logout_user, set_new_password,
+    PasswordCheck, check_password, login_user, login_user_with, logout_user, set_new_password,
     sign_out_other_sessions,
 };
 pub use web::context::{AuthContext, AuthMethod, AuthUser};
@@ -169,8 +189,9 @@ pub use web::guard::{
 };
 pub use web::layer::{SecurityLayer, SecurityService};
 pub use web::rate_limit::{CurrentPassword, check_current_password};
-pub use web::security::{RegisterCheck, Security, SecurityBuilder};
+pub use web::security::{ActivityHook, ExportSection, RegisterCheck, Security, SecurityBuilder};
 pub use web::server::{ServerLimits, serve, serve_with_shutdown};
+pub use web::session_list::{SessionView, list_sessions};
 pub use web::templates::Templates;
 
 /// Two-factor sign-in without HTTP, for CLIs, jobs and tests: set a method up
@@ -180,11 +201,20 @@ pub use web::templates::Templates;
 /// and [`disable`](two_factor::disable). The routes are in [`Security::router`].
 pub mod two_factor {
     pub use crate::features::two_factor::{
-        AUTHENTICATOR, CodeVerdict, EMAIL, PendingSetup, Rescue, RescueOutcome,
+        AUTHENTICATOR, CodeVerdict, EMAIL, PendingSetup, Rescue, RescueOutcome, SMS,
         SecondFactorPending, SetupVerdict, begin, check_code, check_code_for, confirm_setup,
-        disable, rescue, start_setup,
+        disable, rescue, start_setup, start_setup_to,
     };
     pub use crate::model::second_factor_required as required;
+}
+
+/// Unified sign-in without HTTP: the method names and [`check_passcode`](unified_signin::check_passcode)
+/// (a password, a sent code or an authenticator code for a user; counted against the user's
+/// code limit first, single use). The routes are in [`Security::router`].
+pub mod unified_signin {
+    pub use crate::features::unified_signin::{
+        AUTHENTICATOR, EMAIL, PASSWORD, PasscodeVerdict, SMS, check_passcode,
+    };
 }
 
 /// Responses in the request's format, for an app's own handlers: Flask-Security's JSON envelope

@@ -219,6 +219,7 @@ mod tests {
     /// auto-escaping (HTML for `body.html.j2`, none for the text templates).
     fn render(name: &str, ctx: minijinja::Value) -> (String, String, String) {
         let mut env = Environment::new();
+        crate::i18n::add_template_functions(&mut env, crate::i18n::Catalogs::builtin());
         for (n, subject, text, html) in TEMPLATES {
             let base = format!("security/email/{n}");
             env.add_template_owned(format!("{base}/subject.txt.j2"), *subject)

@@ -1,11 +1,20 @@
-//! Flask-Security's user-facing messages (`SECURITY_MSG_*`), overridable per key.
+//! Flask-Security's user-facing messages (`SECURITY_MSG_*`), overridable per key, in the
+//! language of the request.
 //!
-//! Texts are Flask-Security's English defaults, kept exact so clients that match on them keep
-//! working. Placeholders use Flask-Security's `%(name)s` syntax.
+//! The English texts here are Flask-Security's defaults, kept exact so clients that match on them
+//! keep working; placeholders use Flask-Security's `%(name)s` syntax. Other languages come from
+//! the Fluent catalogs ([`crate::i18n`], same keys, `{ $name }` placeholders). Precedence, for a
+//! request in the default language (`BABEL_DEFAULT_LOCALE`): `SECURITY_PAGE_MSG_*` (pages
+//! only), then `SECURITY_MSG_*`, then the app's catalog (`SECURITY_I18N_DIRNAME`), then the
+//! built-in text. For a request in another language the overrides — texts in the default
+//! language — are skipped: the app's catalog for that language, then the built-in one, then
+//! English.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+
+use crate::i18n::{Catalog, Catalogs};
 
 /// The default message table: (key, text, flash category).
 const DEFAULTS: &[(&str, &str, &str)] = &[
@@ -84,6 +93,62 @@ const DEFAULTS: &[(&str, &str, &str)] = &[
         "An error occurred while communicating with the OAuth provider: (%(exerror)s - %(exdesc)s). Please try again.",
         "error",
     ),
+    // Rampart's own: social sign-up and account linking (Flask-Security only signs in).
+    (
+        "OAUTH_STATE_INVALID",
+        "This sign-in could not be completed: it expired, was already used or was begun in another browser. Please try again.",
+        "error",
+    ),
+    (
+        "OAUTH_EMAIL_MISSING",
+        "%(provider)s did not give an email address, so it cannot sign you in.",
+        "error",
+    ),
+    (
+        "OAUTH_EMAIL_NOT_VERIFIED",
+        "%(provider)s has not verified your email address, so it cannot sign you in to an account. Sign in another way and link %(provider)s from your security page.",
+        "error",
+    ),
+    (
+        "OAUTH_ACCOUNT_UNCONFIRMED",
+        "An account with this email address exists but its address is not confirmed. Sign in with your password, then link %(provider)s from your security page.",
+        "error",
+    ),
+    (
+        "OAUTH_USERNAME_REQUIRED",
+        "Choose a username to finish signing up with %(provider)s.",
+        "error",
+    ),
+    (
+        "OAUTH_LINKED",
+        "%(provider)s is linked to your account.",
+        "success",
+    ),
+    (
+        "OAUTH_UNLINKED",
+        "%(provider)s is no longer linked to your account.",
+        "success",
+    ),
+    (
+        "OAUTH_LINKED_ELSEWHERE",
+        "This %(provider)s account is linked to another user.",
+        "error",
+    ),
+    (
+        "OAUTH_ALREADY_LINKED",
+        "Another %(provider)s account is linked to yours already: unlink it first.",
+        "error",
+    ),
+    (
+        "OAUTH_NOT_LINKED",
+        "%(provider)s is not linked to your account.",
+        "error",
+    ),
+    (
+        "OAUTH_LAST_SIGNIN_METHOD",
+        "%(provider)s is your only way to sign in: set a password before you unlink it.",
+        "error",
+    ),
     ("PASSWORD_MISMATCH", "Password does not match", "error"),
     (
         "RETYPE_PASSWORD_MISMATCH",
@@ -144,6 +209,8 @@ const DEFAULTS: &[(&str, &str, &str)] = &[
     ("INVALID_LOGIN_TOKEN", "Invalid login token.", "error"),
     ("DISABLED_ACCOUNT", "Account is disabled.", "error"),
     ("EMAIL_NOT_PROVIDED", "Email not provided", "error"),
+    // WTForms' `DataRequired` text (Flask-Security's `RequiredLocalize`, e.g. a missing identity).
+    ("FIELD_REQUIRED", "This field is required.", "error"),
     ("INVALID_EMAIL_ADDRESS", "Invalid email address", "error"),
     ("INVALID_CODE", "Invalid code", "error"),
     (
@@ -471,11 +538,18 @@ const DEFAULTS: &[(&str, &str, &str)] = &[
 
 /// Message lookup with per-key overrides (`SECURITY_MSG_<KEY>` in the configuration), and
 /// overrides for HTML pages only (`SECURITY_PAGE_MSG_<KEY>`), used while the security layer
-/// answers a request for an HTML page.
-#[derive(Clone, Debug, Default)]
+/// answers a request for an HTML page; in the request's language ([`crate::i18n`]).
+#[derive(Clone, Debug)]
 pub struct Messages {
     overrides: Arc<HashMap<String, String>>,
     page_overrides: Arc<HashMap<String, String>>,
+    catalogs: Arc<Catalogs>,
+}
+
+impl Default for Messages {
+    fn default() -> Self {
+        Self::new(HashMap::new())
+    }
 }
 
 tokio::task_local! {
@@ -496,7 +570,20 @@ impl Messages {
         Self {
             overrides: Arc::new(overrides),
             page_overrides: Arc::default(),
+            catalogs: Catalogs::builtin(),
         }
+    }
+
+    /// These messages with `catalogs` for the languages (default: the built-in ones, English
+    /// the default language).
+    pub fn with_catalogs(mut self, catalogs: Arc<Catalogs>) -> Self {
+        self.catalogs = catalogs;
+        self
+    }
+
+    /// The language catalogs.
+    pub fn catalogs(&self) -> &Arc<Catalogs> {
+        &self.catalogs
     }
 
     /// These messages with overrides used for HTML pages only (key → text): a sample app's
@@ -526,21 +613,40 @@ impl Messages {
     /// assert_eq!(m.get("PASSWORD_INVALID_LENGTH", &[("length", "8")]), "Password must be at least 8 characters");
     /// ```
     pub fn get(&self, key: &str, args: &[(&str, &str)]) -> String {
+        crate::i18n::with_current(|current| {
+            let catalog: Option<&Catalog> =
+                current.or_else(|| self.catalogs.default_catalog().map(Arc::as_ref));
+            if catalog.is_none_or(Catalog::is_default)
+                && let Some(text) = self.override_of(key)
+            {
+                return interpolate(text, args);
+            }
+            if let Some(catalog) = catalog.filter(|c| !c.is_builtin_english())
+                && let Some(text) = catalog.format(key, args)
+            {
+                return text;
+            }
+            interpolate(Self::english(key).unwrap_or(key), args)
+        })
+    }
+
+    /// The app's own text for `key` (`SECURITY_PAGE_MSG_*` on a page, `SECURITY_MSG_*`).
+    fn override_of(&self, key: &str) -> Option<&str> {
         let on_a_page = !self.page_overrides.is_empty()
             && ANSWERING_A_PAGE.try_with(|page| *page).unwrap_or(false);
-        let template = on_a_page
+        on_a_page
             .then(|| self.page_overrides.get(key))
             .flatten()
             .or_else(|| self.overrides.get(key))
             .map(String::as_str)
-            .or_else(|| {
-                DEFAULTS
-                    .iter()
-                    .find(|(k, _, _)| *k == key)
-                    .map(|(_, t, _)| *t)
-            })
-            .unwrap_or(key);
-        interpolate(template, args)
+    }
+
+    /// Flask-Security's English text of `key`.
+    fn english(key: &str) -> Option<&'static str> {
+        DEFAULTS
+            .iter()
+            .find(|(k, _, _)| *k == key)
+            .map(|(_, t, _)| *t)
     }
 
     /// The flash category of `key` (`error`, `info`, `success`).
@@ -589,9 +695,17 @@ pub(crate) fn describe_duration(duration: Duration) -> String {
     count_of(n, unit)
 }
 
-/// A count of a unit in words, singular or plural: "1 minute", "8 minutes".
+/// A count of a unit in words, singular or plural: "1 minute", "8 minutes" (in the request's
+/// language: the catalogs' `duration-<unit>`).
 pub(crate) fn count_of(n: u64, unit: &str) -> String {
-    if n == 1 {
+    let localized = crate::i18n::with_current(|current| {
+        current
+            .filter(|c| !c.is_builtin_english())
+            .and_then(|c| c.format(&format!("duration-{unit}"), &[("n", &n.to_string())]))
+    });
+    if let Some(text) = localized {
+        text
+    } else if n == 1 {
         format!("1 {unit}")
     } else {
         format!("{n} {unit}s")

@@ -42,7 +42,7 @@ pub use policy::{PasswordPolicy, PolicyViolation};
 use std::fmt;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use secrecy::SecretString;
 use secrecy::zeroize::Zeroizing;
@@ -139,10 +139,25 @@ pub struct PasswordHasher {
 struct Inner {
     engine: Engine,
     permits: Arc<Semaphore>,
+    max_concurrent: usize,
     max_queued: usize,
     queued: AtomicUsize,
+    /// Callers refused with [`PasswordError::Busy`] since start-up.
+    refused: AtomicU64,
     policy: PasswordPolicy,
     dummy_hash: OnceCell<String>,
+}
+
+/// A snapshot of the hashing pool ([`PasswordHasher::load`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HashingLoad {
+    /// Hashes or verifications running now.
+    pub running: usize,
+    /// Callers waiting for a free slot.
+    pub queued: usize,
+    /// Callers refused with [`PasswordError::Busy`] (answered 503) since start-up.
+    pub refused: u64,
 }
 
 /// The password hashed once for [`PasswordHasher::verify_dummy`]; its value does not matter.
@@ -182,8 +197,10 @@ impl PasswordHasher {
             inner: Arc::new(Inner {
                 engine,
                 permits: Arc::new(Semaphore::new(config.max_concurrent)),
+                max_concurrent: config.max_concurrent,
                 max_queued: config.max_queued,
                 queued: AtomicUsize::new(0),
+                refused: AtomicU64::new(0),
                 policy: PasswordPolicy {
                     min_length: config.min_length,
                     max_length: config.max_length,
@@ -239,6 +256,17 @@ impl PasswordHasher {
         Ok(())
     }
 
+    /// How busy the hashing pool is now: hashes running, callers waiting, and how many were
+    /// refused with [`PasswordError::Busy`] since start-up (for metrics).
+    pub fn load(&self) -> HashingLoad {
+        let free = self.inner.permits.available_permits();
+        HashingLoad {
+            running: self.inner.max_concurrent.saturating_sub(free),
+            queued: self.inner.queued.load(Ordering::Acquire),
+            refused: self.inner.refused.load(Ordering::Relaxed),
+        }
+    }
+
     /// The password policy (length limits) from the configuration.
     pub fn policy(&self) -> &PasswordPolicy {
         &self.inner.policy
@@ -288,6 +316,7 @@ impl PasswordHasher {
         }
         let slot = QueueSlot::take(&self.inner.queued);
         if slot.ahead >= self.inner.max_queued {
+            self.inner.refused.fetch_add(1, Ordering::Relaxed);
             return Err(PasswordError::Busy);
         }
         let permit = Arc::clone(&self.inner.permits)

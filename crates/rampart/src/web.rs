@@ -3,6 +3,7 @@
 //! sign-in and sign-out, the session store, rate limits, forms, replies, templates, mail notices,
 //! extractors and guards. Imports run only downward: `web` uses the core and never a feature.
 
+pub(crate) mod activity;
 pub(crate) mod auth;
 pub(crate) mod auth_token;
 pub(crate) mod context;
@@ -14,8 +15,11 @@ pub(crate) mod guard;
 pub(crate) mod health;
 pub(crate) mod layer;
 pub(crate) mod mailed_code;
+pub(crate) mod metrics;
 pub(crate) mod negotiate;
 pub(crate) mod notify;
+pub(crate) mod openapi;
+pub(crate) mod page_cache;
 pub(crate) mod pending_login;
 pub(crate) mod rate_limit;
 pub(crate) mod rejection;
@@ -23,5 +27,6 @@ pub(crate) mod remember;
 pub(crate) mod reply;
 pub(crate) mod security;
 pub(crate) mod server;
+pub(crate) mod session_list;
 pub(crate) mod session_store;
 pub(crate) mod templates;

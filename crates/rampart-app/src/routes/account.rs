@@ -48,7 +48,11 @@ pub fn router() -> Router<AppState> {
 async fn post_sign_out_others(
     State(state): State<AppState>,
     page: SignedIn,
+    fresh: Result<rampart::FreshUser, Response>,
 ) -> Result<Response, HandlerError> {
+    if fresh.is_err() {
+        return super::reauthenticate_for_security_page(&state, &page).await;
+    }
     rampart::sign_out_other_sessions(&page.ctx, &page.user.user).await?;
     page.ctx
         .flash("success", "You are now signed out everywhere else.")
@@ -119,7 +123,7 @@ async fn post_confirm(
             .await?;
         return Ok(rampart::reply::redirect(&config.url(&config.change.url)));
     }
-    crate::account::delete_user(security, &state.media, user).await?;
+    crate::account::delete_user(&page.ctx, &state.media, user).await?;
     rampart::logout_user(&page.ctx).await?;
     page.ctx
         .flash(

@@ -18,7 +18,6 @@ use serde::Deserialize;
 
 use super::{ADMIN_ROLE, AdminSignedIn, HandlerError, format_date, format_moment, render};
 use crate::AppState;
-use crate::db::naive_utc;
 
 /// Users shown per page.
 pub const USERS_PER_PAGE: i64 = 10;
@@ -202,8 +201,15 @@ async fn set_active(
             .await?;
         return Ok(rampart::reply::redirect(&form.back()));
     }
-    datastore
-        .set_active(user.id, active, naive_utc(state.security.clock().now()))
+    // The change and its record, in one transaction.
+    state
+        .security
+        .set_active_recorded(
+            user.id,
+            active,
+            Some(admin.user.user.id),
+            Some(admin.ctx.device()),
+        )
         .await?;
     let message = if active {
         format!("{} has been activated and can sign in again.", user.email)
@@ -255,8 +261,13 @@ async fn add_role(
     let role = form.role.as_deref().map(str::trim).unwrap_or_default();
     let message = match state
         .security
-        .datastore()
-        .add_role_to_user(user.id, role)
+        .change_role_recorded(
+            user.id,
+            role,
+            true,
+            Some(admin.user.user.id),
+            Some(admin.ctx.device()),
+        )
         .await
     {
         Ok(true) => (
@@ -267,7 +278,9 @@ async fn add_role(
             "info",
             format!("{} already had the role {role}.", user.email),
         ),
-        Err(error) if error.is_not_found() => ("error", format!("There is no role {role:?}.")),
+        Err(rampart::Error::Datastore(error)) if error.is_not_found() => {
+            ("error", format!("There is no role {role:?}."))
+        }
         Err(error) => return Err(error.into()),
     };
     admin.ctx.flash(message.0, &message.1).await?;
@@ -293,8 +306,13 @@ async fn remove_role(
     }
     let removed = state
         .security
-        .datastore()
-        .remove_role_from_user(user.id, role)
+        .change_role_recorded(
+            user.id,
+            role,
+            false,
+            Some(admin.user.user.id),
+            Some(admin.ctx.device()),
+        )
         .await?;
     let message = if removed {
         (

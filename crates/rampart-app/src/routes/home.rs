@@ -56,9 +56,11 @@ pub fn completeness(profile: &Profile) -> (usize, usize) {
 
 async fn home(
     State(state): State<AppState>,
+    loaded: Option<axum::Extension<crate::profile::Loaded>>,
     SignedIn { ctx, user }: SignedIn,
 ) -> Result<Response, HandlerError> {
-    let profile = crate::profile::load(&state.security, user.user.id).await?;
+    let loaded = loaded.map(|axum::Extension(loaded)| loaded);
+    let profile = crate::profile::load_for(&state.security, user.user.id, loaded.as_ref()).await?;
     let is_admin = user.has_role(super::ADMIN_ROLE);
     let user_count = if is_admin {
         state.security.datastore().count_users().await?

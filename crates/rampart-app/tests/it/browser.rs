@@ -626,7 +626,19 @@ async fn a_passkey_is_added_then_signs_in_without_a_password() {
     let registered = datastore.webauthn_credentials(user.id).await.expect("keys");
     assert_eq!(registered.len(), 1);
     assert_eq!(registered[0].name, "Work laptop");
-    browser.sign_out().await;
+    // Sign out. The sign-in page it lands on may sign straight back in by passkey autofill
+    // (conditional mediation), so only leaving the security page is waited for, not the
+    // signed-out message.
+    browser.click(".usermenu summary").await;
+    browser.click("#sign-out").await;
+    let start = std::time::Instant::now();
+    loop {
+        let path = browser.path().await;
+        if path.starts_with("/login") || path == "/" || start.elapsed() > Duration::from_secs(40) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
 
     // Sign in with it, no email, no password: the browser's passkey autofill (conditional
     // mediation) may do it as the page opens; otherwise the button does.
@@ -648,5 +660,285 @@ async fn a_passkey_is_added_then_signs_in_without_a_password() {
     // The passkey signed in (its counter moved), not a left-over cookie.
     let used = datastore.webauthn_credentials(user.id).await.expect("keys");
     assert!(used[0].sign_count > registered[0].sign_count, "{used:?}");
+    browser.close().await;
+}
+
+/// The six-digit code of the next "Verification Code" mail to `to`, and its sign-in link.
+async fn verification_code(app: &TestApp, to: &str) -> (String, Option<String>) {
+    let mail = app.mail_to(to).await;
+    assert_eq!(mail.subject, "Verification Code", "{}", mail.text);
+    let marker = "using the following code: ";
+    let start = mail.text.find(marker).expect("a code in the mail") + marker.len();
+    let code = mail.text[start..start + 6].to_owned();
+    (code, rampart::find_link(&mail.text, "/us-verify-link"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_turns_on_codes_by_email_and_signs_in_with_a_mailed_code_and_its_link() {
+    let app = TestApp::start(&Backend::Sqlite, &[]).await;
+    let Some(browser) = Browser::start(&app.base).await else {
+        return;
+    };
+    let email = "dana@example.com";
+    app.create_user(email).await;
+    browser.sign_in(email, PASSWORD, "Welcome").await;
+
+    // Codes by email from the security page: choose, then confirm with the mailed code.
+    browser.open("/dashboard/security/").await;
+    browser.wait_for_text("Sign-in options").await;
+    browser.click("#us-manage").await;
+    browser.wait_for_text("Ways to sign in").await;
+    browser.shot("us-setup-choose").await;
+    browser.click("#us-choose-email").await;
+    browser.click("#us-setup-add").await;
+    browser.wait_for_text("Check your email").await;
+    browser.shot("us-setup-code").await;
+    let (code, link) = verification_code(&app, email).await;
+    assert!(link.is_none(), "a setup code has no sign-in link");
+    browser.fill("#passcode", &code).await;
+    browser.click("#us-setup-confirm").await;
+    browser.wait_for_path("/dashboard/security/").await;
+    browser
+        .wait_for_text("Unified sign in setup successful")
+        .await;
+
+    // Signing in: "Email me a sign-in code" on the sign-in page, then the code.
+    browser.sign_out().await;
+    browser.open("/login").await;
+    browser.click("#code-signin").await;
+    browser.wait_for_text("Sign in with a code").await;
+    browser.fill("#identity", email).await;
+    browser.shot("us-signin").await;
+    browser.click("#us-send-email").await;
+    browser.wait_for_text("Enter the code we sent").await;
+    browser.shot("us-signin-code-sent").await;
+    let (code, _) = verification_code(&app, email).await;
+    browser.fill("#passcode", "000000").await;
+    browser.click("#us-signin").await;
+    browser.wait_for_path("/us-signin").await;
+    browser.wait_for_text("Sign in with a code").await;
+    browser.shot("us-signin-wrong-code").await;
+    browser.fill("#passcode", &code).await;
+    browser.click("#us-signin").await;
+    browser.wait_for_text("Welcome").await;
+
+    // Or the link in the mail, once.
+    browser.sign_out().await;
+    browser.open("/us-signin").await;
+    browser.fill("#identity", email).await;
+    browser.click("#us-send-email").await;
+    browser.wait_for_text("Enter the code we sent").await;
+    let (_, link) = verification_code(&app, email).await;
+    let path = link
+        .expect("a sign-in link")
+        .trim_start_matches(&app.base)
+        .to_owned();
+    browser.open(&path).await;
+    browser.wait_for_text("Welcome").await;
+    browser.sign_out().await;
+    browser.open(&path).await;
+    browser.wait_for_path("/us-signin").await;
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visitor_signs_up_with_the_provider_button_and_comes_back_signed_in() {
+    let Some((app, _provider)) = crate::oauth::app_with_provider(&Backend::Sqlite, &[]).await
+    else {
+        return;
+    };
+    let Some(browser) = Browser::start(&app.base).await else {
+        return;
+    };
+    browser.open("/login").await;
+    browser.wait_for_text("or continue with").await;
+    assert!(browser.exists("#oauth-acme").await);
+    browser.shot("oauth-sign-in").await;
+    browser.click("#oauth-acme").await;
+    // The provider's own page (oidc-provider), where the person picks an account.
+    browser.wait_for_text("Test provider").await;
+    browser.click("#account-alice").await;
+    let home = app.security.config().login.post_view.clone();
+    browser.wait_for_path(&home).await;
+    browser.shot("oauth-signed-in").await;
+    browser.open("/dashboard/security/").await;
+    let text = browser.wait_for_text("Sign-in providers").await;
+    assert!(text.contains("Linked"), "{text}");
+    assert!(text.contains("alice@example.com"), "{text}");
+    browser.shot("security-oauth").await;
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_security_page_lists_the_sessions_ends_one_and_the_activity_shows_what_happened() {
+    const PHONE: &str = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, \
+                         like Gecko) Chrome/126.0.0.0 Mobile Safari/537.36";
+    let app = TestApp::start(&Backend::Sqlite, &[]).await;
+    let Some(browser) = Browser::start(&app.base).await else {
+        return;
+    };
+    app.create_user("eve@example.com").await;
+    // Eve's phone signs in first (over HTTP), then this browser.
+    let phone = app.client();
+    let signed_in = phone
+        .http
+        .post(format!("{}/login", phone.base))
+        .header(reqwest::header::USER_AGENT, PHONE)
+        .header(reqwest::header::ACCEPT, "application/json")
+        .json(&json!({"email": "eve@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .expect("phone sign-in");
+    assert_eq!(signed_in.status(), StatusCode::OK);
+    let (status, _) = phone.get_json("/api/me").await;
+    assert_eq!(status, StatusCode::OK);
+    browser
+        .sign_in("eve@example.com", PASSWORD, "Welcome")
+        .await;
+
+    browser.open("/dashboard/security/").await;
+    let page = browser.wait_for_text("This device").await;
+    assert!(page.contains("Chrome on Android"), "{page}");
+    assert!(browser.exists("#session-list li[data-current]").await);
+    browser.shot("security-sessions").await;
+    browser
+        .click("#session-list li:not([data-current]) form button")
+        .await;
+    let page = browser
+        .wait_for_text("That session has been signed out.")
+        .await;
+    assert!(!page.contains("Chrome on Android"), "{page}");
+    let (status, _) = phone.get_json("/api/me").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "the phone is signed out");
+
+    // The new browser was announced to Eve by mail.
+    let mail = app.mail_to("eve@example.com").await;
+    assert!(mail.subject.contains("New sign-in"), "{}", mail.subject);
+
+    browser.click("#account-activity").await;
+    browser.wait_for_path("/dashboard/security/activity").await;
+    let page = browser.wait_for_text("Account activity").await;
+    for words in [
+        "A session was signed out",
+        "Sign-in from a new device",
+        "Signed in with a password",
+    ] {
+        assert!(page.contains(words), "{words}: {page}");
+    }
+    browser.shot("account-activity").await;
+    browser.sign_out().await;
+
+    // The admin's view of everyone's activity, filtered to Eve.
+    browser
+        .sign_in(ADMIN_EMAIL, ADMIN_PASSWORD, "Welcome")
+        .await;
+    browser.open("/admin/activity").await;
+    browser.wait_for_text("Account events of every user").await;
+    browser.fill("#f-user", "eve@example.com").await;
+    browser.click("#filter").await;
+    let page = browser.wait_for_text("A session was signed out").await;
+    assert!(page.contains("eve@example.com"), "{page}");
+    browser.shot("admin-activity").await;
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_german_browser_gets_the_sign_in_pages_and_messages_in_german() {
+    let app = TestApp::start(&Backend::Sqlite, &[]).await;
+    app.create_user("greta@example.com").await;
+    let Some(browser) = Browser::start_in(&app.base, "de-DE").await else {
+        return;
+    };
+    browser.open("/login").await;
+    let page = browser.wait_for_text("Passwort vergessen?").await;
+    assert!(page.contains("Anmelden"), "{page}");
+    assert!(page.contains("Angemeldet bleiben"), "{page}");
+    assert!(!page.contains("Forgot password?"), "{page}");
+    assert_eq!(
+        browser
+            .client
+            .execute("return document.documentElement.lang", vec![])
+            .await
+            .expect("lang"),
+        json!("de")
+    );
+    browser.shot("de-sign-in").await;
+
+    // A wrong password: the message comes from the German catalog too.
+    browser.fill("#email", "greta@example.com").await;
+    browser.fill("#password", "not the password").await;
+    browser.click("#sign-in").await;
+    browser.wait_for_text("passen nicht zusammen").await;
+    browser.shot("de-sign-in-error").await;
+
+    browser.open("/register").await;
+    browser.wait_for_text("Konto erstellen").await;
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_picks_a_username_signs_in_with_it_and_gets_it_back_by_email() {
+    let app = TestApp::start(
+        &Backend::Sqlite,
+        &[
+            ("SECURITY_USERNAME_ENABLE", "true"),
+            ("SECURITY_USERNAME_RECOVERY", "true"),
+        ],
+    )
+    .await;
+    let Some(browser) = Browser::start(&app.base).await else {
+        return;
+    };
+    let email = "fay@example.com";
+    app.create_user(email).await;
+    browser.sign_in(email, PASSWORD, "Welcome").await;
+
+    // The security page links the username page; a taken or malformed name is refused there.
+    browser.open("/dashboard/security/").await;
+    browser.click("#change-username-link").await;
+    browser.wait_for_text("You have no username yet").await;
+    browser.fill("#username", "a").await;
+    browser.click("#change-username").await;
+    let page = browser.wait_for_text("New username").await;
+    assert!(browser.exists("#username-error").await, "{page}");
+    browser.shot("change-username-refused").await;
+    browser.fill("#username", "faywrites").await;
+    browser.click("#change-username").await;
+    browser
+        .wait_for_text("You successfully changed your username")
+        .await;
+    browser.shot("change-username-done").await;
+    let notice = app.mail_to(email).await;
+    assert!(notice.text.contains("faywrites"), "{}", notice.text);
+
+    // The username signs in.
+    browser.sign_out().await;
+    browser.sign_in("faywrites", PASSWORD, "Welcome").await;
+    browser.sign_out().await;
+
+    // Forgotten: the sign-in page's link mails it, with the same answer for any address.
+    browser.open("/login").await;
+    browser.click("#recover-username-link").await;
+    browser.wait_for_text("Forgot your username?").await;
+    browser.fill("#email", email).await;
+    browser.shot("recover-username").await;
+    browser.click("#send-username").await;
+    browser
+        .wait_for_text("If registered, your username will be sent to your email.")
+        .await;
+    let mail = app.mail_to(email).await;
+    assert!(mail.text.contains("faywrites"), "{}", mail.text);
+    browser.open("/recover-username").await;
+    browser.fill("#email", "nobody@example.com").await;
+    browser.click("#send-username").await;
+    browser
+        .wait_for_text("If registered, your username will be sent to your email.")
+        .await;
+    assert!(
+        app.sink
+            .wait_for("nobody@example.com", Duration::from_secs(2))
+            .await
+            .is_none()
+    );
     browser.close().await;
 }

@@ -328,3 +328,191 @@ async fn a_lost_channel_turns_caching_off_and_readiness_down_until_it_is_back() 
         assert_eq!(me(&app.client(), Some(&token)).await, StatusCode::OK);
     }
 }
+
+/// The value of the session cookie `client` sends to `app`.
+fn session_cookie(app: &TestApp, client: &TestClient) -> String {
+    let name = format!("{}=", app.security.config().session.cookie_name);
+    client
+        .cookie_header()
+        .split("; ")
+        .find_map(|pair| pair.strip_prefix(name.as_str()).map(str::to_owned))
+        .expect("a session cookie")
+}
+
+/// The hex SHA-256 of `text` (how session ids are stored).
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// How many sessions the database's table holds.
+async fn table_sessions(app: &TestApp) -> i64 {
+    let rampart::DbPool::Postgres(pool) = app.security.datastore().pool() else {
+        panic!("a cluster runs on PostgreSQL");
+    };
+    sqlx::query_scalar("SELECT COUNT(*) FROM \"rampart_session\"")
+        .fetch_one(pool)
+        .await
+        .expect("count")
+}
+
+/// The id (in `GET /api/sessions`) of the session `client` uses, and how many are listed.
+async fn own_session(client: &TestClient) -> (String, usize) {
+    let (status, body) = client.get_json("/api/sessions").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let sessions = body["response"]["sessions"].as_array().expect("sessions");
+    let current = sessions
+        .iter()
+        .find(|s| s["current"] == true)
+        .expect("the current session is listed");
+    (
+        current["id"].as_str().expect("id").to_owned(),
+        sessions.len(),
+    )
+}
+
+/// With Redis the sessions live there (keyed by the hash of the cookie's id, never the id; none
+/// in the database); both instances serve them, and revoking one, the others, or all of them (a
+/// password change) on one instance is refused on the other within 0.2 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_sessions_live_there_and_end_on_every_instance() {
+    let Some((a, b)) = cluster(Channel::Redis, &[]).await else {
+        return;
+    };
+    let redis_url = rampart::testing::redis_url_or_skip().expect("TEST_REDIS_URL");
+    let mut redis = redis::Client::open(redis_url)
+        .expect("Redis URL")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("Redis");
+    let database = url::Url::parse(&a.database_url).expect("url").path()[1..].to_owned();
+    let prefix = format!("rampart:{database}:");
+    let email = "listed@example.com";
+    a.create_user(email).await;
+    let (first, _) = a.login(email, PASSWORD).await;
+    let (second, _) = b.login(email, PASSWORD).await;
+    let (third, _) = a.login(email, PASSWORD).await;
+
+    let cookie = session_cookie(&a, &first);
+    let key = format!("{prefix}session:{}", sha256_hex(&cookie));
+    let exists: bool = redis::cmd("EXISTS")
+        .arg(&key)
+        .query_async(&mut redis)
+        .await
+        .expect("EXISTS");
+    assert!(exists, "{key}");
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(&key)
+        .query_async(&mut redis)
+        .await
+        .expect("PTTL");
+    let lifetime = a.security.config().session.lifetime;
+    assert!(
+        ttl > 0 && u128::try_from(ttl).expect("ttl") <= lifetime.as_millis(),
+        "expires with the session: {ttl} ms"
+    );
+    let sessions: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}session:*"))
+        .query_async(&mut redis)
+        .await
+        .expect("KEYS");
+    assert_eq!(sessions.len(), 3, "{sessions:?}");
+    let raw: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("*{cookie}*"))
+        .query_async(&mut redis)
+        .await
+        .expect("KEYS");
+    assert!(raw.is_empty(), "the cookie's id is never stored: {raw:?}");
+    assert_eq!(table_sessions(&a).await, 0, "no session in the database");
+
+    // B serves A's sessions, and lists them.
+    let first_on_b = b.same_browser(&first);
+    assert_eq!(me(&first_on_b, None).await, StatusCode::OK);
+    let (_, listed) = own_session(&first_on_b).await;
+    assert_eq!(listed, 3);
+
+    // Revoking one on B: refused on A at once.
+    let (second_id, _) = own_session(&second).await;
+    let second_on_a = a.same_browser(&second);
+    for _ in 0..3 {
+        assert_eq!(me(&second_on_a, None).await, StatusCode::OK);
+    }
+    let (status, body) = first_on_b
+        .request(
+            Method::DELETE,
+            &format!("/api/sessions/{second_id}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let delay = time_until(StatusCode::UNAUTHORIZED, || me(&second_on_a, None)).await;
+    assert!(
+        delay <= WITHIN,
+        "a revoked session served on A for {delay:?}"
+    );
+    let second_key = format!(
+        "{prefix}session:{}",
+        sha256_hex(&session_cookie(&b, &second))
+    );
+    let exists: bool = redis::cmd("EXISTS")
+        .arg(&second_key)
+        .query_async(&mut redis)
+        .await
+        .expect("EXISTS");
+    assert!(!exists, "the revoked session is gone from Redis");
+
+    // Revoking the others on A: refused on B at once; this one stays.
+    let third_on_b = b.same_browser(&third);
+    for _ in 0..3 {
+        assert_eq!(me(&third_on_b, None).await, StatusCode::OK);
+    }
+    let (status, body) = first
+        .post_json("/api/sessions/revoke-others", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let delay = time_until(StatusCode::UNAUTHORIZED, || me(&third_on_b, None)).await;
+    assert!(
+        delay <= WITHIN,
+        "a revoked session served on B for {delay:?}"
+    );
+    assert_eq!(me(&first, None).await, StatusCode::OK);
+    assert_eq!(own_session(&first).await.1, 1);
+
+    // A password change on A ends every other session, on B too; this one stays.
+    let (fourth, _) = b.login(email, PASSWORD).await;
+    for _ in 0..3 {
+        assert_eq!(me(&fourth, None).await, StatusCode::OK);
+    }
+    let new_password = "a brand new passphrase";
+    let (status, body) = first
+        .post_json(
+            "/dashboard/security/",
+            json!({"password": PASSWORD, "new_password": new_password, "new_password_confirm": new_password}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let delay = time_until(StatusCode::UNAUTHORIZED, || me(&fourth, None)).await;
+    assert!(delay <= WITHIN, "an old session served on B for {delay:?}");
+    assert_eq!(me(&first, None).await, StatusCode::OK);
+    assert_eq!(me(&b.same_browser(&first), None).await, StatusCode::OK);
+    assert_eq!(own_session(&first).await.1, 1);
+    let user_id = a
+        .security
+        .datastore()
+        .user_by_email(email)
+        .await
+        .expect("query")
+        .expect("user")
+        .id;
+    let listed: i64 = redis::cmd("ZCARD")
+        .arg(format!("{prefix}user-sessions:{user_id}"))
+        .query_async(&mut redis)
+        .await
+        .expect("ZCARD");
+    assert_eq!(listed, 1, "the user's set holds the one live session");
+    assert_eq!(table_sessions(&a).await, 0, "still none in the database");
+}

@@ -117,6 +117,16 @@ pub(crate) fn settings(
 impl TestApp {
     /// Starts the app with the test settings plus `extra`.
     pub(crate) async fn start(backend: &Backend, extra: &[(&str, &str)]) -> Self {
+        Self::start_listening(backend, None, extra).await
+    }
+
+    /// [`start`](Self::start) on `listener` (bound beforehand, so its address can go into the
+    /// settings, e.g. a sign-in provider's redirect URI), or a fresh one.
+    pub(crate) async fn start_listening(
+        backend: &Backend,
+        listener: Option<tokio::net::TcpListener>,
+        extra: &[(&str, &str)],
+    ) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let (pg, database_url) = match backend {
             Backend::Sqlite => (
@@ -131,14 +141,25 @@ impl TestApp {
                 (Some(db), url)
             }
         };
-        Self::start_on(&database_url, extra, dir, pg).await
+        Self::start_on(&database_url, extra, dir, pg, listener).await
     }
 
     /// Starts another instance on the database of `self` (a cluster of two on one database),
     /// with the test settings plus `extra`.
     pub(crate) async fn another_instance(&self, extra: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        Self::start_on(&self.database_url, extra, dir, None).await
+        Self::start_on(&self.database_url, extra, dir, None, None).await
+    }
+
+    /// Starts an instance on `database_url` (e.g. through a test's proxy in front of the
+    /// database `pg` made), with the test settings plus `extra`.
+    pub(crate) async fn start_with_database(
+        database_url: &str,
+        extra: &[(&str, &str)],
+        pg: Option<TestDatabase>,
+    ) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Self::start_on(database_url, extra, dir, pg, None).await
     }
 
     async fn start_on(
@@ -146,12 +167,16 @@ impl TestApp {
         extra: &[(&str, &str)],
         dir: TempDir,
         pg: Option<TestDatabase>,
+        listener: Option<tokio::net::TcpListener>,
     ) -> Self {
         let database_url = database_url.to_owned();
         let sink = SmtpSink::start().await.expect("smtp sink");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let listener = match listener {
+            Some(listener) => listener,
+            None => tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind"),
+        };
         let addr = listener.local_addr().expect("local addr");
         // As `serve` does: links in mails name the server's own address, whatever the Host.
         let config = AppConfig::from_settings(
@@ -215,10 +240,10 @@ impl TestApp {
         }
     }
 
-    /// The next mail to `to` (waits up to 10 s).
+    /// The next mail to `to` (waits up to 30 s: a loaded CI machine).
     pub(crate) async fn mail_to(&self, to: &str) -> ReceivedMail {
         self.sink
-            .wait_for(to, Duration::from_secs(10))
+            .wait_for(to, Duration::from_secs(30))
             .await
             .unwrap_or_else(|| panic!("no mail to {to}"))
     }

@@ -814,6 +814,99 @@ backend_test!(
 );
 
 backend_test!(
+    the_username_is_changed_from_the_security_page_and_recovered_from_the_sign_in_page,
+    async |app: TestApp| {
+        crate::harness::run_cli(
+            &app.security,
+            &[
+                "users",
+                "create",
+                "ann@example.com",
+                "--username",
+                "annie",
+                "--password",
+                PASSWORD,
+                "--active",
+                "--confirm",
+            ],
+        )
+        .await
+        .expect("user created");
+        let (client, _) = app.login("ann@example.com", PASSWORD).await;
+        let (status, html, _) = get(&client, "/dashboard/security/").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains("id=\"change-username-link\""), "{html}");
+        assert!(html.contains("id=\"security-username\">annie<"), "{html}");
+
+        let (status, html, _) = get(&client, "/change-username").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains("id=\"current-username\">annie<"), "{html}");
+        assert!(
+            html.contains("class=\"mainnav\""),
+            "the app's layout: {html}"
+        );
+        let csrf = hidden(&html, "csrf_token");
+        // The pages word the sign-up rule the app's way.
+        let (status, html, _) = post_form(
+            &client,
+            "/change-username",
+            &[("username", "a b"), ("csrf_token", &csrf)],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            html.contains("Use 4 to 32 letters or digits, with no spaces or symbols."),
+            "{html}"
+        );
+        let (status, _, headers) = post_form(
+            &client,
+            "/change-username",
+            &[("username", "annabel"), ("csrf_token", &csrf)],
+        )
+        .await;
+        assert_eq!(status, StatusCode::FOUND);
+        assert_eq!(location(&headers), "/");
+        let mail = app.mail_to("ann@example.com").await;
+        assert_eq!(mail.subject, "Your username has been changed");
+        assert!(mail.text.contains("from annie to annabel"), "{}", mail.text);
+        let (status, html, _) = get(&client, "/dashboard/security/").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains("id=\"security-username\">annabel<"), "{html}");
+
+        // Signed out: the sign-in page leads to the recovery form, which mails the username.
+        let visitor = app.client();
+        let (status, html, _) = get(&visitor, "/login").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains("id=\"recover-username-link\""), "{html}");
+        let (status, html, _) = get(&visitor, "/recover-username").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains("Forgot your username?"), "{html}");
+        let csrf = hidden(&html, "csrf_token");
+        let (status, html, _) = post_form(
+            &visitor,
+            "/recover-username",
+            &[("email", "ann@example.com"), ("csrf_token", &csrf)],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{html}");
+        assert!(
+            html.contains("If registered, your username will be sent to your email."),
+            "{html}"
+        );
+        let mail = app.mail_to("ann@example.com").await;
+        assert_eq!(mail.subject, "Your requested username");
+        assert!(mail.text.contains("annabel"), "{}", mail.text);
+        let (status, _) = visitor
+            .post_json(
+                "/login",
+                json!({"username": "annabel", "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+);
+
+backend_test!(
     two_factor_is_turned_on_from_the_security_page_and_then_asked_at_sign_in,
     async |app: TestApp| {
         app.create_user("ann@example.com").await;

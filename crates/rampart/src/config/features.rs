@@ -195,7 +195,8 @@ impl Default for ChangeEmailConfig {
 pub struct TwoFactorConfig {
     /// `SECURITY_TWO_FACTOR`: users may add a second factor (off by default).
     pub enabled: bool,
-    /// `SECURITY_TWO_FACTOR_ENABLED_METHODS` (default `email, authenticator`).
+    /// `SECURITY_TWO_FACTOR_ENABLED_METHODS` (default `email, authenticator`; `sms` texts codes to
+    /// the user's `tf_phone_number` with `SECURITY_SMS_SERVICE`).
     pub enabled_methods: Vec<String>,
     /// `SECURITY_TWO_FACTOR_AUTHENTICATOR_VALIDITY` (default 120 seconds either way of now).
     pub authenticator_validity: Duration,

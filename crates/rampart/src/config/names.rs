@@ -158,6 +158,7 @@ settings! {
     "SECURITY_URL_PREFIX" => [url_prefix] text;
     "SECURITY_TRACKABLE" => [trackable] flag;
     "SECURITY_RETURN_GENERIC_RESPONSES" => [return_generic_responses] flag;
+    "SECURITY_OPENAPI" => [openapi] flag;
     "SECURITY_REDIRECT_ALLOWED_HOSTS" => [redirect_allowed_hosts] list;
     "SECURITY_EMAIL_SENDER" => [email_sender] text;
     "SECURITY_EMAIL_VALIDATOR_ARGS" => [email_validator_args] validator_args;
@@ -165,6 +166,10 @@ settings! {
     "SECURITY_MSG_*" => [messages] message_overrides;
     "SECURITY_PAGE_MSG_*" => [page_messages] message_overrides;
     "SECURITY_TEMPLATE_DIR" => [template_dir] folder;
+    // Languages.
+    "BABEL_DEFAULT_LOCALE" => [i18n.default_locale] text;
+    "SECURITY_I18N_DIRNAME" => [i18n.dirname] folder;
+    "SECURITY_I18N_DOMAIN" => [i18n.domain] text;
     "MAX_CONTENT_LENGTH" => [max_content_length] number;
     "SECURITY_AUTH_CACHE_TTL" => [auth_cache_ttl] duration;
     // Passwords.
@@ -265,12 +270,61 @@ settings! {
     "SECURITY_FRESHNESS" => [verify.freshness] freshness;
     "SECURITY_FRESHNESS_GRACE_PERIOD" => [verify.grace_period] duration;
     "SECURITY_VERIFY_URL" => [verify.url] path, page verify_url: url;
+    // Unified sign-in.
+    "SECURITY_UNIFIED_SIGNIN" => [unified_signin.enabled] flag, page unified_signin: flag;
+    "SECURITY_US_ENABLED_METHODS" => [unified_signin.enabled_methods] us_methods;
+    "SECURITY_US_MFA_REQUIRED" => [unified_signin.mfa_required] us_methods;
+    "SECURITY_USER_IDENTITY_ATTRIBUTES" => [unified_signin.identity_attributes] identity_attributes;
+    "SECURITY_US_SIGNIN_REPLACES_LOGIN" => [unified_signin.signin_replaces_login] flag,
+        page us_signin_replaces_login: flag;
+    "SECURITY_US_EMAIL_SUBJECT" => [unified_signin.email_subject] text;
+    "SECURITY_US_TOKEN_VALIDITY" => [unified_signin.token_validity] duration;
+    "SECURITY_US_SETUP_WITHIN" => [unified_signin.setup_within] duration;
+    "SECURITY_US_MAGIC_LINK" => [unified_signin.magic_link] flag;
+    "SECURITY_US_SIGNIN_URL" => [unified_signin.signin_url] path, page us_signin_url: url;
+    "SECURITY_US_SIGNIN_SEND_CODE_URL" => [unified_signin.signin_send_code_url] path,
+        page us_signin_send_code_url: url;
+    "SECURITY_US_SETUP_URL" => [unified_signin.setup_url] path, page us_setup_url: url;
+    "SECURITY_US_VERIFY_URL" => [unified_signin.verify_url] path, page us_verify_url: url;
+    "SECURITY_US_VERIFY_SEND_CODE_URL" => [unified_signin.verify_send_code_url] path,
+        page us_verify_send_code_url: url;
+    "SECURITY_US_VERIFY_LINK_URL" => [unified_signin.verify_link_url] path;
+    "SECURITY_US_POST_SETUP_VIEW" => [unified_signin.post_setup_view] optional_path;
+    // Text messages and phone numbers.
+    "SECURITY_SMS_SERVICE" => [sms.service] sms_service;
+    "SECURITY_SMS_SERVICE_CONFIG" => [sms.service_config] sms_service_config;
+    "SECURITY_SMS_API_URL" => [sms.api_url] text;
+    "SECURITY_PHONE_REGION_DEFAULT" => [sms.phone_region_default] text;
     // Usernames.
     "SECURITY_USERNAME_ENABLE" => [username.enabled] flag, page username_enable: flag;
     "SECURITY_USERNAME_REQUIRED" => [username.required] flag, page username_required: flag;
     "SECURITY_USERNAME_MIN_LENGTH" => [username.min_length] number;
     "SECURITY_USERNAME_MAX_LENGTH" => [username.max_length] number;
     "SECURITY_USERNAME_NORMALIZE_FORM" => [username.normalize_form] normalize_form;
+    "SECURITY_CHANGE_USERNAME" => [change_username.enabled] flag, page change_username: flag;
+    "SECURITY_CHANGE_USERNAME_URL" => [change_username.url] path,
+        page change_username_url: url;
+    "SECURITY_POST_CHANGE_USERNAME_VIEW" => [change_username.post_view] optional_path;
+    "SECURITY_SEND_USERNAME_CHANGE_EMAIL" => [change_username.send_email] flag;
+    "SECURITY_USERNAME_RECOVERY" => [username_recovery.enabled] flag,
+        page username_recovery: flag;
+    "SECURITY_USERNAME_RECOVERY_URL" => [username_recovery.url] path,
+        page username_recovery_url: url;
+    // Social sign-in.
+    "SECURITY_OAUTH_ENABLE" => [oauth.enabled] flag, page oauth_enable: flag;
+    "SECURITY_OAUTH_PROVIDERS" => [oauth.providers] lower_list;
+    "OAUTH_*" => [oauth.clients] oauth_clients;
+    "GITHUB_CLIENT_ID" => [oauth.github.client_id] optional_text;
+    "GITHUB_CLIENT_SECRET" => [oauth.github.client_secret] optional_secret;
+    "GOOGLE_CLIENT_ID" => [oauth.google.client_id] optional_text;
+    "GOOGLE_CLIENT_SECRET" => [oauth.google.client_secret] optional_secret;
+    "SECURITY_OAUTH_START_URL" => [oauth.start_url] path, page oauth_start_url: url;
+    "SECURITY_OAUTH_RESPONSE_URL" => [oauth.response_url] path;
+    "SECURITY_OAUTH_LINK_URL" => [oauth.link_url] path, page oauth_link_url: url;
+    "SECURITY_OAUTH_VERIFY_START_URL" => [oauth.verify_start_url] path, page oauth_verify_start_url: url;
+    "SECURITY_OAUTH_WITHIN" => [oauth.within] duration;
+    "SECURITY_OAUTH_GITHUB_URL" => [oauth.github_url] text;
+    "SECURITY_OAUTH_GITHUB_API_URL" => [oauth.github_api_url] text;
     // Sessions, cookies, tokens, CSRF.
     "PERMANENT_SESSION_LIFETIME" => [session.lifetime] duration;
     "SESSION_COOKIE_NAME" => [session.cookie_name] text;
@@ -285,6 +339,10 @@ settings! {
     "SECURITY_LOGIN_RATE_LIMIT" => [rate_limits.login] rate_limit;
     "SECURITY_LOGIN_IDENTITY_RATE_LIMIT" => [rate_limits.login_identity] rate_limit;
     "SECURITY_MAIL_RATE_LIMIT" => [rate_limits.mail] rate_limit;
+    // The account security centre.
+    "SECURITY_ACTIVITY_RETENTION" => [activity.retention] duration;
+    "SECURITY_NEW_DEVICE_NOTIFICATION" => [activity.new_device_notification] flag;
+    "SECURITY_ACCOUNT_SECURITY_URL" => [activity.security_page_url] text;
 }
 
 /// How a value read by `reader` is written, for the docs.
@@ -305,13 +363,24 @@ pub(crate) fn value_form(reader: &str) -> &'static str {
         "validator_args" => "`{\"check_deliverability\": false}` or `key=value, …`",
         "message_overrides" => "one setting per message: `SECURITY_MSG_INVALID_PASSWORD=…`",
         "argon2_only" => "`argon2` (other schemes are verified, not used for new hashes)",
-        "two_factor_methods" => "comma-separated: `email`, `authenticator`",
+        "two_factor_methods" => "comma-separated: `email`, `authenticator`, `sms`",
+        "us_methods" => "comma-separated: `password`, `email`, `authenticator`, `sms`",
+        "identity_attributes" => "comma-separated: `email`, `username`, `us_phone_number`",
+        "sms_service" => "`console` or `twilio`",
+        "sms_service_config" => {
+            "`{\"ACCOUNT_SID\": \"…\", \"AUTH_TOKEN\": \"…\", \"PHONE_NUMBER\": \"+1…\"}`"
+        }
         "recovery_code_count" => "a whole number from 1 to 20",
         "freshness" => "a duration; `off` or a negative number disables",
         "totp_secrets" => {
             "`{\"1\": \"secret\", \"2\": \"newer\"}` (key id → secret) or lines of `id: secret`"
         }
         "normalize_form" => "`NFC`, `NFD`, `NFKC`, `NFKD` or `None`",
+        "lower_list" => "a comma-separated list of names (any case)",
+        "oauth_clients" => {
+            "per provider: `OAUTH_<NAME>_ISSUER`, `OAUTH_<NAME>_CLIENT_ID`, `OAUTH_<NAME>_CLIENT_SECRET`"
+        }
+        "optional_secret" => "a secret (text)",
         "secure_unless_debug" => "`true` or `false` (default: on unless `DEBUG`)",
         _ => "",
     }
@@ -342,6 +411,28 @@ fn optional_text(s: &Settings, key: &str) -> Result<Option<Option<String>>, Conf
 
 fn secret(s: &Settings, key: &str) -> Result<Option<SecretString>, ConfigError> {
     Ok(s.string(key).map(SecretString::from))
+}
+
+fn optional_secret(s: &Settings, key: &str) -> Result<Option<Option<SecretString>>, ConfigError> {
+    Ok(s.string(key).map(|v| Some(SecretString::from(v))))
+}
+
+fn lower_list(s: &Settings, key: &str) -> Result<Option<Vec<String>>, ConfigError> {
+    Ok(s.list(key)
+        .map(|names| names.into_iter().map(|n| n.to_ascii_lowercase()).collect()))
+}
+
+/// `OAUTH_<NAME>_ISSUER`, `OAUTH_<NAME>_CLIENT_ID`, `OAUTH_<NAME>_CLIENT_SECRET`.
+fn oauth_clients(
+    s: &Settings,
+    key: &str,
+) -> Result<Option<std::collections::BTreeMap<String, super::OauthClient>>, ConfigError> {
+    let prefix = key.trim_end_matches('*');
+    let pairs = s
+        .with_prefix(prefix)
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect::<Vec<_>>();
+    Ok(Some(super::oauth::read_clients(pairs.into_iter())))
 }
 
 fn secret_list(s: &Settings, key: &str) -> Result<Option<Vec<SecretString>>, ConfigError> {
@@ -526,14 +617,102 @@ fn two_factor_methods(s: &Settings, key: &str) -> Result<Option<Vec<String>>, Co
     };
     if let Some(bad) = methods
         .iter()
-        .find(|m| !matches!(m.as_str(), "email" | "authenticator"))
+        .find(|m| !matches!(m.as_str(), "email" | "authenticator" | "sms"))
     {
         return Err(ConfigError::invalid(
             key,
-            format!("unknown method {bad:?} (email, authenticator)"),
+            format!("unknown method {bad:?} (email, authenticator, sms)"),
         ));
     }
     Ok(Some(methods))
+}
+
+/// Unified sign-in methods: `password`, `email`, `authenticator`, `sms`.
+fn us_methods(s: &Settings, key: &str) -> Result<Option<Vec<String>>, ConfigError> {
+    let Some(methods) = s.list(key) else {
+        return Ok(None);
+    };
+    if let Some(bad) = methods
+        .iter()
+        .find(|m| !matches!(m.as_str(), "password" | "email" | "authenticator" | "sms"))
+    {
+        return Err(ConfigError::invalid(
+            key,
+            format!("unknown method {bad:?} (password, email, authenticator, sms)"),
+        ));
+    }
+    Ok(Some(methods))
+}
+
+/// `email, username, us_phone_number` in lookup order; Flask-Security's list of one-key maps
+/// (`[{"email": {…}}, {"username": {…}}]`) is read for its keys.
+fn identity_attributes(s: &Settings, key: &str) -> Result<Option<Vec<String>>, ConfigError> {
+    let Some(text) = s.get(key) else {
+        return Ok(None);
+    };
+    let text = text.trim();
+    let names: Vec<String> = if text.starts_with("[{") {
+        let maps: Vec<serde_json::Map<String, serde_json::Value>> =
+            serde_json::from_str(&text.replace('\'', "\""))
+                .map_err(|e| ConfigError::invalid(key, e.to_string()))?;
+        maps.into_iter()
+            .flat_map(|m| m.into_iter().map(|(k, _)| k))
+            .collect()
+    } else {
+        s.list(key).unwrap_or_default()
+    };
+    if let Some(bad) = names
+        .iter()
+        .find(|n| !matches!(n.as_str(), "email" | "username" | "us_phone_number"))
+    {
+        return Err(ConfigError::invalid(
+            key,
+            format!("unknown attribute {bad:?} (email, username, us_phone_number)"),
+        ));
+    }
+    if names.is_empty() {
+        return Err(ConfigError::invalid(key, "no attribute given"));
+    }
+    Ok(Some(names))
+}
+
+fn sms_service(s: &Settings, key: &str) -> Result<Option<String>, ConfigError> {
+    let Some(service) = s.string(key) else {
+        return Ok(None);
+    };
+    let service = service.trim().to_ascii_lowercase();
+    if !matches!(service.as_str(), "console" | "twilio") {
+        return Err(ConfigError::invalid(
+            key,
+            format!("unknown service {service:?} (console, twilio)"),
+        ));
+    }
+    Ok(Some(service))
+}
+
+/// `SECURITY_SMS_SERVICE_CONFIG`: `{"ACCOUNT_SID": …, "AUTH_TOKEN": …, "PHONE_NUMBER": …}`.
+fn sms_service_config(
+    s: &Settings,
+    key: &str,
+) -> Result<Option<super::SmsServiceConfig>, ConfigError> {
+    let Some(text) = s.get(key) else {
+        return Ok(None);
+    };
+    let map: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&text.trim().replace('\'', "\""))
+            .map_err(|e| ConfigError::invalid(key, e.to_string()))?;
+    let field = |name: &str| -> Result<Option<String>, ConfigError> {
+        match map.get(name) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(serde_json::Value::String(v)) => Ok(Some(v.clone())),
+            Some(_) => Err(ConfigError::invalid(key, format!("{name} is not text"))),
+        }
+    };
+    Ok(Some(super::SmsServiceConfig {
+        account_sid: field("ACCOUNT_SID")?,
+        auth_token: field("AUTH_TOKEN")?.map(SecretString::from),
+        phone_number: field("PHONE_NUMBER")?,
+    }))
 }
 
 fn recovery_code_count(s: &Settings, key: &str) -> Result<Option<usize>, ConfigError> {
@@ -663,6 +842,10 @@ mod tests {
             include_str!("../config.rs"),
             include_str!("features.rs"),
             include_str!("http.rs"),
+            include_str!("unified_signin.rs"),
+            include_str!("activity.rs"),
+            include_str!("oauth.rs"),
+            include_str!("usernames.rs"),
             include_str!("../password.rs"),
         ];
         let docs: String = sources

@@ -74,7 +74,30 @@ pub(crate) struct Cache {
     /// False while an invalidation channel is configured but not subscribed: nothing is
     /// served from the cache nor stored in it.
     channel_up: AtomicBool,
+    /// Whether lookups are counted (metrics on).
+    counting: AtomicBool,
+    /// Lookups answered from the cache / from the database: `[sessions, users]`.
+    hits: [AtomicU64; 2],
+    misses: [AtomicU64; 2],
 }
+
+/// How many lookups the cache answered and missed since counting started
+/// ([`super::Datastore::cache_stats`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct CacheStats {
+    /// Session lookups answered from the cache.
+    pub(crate) session_hits: u64,
+    /// Session lookups that went to the database.
+    pub(crate) session_misses: u64,
+    /// User lookups answered from the cache.
+    pub(crate) user_hits: u64,
+    /// User lookups that went to the database.
+    pub(crate) user_misses: u64,
+}
+
+/// Which counter of [`Cache::hits`] / [`Cache::misses`].
+const SESSIONS: usize = 0;
+const USERS: usize = 1;
 
 impl std::fmt::Debug for Cache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -93,6 +116,9 @@ impl Default for Cache {
             user_generation: AtomicU64::new(0),
             session_generation: AtomicU64::new(0),
             channel_up: AtomicBool::new(true),
+            counting: AtomicBool::new(false),
+            hits: [AtomicU64::new(0), AtomicU64::new(0)],
+            misses: [AtomicU64::new(0), AtomicU64::new(0)],
         }
     }
 }
@@ -124,6 +150,37 @@ impl Cache {
         }
     }
 
+    /// Starts counting hits and misses (off by default: nothing is counted then).
+    pub(crate) fn count_lookups(&self) {
+        self.counting.store(true, Ordering::Relaxed);
+    }
+
+    /// The hits and misses counted so far.
+    pub(crate) fn stats(&self) -> CacheStats {
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        CacheStats {
+            session_hits: load(&self.hits[SESSIONS]),
+            session_misses: load(&self.misses[SESSIONS]),
+            user_hits: load(&self.hits[USERS]),
+            user_misses: load(&self.misses[USERS]),
+        }
+    }
+
+    /// Counts a lookup of `kind` as a hit or a miss, when counting; passes `found` on.
+    fn counted<T>(&self, kind: usize, found: Option<T>) -> Option<T> {
+        if self.counting.load(Ordering::Relaxed) {
+            let counters = if found.is_some() {
+                &self.hits
+            } else {
+                &self.misses
+            };
+            if let Some(counter) = counters.get(kind) {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        found
+    }
+
     /// Whether the invalidation channel (if any) is up.
     pub(crate) fn channel_up(&self) -> bool {
         self.channel_up.load(Ordering::Acquire)
@@ -142,6 +199,11 @@ impl Cache {
 
     /// The cached user with this uniquifier, if fresh.
     pub(crate) fn user(&self, uniquifier: &str) -> Option<UserWithRoles> {
+        let found = self.lookup_user(uniquifier);
+        self.counted(USERS, found)
+    }
+
+    fn lookup_user(&self, uniquifier: &str) -> Option<UserWithRoles> {
         if !self.enabled() {
             return None;
         }
@@ -226,6 +288,11 @@ impl Cache {
 
     /// The cached session row, if fresh and not expired at `now`.
     pub(crate) fn session(&self, id_hash: &str, now: PrimitiveDateTime) -> Option<CachedSession> {
+        let found = self.lookup_session(id_hash, now);
+        self.counted(SESSIONS, found)
+    }
+
+    fn lookup_session(&self, id_hash: &str, now: PrimitiveDateTime) -> Option<CachedSession> {
         if !self.enabled() {
             return None;
         }

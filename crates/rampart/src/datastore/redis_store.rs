@@ -1,6 +1,7 @@
 //! What lives in Redis when [`Datastore::use_redis`](super::Datastore::use_redis) is called: the
-//! rate-limit counters (and the cache invalidation channel, in [`super::invalidation`]). Users,
-//! roles and sessions stay in the database, the source of truth.
+//! connection, and the rate-limit counters here; the sessions in `redis_sessions.rs`, the cache
+//! invalidation channel in [`super::invalidation`]. Users, roles, remember-me series and
+//! everything else stay in the database, the source of truth.
 //!
 //! Keys are `rampart:<database>:rl:<key>` (the database's name, so apps on different databases
 //! can share one Redis). Each counter is a hash `{s: window start (ms, the app's clock), h: hits}`
@@ -90,6 +91,17 @@ impl RedisStore {
             .await
             .map_err(DatastoreError::Redis)?;
         Ok(Self { connection, prefix })
+    }
+
+    /// The key prefix, `rampart:<database>:`.
+    pub(super) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// A handle on the shared connection (cheap: the connection is multiplexed, so concurrent
+    /// commands from many requests are pipelined on it).
+    pub(super) fn connection(&self) -> ConnectionManager {
+        self.connection.clone()
     }
 
     fn key(&self, key: &str) -> String {

@@ -202,20 +202,9 @@ impl Datastore {
     ///
     /// [`DatastoreError::NotFound`] for an unknown role (`"role X"`) or user.
     pub async fn add_role_to_user(&self, user_id: i64, role: &str) -> Result<bool, DatastoreError> {
-        let added = with_pool!(self, |pool| sqlx::query(ADD_ROLE_TO_USER)
-            .bind(user_id)
-            .bind(role)
-            .execute(pool)
-            .await?
-            .rows_affected());
-        self.invalidate(Invalidation::User(user_id));
-        if added > 0 {
-            return Ok(true);
-        }
-        match self.role_by_name(role).await? {
-            Some(_) => Ok(false),
-            None => Err(DatastoreError::NotFound(format!("role {role}"))),
-        }
+        self.change_role(user_id, role, true, None)
+            .await
+            .map(|(changed, _)| changed)
     }
 
     /// Takes the role named `role` from a user; `false` when they did not have it.
@@ -228,13 +217,67 @@ impl Datastore {
         user_id: i64,
         role: &str,
     ) -> Result<bool, DatastoreError> {
-        let removed = with_pool!(self, |pool| sqlx::query(REMOVE_ROLE_FROM_USER)
-            .bind(user_id)
-            .bind(role)
-            .execute(pool)
-            .await?
-            .rows_affected());
+        self.change_role(user_id, role, false, None)
+            .await
+            .map(|(changed, _)| changed)
+    }
+
+    /// [`Datastore::add_role_to_user`] (`add`) or [`Datastore::remove_role_from_user`] that also
+    /// appends `activity` (an administrator's `role_added` / `role_removed`) at `now` in the same
+    /// transaction, when the role was given or taken: the event's id then, `None` (nothing
+    /// written) when they already had it, or did not.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Datastore::add_role_to_user`].
+    pub async fn change_role_recorded(
+        &self,
+        user_id: i64,
+        role: &str,
+        add: bool,
+        now: PrimitiveDateTime,
+        activity: &crate::activity::NewActivity,
+    ) -> Result<Option<i64>, DatastoreError> {
+        self.change_role(user_id, role, add, Some((activity, now)))
+            .await
+            .map(|(_, id)| id)
+    }
+
+    async fn change_role(
+        &self,
+        user_id: i64,
+        role: &str,
+        add: bool,
+        activity: Option<(&crate::activity::NewActivity, PrimitiveDateTime)>,
+    ) -> Result<(bool, Option<i64>), DatastoreError> {
+        let statement = if add {
+            ADD_ROLE_TO_USER
+        } else {
+            REMOVE_ROLE_FROM_USER
+        };
+        let changed = with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let changed = sqlx::query(statement)
+                .bind(user_id)
+                .bind(role)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            let id = match activity {
+                Some((new, now)) if changed > 0 => Some(insert_activity!(&mut *tx, new, now)?),
+                _ => None,
+            };
+            tx.commit().await?;
+            (changed, id)
+        });
+        let (changed, id) = changed;
         self.invalidate(Invalidation::User(user_id));
-        Ok(removed > 0)
+        if changed > 0 || !add {
+            return Ok((changed > 0, id));
+        }
+        match self.role_by_name(role).await? {
+            Some(_) => Ok((false, None)),
+            None => Err(DatastoreError::NotFound(format!("role {role}"))),
+        }
     }
 }

@@ -151,9 +151,10 @@ datastore_test!(
         store.migrate().await.expect("framework after app");
         assert_eq!(
             scalar(&store, "SELECT COUNT(*) FROM \"_sqlx_migrations\"").await,
-            // The framework's four (0001 schema, 0002 one-time-code steps, 0003 remember-me
-            // series, 0004 mailed codes) and the app's.
-            5,
+            // The framework's six (0001 schema, 0002 one-time-code steps, 0003 remember-me
+            // series, 0004 mailed codes, 0006 social sign-in links, 0007 the activity log and
+            // session details) and the app's.
+            7,
             "{backend}"
         );
         assert_eq!(

@@ -17,6 +17,11 @@ pub(super) const ENABLE_TWO_FACTOR: &str = "UPDATE \"user\" SET \"tf_primary_met
      \"tf_totp_secret\" = $5, \"fs_uniquifier\" = $3, \"update_datetime\" = $6 \
      WHERE \"id\" = $1 AND \"fs_uniquifier\" = $2";
 
+// The same, with the phone codes are texted to (the SMS method).
+pub(super) const ENABLE_TWO_FACTOR_PHONE: &str = "UPDATE \"user\" SET \"tf_primary_method\" = $4, \
+     \"tf_totp_secret\" = $5, \"fs_uniquifier\" = $3, \"update_datetime\" = $6, \
+     \"tf_phone_number\" = $7 WHERE \"id\" = $1 AND \"fs_uniquifier\" = $2";
+
 // Claims `$2` only if it is later than the step already used: one atomic statement, so two
 // requests racing with the same code cannot both win.
 const CLAIM_STEP: &str = "INSERT INTO \"rampart_otp_used_step\" (\"user_id\", \"step\") \
@@ -39,16 +44,52 @@ impl Datastore {
         secret: Option<&str>,
         now: PrimitiveDateTime,
     ) -> Result<(), DatastoreError> {
-        let updated = with_pool!(self, |pool| sqlx::query(SET_TWO_FACTOR)
-            .bind(user_id)
-            .bind(method)
-            .bind(secret)
-            .bind(now)
-            .execute(pool)
-            .await?
-            .rows_affected());
+        self.set_two_factor_with(user_id, method, secret, now, None)
+            .await
+            .map(|_| ())
+    }
+
+    /// [`Datastore::set_two_factor`] that also appends `activity` (e.g. `two_factor_disabled`)
+    /// to the activity log in the same transaction. Returns the event's id.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Datastore::set_two_factor`].
+    pub async fn set_two_factor_recorded(
+        &self,
+        user_id: i64,
+        method: Option<&str>,
+        secret: Option<&str>,
+        now: PrimitiveDateTime,
+        activity: &crate::activity::NewActivity,
+    ) -> Result<i64, DatastoreError> {
+        super::users::recorded_id(
+            self.set_two_factor_with(user_id, method, secret, now, Some(activity))
+                .await?,
+        )
+    }
+
+    async fn set_two_factor_with(
+        &self,
+        user_id: i64,
+        method: Option<&str>,
+        secret: Option<&str>,
+        now: PrimitiveDateTime,
+        activity: Option<&crate::activity::NewActivity>,
+    ) -> Result<Option<i64>, DatastoreError> {
+        let result = recorded_write!(self, activity, now, |tx| {
+            let updated = sqlx::query(SET_TWO_FACTOR)
+                .bind(user_id)
+                .bind(method)
+                .bind(secret)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            expect_user(updated, user_id)?
+        });
         self.invalidate(Invalidation::User(user_id));
-        expect_user(updated, user_id)
+        result.map(|((), id)| id)
     }
 
     /// Turns a second factor on for `user_id` (`method`, stored `secret`) and signs them out
@@ -70,9 +111,98 @@ impl Datastore {
         secret: &str,
         now: PrimitiveDateTime,
     ) -> Result<(), DatastoreError> {
-        let rotation = super::users::Rotation::TwoFactor { method, secret };
-        self.rotate(user_id, expected_uniquifier, new_uniquifier, rotation, now)
-            .await
+        let rotation = super::users::Rotation::TwoFactor {
+            method,
+            secret,
+            phone: None,
+        };
+        self.rotate(
+            user_id,
+            expected_uniquifier,
+            new_uniquifier,
+            rotation,
+            now,
+            None,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// [`Datastore::enable_two_factor`] for the SMS method: `phone` (`tf_phone_number`) is
+    /// written in the same statement.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Datastore::enable_two_factor`].
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one row's columns, written at once"
+    )]
+    pub async fn enable_two_factor_with_phone(
+        &self,
+        user_id: i64,
+        expected_uniquifier: &str,
+        new_uniquifier: &str,
+        method: &str,
+        secret: &str,
+        phone: &str,
+        now: PrimitiveDateTime,
+    ) -> Result<(), DatastoreError> {
+        let rotation = super::users::Rotation::TwoFactor {
+            method,
+            secret,
+            phone: Some(phone),
+        };
+        self.rotate(
+            user_id,
+            expected_uniquifier,
+            new_uniquifier,
+            rotation,
+            now,
+            None,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// [`Datastore::enable_two_factor`] (or, with a `phone`, its SMS form) that also appends
+    /// `activity` (`two_factor_enabled`) to the activity log in the same transaction. Returns
+    /// the event's id.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Datastore::enable_two_factor`].
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one row's columns and its record, written at once"
+    )]
+    pub async fn enable_two_factor_recorded(
+        &self,
+        user_id: i64,
+        expected_uniquifier: &str,
+        new_uniquifier: &str,
+        method: &str,
+        secret: &str,
+        phone: Option<&str>,
+        now: PrimitiveDateTime,
+        activity: &crate::activity::NewActivity,
+    ) -> Result<i64, DatastoreError> {
+        let rotation = super::users::Rotation::TwoFactor {
+            method,
+            secret,
+            phone,
+        };
+        let id = self
+            .rotate(
+                user_id,
+                expected_uniquifier,
+                new_uniquifier,
+                rotation,
+                now,
+                Some(activity),
+            )
+            .await?;
+        super::users::recorded_id(id)
     }
 
     /// Records that the user used the one-time code of time step `step`: `true` when `step` is
@@ -113,15 +243,50 @@ impl Datastore {
         codes: Option<&str>,
         now: PrimitiveDateTime,
     ) -> Result<(), DatastoreError> {
-        let updated = with_pool!(self, |pool| sqlx::query(SET_RECOVERY_CODES)
-            .bind(user_id)
-            .bind(codes)
-            .bind(now)
-            .execute(pool)
-            .await?
-            .rows_affected());
+        self.set_recovery_codes_with(user_id, codes, now, None)
+            .await
+            .map(|_| ())
+    }
+
+    /// [`Datastore::set_recovery_codes`] that also appends `activity`
+    /// (`recovery_codes_generated`) to the activity log in the same transaction. Returns the
+    /// event's id.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Datastore::set_two_factor`].
+    pub async fn set_recovery_codes_recorded(
+        &self,
+        user_id: i64,
+        codes: Option<&str>,
+        now: PrimitiveDateTime,
+        activity: &crate::activity::NewActivity,
+    ) -> Result<i64, DatastoreError> {
+        super::users::recorded_id(
+            self.set_recovery_codes_with(user_id, codes, now, Some(activity))
+                .await?,
+        )
+    }
+
+    async fn set_recovery_codes_with(
+        &self,
+        user_id: i64,
+        codes: Option<&str>,
+        now: PrimitiveDateTime,
+        activity: Option<&crate::activity::NewActivity>,
+    ) -> Result<Option<i64>, DatastoreError> {
+        let result = recorded_write!(self, activity, now, |tx| {
+            let updated = sqlx::query(SET_RECOVERY_CODES)
+                .bind(user_id)
+                .bind(codes)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            expect_user(updated, user_id)?
+        });
         self.invalidate(Invalidation::User(user_id));
-        expect_user(updated, user_id)
+        result.map(|((), id)| id)
     }
 
     /// Replaces the stored recovery codes `old` by `new`, only if they are still `old`: `false`

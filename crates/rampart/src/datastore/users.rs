@@ -1,6 +1,5 @@
 //! Users: lookups, creation (with roles and the application's own rows), updates, deletion.
 
-use sqlx::{FromRow, Row};
 use time::PrimitiveDateTime;
 
 use std::sync::Arc;
@@ -8,7 +7,6 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 use super::cache::UserWithRoles;
 use super::invalidation::Invalidation;
-use super::roles::role_from_parts;
 use super::{Datastore, DatastoreError, escape_like};
 use crate::identity::{NormalizeForm, email_lookup_key, normalize_email, normalize_username};
 use crate::model::{NewUser, Role, User};
@@ -76,6 +74,8 @@ pub(super) enum Rotation<'a> {
         method: &'a str,
         /// `tf_totp_secret`, as stored.
         secret: &'a str,
+        /// `tf_phone_number` (the SMS method), written with them; `None` leaves it as it is.
+        phone: Option<&'a str>,
     },
 }
 
@@ -87,6 +87,8 @@ const CONFIRM_USER: &str =
     "UPDATE \"user\" SET \"confirmed_at\" = $2, \"update_datetime\" = $2 WHERE \"id\" = $1";
 const SET_EMAIL: &str =
     "UPDATE \"user\" SET \"email\" = $2, \"update_datetime\" = $3 WHERE \"id\" = $1";
+const SET_USERNAME: &str =
+    "UPDATE \"user\" SET \"username\" = $2, \"update_datetime\" = $3 WHERE \"id\" = $1";
 const SET_ACTIVE: &str =
     "UPDATE \"user\" SET \"active\" = $2, \"update_datetime\" = $3 WHERE \"id\" = $1";
 // Flask-Security's trackable: every right-hand side reads the row as it was before the update.
@@ -306,22 +308,7 @@ impl Datastore {
                 .bind(uniquifier)
                 .fetch_all(pool)
                 .await?;
-            let Some(first) = rows.first() else {
-                return Ok(None);
-            };
-            let user = User::from_row(first)?;
-            let mut roles = Vec::new();
-            for row in &rows {
-                if let Some(id) = row.try_get::<Option<i64>, _>("role_id")? {
-                    roles.push(role_from_parts(
-                        id,
-                        row.try_get("role_name")?,
-                        row.try_get("role_description")?,
-                        row.try_get("role_permissions")?,
-                    ));
-                }
-            }
-            Ok(Some((user, roles)))
+            user_with_roles_of!(&rows)
         })
     }
 
@@ -348,6 +335,20 @@ impl Datastore {
         uniquifier: &str,
         now: PrimitiveDateTime,
         extra_sql: &[String],
+    ) -> Result<User, DatastoreError> {
+        self.create_user_linked(new, uniquifier, now, extra_sql, None)
+            .await
+    }
+
+    /// [`create_user`](Self::create_user), and in the same transaction the social sign-in
+    /// `link` to the new user (`datastore/oauth.rs`).
+    pub(super) async fn create_user_linked(
+        &self,
+        new: &NewUser,
+        uniquifier: &str,
+        now: PrimitiveDateTime,
+        extra_sql: &[String],
+        link: Option<&super::oauth::NewOauthLink<'_>>,
     ) -> Result<User, DatastoreError> {
         let email =
             normalize_email(&new.email).map_err(|_| DatastoreError::Invalid("email".to_owned()))?;
@@ -390,6 +391,16 @@ impl Datastore {
                 };
                 query.execute(&mut *tx).await?;
             }
+            if let Some(link) = link {
+                sqlx::query(super::oauth::INSERT_LINK)
+                    .bind(link.provider)
+                    .bind(link.subject)
+                    .bind(user.id)
+                    .bind(link.email)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             tx.commit().await?;
             Ok(user)
         })
@@ -424,7 +435,8 @@ impl Datastore {
     /// Gives the user a new `fs_uniquifier` (and `password_hash` as their password, when given) and
     /// deletes every server-side session and remember-me series of theirs, all in one transaction,
     /// provided their uniquifier is still `expected_uniquifier`. Of two racing rotations (two
-    /// submissions of one reset link, a reset racing a change) exactly one writes.
+    /// submissions of one reset link, a reset racing a change) exactly one writes. Sessions in
+    /// Redis ([`Datastore::use_redis`]) are deleted right after the commit.
     ///
     /// # Errors
     ///
@@ -439,8 +451,46 @@ impl Datastore {
         now: PrimitiveDateTime,
     ) -> Result<(), DatastoreError> {
         let rotation = Rotation::Password(password_hash);
-        self.rotate(user_id, expected_uniquifier, new_uniquifier, rotation, now)
-            .await
+        self.rotate(
+            user_id,
+            expected_uniquifier,
+            new_uniquifier,
+            rotation,
+            now,
+            None,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// [`Datastore::rotate_credentials`] that also appends `activity` to the activity log, in
+    /// the same transaction (a password change or reset is never without its record). Returns
+    /// the event's id.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Datastore::rotate_credentials`].
+    pub async fn rotate_credentials_recorded(
+        &self,
+        user_id: i64,
+        expected_uniquifier: &str,
+        new_uniquifier: &str,
+        password_hash: Option<&str>,
+        now: PrimitiveDateTime,
+        activity: &crate::activity::NewActivity,
+    ) -> Result<i64, DatastoreError> {
+        let rotation = Rotation::Password(password_hash);
+        let id = self
+            .rotate(
+                user_id,
+                expected_uniquifier,
+                new_uniquifier,
+                rotation,
+                now,
+                Some(activity),
+            )
+            .await?;
+        recorded_id(id)
     }
 
     /// The write of [`Datastore::rotate_credentials`] and [`Datastore::enable_two_factor`]: the
@@ -454,7 +504,8 @@ impl Datastore {
         new_uniquifier: &str,
         rotation: Rotation<'_>,
         now: PrimitiveDateTime,
-    ) -> Result<(), DatastoreError> {
+        activity: Option<&crate::activity::NewActivity>,
+    ) -> Result<Option<i64>, DatastoreError> {
         let result = with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             let statement = match rotation {
@@ -464,15 +515,29 @@ impl Datastore {
                     .bind(new_uniquifier)
                     .bind(hash)
                     .bind(now),
-                Rotation::TwoFactor { method, secret } => {
-                    sqlx::query(super::two_factor::ENABLE_TWO_FACTOR)
-                        .bind(user_id)
-                        .bind(expected_uniquifier)
-                        .bind(new_uniquifier)
-                        .bind(method)
-                        .bind(secret)
-                        .bind(now)
-                }
+                Rotation::TwoFactor {
+                    method,
+                    secret,
+                    phone: None,
+                } => sqlx::query(super::two_factor::ENABLE_TWO_FACTOR)
+                    .bind(user_id)
+                    .bind(expected_uniquifier)
+                    .bind(new_uniquifier)
+                    .bind(method)
+                    .bind(secret)
+                    .bind(now),
+                Rotation::TwoFactor {
+                    method,
+                    secret,
+                    phone: Some(phone),
+                } => sqlx::query(super::two_factor::ENABLE_TWO_FACTOR_PHONE)
+                    .bind(user_id)
+                    .bind(expected_uniquifier)
+                    .bind(new_uniquifier)
+                    .bind(method)
+                    .bind(secret)
+                    .bind(now)
+                    .bind(phone),
             };
             let updated = statement.execute(&mut *tx).await?.rows_affected();
             if updated == 0 {
@@ -486,10 +551,18 @@ impl Datastore {
                     .bind(user_id)
                     .execute(&mut *tx)
                     .await?;
+                let mut recorded = None;
+                if let Some(new) = activity {
+                    let id = insert_activity!(&mut *tx, new, now)?;
+                    recorded = Some(id);
+                }
                 tx.commit().await?;
-                Ok(())
+                Ok(recorded)
             }
         });
+        if result.is_ok() {
+            self.end_redis_sessions_of_user(user_id).await;
+        }
         // Here and on every other instance (the invalidation channel).
         self.invalidate(Invalidation::User(user_id));
         self.invalidate(Invalidation::SessionsOfUser {
@@ -554,17 +627,118 @@ impl Datastore {
         email: &str,
         now: PrimitiveDateTime,
     ) -> Result<(), DatastoreError> {
+        self.set_email_with(user_id, email, now, None)
+            .await
+            .map(|_| ())
+    }
+
+    /// [`Datastore::set_email`] that also appends `activity` (`email_changed`) to the activity
+    /// log in the same transaction. Returns the event's id.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Datastore::set_email`].
+    pub async fn set_email_recorded(
+        &self,
+        user_id: i64,
+        email: &str,
+        now: PrimitiveDateTime,
+        activity: &crate::activity::NewActivity,
+    ) -> Result<i64, DatastoreError> {
+        recorded_id(
+            self.set_email_with(user_id, email, now, Some(activity))
+                .await?,
+        )
+    }
+
+    async fn set_email_with(
+        &self,
+        user_id: i64,
+        email: &str,
+        now: PrimitiveDateTime,
+        activity: Option<&crate::activity::NewActivity>,
+    ) -> Result<Option<i64>, DatastoreError> {
         let email =
             normalize_email(email).map_err(|_| DatastoreError::Invalid("email".to_owned()))?;
-        let updated = with_pool!(self, |pool| sqlx::query(SET_EMAIL)
-            .bind(user_id)
-            .bind(&email)
-            .bind(now)
-            .execute(pool)
-            .await?
-            .rows_affected());
+        let result = recorded_write!(self, activity, now, |tx| {
+            let updated = sqlx::query(SET_EMAIL)
+                .bind(user_id)
+                .bind(&email)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            expect_user(updated, user_id)?
+        });
         self.invalidate(Invalidation::User(user_id));
-        expect_user(updated, user_id)
+        result.map(|((), id)| id)
+    }
+
+    /// Changes the username (stored in its canonical spelling, [`Datastore::username_key`]);
+    /// `None` takes it away.
+    ///
+    /// # Errors
+    ///
+    /// [`DatastoreError::Conflict`] (`"username"`) when another account has it (in any
+    /// equivalent spelling), [`DatastoreError::NotFound`] when there is no such user.
+    pub async fn set_username(
+        &self,
+        user_id: i64,
+        username: Option<&str>,
+        now: PrimitiveDateTime,
+    ) -> Result<(), DatastoreError> {
+        self.set_username_with(user_id, username, now, None)
+            .await
+            .map(|_| ())
+    }
+
+    /// [`Datastore::set_username`] that also appends `activity` (`username_changed`) to the
+    /// activity log in the same transaction. Returns the event's id.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Datastore::set_username`].
+    pub async fn set_username_recorded(
+        &self,
+        user_id: i64,
+        username: Option<&str>,
+        now: PrimitiveDateTime,
+        activity: &crate::activity::NewActivity,
+    ) -> Result<i64, DatastoreError> {
+        let id = self
+            .set_username_with(user_id, username, now, Some(activity))
+            .await?;
+        recorded_id(id)
+    }
+
+    async fn set_username_with(
+        &self,
+        user_id: i64,
+        username: Option<&str>,
+        now: PrimitiveDateTime,
+        activity: Option<&crate::activity::NewActivity>,
+    ) -> Result<Option<i64>, DatastoreError> {
+        let username = username.map(|u| self.username_key(u));
+        let result = with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let updated = sqlx::query(SET_USERNAME)
+                .bind(user_id)
+                .bind(&username)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            expect_user(updated, user_id)?;
+            let mut recorded = None;
+            if let Some(new) = activity {
+                let id = insert_activity!(&mut *tx, new, now)?;
+                recorded = Some(id);
+            }
+            tx.commit().await?;
+            Ok::<_, DatastoreError>(recorded)
+        });
+        self.invalidate(Invalidation::User(user_id));
+        result
     }
 
     /// Activates or deactivates the account.
@@ -578,15 +752,50 @@ impl Datastore {
         active: bool,
         now: PrimitiveDateTime,
     ) -> Result<(), DatastoreError> {
-        let updated = with_pool!(self, |pool| sqlx::query(SET_ACTIVE)
-            .bind(user_id)
-            .bind(active)
-            .bind(now)
-            .execute(pool)
-            .await?
-            .rows_affected());
+        self.set_active_with(user_id, active, now, None)
+            .await
+            .map(|_| ())
+    }
+
+    /// [`Datastore::set_active`] that also appends `activity` (an administrator's
+    /// `account_deactivated` / `account_activated`) in the same transaction. Returns the event's
+    /// id.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Datastore::set_active`].
+    pub async fn set_active_recorded(
+        &self,
+        user_id: i64,
+        active: bool,
+        now: PrimitiveDateTime,
+        activity: &crate::activity::NewActivity,
+    ) -> Result<i64, DatastoreError> {
+        recorded_id(
+            self.set_active_with(user_id, active, now, Some(activity))
+                .await?,
+        )
+    }
+
+    async fn set_active_with(
+        &self,
+        user_id: i64,
+        active: bool,
+        now: PrimitiveDateTime,
+        activity: Option<&crate::activity::NewActivity>,
+    ) -> Result<Option<i64>, DatastoreError> {
+        let result = recorded_write!(self, activity, now, |tx| {
+            let updated = sqlx::query(SET_ACTIVE)
+                .bind(user_id)
+                .bind(active)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            expect_user(updated, user_id)?
+        });
         self.invalidate(Invalidation::User(user_id));
-        expect_user(updated, user_id)
+        result.map(|((), id)| id)
     }
 
     /// Records a successful login like Flask-Security's trackable, in one `UPDATE`:
@@ -615,12 +824,40 @@ impl Datastore {
 
     /// Deletes a user, in one transaction: role links, sessions, WebAuthn credentials, then the
     /// user row (the application's rows go by their `ON DELETE CASCADE`). Returns whether the user
-    /// existed.
+    /// existed. Sessions in Redis ([`Datastore::use_redis`]) are deleted right after the commit.
     ///
     /// # Errors
     ///
     /// [`DatastoreError::Unavailable`] or [`DatastoreError::Query`] when a statement fails.
     pub async fn delete_user(&self, user_id: i64) -> Result<bool, DatastoreError> {
+        self.delete_user_with(user_id, None)
+            .await
+            .map(|(deleted, _)| deleted)
+    }
+
+    /// [`Datastore::delete_user`] that appends `activity` (`account_deleted`) to the activity log
+    /// in the same transaction, at `now` (the log outlives the account until it is purged): the
+    /// event's id, or `None` when there was no such user (nothing written).
+    ///
+    /// # Errors
+    ///
+    /// As for [`Datastore::delete_user`].
+    pub async fn delete_user_recorded(
+        &self,
+        user_id: i64,
+        activity: &crate::activity::NewActivity,
+        now: PrimitiveDateTime,
+    ) -> Result<Option<i64>, DatastoreError> {
+        self.delete_user_with(user_id, Some((activity, now)))
+            .await
+            .map(|(_, id)| id)
+    }
+
+    async fn delete_user_with(
+        &self,
+        user_id: i64,
+        activity: Option<(&crate::activity::NewActivity, PrimitiveDateTime)>,
+    ) -> Result<(bool, Option<i64>), DatastoreError> {
         let deleted = with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             for sql in [
@@ -638,9 +875,16 @@ impl Datastore {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+            let id = match activity {
+                Some((new, now)) if deleted > 0 => Some(insert_activity!(&mut *tx, new, now)?),
+                _ => None,
+            };
             tx.commit().await?;
-            Ok(deleted > 0)
+            Ok((deleted > 0, id))
         });
+        if matches!(deleted, Ok((true, _))) {
+            self.end_redis_sessions_of_user(user_id).await;
+        }
         self.invalidate(Invalidation::User(user_id));
         self.invalidate(Invalidation::SessionsOfUser {
             user_id,
@@ -751,4 +995,9 @@ impl UsernameForm {
             _ => Some(NormalizeForm::Nfkd),
         }
     }
+}
+
+/// The id of the event a `…_recorded` write appended (it always appends one).
+pub(super) fn recorded_id(id: Option<i64>) -> Result<i64, DatastoreError> {
+    id.ok_or_else(|| DatastoreError::Stale("activity".to_owned()))
 }

@@ -166,24 +166,56 @@ impl Datastore {
         new: &NewWebauthnCredential,
         now: PrimitiveDateTime,
     ) -> Result<(), DatastoreError> {
-        let transports = (!new.transports.is_empty()).then(|| new.transports.join(","));
-        with_pool!(self, |pool| sqlx::query(INSERT)
-            .bind(&new.credential_id)
-            .bind(&new.public_key)
-            .bind(i64::from(new.sign_count))
-            .bind(transports.as_deref())
-            .bind(new.backup_state)
-            .bind(&new.device_type)
-            .bind(new.extensions.as_deref())
-            .bind(now)
-            .bind(&new.name)
-            .bind(&new.usage)
-            .bind(user_id)
-            .execute(pool)
+        self.create_webauthn_with(user_id, new, now, None)
             .await
-            .map(|_| ())?);
+            .map(|_| ())
+    }
+
+    /// [`Datastore::create_webauthn`] that also appends `activity` (`passkey_added`) to the
+    /// activity log in the same transaction. Returns the event's id.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Datastore::create_webauthn`].
+    pub async fn create_webauthn_recorded(
+        &self,
+        user_id: i64,
+        new: &NewWebauthnCredential,
+        now: PrimitiveDateTime,
+        activity: &crate::activity::NewActivity,
+    ) -> Result<i64, DatastoreError> {
+        super::users::recorded_id(
+            self.create_webauthn_with(user_id, new, now, Some(activity))
+                .await?,
+        )
+    }
+
+    async fn create_webauthn_with(
+        &self,
+        user_id: i64,
+        new: &NewWebauthnCredential,
+        now: PrimitiveDateTime,
+        activity: Option<&crate::activity::NewActivity>,
+    ) -> Result<Option<i64>, DatastoreError> {
+        let transports = (!new.transports.is_empty()).then(|| new.transports.join(","));
+        let result = recorded_write!(self, activity, now, |tx| {
+            sqlx::query(INSERT)
+                .bind(&new.credential_id)
+                .bind(&new.public_key)
+                .bind(i64::from(new.sign_count))
+                .bind(transports.as_deref())
+                .bind(new.backup_state)
+                .bind(&new.device_type)
+                .bind(new.extensions.as_deref())
+                .bind(now)
+                .bind(&new.name)
+                .bind(&new.usage)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+        });
         self.invalidate_user(user_id);
-        Ok(())
+        result.map(|((), id)| id)
     }
 
     /// Records a use of credential `id`: its new counter, backup state and last use, only if the
@@ -218,14 +250,53 @@ impl Datastore {
     ///
     /// As for [`Datastore::session_load`].
     pub async fn delete_webauthn(&self, user_id: i64, name: &str) -> Result<bool, DatastoreError> {
-        let deleted = with_pool!(self, |pool| sqlx::query(DELETE)
-            .bind(user_id)
-            .bind(name)
-            .execute(pool)
-            .await?
-            .rows_affected());
+        self.delete_webauthn_with(user_id, name, None)
+            .await
+            .map(|(deleted, _)| deleted)
+    }
+
+    /// [`Datastore::delete_webauthn`] that also appends `activity` (`passkey_removed`) at `now`
+    /// in the same transaction when a key was deleted: the event's id then, `None` when they
+    /// have no key of that name (nothing written).
+    ///
+    /// # Errors
+    ///
+    /// As for [`Datastore::session_load`].
+    pub async fn delete_webauthn_recorded(
+        &self,
+        user_id: i64,
+        name: &str,
+        now: PrimitiveDateTime,
+        activity: &crate::activity::NewActivity,
+    ) -> Result<Option<i64>, DatastoreError> {
+        self.delete_webauthn_with(user_id, name, Some((activity, now)))
+            .await
+            .map(|(_, id)| id)
+    }
+
+    async fn delete_webauthn_with(
+        &self,
+        user_id: i64,
+        name: &str,
+        activity: Option<(&crate::activity::NewActivity, PrimitiveDateTime)>,
+    ) -> Result<(bool, Option<i64>), DatastoreError> {
+        let result = with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let deleted = sqlx::query(DELETE)
+                .bind(user_id)
+                .bind(name)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            let id = match activity {
+                Some((new, now)) if deleted > 0 => Some(insert_activity!(&mut *tx, new, now)?),
+                _ => None,
+            };
+            tx.commit().await?;
+            Ok::<_, DatastoreError>((deleted > 0, id))
+        });
         self.invalidate_user(user_id);
-        Ok(deleted > 0)
+        result
     }
 
     /// Renames the user's credential `name` to `new_name`: `false` when they have no key named

@@ -97,8 +97,28 @@ pub async fn change_password(
     new_password: &str,
     recovery_link: Option<String>,
 ) -> crate::Result<User> {
+    change_password_from(security, user, new_password, recovery_link, None).await
+}
+
+/// [`change_password`] from a request's `device`: `password_changed` is recorded in the same
+/// transaction as the new password.
+pub(crate) async fn change_password_from(
+    security: &Security,
+    user: &User,
+    new_password: &str,
+    recovery_link: Option<String>,
+    device: Option<crate::activity::Device>,
+) -> crate::Result<User> {
     let config = security.config();
-    let uniquifier = crate::web::auth::set_new_password(security, user, new_password).await?;
+    let activity = crate::activity::NewActivity {
+        user_id: user.id,
+        actor_id: Some(user.id),
+        event: crate::activity::ActivityEvent::PasswordChanged,
+        device,
+    };
+    let uniquifier =
+        crate::web::auth::set_new_password_recorded(security, user, new_password, &activity)
+            .await?;
     let mut updated = user.clone();
     updated.fs_uniquifier = uniquifier;
     if config.change.send_email {
@@ -112,6 +132,14 @@ pub async fn change_password(
     Ok(updated)
 }
 
+/// The change-password form.
+#[utoipa::path(
+    get,
+    path = "/change",
+    tag = "change",
+    responses((status = 200, description = "The form, with `active_password` (whether the user has a password).", body = crate::web::openapi::UserAnswer)),
+    security(("signed_in" = []))
+)]
 async fn get_change(ctx: AuthContext, user: CurrentUser) -> Result<Reply, Rejection> {
     Ok(Reply::Form(
         Form::new(TEMPLATE)
@@ -120,6 +148,15 @@ async fn get_change(ctx: AuthContext, user: CurrentUser) -> Result<Reply, Reject
     ))
 }
 
+/// Changes the password; other sessions and every auth token end.
+#[utoipa::path(
+    post,
+    path = "/change",
+    tag = "change",
+    request_body = ChangeBody,
+    responses((status = 200, description = "Changed.", body = crate::web::openapi::UserAnswer)),
+    security(("signed_in" = []))
+)]
 async fn post_change(
     ctx: AuthContext,
     user: CurrentUser,
@@ -139,7 +176,14 @@ async fn post_change(
         .recover
         .enabled
         .then(|| ctx.external_url(&config.url(&config.recover.url)));
-    let updated = change_password(&security, &user.user, &new_password, recovery_link).await?;
+    let updated = change_password_from(
+        &security,
+        &user.user,
+        &new_password,
+        recovery_link,
+        Some(crate::web::activity::device(&ctx)),
+    )
+    .await?;
     let csrf = if user.method == AuthMethod::Session {
         crate::web::auth::refresh_session_user(&ctx, &updated).await?
     } else {
@@ -160,4 +204,32 @@ async fn post_change(
         Json::ok(json),
         Html::flash_redirect("success", security.msg("PASSWORD_CHANGE", &[]), target),
     ))
+}
+
+/// The operations of this feature, where the configuration mounts them.
+pub(crate) fn api(config: &SecurityConfig) -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(get_change, post_change))]
+    struct Api;
+    crate::web::openapi::mount(
+        <Api as utoipa::OpenApi>::openapi(),
+        &[("/change", config.url(&config.change.url))],
+    )
+}
+
+/// The body of `POST /change`.
+#[derive(utoipa::ToSchema)]
+#[expect(
+    dead_code,
+    reason = "describes the fields the handler reads from the form or JSON body"
+)]
+pub(crate) struct ChangeBody {
+    /// The current password (absent for a user without one).
+    #[schema(nullable = false)]
+    password: Option<String>,
+    /// The new password.
+    new_password: String,
+    /// The new password again.
+    #[schema(nullable = false)]
+    new_password_confirm: Option<String>,
 }

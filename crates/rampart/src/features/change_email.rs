@@ -24,6 +24,7 @@ use axum::routing::get;
 use minijinja::context;
 use serde_json::{Value, json};
 
+use crate::activity::ActivityEvent;
 use crate::config::SecurityConfig;
 use crate::datastore::DatastoreError;
 use crate::model::User;
@@ -166,8 +167,18 @@ pub enum ChangeEmailOutcome {
     Invalid,
 }
 
-/// Checks a change-of-email token and changes the address.
+/// Checks a change-of-email token and changes the address (`email_changed` is recorded in the
+/// same transaction).
 pub async fn confirm_change(security: &Security, token: &str) -> crate::Result<ChangeEmailOutcome> {
+    confirm_change_from(security, token, None).await
+}
+
+/// [`confirm_change`] from a request's `device` (recorded with `email_changed`).
+async fn confirm_change_from(
+    security: &Security,
+    token: &str,
+    device: Option<crate::activity::Device>,
+) -> crate::Result<ChangeEmailOutcome> {
     let signer = security.signer();
     let within = security.config().change_email.within;
     let Ok(((uniquifier, digest, new_email), expired)) =
@@ -190,11 +201,18 @@ pub async fn confirm_change(security: &Security, token: &str) -> crate::Result<C
     if expired {
         return Ok(ChangeEmailOutcome::Expired);
     }
+    let activity = crate::activity::NewActivity {
+        user_id: user.id,
+        actor_id: Some(user.id),
+        event: ActivityEvent::EmailChanged,
+        device,
+    };
+    let now = security.now_naive();
     match datastore
-        .set_email(user.id, &new_email, security.now_naive())
+        .set_email_recorded(user.id, &new_email, now, &activity)
         .await
     {
-        Ok(()) => {}
+        Ok(id) => crate::web::activity::broadcast(security, &activity, id, now),
         Err(DatastoreError::Conflict(_)) => return Ok(ChangeEmailOutcome::Taken(new_email)),
         Err(error) => return Err(error.into()),
     }
@@ -225,10 +243,27 @@ fn change_email_form(ctx: &AuthContext, user: &CurrentUser) -> crate::Result<For
         .json("user", ctx.user_payload(user, false)?))
 }
 
+/// The change-email form.
+#[utoipa::path(
+    get,
+    path = "/change-email",
+    tag = "change-email",
+    responses((status = 200, description = "The form.", body = ChangeEmailAnswer)),
+    security(("signed_in" = []))
+)]
 async fn get_change_email(ctx: AuthContext, user: FreshUser) -> Result<Reply, Rejection> {
     Ok(Reply::Form(change_email_form(&ctx, &user.0)?))
 }
 
+/// Mails a confirmation link to the new address (the address changes when it is followed).
+#[utoipa::path(
+    post,
+    path = "/change-email",
+    tag = "change-email",
+    request_body = crate::web::openapi::EmailBody,
+    responses((status = 200, description = "Sent.", body = ChangeEmailAnswer)),
+    security(("signed_in" = []))
+)]
 async fn post_change_email(
     ctx: AuthContext,
     FreshUser(user): FreshUser,
@@ -282,7 +317,9 @@ async fn get_confirm_change(
         .error_view
         .clone()
         .unwrap_or_else(|| config.url(&config.change_email.url));
-    let (category, message, target) = match confirm_change(&security, &token).await? {
+    let device = crate::web::activity::device(&ctx);
+    let outcome = confirm_change_from(&security, &token, Some(device)).await?;
+    let (category, message, target) = match outcome {
         ChangeEmailOutcome::Changed(_) => (
             "success",
             security.msg("CHANGE_EMAIL_CONFIRMED", &[]),
@@ -309,4 +346,27 @@ async fn get_confirm_change(
     };
     ctx.flash(category, &message).await?;
     Ok(crate::web::reply::redirect(&target))
+}
+
+/// The operations of this feature, where the configuration mounts them.
+pub(crate) fn api(config: &SecurityConfig) -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(get_change_email, post_change_email))]
+    struct Api;
+    crate::web::openapi::mount(
+        <Api as utoipa::OpenApi>::openapi(),
+        &[("/change-email", config.url(&config.change_email.url))],
+    )
+}
+
+/// The answer of `GET` and `POST /change-email`.
+#[derive(utoipa::ToSchema)]
+#[expect(dead_code, reason = "describes the answer the handlers render")]
+pub(crate) struct ChangeEmailAnswer {
+    /// The session's CSRF token.
+    csrf_token: String,
+    /// The address in use (until the new one is confirmed).
+    current_email: String,
+    /// The user.
+    user: crate::web::openapi::UserPayload,
 }

@@ -179,10 +179,25 @@ async fn get_confirm(ctx: AuthContext, Path(token): Path<String>) -> crate::Resu
 
 const FORM: EmailForm = EmailForm::new("security/send_confirmation.html");
 
+/// The form to send the confirmation mail again.
+#[utoipa::path(
+    get,
+    path = "/confirm",
+    tag = "confirm",
+    responses((status = 200, description = "The form.", body = crate::web::openapi::CsrfAnswer))
+)]
 async fn get_send_confirmation() -> Reply {
     FORM.empty()
 }
 
+/// Sends the confirmation mail again.
+#[utoipa::path(
+    post,
+    path = "/confirm",
+    tag = "confirm",
+    request_body = crate::web::openapi::EmailBody,
+    responses((status = 200, description = "Sent (or, with generic responses, the same answer for an unknown address).", body = crate::web::openapi::CsrfAnswer))
+)]
 async fn post_send_confirmation(
     ctx: AuthContext,
     mut input: FormInput,
@@ -201,4 +216,15 @@ async fn post_send_confirmation(
     };
     let html = Html::flash_redirect("info", message, config.url(&config.login.url));
     Ok(FORM.answer(&ctx, &email, sent, html))
+}
+
+/// The operations of this feature, where the configuration mounts them.
+pub(crate) fn api(config: &SecurityConfig) -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(get_send_confirmation, post_send_confirmation))]
+    struct Api;
+    crate::web::openapi::mount(
+        <Api as utoipa::OpenApi>::openapi(),
+        &[("/confirm", config.url(&config.confirm.url))],
+    )
 }

@@ -28,6 +28,7 @@ use crate::config::SecurityConfig;
 use crate::model::User;
 use crate::web::context::AuthContext;
 use crate::web::forms::{FieldErrors, FormInput};
+use crate::web::metrics::LoginOutcome;
 use crate::web::negotiate::{Form, Html, Json, Reply};
 use crate::web::rejection::{Limited, Rejection};
 use crate::web::security::Security;
@@ -234,6 +235,50 @@ pub(crate) fn requires_confirmation(config: &SecurityConfig, user: &User) -> boo
         && user.confirmed_at.is_none()
 }
 
+/// The operations of this feature, where the configuration mounts them.
+pub(crate) fn api(config: &SecurityConfig) -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(get_login, post_login))]
+    struct Api;
+    crate::web::openapi::mount(
+        <Api as utoipa::OpenApi>::openapi(),
+        &[("/login", config.url(&config.login.url))],
+    )
+}
+
+/// The body of `POST /login`: an email or a username, and the password.
+#[derive(utoipa::ToSchema)]
+#[expect(dead_code, reason = "describes the fields `validate` reads")]
+pub(crate) struct LoginBody {
+    /// The email address (or `username`).
+    #[schema(nullable = false)]
+    email: Option<String>,
+    /// The username (with `SECURITY_USERNAME_ENABLE`), instead of `email`.
+    #[schema(nullable = false)]
+    username: Option<String>,
+    /// The password.
+    password: String,
+    /// Remember me (a long-lived cookie).
+    #[schema(nullable = false)]
+    remember: Option<bool>,
+    /// Where to go next (a local path).
+    #[schema(nullable = false)]
+    next: Option<String>,
+}
+
+/// The answer of `GET /login`.
+#[derive(utoipa::ToSchema)]
+#[expect(dead_code, reason = "describes the answer `get_login` renders")]
+pub(crate) struct LoginFormAnswer {
+    /// The session's CSRF token.
+    csrf_token: String,
+    /// What may name the user: `email`, `username`.
+    identity_attributes: Vec<String>,
+    /// The user, when signed in.
+    #[schema(nullable = false)]
+    user: Option<crate::web::openapi::UserPayload>,
+}
+
 #[derive(serde::Deserialize)]
 struct LoginQuery {
     next: Option<String>,
@@ -241,6 +286,9 @@ struct LoginQuery {
 
 const TEMPLATE: &str = "security/login_user.html";
 
+/// The sign-in form: the CSRF token and what may name the user.
+#[utoipa::path(get, path = "/login", tag = "login",
+    responses((status = 200, description = "The form (and the user, when signed in).", body = LoginFormAnswer)))]
 async fn get_login(ctx: AuthContext, Query(query): Query<LoginQuery>) -> crate::Result<Response> {
     let security = ctx.security();
     let config = security.config();
@@ -260,9 +308,17 @@ async fn get_login(ctx: AuthContext, Query(query): Query<LoginQuery>) -> crate::
     if config.username.enabled {
         attributes.push("username");
     }
-    let mut form = Form::new(TEMPLATE)
+    let mut form = Form::new(TEMPLATE);
+    if query.next.is_none() {
+        form = form.same_for_every_visitor();
+    }
+    let mut form = form
         .page(context! { next => query.next, remember => config.login.default_remember_me })
-        .json("identity_attributes", json!(attributes));
+        .json("identity_attributes", json!(attributes))
+        .json(
+            "oauth_providers",
+            crate::config::oauth::providers_json(config),
+        );
     if let Some(user) = ctx.user() {
         form = form.json("user", ctx.user_payload(user, false)?);
     }
@@ -295,11 +351,37 @@ fn refused(
     Reply::Invalid(form.errors(errors))
 }
 
+/// Signs in with an email or username and a password.
+#[utoipa::path(post, path = "/login", tag = "login", request_body = LoginBody,
+    params(crate::web::openapi::IncludeAuthToken),
+    responses((status = 200, description = "Signed in, or the second factor is needed.", body = crate::web::openapi::SignInAnswer)))]
 async fn post_login(
+    ctx: AuthContext,
+    query: Query<LoginQuery>,
+    input: FormInput,
+) -> Result<Response, Rejection> {
+    let security = ctx.security().clone();
+    let signed_in = sign_in(ctx, query, input).await;
+    if let Some(metrics) = security.metrics() {
+        let outcome = match &signed_in {
+            Ok((_, outcome)) => *outcome,
+            Err(Rejection::Limited(_)) => LoginOutcome::Limited,
+            Err(Rejection::Failed(error)) if error.kind() == crate::ErrorKind::Unavailable => {
+                LoginOutcome::Unavailable
+            }
+            Err(_) => LoginOutcome::Error,
+        };
+        metrics.observe_login(outcome);
+    }
+    signed_in.map(|(response, _)| response)
+}
+
+/// `POST /login`'s work, and how it ended (for the metrics).
+async fn sign_in(
     ctx: AuthContext,
     Query(query): Query<LoginQuery>,
     mut input: FormInput,
-) -> Result<Response, Rejection> {
+) -> Result<(Response, LoginOutcome), Rejection> {
     crate::web::rate_limit::check_login(&ctx).await?;
     let security = ctx.security().clone();
     let host = ctx.host.clone();
@@ -318,7 +400,7 @@ async fn post_login(
         Err(errors) => {
             // An incomplete form checked no password: it is no failed attempt.
             crate::web::rate_limit::undo_login(&ctx).await?;
-            return Ok(answer_refused(&mut input, errors));
+            return Ok((answer_refused(&mut input, errors), LoginOutcome::Invalid));
         }
     };
     let signed_in = check_sign_in(
@@ -337,19 +419,48 @@ async fn post_login(
             crate::features::unlock::offer(&ctx, &form.identity);
             Err(limited.into())
         }
-        SignIn::Refused(errors) => Ok(answer_refused(&mut input, errors)),
+        SignIn::Refused(errors) => {
+            record_failed(&ctx, &form.identity).await?;
+            Ok((answer_refused(&mut input, errors), LoginOutcome::Failed))
+        }
         // The second step and a completed sign-in answer as the two-factor flow does (shared
         // with `/tf-validate`), so they come back as responses.
-        SignIn::SecondFactor(user) => Ok(crate::features::two_factor::begin_login_reply(
-            &ctx,
-            &user,
-            form.remember,
-            form.next,
-        )
-        .await?
-        .into_response()),
-        SignIn::Ready(user) => {
-            Ok(crate::web::auth::finish_login(&ctx, &user, form.remember, form.next).await?)
-        }
+        SignIn::SecondFactor(user) => Ok((
+            crate::features::two_factor::begin_login_reply(
+                &ctx,
+                &user,
+                form.remember,
+                form.next,
+                crate::activity::SignInMethod::Password,
+            )
+            .await?
+            .into_response(),
+            LoginOutcome::SecondFactor,
+        )),
+        SignIn::Ready(user) => Ok((
+            crate::web::auth::finish_login(
+                &ctx,
+                &user,
+                form.remember,
+                form.next,
+                crate::activity::SignInMethod::Password,
+            )
+            .await?,
+            LoginOutcome::Success,
+        )),
     }
+}
+
+/// Records a refused sign-in in the activity log of the account `identity` names, if any (an
+/// unknown identity has no log; the answer is the same either way).
+async fn record_failed(ctx: &AuthContext, identity: &str) -> crate::Result<()> {
+    if let Some(user) = ctx
+        .security()
+        .datastore()
+        .user_by_identity(identity.trim())
+        .await?
+    {
+        crate::web::activity::sign_in_failed(ctx, user.id).await?;
+    }
+    Ok(())
 }

@@ -21,10 +21,28 @@ pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
     Router::new().route(&config.url(&config.logout.url), post(post_logout))
 }
 
+/// Signs out (also when not signed in).
+#[utoipa::path(
+    post,
+    path = "/logout",
+    tag = "logout",
+    responses((status = 200, description = "Signed out.", body = crate::web::openapi::EmptyAnswer))
+)]
 async fn post_logout(ctx: AuthContext) -> crate::Result<Reply> {
     crate::web::auth::logout_user(&ctx).await?;
     Ok(Reply::done(
         Json::ok(json!({})),
         Html::redirect(ctx.security().config().logout.post_view.clone()),
     ))
+}
+
+/// The operations of this feature, where the configuration mounts them.
+pub(crate) fn api(config: &SecurityConfig) -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(post_logout))]
+    struct Api;
+    crate::web::openapi::mount(
+        <Api as utoipa::OpenApi>::openapi(),
+        &[("/logout", config.url(&config.logout.url))],
+    )
 }

@@ -28,9 +28,6 @@ use crate::web::negotiate::{Form, Html, Json, Reply};
 use crate::web::rejection::Rejection;
 use crate::web::security::Security;
 
-/// Setting the new password of a reset lives in the web layer, shared with change password.
-pub(crate) use crate::web::auth::set_new_password;
-
 const SALT: &str = "reset-salt";
 
 pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
@@ -207,6 +204,17 @@ pub async fn reset_password(
     token: &str,
     new_password: &str,
 ) -> crate::Result<ResetOutcome> {
+    reset_password_from(security, token, new_password, None).await
+}
+
+/// [`reset_password`] from a request's `device`: `password_reset` is recorded in the same
+/// transaction as the new password.
+pub(crate) async fn reset_password_from(
+    security: &Security,
+    token: &str,
+    new_password: &str,
+    device: Option<crate::activity::Device>,
+) -> crate::Result<ResetOutcome> {
     let user = match check_reset_token(security, token).await? {
         ResetToken::Valid(user) => user,
         ResetToken::Expired(user) => return Ok(ResetOutcome::Expired(Box::new(user))),
@@ -224,7 +232,15 @@ pub async fn reset_password(
     if let Err(errors) = errors.into_result() {
         return Ok(ResetOutcome::Refused(errors));
     }
-    match set_new_password(security, &user, new_password).await {
+    let activity = crate::activity::NewActivity {
+        user_id: user.id,
+        actor_id: Some(user.id),
+        event: crate::activity::ActivityEvent::PasswordReset,
+        device,
+    };
+    match crate::web::auth::set_new_password_recorded(security, &user, new_password, &activity)
+        .await
+    {
         Ok(_) => {}
         // Another use of this link (or a change of password) won the race: the link is spent.
         Err(crate::Error::Datastore(crate::datastore::DatastoreError::Stale(_))) => {
@@ -247,10 +263,25 @@ pub async fn reset_password(
 const FORGOT: EmailForm = EmailForm::new("security/forgot_password.html");
 const RESET_TEMPLATE: &str = "security/reset_password.html";
 
+/// The forgotten-password form.
+#[utoipa::path(
+    get,
+    path = "/reset",
+    tag = "reset",
+    responses((status = 200, description = "The form.", body = crate::web::openapi::CsrfAnswer))
+)]
 async fn get_forgot() -> Reply {
     FORGOT.empty()
 }
 
+/// Mails a password reset link.
+#[utoipa::path(
+    post,
+    path = "/reset",
+    tag = "reset",
+    request_body = crate::web::openapi::EmailBody,
+    responses((status = 200, description = "Sent (or, with generic responses, the same answer for an unknown address).", body = crate::web::openapi::CsrfAnswer))
+)]
 async fn post_forgot(ctx: AuthContext, mut input: FormInput) -> Result<Reply, Rejection> {
     let security = ctx.security().clone();
     let email = match FORGOT.read(&ctx, &mut input).await? {
@@ -318,6 +349,15 @@ fn reset_action(config: &SecurityConfig, token: &str) -> String {
     format!("{}/{token}", config.url(&config.recover.url))
 }
 
+/// Sets a new password with the token of the reset mail.
+#[utoipa::path(
+    post,
+    path = "/reset/{token}",
+    tag = "reset",
+    request_body = ResetBody,
+    params(("token" = String, Path, description = "The token from the link or the earlier answer.")),
+    responses((status = 200, description = "The password is changed (the user is not signed in).", body = crate::web::openapi::EmptyAnswer))
+)]
 async fn post_reset(
     ctx: AuthContext,
     Path(token): Path<String>,
@@ -339,7 +379,13 @@ async fn post_reset(
     // A refused link is said whatever the form holds; the form's errors only for a good one.
     let outcome = if errors.is_empty() {
         let password = password.unwrap_or_default();
-        reset_password(&security, &token, &password).await?
+        reset_password_from(
+            &security,
+            &token,
+            &password,
+            Some(crate::web::activity::device(&ctx)),
+        )
+        .await?
     } else {
         match check_reset_token(&security, &token).await? {
             ResetToken::Valid(_) => ResetOutcome::Refused(errors),
@@ -379,4 +425,35 @@ async fn post_reset(
         Json::invalid(&refused),
         Html::flash_redirect("error", message, config.url(&config.recover.url)),
     ))
+}
+
+/// The operations of this feature, where the configuration mounts them.
+pub(crate) fn api(config: &SecurityConfig) -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(get_forgot, post_forgot, post_reset))]
+    struct Api;
+    crate::web::openapi::mount(
+        <Api as utoipa::OpenApi>::openapi(),
+        &[
+            ("/reset", config.url(&config.recover.url)),
+            (
+                "/reset/{token}",
+                format!("{}/{{token}}", config.url(&config.recover.url)),
+            ),
+        ],
+    )
+}
+
+/// The body of `POST /reset/{token}`.
+#[derive(utoipa::ToSchema)]
+#[expect(
+    dead_code,
+    reason = "describes the fields the handler reads from the form or JSON body"
+)]
+pub(crate) struct ResetBody {
+    /// The new password.
+    password: String,
+    /// The new password again.
+    #[schema(nullable = false)]
+    password_confirm: Option<String>,
 }

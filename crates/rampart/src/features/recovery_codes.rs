@@ -117,17 +117,31 @@ fn flask_code(config: &SecurityConfig, entry: &str) -> Option<String> {
     plain
 }
 
-/// Makes and stores a new set of codes for `user`, replacing the old ones; returns the codes.
-pub(crate) async fn generate(security: &Security, user: &User) -> crate::Result<Vec<String>> {
+/// Makes and stores a new set of codes for `user`, replacing the old ones, and records
+/// `recovery_codes_generated` (from the request's `device`) in the same transaction; returns the
+/// codes.
+pub(crate) async fn generate(
+    security: &Security,
+    user: &User,
+    device: crate::activity::Device,
+) -> crate::Result<Vec<String>> {
     let n = security.config().recovery_codes.count;
     let codes: Vec<String> = (0..n).map(|_| new_code()).collect();
     let digests: Vec<String> = codes.iter().map(|c| digest(security, c)).collect();
     let stored = serde_json::to_string(&digests)
         .map_err(|e| crate::Error::Internal(format!("recovery codes: {e}")))?;
-    security
+    let activity = crate::activity::NewActivity {
+        user_id: user.id,
+        actor_id: Some(user.id),
+        event: crate::activity::ActivityEvent::RecoveryCodesGenerated,
+        device: Some(device),
+    };
+    let now = security.now_naive();
+    let id = security
         .datastore()
-        .set_recovery_codes(user.id, Some(&stored), security.now_naive())
+        .set_recovery_codes_recorded(user.id, Some(&stored), now, &activity)
         .await?;
+    crate::web::activity::broadcast(security, &activity, id, now);
     Ok(codes)
 }
 
@@ -179,6 +193,14 @@ pub(crate) async fn spend(security: &Security, user: &User, code: &str) -> crate
 
 const CODES_TEMPLATE: &str = "security/mf_recovery_codes.html";
 
+/// How many recovery codes are left (the codes are shown once, when made).
+#[utoipa::path(
+    get,
+    path = "/mf-recovery-codes",
+    tag = "mf-recovery",
+    responses((status = 200, description = "The count.", body = RecoveryCodesAnswer)),
+    security(("signed_in" = []))
+)]
 async fn get_codes(user: FreshUser) -> Reply {
     let left = stored(&user.user).len();
     let mut json = Map::new();
@@ -193,8 +215,17 @@ async fn get_codes(user: FreshUser) -> Reply {
     )
 }
 
+/// Makes new recovery codes, replacing the old ones.
+#[utoipa::path(
+    post,
+    path = "/mf-recovery-codes",
+    tag = "mf-recovery",
+    responses((status = 200, description = "The new codes.", body = RecoveryCodesAnswer)),
+    security(("signed_in" = []))
+)]
 async fn post_codes(ctx: AuthContext, user: FreshUser) -> Result<Reply, Rejection> {
-    let codes = generate(ctx.security(), &user.user).await?;
+    let device = crate::web::activity::device(&ctx);
+    let codes = generate(ctx.security(), &user.user, device).await?;
     let mut json = Map::new();
     json.insert("recovery_codes".into(), json!(codes));
     let left = codes.len();
@@ -211,10 +242,26 @@ fn recovery_form() -> Form {
     Form::new("security/mf_recovery.html")
 }
 
+/// The recovery-code form of a sign-in in progress.
+#[utoipa::path(
+    get,
+    path = "/mf-recovery",
+    tag = "mf-recovery",
+    responses((status = 200, description = "The form.", body = crate::web::openapi::CsrfAnswer))
+)]
 async fn get_recovery(_pending: PendingSignIn) -> Reply {
     Reply::Form(recovery_form())
 }
 
+/// Finishes a sign-in in progress with a recovery code instead of the second factor.
+#[utoipa::path(
+    post,
+    path = "/mf-recovery",
+    tag = "mf-recovery",
+    request_body = crate::web::openapi::CodeBody,
+    params(crate::web::openapi::IncludeAuthToken),
+    responses((status = 200, description = "Signed in.", body = crate::web::openapi::SignInAnswer))
+)]
 async fn post_recovery(
     ctx: AuthContext,
     PendingSignIn(user): PendingSignIn,
@@ -225,11 +272,42 @@ async fn post_recovery(
     crate::web::rate_limit::count_code(&security, user.id).await??;
     let code = input.text("code").unwrap_or_default();
     if !spend(&security, &user, &code).await? {
+        crate::web::activity::sign_in_failed(&ctx, user.id).await?;
         let errors = FieldErrors::single("code", security.msg("INVALID_RECOVERY_CODE", &[]));
         return Ok(Reply::Invalid(recovery_form().errors(errors)).into_response());
     }
     crate::web::rate_limit::clear_codes(&security, user.id).await?;
     Ok(pending_login::complete_login(&ctx, &user).await?)
+}
+
+/// The operations of this feature, where the configuration mounts them.
+pub(crate) fn api(config: &SecurityConfig) -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(get_codes, post_codes, get_recovery, post_recovery))]
+    struct Api;
+    crate::web::openapi::mount(
+        <Api as utoipa::OpenApi>::openapi(),
+        &[
+            ("/mf-recovery-codes", config.url(&config.recovery_codes.url)),
+            (
+                "/mf-recovery",
+                config.url(&config.recovery_codes.recovery_url),
+            ),
+        ],
+    )
+}
+
+/// The answer of `/mf-recovery-codes`.
+#[derive(utoipa::ToSchema)]
+#[expect(dead_code, reason = "describes the answer the handlers render")]
+pub(crate) struct RecoveryCodesAnswer {
+    /// The session's CSRF token.
+    csrf_token: String,
+    /// New codes (after `POST`; empty on `GET`).
+    recovery_codes: Vec<String>,
+    /// How many unused codes are left (on `GET`).
+    #[schema(nullable = false)]
+    recovery_codes_left: Option<u32>,
 }
 
 #[cfg(test)]

@@ -24,7 +24,9 @@ use crate::config::SecurityConfig;
 use crate::datastore::DatastoreError;
 use crate::model::{NewUser, User};
 use crate::web::context::AuthContext;
-use crate::web::forms::{FieldErrors, FormInput, canonical_email, new_password_errors};
+use crate::web::forms::{
+    FieldErrors, FormInput, canonical_email, new_password_errors, username_errors,
+};
 use crate::web::negotiate::{Form, Html, Json, Reply};
 use crate::web::notify::user_context;
 use crate::web::rejection::Rejection;
@@ -61,32 +63,6 @@ pub enum RegisterOutcome {
     /// The email or username already belongs to an account (only with generic responses; the
     /// owner was mailed).
     Existing,
-}
-
-/// Checks a username (as typed) against the configured length and character rules, and refuses
-/// look-alike spellings ([`crate::identity::check_username_lookalike`]).
-pub(crate) fn username_errors(security: &Security, username: &str) -> Option<String> {
-    let config = security.config();
-    // Both rule messages get the lengths, so an app may word the whole rule in each
-    // (`SECURITY_MSG_INVALID_INPUT`, `SECURITY_MSG_USERNAME_INVALID_LENGTH`, or their
-    // `SECURITY_PAGE_MSG_*` forms for the pages only).
-    let (min, max) = (
-        config.username.min_length.to_string(),
-        config.username.max_length.to_string(),
-    );
-    let rule = [("min", min.as_str()), ("max", max.as_str())];
-    if !username.chars().all(char::is_alphanumeric) {
-        // The seed app's message (CONTRACT.md), Flask-Security's INVALID_INPUT.
-        return Some(security.msg("INVALID_INPUT", &rule));
-    }
-    if crate::identity::check_username_lookalike(username).is_err() {
-        return Some(security.msg("USERNAME_ILLEGAL_CHARACTERS", &rule));
-    }
-    let length = username.chars().count();
-    if length < config.username.min_length || length > config.username.max_length {
-        return Some(security.msg("USERNAME_INVALID_LENGTH", &rule));
-    }
-    None
 }
 
 /// Validates registration input, including duplicate checks. With generic responses, duplicates
@@ -282,6 +258,13 @@ fn notify_existing(
 
 const TEMPLATE: &str = "security/register_user.html";
 
+/// The sign-up form.
+#[utoipa::path(
+    get,
+    path = "/register",
+    tag = "register",
+    responses((status = 200, description = "The form.", body = crate::web::openapi::CsrfAnswer))
+)]
 async fn get_register(ctx: AuthContext) -> Reply {
     match ctx.user() {
         // A signed-in browser has nothing to register; a JSON client still gets the form.
@@ -293,6 +276,14 @@ async fn get_register(ctx: AuthContext) -> Reply {
     }
 }
 
+/// Creates an account (a confirmation mail is sent when confirmation is on).
+#[utoipa::path(
+    post,
+    path = "/register",
+    tag = "register",
+    request_body = RegisterBody,
+    responses((status = 200, description = "Created (or, with generic responses, the same answer for an address already taken).", body = crate::web::openapi::UserAnswer))
+)]
 async fn post_register(ctx: AuthContext, mut input: FormInput) -> Result<Reply, Rejection> {
     let security = ctx.security().clone();
     let config = security.config();
@@ -325,7 +316,13 @@ async fn post_register(ctx: AuthContext, mut input: FormInput) -> Result<Reply, 
     if let RegisterOutcome::Created(user) = &outcome
         && (!config.confirm.enabled || config.confirm.login_without_confirmation)
     {
-        let csrf = crate::web::auth::login_user(&ctx, user, false).await?;
+        let csrf = crate::web::auth::login_user_with(
+            &ctx,
+            user,
+            false,
+            crate::activity::SignInMethod::Registration,
+        )
+        .await?;
         json.insert("csrf_token".into(), Value::String(csrf));
     }
     if let RegisterOutcome::Created(user) = &outcome
@@ -351,4 +348,34 @@ async fn post_register(ctx: AuthContext, mut input: FormInput) -> Result<Reply, 
         Html::redirect(config.login.post_view.clone())
     };
     Ok(Reply::done(Json::Base(json), html))
+}
+
+/// The operations of this feature, where the configuration mounts them.
+pub(crate) fn api(config: &SecurityConfig) -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(get_register, post_register))]
+    struct Api;
+    crate::web::openapi::mount(
+        <Api as utoipa::OpenApi>::openapi(),
+        &[("/register", config.url(&config.register.url))],
+    )
+}
+
+/// The body of `POST /register`.
+#[derive(utoipa::ToSchema)]
+#[expect(
+    dead_code,
+    reason = "describes the fields the handler reads from the form or JSON body"
+)]
+pub(crate) struct RegisterBody {
+    /// The email address.
+    email: String,
+    /// The password.
+    password: String,
+    /// The password again (required when `SECURITY_PASSWORD_CONFIRM_REQUIRED`).
+    #[schema(nullable = false)]
+    password_confirm: Option<String>,
+    /// A username (with `SECURITY_USERNAME_ENABLE`).
+    #[schema(nullable = false)]
+    username: Option<String>,
 }

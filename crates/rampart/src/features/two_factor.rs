@@ -49,7 +49,7 @@ use crate::web::rejection::Limited;
 use crate::web::security::Security;
 
 pub use rescue::{Rescue, RescueOutcome, rescue};
-pub use setup::{PendingSetup, SetupVerdict, confirm_setup, disable, start_setup};
+pub use setup::{PendingSetup, SetupVerdict, confirm_setup, disable, start_setup, start_setup_to};
 pub(crate) use signin::begin_login_reply;
 pub use signin::{SecondFactorPending, begin};
 
@@ -57,6 +57,8 @@ pub use signin::{SecondFactorPending, begin};
 pub const AUTHENTICATOR: &str = "authenticator";
 /// The email method's name.
 pub const EMAIL: &str = "email";
+/// The text-message method's name (codes texted to `tf_phone_number`).
+pub const SMS: &str = "sms";
 
 pub(crate) fn router(config: &SecurityConfig) -> Router<Security> {
     Router::new()
@@ -111,7 +113,7 @@ pub async fn check_code(
     code: &str,
 ) -> crate::Result<CodeVerdict> {
     let method = user.tf_primary_method.as_deref().unwrap_or_default();
-    if method == EMAIL {
+    if method == EMAIL || method == SMS {
         return check(security, user, Expected::Mailed(SIGN_IN_CODE), code).await;
     }
     let stored = user.tf_totp_secret.as_deref().unwrap_or_default();
@@ -174,7 +176,7 @@ pub async fn check_code_for(
     secret: &str,
     code: &str,
 ) -> crate::Result<CodeVerdict> {
-    if method == EMAIL {
+    if method == EMAIL || method == SMS {
         return check(security, user, Expected::Mailed(SIGN_IN_CODE), code).await;
     }
     let Some(opened) = open_secret(security, user, secret) else {
@@ -268,6 +270,29 @@ async fn send_code(
     )
 }
 
+/// Texts `user` (at `phone`) a fresh code for `purpose`, live for
+/// `SECURITY_TWO_FACTOR_MAIL_VALIDITY`; `false` (logged) when the provider failed.
+async fn send_sms_code(
+    security: &Security,
+    user: &User,
+    phone: &str,
+    purpose: &'static str,
+) -> crate::Result<bool> {
+    let config = security.config();
+    let code =
+        crate::web::mailed_code::issue(security, user, purpose, config.two_factor.mail_validity)
+            .await?;
+    let text = security.msg("USE_CODE", &[("code", &code)]);
+    let sms = crate::sms::Sms::new(config.sms.service_config.phone_number.clone(), phone, text);
+    match security.sms_sender().send(&sms).await {
+        Ok(()) => Ok(true),
+        Err(error) => {
+            tracing::warn!(user_id = user.id, %error, "two-factor text message not sent");
+            Ok(false)
+        }
+    }
+}
+
 /// The form's error for a code [`CodeVerdict::Invalid`].
 fn invalid_code(security: &Security) -> FieldErrors {
     FieldErrors::single("code", security.msg("TWO_FACTOR_INVALID_TOKEN", &[]))
@@ -293,4 +318,34 @@ fn verify_form(config: &SecurityConfig, method: Option<String>, rescue: bool) ->
     Form::new("security/two_factor_verify_code.html").page(context! {
         method => method, rescue => rescue, recovery => recovery, webauthn => webauthn
     })
+}
+
+/// The operations of this feature, where the configuration mounts them.
+pub(crate) fn api(config: &SecurityConfig) -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(
+        setup::get_setup,
+        setup::post_setup,
+        setup::post_setup_validate,
+        signin::get_validate,
+        signin::post_validate,
+        rescue::get_rescue,
+        rescue::post_rescue
+    ))]
+    struct Api;
+    crate::web::openapi::mount(
+        <Api as utoipa::OpenApi>::openapi(),
+        &[
+            ("/tf-setup", config.url(&config.two_factor.setup_url)),
+            (
+                "/tf-setup/{token}",
+                format!("{}/{{token}}", config.url(&config.two_factor.setup_url)),
+            ),
+            (
+                "/tf-validate",
+                config.url(&config.two_factor.token_validation_url),
+            ),
+            ("/tf-rescue", config.url(&config.two_factor.rescue_url)),
+        ],
+    )
 }

@@ -40,14 +40,20 @@ pub(crate) fn offer(ctx: &AuthContext, identity: &str) {
     let security = ctx.security().clone();
     let link_base = ctx.external_url(&format!("{}/", base(security.config())));
     let identity = identity.trim().to_owned();
+    let device = crate::web::activity::device(ctx);
     tokio::spawn(async move {
-        if let Err(error) = send_link(&security, &identity, &link_base).await {
+        if let Err(error) = send_link(&security, &identity, &link_base, device).await {
             tracing::warn!(%error, "unlock mail not sent");
         }
     });
 }
 
-async fn send_link(security: &Security, identity: &str, link_base: &str) -> crate::Result<()> {
+async fn send_link(
+    security: &Security,
+    identity: &str,
+    link_base: &str,
+    device: crate::activity::Device,
+) -> crate::Result<()> {
     let Some(limit) = security.config().rate_limits.login_identity.as_ref() else {
         return Ok(());
     };
@@ -71,6 +77,17 @@ async fn send_link(security: &Security, identity: &str, link_base: &str) -> crat
     {
         return Ok(());
     }
+    // Once per window, as the mail: the account was paused by this refusal's window.
+    crate::web::activity::record(
+        security,
+        crate::activity::NewActivity {
+            user_id: user.id,
+            actor_id: None,
+            event: crate::activity::ActivityEvent::AccountLocked,
+            device: Some(device),
+        },
+    )
+    .await?;
     let payload = (
         user.fs_uniquifier.clone(),
         security.signer().hash_data(&user.email),
@@ -130,7 +147,13 @@ async fn get_unlock(ctx: AuthContext, Path(token): Path<String>) -> crate::Resul
     let security = ctx.security().clone();
     let config = security.config();
     match unlock_account(&security, &token).await? {
-        UnlockOutcome::Unlocked(_) => {
+        UnlockOutcome::Unlocked(user) => {
+            crate::web::activity::record_request(
+                &ctx,
+                user.id,
+                crate::activity::ActivityEvent::AccountUnlocked,
+            )
+            .await?;
             ctx.flash("success", &security.msg("UNLOCK_SUCCESSFUL", &[]))
                 .await?;
         }

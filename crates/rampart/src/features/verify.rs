@@ -41,6 +41,14 @@ fn verify_form(ctx: &AuthContext, next: Option<&str>) -> Form {
     Form::new("security/verify_user.html").page(context! { next => next })
 }
 
+/// The re-authentication form.
+#[utoipa::path(
+    get,
+    path = "/verify",
+    tag = "verify",
+    responses((status = 200, description = "The form.", body = crate::web::openapi::CsrfAnswer)),
+    security(("signed_in" = []))
+)]
 async fn get_verify(
     ctx: AuthContext,
     _user: CurrentUser,
@@ -49,6 +57,15 @@ async fn get_verify(
     Reply::Form(verify_form(&ctx, query.next.as_deref()))
 }
 
+/// Confirms the password again (`SECURITY_FRESHNESS`).
+#[utoipa::path(
+    post,
+    path = "/verify",
+    tag = "verify",
+    request_body = VerifyBody,
+    responses((status = 200, description = "Confirmed.", body = crate::web::openapi::UserAnswer)),
+    security(("signed_in" = []))
+)]
 async fn post_verify(
     ctx: AuthContext,
     user: CurrentUser,
@@ -88,4 +105,26 @@ async fn post_verify(
             target,
         ),
     ))
+}
+
+/// The operations of this feature, where the configuration mounts them.
+pub(crate) fn api(config: &SecurityConfig) -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(get_verify, post_verify))]
+    struct Api;
+    crate::web::openapi::mount(
+        <Api as utoipa::OpenApi>::openapi(),
+        &[("/verify", config.url(&config.verify.url))],
+    )
+}
+
+/// The body of `POST /verify`.
+#[derive(utoipa::ToSchema)]
+#[expect(
+    dead_code,
+    reason = "describes the fields the handler reads from the form or JSON body"
+)]
+pub(crate) struct VerifyBody {
+    /// The password.
+    password: String,
 }

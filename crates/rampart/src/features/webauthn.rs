@@ -372,9 +372,8 @@ fn clean_name(security: &Security, name: &str) -> Result<String, String> {
     Ok(name)
 }
 
-/// Removes the user's key named `name`. When it was their last `secondary` key and they have
-/// no other second factor, two-factor sign-in ends with it. `Ok(false)` when they have no key
-/// of that name.
+/// Removes the user's key named `name`, recording `passkey_removed` (from the request's
+/// `device`) in the same transaction. `Ok(false)` when they have no key of that name.
 ///
 /// # Errors
 ///
@@ -383,10 +382,34 @@ pub(crate) async fn delete_key(
     security: &Security,
     user_id: i64,
     name: &str,
+    device: crate::activity::Device,
 ) -> crate::Result<bool> {
-    Ok(security.datastore().delete_webauthn(user_id, name).await?)
+    let activity = crate::activity::NewActivity {
+        user_id,
+        actor_id: Some(user_id),
+        event: crate::activity::ActivityEvent::PasskeyRemoved,
+        device: Some(device),
+    };
+    let now = security.now_naive();
+    let recorded = security
+        .datastore()
+        .delete_webauthn_recorded(user_id, name, now, &activity)
+        .await?;
+    if let Some(id) = recorded {
+        crate::web::activity::broadcast(security, &activity, id, now);
+    }
+    Ok(recorded.is_some())
 }
 
+/// Deletes one of the user's passkeys.
+#[utoipa::path(
+    post,
+    path = "/wan-delete",
+    tag = "wan",
+    request_body = WanNameBody,
+    responses((status = 200, description = "Deleted.", body = crate::web::openapi::CsrfAnswer)),
+    security(("signed_in" = []))
+)]
 async fn post_delete(
     ctx: AuthContext,
     user: FreshUser,
@@ -400,7 +423,8 @@ async fn post_delete(
         Ok(name) => name,
         Err(message) => return Ok(refused(&FieldErrors::single("name", message), back)),
     };
-    if !delete_key(&security, user.user.id, &name).await? {
+    let device = crate::web::activity::device(&ctx);
+    if !delete_key(&security, user.user.id, &name, device).await? {
         let message = security.msg("WEBAUTHN_NAME_NOT_FOUND", &[("name", &name)]);
         return Ok(refused(&FieldErrors::single("name", message), back));
     }
@@ -417,6 +441,14 @@ async fn post_delete(
 
 /// `POST /wan-rename {"name", "new_name"}`: renames one of the user's keys (a fresh sign-in
 /// needed, as for removing one).
+#[utoipa::path(
+    post,
+    path = "/wan-rename",
+    tag = "wan",
+    request_body = WanRenameBody,
+    responses((status = 200, description = "Renamed.", body = crate::web::openapi::CsrfAnswer)),
+    security(("signed_in" = []))
+)]
 async fn post_rename(
     ctx: AuthContext,
     user: FreshUser,
@@ -481,4 +513,110 @@ fn register_page(config: &SecurityConfig, creds: &[Value]) -> minijinja::Value {
         registered_credentials => creds,
         allow_first => config.webauthn.allow_as_first_factor,
     }
+}
+
+/// The operations of this feature, where the configuration mounts them.
+pub(crate) fn api(config: &SecurityConfig) -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(
+        register::get_register,
+        register::post_register,
+        register::post_register_response,
+        signin::get_signin,
+        signin::post_signin,
+        signin::post_signin_response,
+        signin::get_verify,
+        signin::post_verify,
+        signin::post_verify_response,
+        post_delete,
+        post_rename
+    ))]
+    struct Api;
+    crate::web::openapi::mount(
+        <Api as utoipa::OpenApi>::openapi(),
+        &[
+            ("/wan-register", config.url(&config.webauthn.register_url)),
+            (
+                "/wan-register/{state}",
+                format!("{}/{{state}}", config.url(&config.webauthn.register_url)),
+            ),
+            ("/wan-signin", config.url(&config.webauthn.signin_url)),
+            (
+                "/wan-signin/{state}",
+                format!("{}/{{state}}", config.url(&config.webauthn.signin_url)),
+            ),
+            ("/wan-verify", config.url(&config.webauthn.verify_url)),
+            (
+                "/wan-verify/{state}",
+                format!("{}/{{state}}", config.url(&config.webauthn.verify_url)),
+            ),
+            ("/wan-delete", config.url(&config.webauthn.delete_url)),
+            ("/wan-rename", config.url(&config.webauthn.rename_url)),
+        ],
+    )
+}
+
+/// The answer of `GET /wan-register`.
+#[derive(utoipa::ToSchema)]
+#[expect(dead_code, reason = "describes the answer `get_register` renders")]
+pub(crate) struct WanListing {
+    /// The session's CSRF token.
+    csrf_token: String,
+    /// The user's passkeys (name, usage, dates, transports).
+    #[schema(value_type = Vec<Object>)]
+    registered_credentials: Vec<Value>,
+}
+
+/// The answer that begins a WebAuthn ceremony.
+#[derive(utoipa::ToSchema)]
+#[expect(
+    dead_code,
+    reason = "describes the answer the ceremonies' first steps render"
+)]
+pub(crate) struct WanBegun {
+    /// The session's CSRF token.
+    csrf_token: String,
+    /// The options for the browser's WebAuthn call.
+    #[schema(value_type = Object)]
+    credential_options: Value,
+    /// The state token for the second step's URL.
+    wan_state: String,
+}
+
+/// The body of the ceremonies' second step.
+#[derive(utoipa::ToSchema)]
+#[expect(
+    dead_code,
+    reason = "describes the fields the handlers read from the form or JSON body"
+)]
+pub(crate) struct WanCredentialBody {
+    /// The authenticator's answer, as JSON text.
+    credential: String,
+    /// Remember me (sign-in).
+    #[schema(nullable = false)]
+    remember: Option<bool>,
+}
+
+/// The body of `POST /wan-delete`.
+#[derive(utoipa::ToSchema)]
+#[expect(
+    dead_code,
+    reason = "describes the fields the handler reads from the form or JSON body"
+)]
+pub(crate) struct WanNameBody {
+    /// The passkey's name.
+    name: String,
+}
+
+/// The body of `POST /wan-rename`.
+#[derive(utoipa::ToSchema)]
+#[expect(
+    dead_code,
+    reason = "describes the fields the handler reads from the form or JSON body"
+)]
+pub(crate) struct WanRenameBody {
+    /// The passkey's name.
+    name: String,
+    /// Its new name.
+    new_name: String,
 }

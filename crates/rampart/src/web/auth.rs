@@ -7,11 +7,13 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::json;
 
+use crate::activity::{ActivityEvent, SignInMethod};
 use crate::config::SecurityConfig;
+use crate::datastore::UserWithRoles;
 use crate::model::User;
 use crate::web::context::{AuthContext, AuthMethod, AuthUser};
 use crate::web::security::Security;
-use crate::web::session_store::USER_ID_KEY;
+use crate::web::session_store::{DbSessionStore, USER_ID_KEY};
 
 const UNIQUIFIER_KEY: &str = "_fs_uid";
 /// When the session last proved the password (unix seconds): login and re-authentication.
@@ -81,21 +83,29 @@ pub(crate) async fn load_user(
         .datastore()
         .user_with_roles_cached(uniquifier)
         .await?;
-    Ok(found.filter(|found| found.0.active).map(|found| {
-        let (user, roles) = &*found;
-        Arc::new(AuthUser {
-            user: user.clone(),
-            roles: roles.clone(),
-            method,
-        })
+    Ok(active_user(found, method))
+}
+
+/// The authenticated user of `found` (shared with the cache, or read for this request only),
+/// unless they are inactive. Copied only when the cache keeps it too.
+fn active_user(found: Option<UserWithRoles>, method: AuthMethod) -> Option<Arc<AuthUser>> {
+    let found = found.filter(|found| found.0.active)?;
+    let (user, roles) = Arc::try_unwrap(found).unwrap_or_else(|shared| (*shared).clone());
+    Some(Arc::new(AuthUser {
+        user,
+        roles,
+        method,
     }))
 }
 
 /// Resolves the requester: auth token first, then the session, then the remember-me cookie.
+///
+/// `store` is the request's session store: the user read with the session, if any, saves a query.
 pub(crate) async fn authenticate(
     ctx: &AuthContext,
     headers: &HeaderMap,
     query: Option<&str>,
+    store: &DbSessionStore,
 ) -> crate::Result<Option<Arc<AuthUser>>> {
     let security = &ctx.security;
     let config = security.config();
@@ -119,7 +129,11 @@ pub(crate) async fn authenticate(
     if ctx.session.id().is_some()
         && let Some(uid) = ctx.session.get::<String>(UNIQUIFIER_KEY).await?
     {
-        match load_user(security, &uid, AuthMethod::Session).await? {
+        let user = match store.prefetched_user(&uid) {
+            Some(found) => active_user(Some(found), AuthMethod::Session),
+            None => load_user(security, &uid, AuthMethod::Session).await?,
+        };
+        match user {
             Some(user) => return Ok(Some(user)),
             None => {
                 // The user was deleted, deactivated or signed out everywhere.
@@ -140,6 +154,12 @@ pub(crate) async fn authenticate(
                 // Signed in, but the password was not proven now: not fresh.
                 attach_to_session(ctx, &user.user, false).await?;
                 crate::web::remember::adopt(ctx, &valid, &user.user).await?;
+                crate::web::activity::signed_in(
+                    ctx,
+                    &user.user,
+                    crate::activity::SignInMethod::RememberMe,
+                )
+                .await?;
                 return Ok(Some(user));
             }
             None => ctx.set_cookie(expired_cookie(
@@ -241,11 +261,25 @@ pub(crate) async fn check_user_password(
 }
 
 /// Signs `user` in: new session id, CSRF secret rotated, `XSRF-TOKEN` cookie, remember-me cookie
-/// when asked, trackable fields updated. Returns the new CSRF token.
+/// when asked, trackable fields updated, the sign-in recorded (method `password`, see
+/// [`login_user_with`]). Returns the new CSRF token.
 pub async fn login_user(ctx: &AuthContext, user: &User, remember: bool) -> crate::Result<String> {
+    login_user_with(ctx, user, remember, SignInMethod::Password).await
+}
+
+/// [`login_user`] for a sign-in by `method` (a one-time code, a passkey, an identity
+/// provider…): the session records it with its device, the activity log gets a `sign_in`, and a
+/// device not seen in 90 days is announced to the owner.
+pub async fn login_user_with(
+    ctx: &AuthContext,
+    user: &User,
+    remember: bool,
+    method: SignInMethod,
+) -> crate::Result<String> {
     let security = &ctx.security;
     let config = security.config();
     let csrf = attach_to_session(ctx, user, true).await?;
+    crate::web::activity::signed_in(ctx, user, method).await?;
     if remember {
         crate::web::remember::issue(ctx, user).await?;
     }
@@ -262,14 +296,16 @@ pub async fn login_user(ctx: &AuthContext, user: &User, remember: bool) -> crate
 /// Signs `user` in ([`login_user`]) once every factor is proven, and answers as a completed
 /// sign-in does: JSON gets `csrf_token`, `tf_required: false` and `user` (with the auth token
 /// when the query asks `include_auth_token`); a browser goes to `next`, else
-/// `SECURITY_POST_LOGIN_VIEW`. Shared by the password sign-in and the second factor's.
+/// `SECURITY_POST_LOGIN_VIEW`. Shared by every sign-in (password, second factor, passkey, …);
+/// `method` is how the user signed in, recorded with the session and in the activity log.
 pub(crate) async fn finish_login(
     ctx: &AuthContext,
     user: &User,
     remember: bool,
     next: Option<String>,
+    method: SignInMethod,
 ) -> crate::Result<Response> {
-    let csrf = login_user(ctx, user, remember).await?;
+    let csrf = login_user_with(ctx, user, remember, method).await?;
     if ctx.is_json() {
         return json_login_success(ctx, user, csrf).await;
     }
@@ -321,17 +357,45 @@ pub(crate) async fn rotate_uniquifier(
     user: &User,
     new_password_hash: Option<&str>,
 ) -> crate::Result<String> {
+    rotate_uniquifier_recorded(security, user, new_password_hash, None).await
+}
+
+/// [`rotate_uniquifier`] that appends `activity` to the activity log in the same transaction.
+pub(crate) async fn rotate_uniquifier_recorded(
+    security: &Security,
+    user: &User,
+    new_password_hash: Option<&str>,
+    activity: Option<&crate::activity::NewActivity>,
+) -> crate::Result<String> {
     let uniquifier = crate::model::new_uniquifier();
-    security
-        .datastore()
-        .rotate_credentials(
-            user.id,
-            &user.fs_uniquifier,
-            &uniquifier,
-            new_password_hash,
-            security.now_naive(),
-        )
-        .await?;
+    let datastore = security.datastore();
+    let now = security.now_naive();
+    match activity {
+        Some(activity) => {
+            let id = datastore
+                .rotate_credentials_recorded(
+                    user.id,
+                    &user.fs_uniquifier,
+                    &uniquifier,
+                    new_password_hash,
+                    now,
+                    activity,
+                )
+                .await?;
+            crate::web::activity::broadcast(security, activity, id, now);
+        }
+        None => {
+            datastore
+                .rotate_credentials(
+                    user.id,
+                    &user.fs_uniquifier,
+                    &uniquifier,
+                    new_password_hash,
+                    now,
+                )
+                .await?;
+        }
+    }
     Ok(uniquifier)
 }
 
@@ -351,6 +415,18 @@ pub async fn set_new_password(
     rotate_uniquifier(security, user, Some(&hash)).await
 }
 
+/// [`set_new_password`] that records `activity` (`password_changed`, `password_reset`) in the
+/// same transaction as the new password.
+pub(crate) async fn set_new_password_recorded(
+    security: &Security,
+    user: &User,
+    password: &str,
+    activity: &crate::activity::NewActivity,
+) -> crate::Result<String> {
+    let hash = security.hasher().hash(password).await?;
+    rotate_uniquifier_recorded(security, user, Some(&hash), Some(activity)).await
+}
+
 /// Signs `user` out everywhere except here: a new `fs_uniquifier` kills every other session,
 /// every auth token and every remember-me cookie; this session moves to a fresh id and stays
 /// signed in. Returns the new CSRF token.
@@ -359,7 +435,13 @@ pub async fn set_new_password(
 ///
 /// As for the datastore.
 pub async fn sign_out_other_sessions(ctx: &AuthContext, user: &User) -> crate::Result<String> {
-    let uniquifier = rotate_uniquifier(&ctx.security, user, None).await?;
+    let activity = crate::activity::NewActivity {
+        user_id: user.id,
+        actor_id: Some(user.id),
+        event: ActivityEvent::OtherSessionsRevoked,
+        device: Some(crate::web::activity::device(ctx)),
+    };
+    let uniquifier = rotate_uniquifier_recorded(&ctx.security, user, None, Some(&activity)).await?;
     let mut updated = user.clone();
     updated.fs_uniquifier = uniquifier;
     refresh_session_user(ctx, &updated).await
@@ -370,6 +452,9 @@ pub async fn sign_out_other_sessions(ctx: &AuthContext, user: &User) -> crate::R
 /// `XSRF-TOKEN` and remember cookies are deleted.
 pub async fn logout_user(ctx: &AuthContext) -> crate::Result<()> {
     let config = ctx.security.config();
+    if let Some(user) = ctx.user() {
+        crate::web::activity::record_request(ctx, user.user.id, ActivityEvent::SignOut).await?;
+    }
     crate::web::remember::end(ctx).await?;
     if ctx.session.id().is_some() {
         ctx.session.flush().await?;

@@ -8,7 +8,7 @@ use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use tower_sessions::Session;
 
 use crate::model::{Role, User};
@@ -111,6 +111,11 @@ impl PageValues {
         }
     }
 
+    /// Whether the app set values for this request's pages.
+    pub(crate) fn is_set(&self) -> bool {
+        self.0.lock().is_ok_and(|slot| slot.is_some())
+    }
+
     pub(crate) fn get(&self) -> minijinja::Value {
         self.0
             .lock()
@@ -128,6 +133,8 @@ pub struct AuthContext {
     pub(crate) user: Option<Arc<AuthUser>>,
     pub(crate) is_json: bool,
     pub(crate) client_ip: Option<IpAddr>,
+    /// The request's `User-Agent` header, if any.
+    pub(crate) user_agent: Option<String>,
     pub(crate) host: Option<String>,
     pub(crate) path_and_query: String,
     /// The request's remember-me cookie, if it sent one (not yet checked).
@@ -178,6 +185,11 @@ impl AuthContext {
     /// The client's address (after trusted proxies), if known.
     pub fn client_ip(&self) -> Option<IpAddr> {
         self.client_ip
+    }
+
+    /// The request's device: client address, user agent, readable name ("Firefox on Linux").
+    pub fn device(&self) -> crate::activity::Device {
+        crate::web::activity::device(self)
     }
 
     /// The request's path and query (used for `next`).
@@ -234,19 +246,20 @@ impl AuthContext {
     /// Flask-Security's user payload: `email`, `username`, `uuid`, `roles`
     /// (+ `authentication_token` when asked).
     pub fn user_payload(&self, user: &AuthUser, with_token: bool) -> crate::Result<Value> {
-        let mut payload = json!({
-            "email": user.user.email,
-            "username": user.user.username,
-            "uuid": user.user.fs_uniquifier,
-            "roles": user.role_names(),
-        });
-        if with_token {
-            let token = crate::web::auth_token::issue(&self.security, &user.user)?;
-            if let Some(map) = payload.as_object_mut() {
-                map.insert("authentication_token".into(), Value::String(token));
-            }
-        }
-        Ok(payload)
+        let authentication_token = if with_token {
+            Some(crate::web::auth_token::issue(&self.security, &user.user)?)
+        } else {
+            None
+        };
+        let payload = crate::web::openapi::UserPayload {
+            email: user.user.email.clone(),
+            username: user.user.username.clone(),
+            uuid: user.user.fs_uniquifier.clone(),
+            roles: user.role_names(),
+            authentication_token,
+        };
+        serde_json::to_value(payload)
+            .map_err(|e| crate::Error::Internal(format!("user payload: {e}")))
     }
 
     /// A JSON response map with `csrf_token` filled in.

@@ -174,6 +174,32 @@ impl FormInput {
     }
 }
 
+/// Checks a username (as typed) against the configured length and character rules, and refuses
+/// look-alike spellings ([`crate::identity::check_username_lookalike`]).
+pub(crate) fn username_errors(security: &Security, username: &str) -> Option<String> {
+    let config = security.config();
+    // Both rule messages get the lengths, so an app may word the whole rule in each
+    // (`SECURITY_MSG_INVALID_INPUT`, `SECURITY_MSG_USERNAME_INVALID_LENGTH`, or their
+    // `SECURITY_PAGE_MSG_*` forms for the pages only).
+    let (min, max) = (
+        config.username.min_length.to_string(),
+        config.username.max_length.to_string(),
+    );
+    let rule = [("min", min.as_str()), ("max", max.as_str())];
+    if !username.chars().all(char::is_alphanumeric) {
+        // The seed app's message (CONTRACT.md), Flask-Security's INVALID_INPUT.
+        return Some(security.msg("INVALID_INPUT", &rule));
+    }
+    if crate::identity::check_username_lookalike(username).is_err() {
+        return Some(security.msg("USERNAME_ILLEGAL_CHARACTERS", &rule));
+    }
+    let length = username.chars().count();
+    if length < config.username.min_length || length > config.username.max_length {
+        return Some(security.msg("USERNAME_INVALID_LENGTH", &rule));
+    }
+    None
+}
+
 /// Reads and checks the `email` field of a one-field form (resend confirmation, forgot password,
 /// change of email). The address comes back in its canonical spelling
 /// ([`crate::identity::normalize_email`]) when it is valid, trimmed as typed otherwise.

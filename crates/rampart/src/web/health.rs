@@ -8,6 +8,10 @@
 //!   `{"status":"ready"|"unavailable","checks":{"database":"ok"|"unreachable",
 //!   "migrations":"ok"|"pending"|"unknown","invalidation":"local"|"up"|"down"}}`.
 //!
+//! - `GET /metrics` (only when [metrics](crate::SecurityBuilder::metrics) are on): Prometheus's
+//!   text format (see `web/metrics.rs`). Keep it off the public internet (the reverse proxy
+//!   should not forward it).
+//!
 //! Mount the router **outside** the security layer, so a probe is never refused by the host
 //! check or rate limits and never touches a session: the sample app serves
 //! `security.health_router().fallback_service(app_with_layers)` (merging it after the layer
@@ -38,16 +42,24 @@ impl Security {
     /// `Retry-After` and the failing check named in
     /// `{"status":…,"checks":{"database":…,"migrations":…,"invalidation":…}}`.
     ///
+    /// With [metrics](crate::SecurityBuilder::metrics) on, `GET /metrics` too (Prometheus's text
+    /// format).
+    ///
     /// Mount it outside the security layer (so a probe is never refused by the host check or
     /// the rate limits), e.g. `security.health_router().fallback_service(app_with_layers)`.
     pub fn health_router<S>(&self) -> Router<S>
     where
         S: Clone + Send + Sync + 'static,
     {
-        Router::new()
+        let router = Router::new()
             .route("/healthz", get(healthz))
-            .route("/readyz", get(readyz))
-            .with_state(self.clone())
+            .route("/readyz", get(readyz));
+        let router = if self.metrics_enabled() {
+            router.route("/metrics", get(crate::web::metrics::scrape))
+        } else {
+            router
+        };
+        router.with_state(self.clone())
     }
 }
 

@@ -88,7 +88,32 @@ where
         let routes = self.routes.clone();
         Box::pin(async move {
             let page = !wants_json(req.headers());
-            Ok(crate::messages::for_pages(page, handle(security, routes, inner, req)).await)
+            let locale = security.locale_for(req.headers());
+            if !security.metrics_enabled() {
+                let answer = crate::messages::for_pages(page, handle(security, routes, inner, req));
+                return Ok(match locale {
+                    Some(locale) => crate::i18n::scope(locale, answer).await,
+                    None => answer.await,
+                });
+            }
+            // Metrics on: the route's template (never the path as requested) and the status.
+            let started = std::time::Instant::now();
+            let method = req.method().clone();
+            let route = req
+                .extensions()
+                .get::<axum::extract::MatchedPath>()
+                .map_or(crate::web::metrics::UNMATCHED, |path| path.as_str())
+                .to_owned();
+            let observer = security.clone();
+            let answer = crate::messages::for_pages(page, handle(security, routes, inner, req));
+            let response = match locale {
+                Some(locale) => crate::i18n::scope(locale, answer).await,
+                None => answer.await,
+            };
+            if let Some(metrics) = observer.metrics() {
+                metrics.observe_request(&method, &route, response.status(), started.elapsed());
+            }
+            Ok(response)
         })
     }
 }
@@ -196,8 +221,14 @@ where
     let expiry = Expiry::OnInactivity(time::Duration::seconds(
         i64::try_from(config.session.lifetime.as_secs()).unwrap_or(i64::MAX),
     ));
-    let store: Arc<crate::web::session_store::DbSessionStore> = security.session_store().clone();
-    let session = Session::new(session_id, store, Some(expiry));
+    // A request with a session cookie gets a store of its own, which keeps the user it reads
+    // with the session (one query for both); others share one.
+    let store: Arc<crate::web::session_store::DbSessionStore> = if had_session_cookie {
+        Arc::new(security.session_store().for_request())
+    } else {
+        security.session_store().clone()
+    };
+    let session = Session::new(session_id, store.clone(), Some(expiry));
     let path_and_query = req
         .uri()
         .path_and_query()
@@ -223,6 +254,11 @@ where
         user: None,
         is_json,
         client_ip: client_ip(&req, config.trusted_proxies),
+        user_agent: req
+            .headers()
+            .get(axum::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
         host,
         path_and_query,
         remember_cookie: read_cookie(req.headers(), &config.session.remember_cookie_name)
@@ -236,10 +272,11 @@ where
         page_values: crate::web::context::PageValues::default(),
     };
 
-    match crate::web::auth::authenticate(&ctx, req.headers(), req.uri().query()).await {
+    match crate::web::auth::authenticate(&ctx, req.headers(), req.uri().query(), &store).await {
         Ok(user) => ctx.user = user,
         Err(error) => return finish(&security, is_json, error.into_response()),
     }
+    crate::web::activity::touch_session(&ctx);
 
     let csrf = crate::web::csrf::protect(&ctx, &mut req).await;
 
@@ -476,13 +513,22 @@ fn finish(security: &Security, is_json: bool, mut response: Response) -> Respons
         HeaderValue::from_static("strict-origin-when-cross-origin"),
     );
     if !headers.contains_key("content-security-policy") {
-        headers.insert(
-            "content-security-policy",
+        // The sign-in buttons of social sign-in post forms that end at the provider: browsers
+        // check `form-action` along the redirects, so its origins are allowed too.
+        let providers = crate::config::oauth::form_action_origins(security.config());
+        let policy = if providers.is_empty() {
             HeaderValue::from_static(
                 "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
                  frame-ancestors 'none'; form-action 'self'; base-uri 'self'",
-            ),
-        );
+            )
+        } else {
+            HeaderValue::from_str(&format!(
+                "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
+                 frame-ancestors 'none'; form-action 'self' {providers}; base-uri 'self'"
+            ))
+            .unwrap_or_else(|_| HeaderValue::from_static("default-src 'self'"))
+        };
+        headers.insert("content-security-policy", policy);
     }
     if security.config().session.cookie_secure {
         headers.insert(

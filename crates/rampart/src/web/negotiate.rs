@@ -47,6 +47,7 @@ pub struct Form {
     errors: FieldErrors,
     page: minijinja::Value,
     json: Map<String, Value>,
+    same_for_every_visitor: bool,
 }
 
 impl Form {
@@ -58,7 +59,17 @@ impl Form {
             errors: FieldErrors::new(),
             page: context! {},
             json: Map::new(),
+            same_for_every_visitor: false,
         }
+    }
+
+    /// Says that the page's own context ([`page`](Self::page)) is the same for every visitor
+    /// (nothing from the request in it): shown empty to an anonymous visitor without a session,
+    /// the page is then rendered once per language and only its CSRF token filled in per
+    /// request.
+    pub fn same_for_every_visitor(mut self) -> Self {
+        self.same_for_every_visitor = true;
+        self
     }
 
     /// What the user typed (`form.values` in the template; never passwords).
@@ -229,6 +240,9 @@ async fn render_json(ctx: &AuthContext, json: Json) -> crate::Result<Response> {
 }
 
 async fn render_form(ctx: &AuthContext, form: Form) -> crate::Result<Response> {
+    if form.same_for_every_visitor && form.values.is_null() && form.errors.is_empty() {
+        return crate::web::templates::constant_form_page(ctx, form.template, form.page).await;
+    }
     crate::web::templates::form_page(ctx, form.template, form.values, &form.errors, form.page).await
 }
 

@@ -1,5 +1,6 @@
-//! A sign-in waiting for its second factor: the password was right, and the session holds who is
-//! waiting (with `remember` and `next`) until a one-time code (`features::two_factor`) or a
+//! A sign-in waiting for its second factor: the first factor was right (a password, a code, a
+//! passkey that did not verify the user, an identity provider), and the session holds who is
+//! waiting (with `remember`, `next` and how the first factor was given) until a one-time code (`features::two_factor`) or a
 //! recovery code (`features::recovery_codes`) proves the second factor and finishes the sign-in
 //! here.
 
@@ -10,6 +11,7 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 
+use crate::activity::SignInMethod;
 use crate::model::User;
 use crate::web::context::AuthContext;
 use crate::web::forms::FieldErrors;
@@ -20,17 +22,20 @@ const PENDING_REMEMBER: &str = "tf_remember";
 const PENDING_NEXT: &str = "tf_next";
 const PENDING_SINCE: &str = "tf_since";
 const PENDING_RESCUED: &str = "tf_rescued";
+const PENDING_METHOD: &str = "tf_first_factor";
 
 /// How long a login may wait for its second factor.
 const PENDING_WITHIN: Duration = Duration::from_secs(10 * 60);
 
-/// Puts `user`, whose password was right, into a fresh session id as waiting for a second
-/// factor, with the `remember` and `next` of the sign-in; nobody is signed in yet.
+/// Puts `user`, whose first factor (given by `method`) was right, into a fresh session id as
+/// waiting for a second factor, with the `remember` and `next` of the sign-in; nobody is signed
+/// in yet.
 pub(crate) async fn start(
     ctx: &AuthContext,
     user: &User,
     remember: bool,
     next: Option<String>,
+    method: SignInMethod,
 ) -> crate::Result<()> {
     if ctx.session.id().is_some() {
         ctx.session.cycle_id().await?;
@@ -40,6 +45,7 @@ pub(crate) async fn start(
         .await?;
     ctx.session.insert(PENDING_REMEMBER, remember).await?;
     ctx.session.insert(PENDING_NEXT, &next).await?;
+    ctx.session.insert(PENDING_METHOD, method.as_str()).await?;
     ctx.session
         .insert(PENDING_SINCE, ctx.security().unix_now())
         .await?;
@@ -124,6 +130,7 @@ async fn forget(ctx: &AuthContext) -> crate::Result<()> {
         PENDING_NEXT,
         PENDING_SINCE,
         PENDING_RESCUED,
+        PENDING_METHOD,
     ] {
         ctx.session.remove_value(key).await?;
     }
@@ -131,12 +138,25 @@ async fn forget(ctx: &AuthContext) -> crate::Result<()> {
 }
 
 /// Signs in the user whose second factor was just proven (a code, or a recovery code): the
-/// pending state goes, the login completes as a password-only one would (`remember`, `next`).
+/// pending state goes, the login completes as the first factor alone would have (`remember`,
+/// `next`), recorded with the first factor's method (a sign-in begun with a provider is a
+/// provider sign-in, and so on).
 pub(crate) async fn complete_login(ctx: &AuthContext, user: &User) -> crate::Result<Response> {
     let remember: bool = ctx.session.get(PENDING_REMEMBER).await?.unwrap_or(false);
     let next: Option<String> = ctx.session.get(PENDING_NEXT).await?.flatten();
+    let method = first_factor(ctx).await?;
     forget(ctx).await?;
-    crate::web::auth::finish_login(ctx, user, remember, next).await
+    crate::web::auth::finish_login(ctx, user, remember, next, method).await
+}
+
+/// How the waiting sign-in's first factor was given (a password when the session does not
+/// say, as before this was kept).
+async fn first_factor(ctx: &AuthContext) -> crate::Result<SignInMethod> {
+    let name: Option<String> = ctx.session.get(PENDING_METHOD).await?;
+    Ok(name
+        .as_deref()
+        .and_then(SignInMethod::from_name)
+        .unwrap_or(SignInMethod::Password))
 }
 
 /// The user whose sign-in waits for a second factor, as an extractor: a request without one

@@ -96,6 +96,35 @@ pub(crate) async fn undo_login(ctx: &AuthContext) -> crate::Result<()> {
     Ok(())
 }
 
+fn oauth_start_key(ctx: &AuthContext) -> String {
+    let address = ctx
+        .client_ip
+        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+    format!("oauth-start:{address}")
+}
+
+/// Counts the start of a sign-in through a provider against the login limit
+/// (`SECURITY_LOGIN_RATE_LIMIT`) for the client's address, before the provider is contacted, under
+/// a key of its own (password failures and provider sign-ins do not use up each other's count); a
+/// sign-in that completes takes its hit back ([`undo_oauth_start`]), so only flows left
+/// unfinished or refused use the limit up.
+pub(crate) async fn check_oauth_start(ctx: &AuthContext) -> Result<(), Rejection> {
+    let limit = ctx.security.config().rate_limits.login.as_ref();
+    Ok(count(&ctx.security, &oauth_start_key(ctx), limit).await??)
+}
+
+/// Takes back the hit [`check_oauth_start`] counted for a sign-in through a provider that
+/// completed.
+pub(crate) async fn undo_oauth_start(ctx: &AuthContext) -> crate::Result<()> {
+    if ctx.security.config().rate_limits.login.is_some() {
+        ctx.security
+            .datastore()
+            .rate_limit_undo(&oauth_start_key(ctx))
+            .await?;
+    }
+    Ok(())
+}
+
 /// Counts a login attempt on an account (from any address), before its password is checked:
 /// `user` is the account `identity` names, if any. [`Limited`] once its limit is used up.
 pub(crate) async fn count_login_account(

@@ -15,7 +15,7 @@ use crate::web::context::AuthContext;
 
 const REMEMBER_SALT: &str = "remember-salt";
 /// The session key holding the hash of the series this session was signed in with.
-const SESSION_SERIES_KEY: &str = "_remember_series";
+pub(crate) const SESSION_SERIES_KEY: &str = "_remember_series";
 
 #[derive(Serialize, Deserialize)]
 struct RememberPayload {

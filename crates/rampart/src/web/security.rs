@@ -31,15 +31,39 @@ struct Inner {
     hasher: PasswordHasher,
     signer: TokenSigner,
     mailer: SharedMailer,
+    sms_sender: crate::sms::SharedSmsSender,
     templates: Templates,
     clock: Arc<dyn Clock>,
     messages: Messages,
     session_store: Arc<DbSessionStore>,
     user_created_sql: Vec<String>,
     register_checks: Vec<RegisterCheck>,
+    /// Prometheus metrics, when on ([`SecurityBuilder::metrics`]).
+    metrics: crate::web::metrics::SharedMetrics,
     /// The `config` every page template sees, built on first use (the configuration is fixed).
     page_config: std::sync::OnceLock<minijinja::Value>,
+    /// Pages the same for every anonymous visitor but for the CSRF token, rendered once.
+    page_cache: crate::web::page_cache::PageCache,
+    /// The activity channel and the sessions' last-seen throttle.
+    activity_hub: crate::web::activity::ActivityHub,
+    /// The app's sections of the data export, by name.
+    export_sections: Vec<(String, ExportSection)>,
 }
+
+/// An app's section of the data export: given the framework and the user's id, its JSON value
+/// (see [`SecurityBuilder::export_section`]).
+pub type ExportSection = Arc<
+    dyn Fn(
+            Security,
+            i64,
+        )
+            -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<serde_json::Value>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// A subscriber to the account events (see [`SecurityBuilder::on_activity`]).
+pub type ActivityHook = Arc<dyn Fn(&crate::activity::Activity) + Send + Sync>;
 
 /// An extra check of the registration form, run by the registration form's validation after the
 /// built-in ones: it reads the input and adds messages to the errors (see
@@ -61,12 +85,160 @@ impl Security {
             config,
             datastore: None,
             mailer: None,
+            sms_sender: None,
             clock: None,
             user_created_sql: Vec::new(),
             migrate: true,
             embedded_templates: Vec::new(),
             template_globals: Vec::new(),
+            catalogs: Vec::new(),
             register_checks: Vec::new(),
+            metrics: false,
+            activity_hooks: Vec::new(),
+            export_sections: Vec::new(),
+        }
+    }
+
+    pub(crate) fn export_sections(&self) -> &[(String, ExportSection)] {
+        &self.inner.export_sections
+    }
+
+    /// A receiver of every account event recorded from now on (sign-ins, failed sign-ins,
+    /// password changes, …; see [`ActivityEvent`](crate::activity::ActivityEvent)) — the
+    /// counterpart of Flask-Security's signals. A receiver that falls more than 1024 events
+    /// behind misses the oldest ([`tokio::sync::broadcast`]).
+    pub fn subscribe_activity(
+        &self,
+    ) -> tokio::sync::broadcast::Receiver<crate::activity::Activity> {
+        self.inner.activity_hub.subscribe()
+    }
+
+    /// Appends an account event to the activity log and hands it to the subscribers: for an
+    /// app's own events about accounts (an administrator's role change, a deletion). The
+    /// framework records its own.
+    ///
+    /// # Errors
+    ///
+    /// The datastore's.
+    pub async fn record_activity(&self, activity: crate::activity::NewActivity) -> Result<()> {
+        crate::web::activity::record(self, activity).await
+    }
+
+    /// Deletes the account `user_id` (as [`Datastore::delete_user`]) and records
+    /// `account_deleted` by `actor_id` from `device` in the same transaction. `false` when there
+    /// was no such user.
+    ///
+    /// # Errors
+    ///
+    /// The datastore's; nothing is deleted or recorded then.
+    pub async fn delete_user_recorded(
+        &self,
+        user_id: i64,
+        actor_id: Option<i64>,
+        device: Option<crate::activity::Device>,
+    ) -> Result<bool> {
+        let activity = crate::activity::NewActivity {
+            user_id,
+            actor_id,
+            event: crate::activity::ActivityEvent::AccountDeleted,
+            device,
+        };
+        let now = self.now_naive();
+        let recorded = self
+            .datastore()
+            .delete_user_recorded(user_id, &activity, now)
+            .await?;
+        if let Some(id) = recorded {
+            crate::web::activity::broadcast(self, &activity, id, now);
+        }
+        Ok(recorded.is_some())
+    }
+
+    /// Activates or deactivates the account `user_id` (as [`Datastore::set_active`]) and records
+    /// `account_activated` / `account_deactivated` by `actor_id` (an administrator) from `device`
+    /// in the same transaction.
+    ///
+    /// # Errors
+    ///
+    /// The datastore's (not found for an unknown user); nothing is written then.
+    pub async fn set_active_recorded(
+        &self,
+        user_id: i64,
+        active: bool,
+        actor_id: Option<i64>,
+        device: Option<crate::activity::Device>,
+    ) -> Result<()> {
+        let activity = crate::activity::NewActivity {
+            user_id,
+            actor_id,
+            event: if active {
+                crate::activity::ActivityEvent::AccountActivated
+            } else {
+                crate::activity::ActivityEvent::AccountDeactivated
+            },
+            device,
+        };
+        let now = self.now_naive();
+        let id = self
+            .datastore()
+            .set_active_recorded(user_id, active, now, &activity)
+            .await?;
+        crate::web::activity::broadcast(self, &activity, id, now);
+        Ok(())
+    }
+
+    /// Gives (`add`) or takes the role named `role` to or from `user_id` (as
+    /// [`Datastore::add_role_to_user`] / [`Datastore::remove_role_from_user`]) and records
+    /// `role_added` / `role_removed` by `actor_id` (an administrator) from `device` in the same
+    /// transaction. `false`, nothing written, when they already had (or did not have) it.
+    ///
+    /// # Errors
+    ///
+    /// The datastore's (not found for an unknown role or user when adding); nothing is written
+    /// then.
+    pub async fn change_role_recorded(
+        &self,
+        user_id: i64,
+        role: &str,
+        add: bool,
+        actor_id: Option<i64>,
+        device: Option<crate::activity::Device>,
+    ) -> Result<bool> {
+        let role_name = role.to_owned();
+        let activity = crate::activity::NewActivity {
+            user_id,
+            actor_id,
+            event: if add {
+                crate::activity::ActivityEvent::RoleAdded { role: role_name }
+            } else {
+                crate::activity::ActivityEvent::RoleRemoved { role: role_name }
+            },
+            device,
+        };
+        let now = self.now_naive();
+        let recorded = self
+            .datastore()
+            .change_role_recorded(user_id, role, add, now, &activity)
+            .await?;
+        if let Some(id) = recorded {
+            crate::web::activity::broadcast(self, &activity, id, now);
+        }
+        Ok(recorded.is_some())
+    }
+
+    pub(crate) fn activity_hub(&self) -> &crate::web::activity::ActivityHub {
+        &self.inner.activity_hub
+    }
+
+    /// Deletes account events older than `SECURITY_ACTIVITY_RETENTION`; returns how many. Run
+    /// by [`Security::spawn_housekeeping`].
+    pub async fn purge_old_activity(&self) -> Result<u64> {
+        let retention = time::Duration::try_from(self.config().activity.retention)
+            .unwrap_or(time::Duration::MAX);
+        let before = self.now_naive().checked_sub(retention);
+        match before {
+            Some(before) => Ok(self.datastore().delete_activity_before(before).await?),
+            None => Ok(0),
         }
     }
 
@@ -95,6 +267,11 @@ impl Security {
         &self.inner.mailer
     }
 
+    /// The text message sender (`SECURITY_SMS_SERVICE`).
+    pub fn sms_sender(&self) -> &crate::sms::SharedSmsSender {
+        &self.inner.sms_sender
+    }
+
     /// The templates (built-in, overridable from `SECURITY_TEMPLATE_DIR`).
     pub fn templates(&self) -> &Templates {
         &self.inner.templates
@@ -104,7 +281,8 @@ impl Security {
     pub(crate) fn page_config(&self) -> minijinja::Value {
         self.inner
             .page_config
-            .get_or_init(|| crate::web::templates::page_config(self))
+            // Computed once for every request: in English, whatever the first request's language.
+            .get_or_init(|| crate::i18n::in_english(|| crate::web::templates::page_config(self)))
             .clone()
     }
 
@@ -118,9 +296,23 @@ impl Security {
         &self.inner.messages
     }
 
+    /// The language to answer a request with these headers in: the best match of its
+    /// `Accept-Language` among the catalogs, else the default language.
+    pub fn locale_for(&self, headers: &axum::http::HeaderMap) -> Option<Arc<crate::i18n::Catalog>> {
+        let header = headers
+            .get(axum::http::header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok());
+        self.inner.messages.catalogs().negotiate(header).cloned()
+    }
+
     /// The message `key`, with placeholders filled.
     pub fn msg(&self, key: &str, args: &[(&str, &str)]) -> String {
         self.inner.messages.get(key, args)
+    }
+
+    /// The pages rendered once for every anonymous visitor.
+    pub(crate) fn page_cache(&self) -> &crate::web::page_cache::PageCache {
+        &self.inner.page_cache
     }
 
     pub(crate) fn session_store(&self) -> &Arc<DbSessionStore> {
@@ -133,6 +325,16 @@ impl Security {
 
     pub(crate) fn register_checks(&self) -> &[RegisterCheck] {
         &self.inner.register_checks
+    }
+
+    /// The metrics, when on.
+    pub(crate) fn metrics(&self) -> Option<&crate::web::metrics::Metrics> {
+        self.inner.metrics.as_deref()
+    }
+
+    /// Whether Prometheus metrics are on ([`SecurityBuilder::metrics`]).
+    pub fn metrics_enabled(&self) -> bool {
+        self.inner.metrics.is_some()
     }
 
     /// Now in whole seconds since 1970 (0 before), as session timestamps and one-time codes use.
@@ -153,7 +355,8 @@ impl Security {
             .await?)
     }
 
-    /// Spawns a task that purges expired sessions every `every` (errors are logged).
+    /// Spawns a task that purges expired sessions and account events older than
+    /// `SECURITY_ACTIVITY_RETENTION` every `every` (errors are logged).
     pub fn spawn_housekeeping(&self, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
         let security = self.clone();
         tokio::spawn(async move {
@@ -164,6 +367,11 @@ impl Security {
                     Ok(0) => {}
                     Ok(n) => tracing::debug!(purged = n, "expired sessions purged"),
                     Err(error) => tracing::warn!(%error, "purging expired sessions failed"),
+                }
+                match security.purge_old_activity().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(purged = n, "old account events purged"),
+                    Err(error) => tracing::warn!(%error, "purging old account events failed"),
                 }
             }
         })
@@ -183,15 +391,58 @@ pub struct SecurityBuilder {
     config: SecurityConfig,
     datastore: Option<Datastore>,
     mailer: Option<SharedMailer>,
+    sms_sender: Option<crate::sms::SharedSmsSender>,
     clock: Option<Arc<dyn Clock>>,
     user_created_sql: Vec<String>,
     migrate: bool,
     embedded_templates: Vec<(&'static str, &'static str)>,
     template_globals: Vec<(String, minijinja::Value)>,
+    catalogs: Vec<(String, String)>,
     register_checks: Vec<RegisterCheck>,
+    metrics: bool,
+    activity_hooks: Vec<ActivityHook>,
+    export_sections: Vec<(String, ExportSection)>,
 }
 
 impl SecurityBuilder {
+    /// Prometheus metrics (off by default): request counts and latency by route template and
+    /// status, sign-ins by outcome, the hashing pool's load and refusals, the authentication
+    /// cache's hits and misses, served at `GET /metrics` by [`Security::health_router`]. No
+    /// label carries personal data. Off, they cost one branch per request.
+    pub fn metrics(mut self, on: bool) -> Self {
+        self.metrics = on;
+        self
+    }
+
+    /// Adds the section `name` to the data export (`GET /api/account/export`): `section` is
+    /// given the framework and the user's id and answers the section's JSON (the sample app's
+    /// `profile`). Sections come after `roles`, in the order they were added.
+    pub fn export_section<F, Fut>(mut self, name: impl Into<String>, section: F) -> Self
+    where
+        F: Fn(Security, i64) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<serde_json::Value>> + Send + 'static,
+    {
+        type Boxed =
+            std::pin::Pin<Box<dyn std::future::Future<Output = Result<serde_json::Value>> + Send>>;
+        let section: ExportSection = Arc::new(move |security: Security, user_id: i64| -> Boxed {
+            Box::pin(section(security, user_id))
+        });
+        self.export_sections.push((name.into(), section));
+        self
+    }
+
+    /// Calls `hook` with every account event once it is recorded (a sign-in, a failed sign-in,
+    /// a password change, …), like a receiver of Flask-Security's signals. It runs on a task of
+    /// its own, after the event is stored; keep it quick (hand slow work to a task). See also
+    /// [`Security::subscribe_activity`].
+    pub fn on_activity(
+        mut self,
+        hook: impl Fn(&crate::activity::Activity) + Send + Sync + 'static,
+    ) -> Self {
+        self.activity_hooks.push(Arc::new(hook));
+        self
+    }
+
     /// The datastore (required).
     pub fn datastore(mut self, datastore: Datastore) -> Self {
         self.datastore = Some(datastore);
@@ -207,6 +458,13 @@ impl SecurityBuilder {
     /// A shared mailer (e.g. a memory mailer the test keeps a handle to).
     pub fn shared_mailer(mut self, mailer: SharedMailer) -> Self {
         self.mailer = Some(mailer);
+        self
+    }
+
+    /// The text message sender; by default the one `SECURITY_SMS_SERVICE` names (the console
+    /// sender unless configured).
+    pub fn sms_sender(mut self, sender: crate::sms::SharedSmsSender) -> Self {
+        self.sms_sender = Some(sender);
         self
     }
 
@@ -232,6 +490,14 @@ impl SecurityBuilder {
         templates: impl IntoIterator<Item = (&'static str, &'static str)>,
     ) -> Self {
         self.embedded_templates.extend(templates);
+        self
+    }
+
+    /// A Fluent catalog compiled into the app for language `tag` (`de`): its entries (the app's
+    /// page texts, or rewordings of `SECURITY_MSG_*` keys) win over the built-in catalog of that
+    /// language, and `SECURITY_I18N_DIRNAME`'s win over them. A language Rampart lacks is added.
+    pub fn catalog(mut self, tag: &str, source: &str) -> Self {
+        self.catalogs.push((tag.to_owned(), source.to_owned()));
         self
     }
 
@@ -294,18 +560,52 @@ impl SecurityBuilder {
             self.config.secret_key.clone(),
             self.config.secret_key_fallbacks.clone(),
         );
-        let templates = Templates::with_sources(
+        let catalogs = Arc::new(
+            crate::i18n::Catalogs::load_with(
+                &self.catalogs,
+                self.config.i18n.dirname.as_deref(),
+                &self.config.i18n.domain,
+                &self.config.i18n.default_locale,
+            )
+            .map_err(|e| {
+                Error::Config(crate::config::ConfigError::Invalid {
+                    key: "SECURITY_I18N_DIRNAME".into(),
+                    message: e.to_string(),
+                })
+            })?,
+        );
+        let templates = Templates::with_sources_and_catalogs(
             self.config.template_dir.iter().cloned().collect(),
             self.embedded_templates,
             self.template_globals,
+            catalogs.clone(),
         )?;
         let messages = Messages::new(self.config.messages.clone())
-            .with_page_overrides(self.config.page_messages.clone());
+            .with_page_overrides(self.config.page_messages.clone())
+            .with_catalogs(catalogs);
         let session_store = Arc::new(DbSessionStore::new(datastore.clone()));
-        Ok(Security {
+        let sms_sender = match self.sms_sender {
+            Some(sender) => sender,
+            None => crate::sms::from_config(&self.config.sms)
+                .map_err(|e| Error::Internal(format!("SECURITY_SMS_SERVICE: {e}")))?,
+        };
+        let metrics = if self.metrics {
+            let metrics = crate::web::metrics::Metrics::new()
+                .map_err(|e| Error::Internal(format!("metrics: {e}")))?;
+            Some(Arc::new(metrics))
+        } else {
+            None
+        };
+        let activity_hub = crate::web::activity::ActivityHub::default();
+        if !self.activity_hooks.is_empty() {
+            spawn_activity_hooks(activity_hub.subscribe(), self.activity_hooks);
+        }
+        let security = Security {
             inner: Arc::new(Inner {
                 page_config: std::sync::OnceLock::new(),
+                page_cache: crate::web::page_cache::PageCache::default(),
                 mailer: self.mailer.unwrap_or_else(|| Arc::new(ConsoleMailer)),
+                sms_sender,
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
                 config: self.config,
                 datastore,
@@ -316,9 +616,38 @@ impl SecurityBuilder {
                 session_store,
                 user_created_sql: self.user_created_sql,
                 register_checks: self.register_checks,
+                metrics,
+                activity_hub,
+                export_sections: self.export_sections,
             }),
-        })
+        };
+        if security.metrics_enabled() {
+            crate::web::metrics::start_counting(&security);
+        }
+        Ok(security)
     }
+}
+
+/// Runs the builder's activity hooks for every event, until the [`Security`] is dropped.
+fn spawn_activity_hooks(
+    mut events: tokio::sync::broadcast::Receiver<crate::activity::Activity>,
+    hooks: Vec<ActivityHook>,
+) {
+    tokio::spawn(async move {
+        loop {
+            match events.recv().await {
+                Ok(event) => {
+                    for hook in &hooks {
+                        hook(&event);
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "activity hooks fell behind; events skipped");
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    });
 }
 
 /// Outside `DEBUG`, refuses a configuration with neither `SERVER_NAME` nor `TRUSTED_HOSTS`: links

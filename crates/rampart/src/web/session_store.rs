@@ -1,21 +1,32 @@
-//! A tower-sessions [`SessionStore`] over the app database (`rampart_session` table).
+//! A tower-sessions [`SessionStore`] over the datastore's sessions: the `rampart_session` table,
+//! or Redis when the datastore uses it ([`Datastore::use_redis`]).
 //!
-//! Session ids are stored only as SHA-256 hashes, and each row records the signed-in user's id so
-//! a user's sessions can be listed and revoked.
+//! Session ids are stored only as SHA-256 hashes, and each session records the signed-in user's
+//! id so a user's sessions can be listed and revoked. A store that cannot be reached (database or
+//! Redis) makes the request answer 503, never a signed-out page.
+//!
+//! A request with a session cookie gets a store of its own ([`DbSessionStore::for_request`]):
+//! loading the session reads the signed-in user with their roles in the same statement
+//! ([`Datastore::session_load_with_user`]) and keeps them for the request's authentication
+//! ([`DbSessionStore::prefetched_user`]), so a cache miss costs one query, not two.
+
+use std::sync::OnceLock;
 
 use async_trait::async_trait;
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{Error as StoreError, Result as StoreResult, SessionStore};
 
-use crate::datastore::Datastore;
+use crate::datastore::{Datastore, UserWithRoles};
 
 /// Session key holding the signed-in user's id (recorded in its own column).
 pub(crate) const USER_ID_KEY: &str = "_user_id";
 
-/// Stores sessions in the `rampart_session` table.
+/// Stores sessions through the datastore (its table, or Redis).
 #[derive(Clone)]
 pub(crate) struct DbSessionStore {
     datastore: Datastore,
+    /// The user read with the session, for a request's own store.
+    prefetched: OnceLock<UserWithRoles>,
 }
 
 impl std::fmt::Debug for DbSessionStore {
@@ -27,7 +38,25 @@ impl std::fmt::Debug for DbSessionStore {
 impl DbSessionStore {
     /// A store over `datastore`.
     pub(crate) fn new(datastore: Datastore) -> Self {
-        Self { datastore }
+        Self {
+            datastore,
+            prefetched: OnceLock::new(),
+        }
+    }
+
+    /// A store for one request (the same sessions), which keeps the user it read with the
+    /// session.
+    pub(crate) fn for_request(&self) -> Self {
+        Self::new(self.datastore.clone())
+    }
+
+    /// The user (with roles) read together with this request's session, if it is the one with
+    /// `uniquifier` (whether active is the caller's check).
+    pub(crate) fn prefetched_user(&self, uniquifier: &str) -> Option<UserWithRoles> {
+        self.prefetched
+            .get()
+            .filter(|found| found.0.fs_uniquifier == uniquifier)
+            .cloned()
     }
 }
 
@@ -89,14 +118,18 @@ impl SessionStore for DbSessionStore {
 
     async fn load(&self, id: &Id) -> StoreResult<Option<Record>> {
         let now = crate::clock::naive(time::OffsetDateTime::now_utc());
-        let Some(data) = self
+        let Some((data, user)) = self
             .datastore
-            .session_load(&hash_session_id(id), now)
+            .session_load_with_user(&hash_session_id(id), now)
             .await
             .map_err(backend)?
         else {
             return Ok(None);
         };
+        if let Some(user) = user {
+            // Loaded once per request: a second load (none happens) would find it set.
+            let _first = self.prefetched.set(user);
+        }
         let data = serde_json::from_str(&data).map_err(|e| StoreError::Decode(e.to_string()))?;
         Ok(Some(Record {
             id: *id,

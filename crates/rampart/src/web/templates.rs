@@ -38,15 +38,22 @@ const BUILTIN: &[(&str, &str)] = embedded![
     "security/reset_password.html",
     "security/change_password.html",
     "security/change_email.html",
+    "security/change_username.html",
+    "security/recover_username.html",
     "security/two_factor_setup.html",
     "security/two_factor_verify_code.html",
     "security/mf_recovery_codes.html",
     "security/mf_recovery.html",
     "security/verify_user.html",
+    "security/us_signin.html",
+    "security/us_setup.html",
+    "security/_us_setup_body.html",
+    "security/us_verify.html",
     "security/_wan_js.html",
     "security/wan_register.html",
     "security/wan_signin.html",
     "security/wan_verify.html",
+    "security/oauth_username.html",
     "security/email/welcome/subject.txt.j2",
     "security/email/welcome/body.txt.j2",
     "security/email/welcome/body.html.j2",
@@ -74,9 +81,18 @@ const BUILTIN: &[(&str, &str)] = embedded![
     "security/email/change_email_notice/subject.txt.j2",
     "security/email/change_email_notice/body.txt.j2",
     "security/email/change_email_notice/body.html.j2",
+    "security/email/change_username_notice/subject.txt.j2",
+    "security/email/change_username_notice/body.txt.j2",
+    "security/email/change_username_notice/body.html.j2",
+    "security/email/username_recovery/subject.txt.j2",
+    "security/email/username_recovery/body.txt.j2",
+    "security/email/username_recovery/body.html.j2",
     "security/email/change_email_existing/subject.txt.j2",
     "security/email/change_email_existing/body.txt.j2",
     "security/email/change_email_existing/body.html.j2",
+    "security/email/us_instructions/subject.txt.j2",
+    "security/email/us_instructions/body.txt.j2",
+    "security/email/us_instructions/body.html.j2",
     "security/email/two_factor_instructions/subject.txt.j2",
     "security/email/two_factor_instructions/body.txt.j2",
     "security/email/two_factor_instructions/body.html.j2",
@@ -89,6 +105,12 @@ const BUILTIN: &[(&str, &str)] = embedded![
     "security/email/unlock_instructions/subject.txt.j2",
     "security/email/unlock_instructions/body.txt.j2",
     "security/email/unlock_instructions/body.html.j2",
+    "security/email/oauth_notice/subject.txt.j2",
+    "security/email/oauth_notice/body.txt.j2",
+    "security/email/oauth_notice/body.html.j2",
+    "security/email/new_device/subject.txt.j2",
+    "security/email/new_device/body.txt.j2",
+    "security/email/new_device/body.html.j2",
 ];
 
 /// The template environment (cheap to clone).
@@ -130,7 +152,18 @@ impl Templates {
         embedded: Vec<(&'static str, &'static str)>,
         globals: Vec<(String, Value)>,
     ) -> Result<Self, minijinja::Error> {
+        Self::with_sources_and_catalogs(dirs, embedded, globals, crate::i18n::Catalogs::builtin())
+    }
+
+    /// [`Templates::with_sources`] whose `_()` texts come from `catalogs`.
+    pub fn with_sources_and_catalogs(
+        dirs: Vec<PathBuf>,
+        embedded: Vec<(&'static str, &'static str)>,
+        globals: Vec<(String, Value)>,
+        catalogs: Arc<crate::i18n::Catalogs>,
+    ) -> Result<Self, minijinja::Error> {
         let mut env = Environment::new();
+        crate::i18n::add_template_functions(&mut env, catalogs);
         for (name, value) in globals {
             env.add_global(name, value);
         }
@@ -208,6 +241,10 @@ fn config_context(c: &crate::SecurityConfig) -> Value {
         "recovery_codes",
         Value::from(c.two_factor.enabled && c.recovery_codes.enabled),
     );
+    config.insert(
+        "oauth_providers",
+        Value::from_serialize(crate::config::oauth::providers_json(c)),
+    );
     Value::from_iter(config)
 }
 
@@ -234,20 +271,30 @@ pub async fn page(
     status: StatusCode,
     extra: Value,
 ) -> crate::Result<Response> {
-    let security = ctx.security();
     let csrf_token = ctx.csrf_token().await?;
     let flashes = ctx.take_flashes().await?;
-    let current_user = current_user(ctx);
+    let body = render_page(ctx, name, extra, &csrf_token, flashes)?;
+    Ok(crate::web::reply::html(status, body))
+}
+
+/// The body of [`page`], with this token and these flashes.
+fn render_page(
+    ctx: &AuthContext,
+    name: &str,
+    extra: Value,
+    csrf_token: &str,
+    flashes: Vec<(String, String)>,
+) -> crate::Result<String> {
+    let security = ctx.security();
     let base = context! {
         csrf_token => csrf_token,
         flashes => flashes,
-        current_user => current_user,
+        current_user => current_user(ctx),
         config => security.page_config(),
     };
-    let body = security
+    Ok(security
         .templates()
-        .render(name, context! { ..extra, ..base, ..ctx.page_values.get() })?;
-    Ok(crate::web::reply::html(status, body))
+        .render(name, context! { ..extra, ..base, ..ctx.page_values.get() })?)
 }
 
 /// Renders a form page: `form.values` (what the user typed, never passwords), `form.errors`
@@ -271,6 +318,48 @@ pub(crate) async fn form_page(
         context! { form => form, ..extra },
     )
     .await
+}
+
+/// [`form_page`] of an empty form whose context `extra` is the same for every visitor, for an
+/// anonymous visitor without a session or page values: rendered once per language and kept
+/// ([`crate::web::page_cache`]); each request signs its token and fills it in. Anyone else gets
+/// [`form_page`].
+pub(crate) async fn constant_form_page(
+    ctx: &AuthContext,
+    name: &'static str,
+    extra: Value,
+) -> crate::Result<Response> {
+    let empty = crate::web::forms::FieldErrors::new();
+    if ctx.user().is_some() || ctx.session().id().is_some() || ctx.page_values.is_set() {
+        return form_page(ctx, name, serde_json::Value::Null, &empty, extra).await;
+    }
+    let csrf_token = ctx.csrf_token().await?;
+    let security = ctx.security();
+    let tag = crate::i18n::with_current(|c| c.map(|c| c.tag().to_owned())).unwrap_or_default();
+    let segments = match security.page_cache().get(name, &tag) {
+        Some(segments) => segments,
+        None => {
+            let form = context! {
+                values => serde_json::Value::Null,
+                errors => empty.to_json(),
+                form_errors => empty.get("").to_vec(),
+            };
+            let body = render_page(
+                ctx,
+                name,
+                context! { form => form, ..extra },
+                crate::web::page_cache::PLACEHOLDER,
+                Vec::new(),
+            )?;
+            let segments = Arc::new(crate::web::page_cache::Segments::of(&body));
+            security.page_cache().put(name, tag, Arc::clone(&segments));
+            segments
+        }
+    };
+    Ok(crate::web::reply::html(
+        StatusCode::OK,
+        segments.fill(&csrf_token),
+    ))
 }
 
 /// Renders the generic message page (`security/message.html`).
@@ -425,10 +514,26 @@ mod config_context_tests {
             wan_rename_url => c.url(&c.webauthn.rename_url),
             wan_verify_url => c.url(&c.webauthn.verify_url),
             verify_url => c.url(&c.verify.url),
+            unified_signin => c.unified_signin.enabled,
+            us_signin_replaces_login => c.unified_signin.signin_replaces_login,
+            us_signin_url => c.url(&c.unified_signin.signin_url),
+            us_signin_send_code_url => c.url(&c.unified_signin.signin_send_code_url),
+            us_setup_url => c.url(&c.unified_signin.setup_url),
+            us_verify_url => c.url(&c.unified_signin.verify_url),
+            us_verify_send_code_url => c.url(&c.unified_signin.verify_send_code_url),
             post_login_view => c.login.post_view,
             confirm_email_within => crate::messages::describe_duration(c.confirm.within),
             reset_password_within => crate::messages::describe_duration(c.recover.within),
             debug => c.debug,
+            oauth_enable => c.oauth.enabled,
+            oauth_start_url => c.url(&c.oauth.start_url),
+            oauth_link_url => c.url(&c.oauth.link_url),
+            oauth_verify_start_url => c.url(&c.oauth.verify_start_url),
+            change_username => c.change_username.enabled,
+            change_username_url => c.url(&c.change_username.url),
+            username_recovery => c.username_recovery.enabled,
+            username_recovery_url => c.url(&c.username_recovery.url),
+            oauth_providers => Value::from_serialize(crate::config::oauth::providers_json(c)),
         }
     }
 

@@ -476,3 +476,60 @@ backend_test!(
         assert_eq!(client.get(&fine).send().await.status, StatusCode::OK);
     }
 );
+
+backend_test!(
+    the_sign_in_page_is_the_same_for_every_new_visitor_but_for_their_own_working_token,
+    GENERIC,
+    async |app: TestApp| {
+        app.signed_up("ann@example.com").await;
+        // Rendered once, then filled in: every visitor's page, in their language, with a token
+        // of their own that signs them in only with their own cookie.
+        let visit = async |language: &str| {
+            let client = app.client();
+            let page = client
+                .get("/login")
+                .header("accept-language", language)
+                .send()
+                .await;
+            assert_eq!(page.status, StatusCode::OK);
+            let token = csrf_in_html(&page.text());
+            (client, page.text().replace(&token, "TOKEN"), token)
+        };
+        let (first, first_page, first_token) = visit("en").await;
+        let (second, second_page, second_token) = visit("en").await;
+        let (_, german_page, _) = visit("de").await;
+        assert_ne!(first_token, second_token);
+        assert_eq!(first_page, second_page, "the same page but for the token");
+        assert!(first_page.contains("value=\"TOKEN\""), "{first_page}");
+        assert_ne!(first_page, german_page, "each language its own page");
+        let (_, again, _) = visit("en").await;
+        assert_eq!(again, first_page);
+        // With `next` (from the request) the page is rendered as usual, and shows it.
+        let with_next = app
+            .client()
+            .get("/login?next=/somewhere")
+            .send()
+            .await
+            .text();
+        assert!(with_next.contains("next=%2Fsomewhere"), "{with_next}");
+
+        let refused = second
+            .post("/login")
+            .form(&[("email", "ann@example.com"), ("password", PASSWORD)])
+            .header("x-csrf-token", &first_token)
+            .send()
+            .await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "another's token");
+        let login = first
+            .post("/login")
+            .form(&[
+                ("email", "ann@example.com"),
+                ("password", PASSWORD),
+                ("csrf_token", &first_token),
+            ])
+            .send()
+            .await;
+        assert_eq!(login.status, StatusCode::FOUND, "{}", login.text());
+        assert_eq!(first.me().await.status, StatusCode::OK);
+    }
+);

@@ -507,14 +507,26 @@ backend_test!(
     }
 );
 
-// Unified sign-in is not built yet: its setup state is at least read (signature, lifetime and the
-// secret it carries), ready for `/us-setup/<state>`.
+/// [`FS_TWO_FACTOR`] with unified sign-in on.
+const FS_UNIFIED: &[(&str, &str)] = &[
+    ("SECRET_KEY", "fs-golden-secret-key-0123456789abcdef"),
+    ("SECURITY_PASSWORD_SALT", "fs-golden-password-salt"),
+    ("SECURITY_RETURN_GENERIC_RESPONSES", "false"),
+    ("SECURITY_UNIFIED_SIGNIN", "true"),
+    (
+        "SECURITY_TOTP_SECRETS",
+        r#"{"1": "first-totp-key-Ql8wzPq2", "2": "second-totp-key-Vb71xRt0"}"#,
+    ),
+];
+
+// A unified sign-in setup state minted by Flask-Security is read (signature, lifetime and the
+// secret it carries) and finishes the setup at `/us-setup/<state>`: the authenticator it carries
+// then signs in at `/us-signin`.
 backend_test!(
-    a_flask_security_unified_sign_in_setup_state_is_read,
-    FS_TWO_FACTOR,
+    a_flask_security_unified_sign_in_setup_state_finishes_the_setup_here,
+    FS_UNIFIED,
     async |app: TestApp| {
         let all = vectors();
-        app.clock.travel_to(mint(&all));
         let token = text(&all["tokens"], "us_setup_state");
         let state: Value = app
             .security
@@ -530,9 +542,52 @@ backend_test!(
         let keys = &app.security.config().two_factor.totp_secrets;
         let opened =
             rampart::totp::stored::open(text(&state, "totp_secret"), keys).expect("readable");
-        assert_eq!(
-            opened.base32,
-            text(&all["setup_state_base32"], "us_setup_state")
+        let base32 = text(&all["setup_state_base32"], "us_setup_state");
+        assert_eq!(opened.base32, base32);
+
+        app.clock.travel_to(mint(&all));
+        let client = app.logged_in("us@example.com").await;
+        let path = format!("/us-setup/{token}");
+        let wrong = client
+            .post(&path)
+            .json(&json!({"passcode": "000000"}))
+            .csrf()
+            .send()
+            .await;
+        assert_eq!(wrong.status, StatusCode::BAD_REQUEST, "{}", wrong.text());
+        let code = rampart::totp::code_at(base32, now_secs(&app)).expect("code");
+        let done = client
+            .post(&path)
+            .json(&json!({ "passcode": code }))
+            .csrf()
+            .send()
+            .await;
+        assert_eq!(done.status, StatusCode::OK, "{}", done.text());
+        assert_eq!(done.response()["chosen_method"], "authenticator");
+        client.logout().await;
+        app.advance(Duration::from_secs(30));
+        let code = rampart::totp::code_at(base32, now_secs(&app)).expect("code");
+        let signin = app
+            .client()
+            .post("/us-signin")
+            .json(&json!({"identity": "us@example.com", "passcode": code}))
+            .send()
+            .await;
+        assert_eq!(signin.status, StatusCode::OK, "{}", signin.text());
+        // Past SECURITY_US_SETUP_WITHIN the state has expired.
+        app.advance(Duration::from_secs(31 * 60));
+        let again = app.logged_in("late@example.com").await;
+        let late = again
+            .post(&path)
+            .json(&json!({ "passcode": "123456" }))
+            .csrf()
+            .send()
+            .await;
+        assert!(
+            late.text()
+                .contains("Setup must be completed within 30 minutes"),
+            "{}",
+            late.text()
         );
     }
 );

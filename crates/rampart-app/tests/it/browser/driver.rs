@@ -19,8 +19,9 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::process::{Child, Command};
 
-/// How long a wait for the page may take.
-const WAIT: Duration = Duration::from_secs(15);
+/// How long a wait for the page may take (generous: under `.ci/run` the browser shares two cores
+/// with the rest of the suite, and a page that took 15 s there once failed a run).
+const WAIT: Duration = Duration::from_secs(40);
 /// How often a wait looks again.
 const POLL: Duration = Duration::from_millis(40);
 
@@ -75,6 +76,11 @@ impl Browser {
     /// Starts Chromium for the app at `base`, or `None` (with a notice) when it is not installed
     /// and this is not CI.
     pub(crate) async fn start(base: &str) -> Option<Self> {
+        Self::start_in(base, "en-US").await
+    }
+
+    /// [`Browser::start`] with `language` as the browser's language (its `Accept-Language`).
+    pub(crate) async fn start_in(base: &str, language: &str) -> Option<Self> {
         let chrome = find_program(
             "CHROME",
             &["chromium", "chromium-browser", "google-chrome", "chrome"],
@@ -126,10 +132,11 @@ impl Browser {
                     "--disable-extensions",
                     "--hide-scrollbars",
                     "--force-device-scale-factor=1",
-                    "--lang=en-US",
+                    format!("--lang={language}"),
                     format!("--window-size={},{}", DESKTOP.0, DESKTOP.1),
                     format!("--user-data-dir={}", profile.path().display()),
                 ],
+                "prefs": { "intl.accept_languages": language },
             }),
         );
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();

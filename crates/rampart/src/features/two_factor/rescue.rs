@@ -76,6 +76,13 @@ fn with_recovery_options(config: &SecurityConfig, html: Html) -> Reply {
     Reply::done(Json::Base(json), html)
 }
 
+/// The ways out of a sign-in whose second factor is lost.
+#[utoipa::path(
+    get,
+    path = "/tf-rescue",
+    tag = "tf",
+    responses((status = 200, description = "The options.", body = RescueAnswer))
+)]
 pub(super) async fn get_rescue(ctx: AuthContext, _pending: PendingSignIn) -> Reply {
     let config = ctx.security().config();
     with_recovery_options(
@@ -84,6 +91,14 @@ pub(super) async fn get_rescue(ctx: AuthContext, _pending: PendingSignIn) -> Rep
     )
 }
 
+/// Mails a code for the sign-in in progress (`help_setup: email`), or asks for help.
+#[utoipa::path(
+    post,
+    path = "/tf-rescue",
+    tag = "tf",
+    request_body = RescueBody,
+    responses((status = 200, description = "Sent.", body = RescueAnswer))
+)]
 pub(super) async fn post_rescue(
     ctx: AuthContext,
     mut input: FormInput,
@@ -123,4 +138,26 @@ pub(super) async fn post_rescue(
             config.url(&config.two_factor.token_validation_url),
         ),
     ))
+}
+
+/// The answer of `/tf-rescue`.
+#[derive(utoipa::ToSchema)]
+#[expect(dead_code, reason = "describes the answer the handlers render")]
+pub(crate) struct RescueAnswer {
+    /// The session's CSRF token.
+    csrf_token: String,
+    /// The options and where to ask for them.
+    #[schema(value_type = Object)]
+    recovery_options: serde_json::Value,
+}
+
+/// The body of `POST /tf-rescue`.
+#[derive(utoipa::ToSchema)]
+#[expect(
+    dead_code,
+    reason = "describes the fields the handler reads from the form or JSON body"
+)]
+pub(crate) struct RescueBody {
+    /// `email` or `help`.
+    help_setup: String,
 }

@@ -10,7 +10,11 @@ use minijinja::context;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::{AUTHENTICATOR, CodeVerdict, EMAIL, Expected, SETUP_CODE, check, required, send_code};
+use super::{
+    AUTHENTICATOR, CodeVerdict, EMAIL, Expected, SETUP_CODE, SMS, check, required, send_code,
+    send_sms_code,
+};
+use crate::activity::{ActivityEvent, Device, NewActivity};
 use crate::config::SecurityConfig;
 use crate::model::User;
 use crate::web::context::{AuthContext, AuthUser};
@@ -23,12 +27,13 @@ use crate::web::security::Security;
 const SETUP_SECRET: &str = "tf_setup_secret";
 const SETUP_METHOD: &str = "tf_setup_method";
 const SETUP_SINCE: &str = "tf_setup_since";
+const SETUP_PHONE: &str = "tf_setup_phone";
 /// Flask-Security's `SECURITY_TWO_FACTOR_SETUP_SALT`: the setup state token (`tf_state_token`).
 const STATE_SALT: &str = "tf-setup-salt";
 
 /// The setup state token's payload, as Flask-Security's `two_factor_setup` signs it: the new
 /// secret (stored form: passlib's encrypted JSON under `SECURITY_TOTP_SECRETS`, or base32), the
-/// method and the phone (SMS, unused here). `POST /tf-setup/<token>` with the first code finishes
+/// method and the phone (E.164, the SMS method). `POST /tf-setup/<token>` with the first code finishes
 /// the setup without the session, for tokens of either server.
 #[derive(Serialize, Deserialize)]
 struct SetupState {
@@ -44,8 +49,10 @@ const SETUP_WITHIN: Duration = Duration::from_secs(30 * 60);
 /// code. Not on the user yet (the web keeps it in the session).
 #[derive(Clone, PartialEq, Eq)]
 pub struct PendingSetup {
-    /// [`AUTHENTICATOR`] or [`EMAIL`].
+    /// [`AUTHENTICATOR`], [`EMAIL`] or [`SMS`].
     pub method: String,
+    /// The phone codes are texted to (E.164; the SMS method only).
+    pub phone: Option<String>,
     /// The new TOTP secret (base32).
     pub secret: String,
     /// When the setup began (Unix seconds, from the handle's clock).
@@ -56,6 +63,7 @@ impl fmt::Debug for PendingSetup {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PendingSetup")
             .field("method", &self.method)
+            .field("phone", &self.phone)
             .field("secret", &"[redacted]")
             .field("since", &self.since)
             .finish()
@@ -91,19 +99,58 @@ pub async fn start_setup(
     user: &User,
     method: &str,
 ) -> crate::Result<Result<PendingSetup, FieldErrors>> {
+    start_setup_to(security, user, method, None).await
+}
+
+/// [`start_setup`] with the phone (as typed) codes are texted to, for the [`SMS`] method: it
+/// must be a valid number (E.164 after `SECURITY_PHONE_REGION_DEFAULT`), else the form's
+/// `phone` error.
+///
+/// # Errors
+///
+/// As for [`start_setup`]; the text message provider's failure.
+pub async fn start_setup_to(
+    security: &Security,
+    user: &User,
+    method: &str,
+    phone: Option<&str>,
+) -> crate::Result<Result<PendingSetup, FieldErrors>> {
     if !available_methods(security.config()).contains(&method) {
         return Ok(Err(FieldErrors::single(
             "setup",
             security.msg("TWO_FACTOR_METHOD_NOT_AVAILABLE", &[]),
         )));
     }
+    let phone = if method == SMS {
+        let region = &security.config().sms.phone_region_default;
+        match phone.and_then(|p| crate::phone::canonical(p, region)) {
+            Some(phone) => Some(phone),
+            None => {
+                return Ok(Err(FieldErrors::single(
+                    "phone",
+                    security.msg("PHONE_INVALID", &[]),
+                )));
+            }
+        }
+    } else {
+        None
+    };
     let setup = PendingSetup {
         method: method.to_owned(),
+        phone,
         secret: crate::totp::new_secret(),
         since: security.unix_now(),
     };
     if method == EMAIL {
         send_code(security, user, &user.email, SETUP_CODE).await?;
+    }
+    if let Some(phone) = setup.phone.as_deref()
+        && !send_sms_code(security, user, phone, SETUP_CODE).await?
+    {
+        return Ok(Err(FieldErrors::single(
+            "setup",
+            security.msg("FAILED_TO_SEND_CODE", &[]),
+        )));
     }
     Ok(Ok(setup))
 }
@@ -122,10 +169,21 @@ pub async fn confirm_setup(
     setup: &PendingSetup,
     code: &str,
 ) -> crate::Result<SetupVerdict> {
+    confirm_setup_from(security, user, setup, code, None).await
+}
+
+/// [`confirm_setup`] from a request's `device` (recorded with `two_factor_enabled`).
+async fn confirm_setup_from(
+    security: &Security,
+    user: &User,
+    setup: &PendingSetup,
+    code: &str,
+    device: Option<Device>,
+) -> crate::Result<SetupVerdict> {
     if security.unix_now().saturating_sub(setup.since) > SETUP_WITHIN.as_secs() {
         return Ok(SetupVerdict::Expired);
     }
-    let expected = if setup.method == EMAIL {
+    let expected = if setup.method == EMAIL || setup.method == SMS {
         Expected::Mailed(SETUP_CODE)
     } else {
         Expected::Authenticator(&setup.secret)
@@ -142,17 +200,25 @@ pub async fn confirm_setup(
     // other session, auth token and remember-me cookie of the user ends, so none issued before
     // skips the new factor.
     let sealed = super::seal_secret(security, &setup.secret)?;
-    security
-        .datastore()
-        .enable_two_factor(
+    let datastore = security.datastore();
+    let new_uniquifier = crate::model::new_uniquifier();
+    let now = security.now_naive();
+    let activity = change_activity(user, true, device);
+    let phone = setup.phone.as_deref().filter(|_| setup.method == SMS);
+    // The phone with the method, in one statement; the record in the same transaction.
+    let id = datastore
+        .enable_two_factor_recorded(
             user.id,
             &user.fs_uniquifier,
-            &crate::model::new_uniquifier(),
+            &new_uniquifier,
             &setup.method,
             &sealed,
-            security.now_naive(),
+            phone,
+            now,
+            &activity,
         )
         .await?;
+    crate::web::activity::broadcast(security, &activity, id, now);
     notify_change(security, user, Some(&setup.method))?;
     Ok(SetupVerdict::Enabled)
 }
@@ -164,14 +230,41 @@ pub async fn confirm_setup(
 ///
 /// The datastore's errors; rendering the mail fails.
 pub async fn disable(security: &Security, user: &User) -> crate::Result<()> {
+    disable_from(security, user, None).await
+}
+
+/// [`disable`] from a request's `device` (recorded with `two_factor_disabled`).
+async fn disable_from(
+    security: &Security,
+    user: &User,
+    device: Option<Device>,
+) -> crate::Result<()> {
     if required(security.config(), user) {
-        security
+        let activity = change_activity(user, false, device);
+        let now = security.now_naive();
+        let id = security
             .datastore()
-            .set_two_factor(user.id, None, None, security.now_naive())
+            .set_two_factor_recorded(user.id, None, None, now, &activity)
             .await?;
+        crate::web::activity::broadcast(security, &activity, id, now);
         notify_change(security, user, None)?;
     }
     Ok(())
+}
+
+/// The activity record of two-factor sign-in turned on (`enabled`) or off for `user`, from the
+/// `device` of the request that did it, when there is one.
+fn change_activity(user: &User, enabled: bool, device: Option<Device>) -> NewActivity {
+    NewActivity {
+        user_id: user.id,
+        actor_id: Some(user.id),
+        event: if enabled {
+            ActivityEvent::TwoFactorEnabled
+        } else {
+            ActivityEvent::TwoFactorDisabled
+        },
+        device,
+    }
 }
 
 /// Tells `user` by mail that two-factor sign-in is now `method` (on) or off (`None`), so a change
@@ -196,8 +289,14 @@ pub(super) async fn pending_setup(ctx: &AuthContext) -> crate::Result<Option<Pen
     };
     let method: String = ctx.session.get(SETUP_METHOD).await?.unwrap_or_default();
     let since: u64 = ctx.session.get(SETUP_SINCE).await?.unwrap_or(0);
+    let phone: Option<String> = ctx
+        .session
+        .get::<Option<String>>(SETUP_PHONE)
+        .await?
+        .flatten();
     Ok(Some(PendingSetup {
         method,
+        phone,
         secret,
         since,
     }))
@@ -212,18 +311,19 @@ async fn keep_setup(ctx: &AuthContext, setup: &PendingSetup) -> crate::Result<()
     ctx.session.insert(SETUP_SECRET, &setup.secret).await?;
     ctx.session.insert(SETUP_METHOD, &setup.method).await?;
     ctx.session.insert(SETUP_SINCE, setup.since).await?;
+    ctx.session.insert(SETUP_PHONE, &setup.phone).await?;
     Ok(())
 }
 
 async fn forget_setup(ctx: &AuthContext) -> crate::Result<()> {
-    for key in [SETUP_SECRET, SETUP_METHOD, SETUP_SINCE] {
+    for key in [SETUP_SECRET, SETUP_METHOD, SETUP_SINCE, SETUP_PHONE] {
         ctx.session.remove_value(key).await?;
     }
     Ok(())
 }
 
 fn available_methods(config: &SecurityConfig) -> Vec<&str> {
-    [AUTHENTICATOR, EMAIL]
+    [AUTHENTICATOR, EMAIL, SMS]
         .into_iter()
         .filter(|m| config.two_factor.enabled_methods.iter().any(|e| e == m))
         .collect()
@@ -251,6 +351,13 @@ fn setup_form(
     })
 }
 
+/// The two-factor setup form: the methods and the one in use. Anonymous (no sign-in in progress): 400.
+#[utoipa::path(
+    get,
+    path = "/tf-setup",
+    tag = "tf",
+    responses((status = 200, description = "The form.", body = TfSetupForm))
+)]
 pub(super) async fn get_setup(
     ctx: AuthContext,
     user: Option<CurrentUser>,
@@ -264,12 +371,20 @@ pub(super) async fn get_setup(
         setup_form(config, enabled, method.clone(), None)
             .json("tf_available_methods", json!(available_methods(config)))
             .json("tf_method", json!(method))
-            .json("tf_phone_number", Value::Null)
+            .json("tf_phone_number", json!(user.user.tf_phone_number))
             .json("tf_primary_method", json!(method))
             .json("tf_required", json!(enabled)),
     ))
 }
 
+/// Begins setting up a method (`authenticator`, `email`, `sms`), or turns two-factor off (`disable`).
+#[utoipa::path(
+    post,
+    path = "/tf-setup",
+    tag = "tf",
+    request_body = TfSetupBody,
+    responses((status = 200, description = "Begun (prove it at `/tf-validate`), or turned off.", body = TfSetupAnswer))
+)]
 pub(super) async fn post_setup(
     ctx: AuthContext,
     user: Option<CurrentUser>,
@@ -281,9 +396,15 @@ pub(super) async fn post_setup(
     let config = security.config();
     let (enabled, method) = current_method(config, &user.user);
     let choice = input.text("setup").unwrap_or_default();
+    let typed_phone = input.text("phone");
     if choice == "disable" {
         forget_setup(&ctx).await?;
-        disable(&security, &user.user).await?;
+        disable_from(
+            &security,
+            &user.user,
+            Some(crate::web::activity::device(&ctx)),
+        )
+        .await?;
         let mut json = Map::new();
         json.insert("user".into(), ctx.user_payload(&user, false)?);
         return Ok(Reply::done(
@@ -295,7 +416,8 @@ pub(super) async fn post_setup(
             ),
         ));
     }
-    let setup = match start_setup(&security, &user.user, &choice).await? {
+    let setup = match start_setup_to(&security, &user.user, &choice, typed_phone.as_deref()).await?
+    {
         Ok(setup) => setup,
         Err(errors) => {
             return Ok(Reply::Invalid(
@@ -307,7 +429,7 @@ pub(super) async fn post_setup(
     let state = SetupState {
         totp_secret: super::seal_secret(&security, &setup.secret)?,
         method: choice.clone(),
-        phone: None,
+        phone: setup.phone.clone(),
     };
     let state_token = security
         .signer()
@@ -317,6 +439,9 @@ pub(super) async fn post_setup(
     json.insert("tf_primary_method".into(), json!(choice));
     json.insert("tf_state".into(), json!("validating_profile"));
     json.insert("tf_state_token".into(), json!(state_token));
+    if choice == SMS {
+        json.insert("tf_phone_number".into(), json!(setup.phone));
+    }
     if choice == AUTHENTICATOR {
         let (issuer, uri) = authenticator(config, &user.user, &setup.secret);
         json.insert("tf_authr_b32key".into(), json!(setup.secret));
@@ -339,6 +464,14 @@ pub(super) async fn post_setup(
 /// (Flask-Security's `two_factor_setup_validate`), so a setup started by either server — or by a
 /// client without the session — finishes here. A token older than the setup may wait, or not
 /// signed by this deployment, is refused.
+#[utoipa::path(
+    post,
+    path = "/tf-setup/{token}",
+    tag = "tf",
+    request_body = crate::web::openapi::CodeBody,
+    params(("token" = String, Path, description = "The token from the link or the earlier answer.")),
+    responses((status = 200, description = "The method is in use.", body = crate::web::openapi::UserAnswer))
+)]
 pub(super) async fn post_setup_validate(
     ctx: AuthContext,
     user: Option<CurrentUser>,
@@ -388,6 +521,7 @@ pub(super) async fn post_setup_validate(
     };
     let setup = PendingSetup {
         method: state.method,
+        phone: state.phone,
         secret,
         since: u64::try_from(issued.unix_timestamp()).unwrap_or(0),
     };
@@ -403,7 +537,8 @@ pub(super) async fn post_first_code(
 ) -> Result<Reply, Rejection> {
     let security = ctx.security().clone();
     let config = security.config();
-    match confirm_setup(&security, &user.user, setup, code).await? {
+    let device = Some(crate::web::activity::device(ctx));
+    match confirm_setup_from(&security, &user.user, setup, code, device).await? {
         SetupVerdict::Enabled => {}
         SetupVerdict::Expired => {
             forget_setup(ctx).await?;
@@ -480,4 +615,63 @@ fn post_setup_view(config: &SecurityConfig) -> String {
         .post_setup_view
         .clone()
         .unwrap_or_else(|| config.url(&config.two_factor.setup_url))
+}
+
+/// The answer of `GET /tf-setup`.
+#[derive(utoipa::ToSchema)]
+#[expect(dead_code, reason = "describes the answer `get_setup` renders")]
+pub(crate) struct TfSetupForm {
+    /// The session's CSRF token.
+    csrf_token: String,
+    /// The methods that can be set up.
+    tf_available_methods: Vec<String>,
+    /// The method in use (`null`: none).
+    tf_method: Option<String>,
+    /// The phone number of the `sms` method.
+    tf_phone_number: Option<String>,
+    /// The method in use (`null`: none).
+    tf_primary_method: Option<String>,
+    /// Whether two-factor is on.
+    tf_required: bool,
+}
+
+/// The body of `POST /tf-setup`.
+#[derive(utoipa::ToSchema)]
+#[expect(
+    dead_code,
+    reason = "describes the fields the handler reads from the form or JSON body"
+)]
+pub(crate) struct TfSetupBody {
+    /// `authenticator`, `email`, `sms` or `disable`.
+    setup: String,
+    /// The phone number, for `sms`.
+    #[schema(nullable = false)]
+    phone: Option<String>,
+}
+
+/// The answer of `POST /tf-setup`: the setup begun (with the authenticator's secret), or
+/// two-factor turned off (`user`).
+#[derive(utoipa::ToSchema)]
+#[expect(dead_code, reason = "describes the answer `post_setup` renders")]
+pub(crate) struct TfSetupAnswer {
+    /// The session's CSRF token.
+    csrf_token: String,
+    /// The method being set up.
+    #[schema(nullable = false)]
+    tf_method: Option<String>,
+    /// `validating_profile` while the setup waits for its first code.
+    #[schema(nullable = false)]
+    tf_state: Option<String>,
+    /// The state token for `POST /tf-setup/{token}`.
+    #[schema(nullable = false)]
+    tf_state_token: Option<String>,
+    /// The authenticator's secret (base32).
+    #[schema(nullable = false)]
+    tf_authr_key: Option<String>,
+    /// The `otpauth://` URI for the authenticator app.
+    #[schema(nullable = false)]
+    tf_authr_uri: Option<String>,
+    /// The user, when two-factor was turned off.
+    #[schema(nullable = false)]
+    user: Option<crate::web::openapi::UserPayload>,
 }

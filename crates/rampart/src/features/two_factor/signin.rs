@@ -23,7 +23,7 @@ use crate::web::security::Security;
 pub struct SecondFactorPending {
     /// The user's method, [`super::AUTHENTICATOR`] or [`EMAIL`] (empty if they have none).
     pub method: String,
-    /// Whether a code was just mailed (the email method).
+    /// Whether a code was just mailed (the email method; a text message for SMS is not a mail).
     pub code_mailed: bool,
 }
 
@@ -56,13 +56,20 @@ pub async fn begin(security: &Security, user: &User) -> crate::Result<SecondFact
     if code_mailed {
         send_code(security, user, &user.email, SIGN_IN_CODE).await?;
     }
+    if method == super::SMS
+        && let Some(phone) = user.tf_phone_number.as_deref()
+    {
+        // A provider failure is logged; the user can ask again by signing in again.
+        let _sent = super::send_sms_code(security, user, phone, SIGN_IN_CODE).await?;
+    }
     Ok(SecondFactorPending {
         method,
         code_mailed,
     })
 }
 
-/// Starts a two-factor login for `user`, whose password was right (the hand-off from login):
+/// Starts a two-factor login for `user`, whose first factor (given by `method`) was right (the
+/// hand-off from login, unified sign-in, a passkey or an identity provider):
 /// the pending user goes into a fresh session, a code is mailed for the email method
 /// ([`begin`]); nobody is signed in yet. The reply tells the client a code is needed.
 ///
@@ -74,9 +81,10 @@ pub(crate) async fn begin_login_reply(
     user: &User,
     remember: bool,
     next: Option<String>,
+    method: crate::activity::SignInMethod,
 ) -> crate::Result<Reply> {
     let security = ctx.security();
-    pending_login::start(ctx, user, remember, next).await?;
+    pending_login::start(ctx, user, remember, next, method).await?;
     if user.tf_primary_method.is_none()
         && pending_login::webauthn_second_factor(security, user).await?
     {
@@ -99,6 +107,13 @@ fn webauthn_reply(config: &SecurityConfig) -> Reply {
     Reply::done(Json::Base(json), Html::redirect(signin_url))
 }
 
+/// The code form of a sign-in (or setup) in progress.
+#[utoipa::path(
+    get,
+    path = "/tf-validate",
+    tag = "tf",
+    responses((status = 200, description = "The form.", body = crate::web::openapi::CsrfAnswer))
+)]
 pub(super) async fn get_validate(ctx: AuthContext) -> Result<Reply, Rejection> {
     let config = ctx.security().config();
     // JSON clients get just a CSRF token, whatever waits: what is pending is looked up (and a
@@ -120,6 +135,15 @@ pub(super) async fn get_validate(ctx: AuthContext) -> Result<Reply, Rejection> {
     )))
 }
 
+/// Proves the second factor with a code: finishes the sign-in, or the setup.
+#[utoipa::path(
+    post,
+    path = "/tf-validate",
+    tag = "tf",
+    request_body = crate::web::openapi::CodeBody,
+    params(crate::web::openapi::IncludeAuthToken),
+    responses((status = 200, description = "Signed in, or the method set up.", body = crate::web::openapi::SignInAnswer))
+)]
 pub(super) async fn post_validate(
     ctx: AuthContext,
     mut input: FormInput,
@@ -152,11 +176,13 @@ pub(super) async fn post_validate(
         CodeVerdict::Accepted => Ok(pending_login::complete_login(&ctx, &user).await?),
         CodeVerdict::Limited(limited) => Err(Rejection::Limited(limited)),
         CodeVerdict::Invalid => {
+            crate::web::activity::sign_in_failed(&ctx, user.id).await?;
             let form = verify_form(security.config(), user.tf_primary_method.clone(), true)
                 .errors(super::invalid_code(&security));
             Ok(Reply::Invalid(form).into_response())
         }
         CodeVerdict::AlreadyUsed => {
+            crate::web::activity::sign_in_failed(&ctx, user.id).await?;
             let form = verify_form(security.config(), user.tf_primary_method.clone(), true)
                 .errors(super::code_already_used(&security));
             Ok(Reply::Invalid(form).into_response())

@@ -22,6 +22,14 @@ use crate::web::rejection::Rejection;
 
 const TEMPLATE: &str = "security/wan_register.html";
 
+/// The user's passkeys.
+#[utoipa::path(
+    get,
+    path = "/wan-register",
+    tag = "wan",
+    responses((status = 200, description = "The passkeys.", body = super::WanListing)),
+    security(("signed_in" = []))
+)]
 pub(super) async fn get_register(ctx: AuthContext, user: FreshUser) -> Result<Reply, Rejection> {
     let security = ctx.security();
     let creds = listing(security, user.user.id).await?;
@@ -90,6 +98,15 @@ fn begin(
     Ok(Begun { options, state })
 }
 
+/// Begins registering a passkey: the options for `navigator.credentials.create`.
+#[utoipa::path(
+    post,
+    path = "/wan-register",
+    tag = "wan",
+    request_body = WanRegisterBody,
+    responses((status = 200, description = "Begun.", body = super::WanBegun)),
+    security(("signed_in" = []))
+)]
 pub(super) async fn post_register(
     ctx: AuthContext,
     user: FreshUser,
@@ -269,12 +286,19 @@ async fn finish(
         name: name.clone(),
         usage,
     };
+    let activity = crate::activity::NewActivity {
+        user_id: user.id,
+        actor_id: Some(user.id),
+        event: crate::activity::ActivityEvent::PasskeyAdded,
+        device: Some(crate::web::activity::device(ctx)),
+    };
+    let now = security.now_naive();
     match security
         .datastore()
-        .create_webauthn(user.id, &new, security.now_naive())
+        .create_webauthn_recorded(user.id, &new, now, &activity)
         .await
     {
-        Ok(()) => {}
+        Ok(id) => crate::web::activity::broadcast(security, &activity, id, now),
         Err(error) if error.is_conflict() => {
             let message = security.msg("WEBAUTHN_CREDENTIAL_ID_INUSE", &[]);
             return Ok(Finish::Refused(FieldErrors::single("credential", message)));
@@ -303,6 +327,16 @@ fn cose_public_key(reg: &RegisterPublicKeyCredential) -> Option<Vec<u8>> {
     serde_cbor_2::to_vec(&data.acd?.credential_pk).ok()
 }
 
+/// Finishes registering a passkey with the authenticator's answer.
+#[utoipa::path(
+    post,
+    path = "/wan-register/{state}",
+    tag = "wan",
+    request_body = super::WanCredentialBody,
+    params(("state" = String, Path, description = "The state from the link or the earlier answer.")),
+    responses((status = 200, description = "Registered.", body = crate::web::openapi::UserAnswer)),
+    security(("signed_in" = []))
+)]
 pub(super) async fn post_register_response(
     ctx: AuthContext,
     user: CurrentUser,
@@ -335,4 +369,18 @@ pub(super) async fn post_register_response(
             ))
         }
     }
+}
+
+/// The body of `POST /wan-register`.
+#[derive(utoipa::ToSchema)]
+#[expect(
+    dead_code,
+    reason = "describes the fields the handler reads from the form or JSON body"
+)]
+pub(crate) struct WanRegisterBody {
+    /// The passkey's name.
+    name: String,
+    /// `first` or `secondary`.
+    #[schema(nullable = false)]
+    usage: Option<String>,
 }

@@ -37,6 +37,13 @@ fn not_found() -> Response {
     StatusCode::NOT_FOUND.into_response()
 }
 
+/// The passkey sign-in form.
+#[utoipa::path(
+    get,
+    path = "/wan-signin",
+    tag = "wan",
+    responses((status = 200, description = "The form.", body = crate::web::openapi::CsrfAnswer))
+)]
 pub(super) async fn get_signin(ctx: AuthContext) -> Result<Response, Rejection> {
     let is_secondary = secondary_user(&ctx).await?.is_some();
     if !is_secondary && !ctx.security().config().webauthn.allow_as_first_factor {
@@ -100,6 +107,14 @@ fn begin_assertion(
     Ok((options, state))
 }
 
+/// Begins a passkey sign-in: the options for `navigator.credentials.get`.
+#[utoipa::path(
+    post,
+    path = "/wan-signin",
+    tag = "wan",
+    request_body = WanSigninBody,
+    responses((status = 200, description = "Begun.", body = super::WanBegun))
+)]
 pub(super) async fn post_signin(
     ctx: AuthContext,
     mut input: FormInput,
@@ -293,6 +308,15 @@ async fn take(
     })
 }
 
+/// Finishes a passkey sign-in with the authenticator's answer.
+#[utoipa::path(
+    post,
+    path = "/wan-signin/{state}",
+    tag = "wan",
+    request_body = super::WanCredentialBody,
+    params(crate::web::openapi::IncludeAuthToken, ("state" = String, Path, description = "The state from the link or the earlier answer.")),
+    responses((status = 200, description = "Signed in, or the second factor is needed.", body = crate::web::openapi::SignInAnswer))
+)]
 pub(super) async fn post_signin_response(
     ctx: AuthContext,
     Path(token): Path<String>,
@@ -342,11 +366,19 @@ pub(super) async fn post_signin_response(
                     &user,
                     pending.remember,
                     pending.next.clone(),
+                    crate::activity::SignInMethod::Passkey,
                 )
                 .await?;
                 return Ok(reply.into_response());
             }
-            Ok(crate::web::auth::finish_login(&ctx, &user, pending.remember, pending.next).await?)
+            Ok(crate::web::auth::finish_login(
+                &ctx,
+                &user,
+                pending.remember,
+                pending.next,
+                crate::activity::SignInMethod::Passkey,
+            )
+            .await?)
         }
     }
 }
@@ -362,6 +394,14 @@ fn verify_usages(ctx: &AuthContext) -> Vec<&str> {
         .collect()
 }
 
+/// The passkey re-authentication form.
+#[utoipa::path(
+    get,
+    path = "/wan-verify",
+    tag = "wan",
+    responses((status = 200, description = "The form.", body = crate::web::openapi::CsrfAnswer)),
+    security(("signed_in" = []))
+)]
 pub(super) async fn get_verify(
     ctx: AuthContext,
     _user: CurrentUser,
@@ -372,6 +412,14 @@ pub(super) async fn get_verify(
     Ok(Reply::Form(Form::new(VERIFY_TEMPLATE)).into_response())
 }
 
+/// Begins re-authenticating with a passkey.
+#[utoipa::path(
+    post,
+    path = "/wan-verify",
+    tag = "wan",
+    responses((status = 200, description = "Begun.", body = super::WanBegun)),
+    security(("signed_in" = []))
+)]
 pub(super) async fn post_verify(
     ctx: AuthContext,
     user: CurrentUser,
@@ -420,6 +468,16 @@ pub(super) async fn post_verify(
     .into_response())
 }
 
+/// Finishes re-authenticating with a passkey.
+#[utoipa::path(
+    post,
+    path = "/wan-verify/{state}",
+    tag = "wan",
+    request_body = super::WanCredentialBody,
+    params(("state" = String, Path, description = "The state from the link or the earlier answer.")),
+    responses((status = 200, description = "Confirmed.", body = crate::web::openapi::UserAnswer)),
+    security(("signed_in" = []))
+)]
 pub(super) async fn post_verify_response(
     ctx: AuthContext,
     user: CurrentUser,
@@ -459,4 +517,19 @@ pub(super) async fn post_verify_response(
             .into_response())
         }
     }
+}
+
+/// The body of `POST /wan-signin`.
+#[derive(utoipa::ToSchema)]
+#[expect(
+    dead_code,
+    reason = "describes the fields the handler reads from the form or JSON body"
+)]
+pub(crate) struct WanSigninBody {
+    /// An email address or username (absent: any discoverable passkey).
+    #[schema(nullable = false)]
+    identity: Option<String>,
+    /// Remember me.
+    #[schema(nullable = false)]
+    remember: Option<bool>,
 }

@@ -60,6 +60,8 @@ pub(crate) struct TestApp {
     pub(crate) router: Router,
     pub(crate) security: Security,
     pub(crate) mailer: MemoryMailer,
+    /// Text messages sent (`SECURITY_SMS_SERVICE` is replaced by this memory sender).
+    pub(crate) sms: rampart::sms::MemorySmsSender,
     pub(crate) clock: TestClock,
     /// Per address, how many of its mails the test has taken.
     taken: Mutex<HashMap<String, usize>>,
@@ -68,7 +70,7 @@ pub(crate) struct TestApp {
 }
 
 impl TestApp {
-    pub(super) async fn on(
+    pub(crate) async fn on(
         backend: TestBackend,
         settings: &[(&str, &str)],
         mailer: Option<rampart::SharedMailer>,
@@ -80,8 +82,10 @@ impl TestApp {
             SecurityConfig::from_settings(&Settings::from_pairs(pairs)).expect("valid settings");
         let memory = MemoryMailer::new();
         let clock = TestClock::default();
+        let sms = rampart::sms::MemorySmsSender::new();
         let security = Security::builder(config)
             .datastore(datastore)
+            .sms_sender(Arc::new(sms.clone()))
             .shared_mailer(mailer.unwrap_or_else(|| Arc::new(memory.clone())))
             .clock(clock.clone())
             .build()
@@ -133,6 +137,7 @@ impl TestApp {
             router,
             security,
             mailer: memory,
+            sms,
             clock,
             taken: Mutex::new(HashMap::new()),
             _db: guard,
